@@ -1,0 +1,193 @@
+// The engine's model representation, independent of any file format. Importers (TFLite, TF.js
+// graph models, ONNX) produce it; graph passes rewrite it; backends compile it.
+//
+// Tensors are per sample: the batch dimension is implicit and chosen at run time, so shapes here
+// never include it. Image tensors are [H, W, C] (NHWC without N); vectors are [F].
+// Constant data (filters, biases, PReLU slopes) lives on the nodes that use it.
+
+export type Activation = 'none' | 'relu' | 'prelu';
+
+/** Zero padding in pixels on each side. */
+export interface Pads {
+  top: number;
+  left: number;
+  bottom: number;
+  right: number;
+}
+
+interface NodeBase {
+  /** Unique, human-readable (taken from the source model where it has names). */
+  name: string;
+  inputs: string[];
+  output: string;
+}
+
+/** Fused activation carried by compute nodes. `alpha` is per output channel, present for prelu. */
+export interface Fused {
+  activation: Activation;
+  alpha?: Float32Array;
+}
+
+/**
+ * Dense 2-D convolution. filter layout [outC, kh, kw, inC] (TFLite/OHWI).
+ * inputs: [x] or [x, residual]; with a residual the result is act(conv(x) + bias) + residual
+ * (the residual is added after the activation, as in MobileFaceNet's linear bottlenecks, where the
+ * activation is 'none').
+ */
+export interface Conv2DNode extends NodeBase, Fused {
+  op: 'conv2d';
+  filter: Float32Array;
+  bias: Float32Array;
+  kh: number;
+  kw: number;
+  inC: number;
+  outC: number;
+  strideH: number;
+  strideW: number;
+  pads: Pads;
+  /**
+   * Value of the padded border per input channel (default 0). Non-zero only after an input
+   * normalisation y = x * s + t was folded into this convolution: the original graph padded the
+   * normalised tensor with 0, which is the raw value -t / s.
+   */
+  padValue?: Float32Array;
+}
+
+/** Depthwise 2-D convolution, depth multiplier 1. filter layout [kh, kw, C]. Same fusions as conv2d. */
+export interface DepthwiseConv2DNode extends NodeBase, Fused {
+  op: 'depthwiseConv2d';
+  filter: Float32Array;
+  bias: Float32Array;
+  kh: number;
+  kw: number;
+  channels: number;
+  strideH: number;
+  strideW: number;
+  pads: Pads;
+}
+
+/** y = act(W x + b); weights layout [outF, inF]. inputs: [x] or [x, residual]. */
+export interface FullyConnectedNode extends NodeBase, Fused {
+  op: 'fullyConnected';
+  weights: Float32Array;
+  bias: Float32Array;
+  inF: number;
+  outF: number;
+}
+
+/** Elementwise a + b of two same-shape tensors, then activation. */
+export interface AddNode extends NodeBase, Fused {
+  op: 'add';
+}
+
+/** Per-channel (last axis) y = x * scale + shift. Input normalisation and constant Mul/Add/Sub. */
+export interface AffineNode extends NodeBase {
+  op: 'affine';
+  scale: Float32Array;
+  shift: Float32Array;
+}
+
+/** Standalone activation (relu or prelu) when it could not be fused into a producer. */
+export interface ActivationNode extends NodeBase, Fused {
+  op: 'activation';
+}
+
+/** Elementwise max(x, c) or min(x, c) with a per-channel constant. Only seen before PReLU fusion. */
+export interface ClampNode extends NodeBase {
+  op: 'maximum' | 'minimum';
+  value: Float32Array;
+}
+
+/** Elementwise product of two tensors; c is optional per-channel constant (x * c). Pre-fusion only. */
+export interface MulNode extends NodeBase {
+  op: 'mul';
+  value?: Float32Array;
+}
+
+/** Zero padding of an [H, W, C] tensor. Folded into the next convolution by the passes. */
+export interface PadNode extends NodeBase {
+  op: 'pad';
+  pads: Pads;
+}
+
+/** Changes the per-sample shape only (row-major data is unchanged). */
+export interface ReshapeNode extends NodeBase {
+  op: 'reshape';
+  shape: number[];
+}
+
+/** Divides each sample by its L2 norm (over all its elements). */
+export interface L2NormalizeNode extends NodeBase {
+  op: 'l2normalize';
+}
+
+export type GraphNode =
+  | Conv2DNode
+  | DepthwiseConv2DNode
+  | FullyConnectedNode
+  | AddNode
+  | AffineNode
+  | ActivationNode
+  | ClampNode
+  | MulNode
+  | PadNode
+  | ReshapeNode
+  | L2NormalizeNode;
+
+export type OpType = GraphNode['op'];
+
+export interface Graph {
+  /** Where the graph came from, e.g. 'tflite:mobilefacenet-arcface.tflite'. */
+  source: string;
+  input: { name: string; shape: number[] };
+  output: { name: string; shape: number[] };
+  /** Topologically ordered. */
+  nodes: GraphNode[];
+  /** Per-sample shape of every tensor, by name. */
+  shapes: Map<string, number[]>;
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Output spatial size of a convolution or pooling window. */
+export function convOutSize(inSize: number, k: number, stride: number, padBefore: number, padAfter: number): number {
+  return Math.floor((inSize + padBefore + padAfter - k) / stride) + 1;
+}
+
+/** SAME padding as TensorFlow defines it (extra pixel at the end). */
+export function samePads(inH: number, inW: number, kh: number, kw: number, sh: number, sw: number): Pads {
+  const outH = Math.ceil(inH / sh);
+  const outW = Math.ceil(inW / sw);
+  const padH = Math.max((outH - 1) * sh + kh - inH, 0);
+  const padW = Math.max((outW - 1) * sw + kw - inW, 0);
+  return { top: Math.floor(padH / 2), bottom: padH - Math.floor(padH / 2), left: Math.floor(padW / 2), right: padW - Math.floor(padW / 2) };
+}
+
+export const noPads: Pads = Object.freeze({ top: 0, left: 0, bottom: 0, right: 0 });
+
+/** Multiply-adds per sample of one node (conv, depthwise, fully connected; 0 for elementwise). */
+export function nodeMacs(node: GraphNode, shapes: Map<string, number[]>): number {
+  const out = shapes.get(node.output);
+  if (!out) return 0;
+  switch (node.op) {
+    case 'conv2d':
+      return numel(out) * node.kh * node.kw * node.inC;
+    case 'depthwiseConv2d':
+      return numel(out) * node.kh * node.kw;
+    case 'fullyConnected':
+      return node.inF * node.outF;
+    default:
+      return 0;
+  }
+}
+
+/** Multiply-adds per sample of the whole graph. GFLOP = 2 * MACs / 1e9. */
+export function graphMacs(graph: Graph): number {
+  let macs = 0;
+  for (const n of graph.nodes) macs += nodeMacs(n, graph.shapes);
+  return macs;
+}

@@ -1,0 +1,317 @@
+// TFLite FlatBuffer -> engine Graph. Reads through the generated accessors in ./generated and maps
+// each builtin op to a graph node; unknown ops fail here, at load time, with their name.
+import * as flatbuffers from 'flatbuffers';
+import { CosfaceError } from '../../errors.js';
+import {
+  ActivationFunctionType,
+  BuiltinOptions,
+  Conv2DOptions,
+  DepthwiseConv2DOptions,
+  FullyConnectedOptions,
+  AddOptions,
+  MulOptions,
+  SubOptions,
+  ReshapeOptions,
+  Model,
+  Padding,
+  TensorType,
+  type SubGraph,
+  type Tensor,
+} from './generated/tflite_generated.js';
+import { convOutSize, noPads, numel, samePads, type Activation, type Graph, type GraphNode, type Pads } from '../../graph/ir.js';
+
+/** TFLite builtin operator codes the importer knows by name (for messages) and by handling. */
+const BUILTIN_NAMES: Record<number, string> = {
+  0: 'ADD', 1: 'AVERAGE_POOL_2D', 2: 'CONCATENATION', 3: 'CONV_2D', 4: 'DEPTHWISE_CONV_2D', 6: 'DEQUANTIZE',
+  9: 'FULLY_CONNECTED', 11: 'L2_NORMALIZATION', 14: 'LOGISTIC', 17: 'MAX_POOL_2D', 18: 'MUL', 19: 'RELU',
+  21: 'RELU6', 22: 'RESHAPE', 23: 'RESIZE_BILINEAR', 25: 'SOFTMAX', 28: 'TANH', 32: 'CUSTOM', 34: 'PAD',
+  39: 'TRANSPOSE', 40: 'MEAN', 41: 'SUB', 42: 'DIV', 54: 'PRELU', 55: 'MAXIMUM', 57: 'MINIMUM', 60: 'PADV2',
+  114: 'QUANTIZE',
+};
+
+export function builtinName(code: number): string {
+  return BUILTIN_NAMES[code] ?? `BUILTIN_${code}`;
+}
+
+interface TensorView {
+  name: string;
+  shape: number[];
+  type: TensorType;
+  data: Float32Array | Int32Array | null;
+}
+
+function bad(msg: string): never {
+  throw new CosfaceError('BAD_MODEL', `TFLite model: ${msg}`);
+}
+
+/** Parses a .tflite file into a Graph (no fusion: see graph/passes.ts). */
+export function readTflite(bytes: Uint8Array, source = 'model.tflite'): Graph {
+  if (bytes.byteLength < 8) bad(`file is ${bytes.byteLength} bytes, too short to be a TFLite model`);
+  const bb = new flatbuffers.ByteBuffer(bytes);
+  if (!Model.bufferHasIdentifier(bb)) bad(`missing the 'TFL3' identifier at byte 4: not a TFLite file`);
+  try {
+    return readModel(Model.getRootAsModel(bb), bytes, source);
+  } catch (e) {
+    if (e instanceof CosfaceError) throw e;
+    // The FlatBuffers accessors throw RangeError/TypeError when offsets point outside the file.
+    throw new CosfaceError('BAD_MODEL', `TFLite model ${source} is truncated or corrupt (${(e as Error).message})`, { cause: e });
+  }
+}
+
+function readModel(model: Model, bytes: Uint8Array, source: string): Graph {
+  if (model.subgraphsLength() < 1) bad('no subgraph');
+  const sg = model.subgraphs(0)!;
+  const tensors: TensorView[] = [];
+  for (let i = 0; i < sg.tensorsLength(); i++) tensors.push(readTensor(model, sg.tensors(i)!, bytes));
+
+  if (sg.inputsLength() !== 1 || sg.outputsLength() !== 1) {
+    bad(`expected one input and one output, found ${sg.inputsLength()} and ${sg.outputsLength()}`);
+  }
+  const inT = tensors[sg.inputs(0)!];
+  const outT = tensors[sg.outputs(0)!];
+  if (!inT || !outT) bad('input or output index out of range');
+  const perSample = (s: number[]) => (s.length > 1 ? s.slice(1) : s);
+
+  const shapes = new Map<string, number[]>();
+  shapes.set(inT.name, perSample(inT.shape));
+  const nodes: GraphNode[] = [];
+  for (let i = 0; i < sg.operatorsLength(); i++) {
+    const node = readOperator(model, sg, i, tensors);
+    nodes.push(node);
+    shapes.set(node.output, inferShape(node, shapes, tensors, sg, i));
+  }
+  return {
+    source: `tflite:${source}`,
+    input: { name: inT.name, shape: perSample(inT.shape) },
+    output: { name: outT.name, shape: shapes.get(outT.name) ?? perSample(outT.shape) },
+    nodes,
+    shapes,
+  };
+}
+
+function readTensor(model: Model, t: Tensor, bytes: Uint8Array): TensorView {
+  const shape = Array.from(t.shapeArray() ?? []);
+  const name = t.name() ?? `t${t.buffer()}`;
+  let data: Float32Array | Int32Array | null = null;
+  const bi = t.buffer();
+  if (bi > 0) {
+    if (bi >= model.buffersLength()) bad(`tensor ${name} refers to buffer ${bi} of ${model.buffersLength()}`);
+    const buf = model.buffers(bi)!;
+    let raw: Uint8Array | null = buf.dataArray();
+    const off = Number(buf.offset());
+    if ((!raw || raw.length === 0) && off > 1) {
+      const size = Number(buf.size());
+      if (off + size > bytes.byteLength) bad(`tensor ${name}: external buffer [${off}, ${off + size}) beyond the end of the file`);
+      raw = bytes.subarray(off, off + size);
+    }
+    if (raw && raw.length > 0) {
+      const copy = raw.slice(); // aligned copy
+      const type = t.type();
+      if (type === TensorType.FLOAT32) data = new Float32Array(copy.buffer, 0, copy.byteLength >> 2);
+      else if (type === TensorType.INT32) data = new Int32Array(copy.buffer, 0, copy.byteLength >> 2);
+      else if (type === TensorType.INT64) {
+        const v = new BigInt64Array(copy.buffer, 0, copy.byteLength >> 3);
+        data = Int32Array.from(v, (x) => Number(x));
+      } else {
+        throw new CosfaceError('UNSUPPORTED_OP', `tensor ${name} has type ${TensorType[type] ?? type}; only float32 models are supported (quantised models are not yet)`);
+      }
+      const expected = numel(shape);
+      if (data.length !== expected) bad(`tensor ${name}: ${data.length} values for shape [${shape}]`);
+    }
+  }
+  return { name, shape, type: t.type(), data };
+}
+
+function activationOf(f: ActivationFunctionType, opName: string): Activation {
+  if (f === ActivationFunctionType.NONE) return 'none';
+  if (f === ActivationFunctionType.RELU) return 'relu';
+  throw new CosfaceError('UNSUPPORTED_OP', `${opName}: fused activation ${ActivationFunctionType[f] ?? f} is not supported`);
+}
+
+function padsOf(padding: Padding, inShape: number[], kh: number, kw: number, sh: number, sw: number): Pads {
+  return padding === Padding.SAME ? samePads(inShape[0]!, inShape[1]!, kh, kw, sh, sw) : { ...noPads };
+}
+
+function readOperator(model: Model, sg: SubGraph, index: number, tensors: TensorView[]): GraphNode {
+  const op = sg.operators(index)!;
+  const codeIdx = op.opcodeIndex();
+  if (codeIdx >= model.operatorCodesLength()) bad(`operator ${index} refers to opcode ${codeIdx} of ${model.operatorCodesLength()}`);
+  const oc = model.operatorCodes(codeIdx)!;
+  const code = Math.max(oc.deprecatedBuiltinCode(), oc.builtinCode());
+  const opName = code === 32 ? `CUSTOM(${oc.customCode() ?? '?'})` : builtinName(code);
+  const ins = Array.from(op.inputsArray() ?? []).map((i) => (i < 0 ? null : tensors[i] ?? bad(`operator ${index} input ${i} out of range`)));
+  const outIdx = op.outputs(0);
+  const out = outIdx === null ? bad(`operator ${index} has no output`) : tensors[outIdx] ?? bad(`operator ${index} output out of range`);
+  const name = out.name;
+  const x = ins[0] ?? bad(`${opName} ${name}: missing input`);
+  const constOf = (t: TensorView | null | undefined, what: string): Float32Array => {
+    if (!t || !(t.data instanceof Float32Array)) {
+      throw new CosfaceError('UNSUPPORTED_OP', `${opName} ${name}: ${what} must be a float32 constant`);
+    }
+    return t.data;
+  };
+  const optType = op.builtinOptionsType();
+
+  switch (code) {
+    case 3: {
+      // CONV_2D: filter [outC, kh, kw, inC]
+      const o = op.builtinOptions(new Conv2DOptions()) as Conv2DOptions | null;
+      if (!o || optType !== BuiltinOptions.Conv2DOptions) bad(`${name}: CONV_2D without options`);
+      if (o.dilationHFactor() !== 1 || o.dilationWFactor() !== 1) throw new CosfaceError('UNSUPPORTED_OP', `CONV_2D ${name}: dilation is not supported`);
+      const w = ins[1];
+      const filter = constOf(w, 'filter');
+      const [outC, kh, kw, inC] = w!.shape as [number, number, number, number];
+      const bias = ins[2] ? constOf(ins[2], 'bias') : new Float32Array(outC);
+      const xs = x.shape.slice(1);
+      return {
+        op: 'conv2d', name, inputs: [x.name], output: name, filter, bias, kh, kw, inC, outC,
+        strideH: o.strideH(), strideW: o.strideW(), pads: padsOf(o.padding(), xs, kh, kw, o.strideH(), o.strideW()),
+        activation: activationOf(o.fusedActivationFunction(), `CONV_2D ${name}`),
+      };
+    }
+    case 4: {
+      // DEPTHWISE_CONV_2D: filter [1, kh, kw, C]
+      const o = op.builtinOptions(new DepthwiseConv2DOptions()) as DepthwiseConv2DOptions | null;
+      if (!o || optType !== BuiltinOptions.DepthwiseConv2DOptions) bad(`${name}: DEPTHWISE_CONV_2D without options`);
+      if (o.dilationHFactor() !== 1 || o.dilationWFactor() !== 1) throw new CosfaceError('UNSUPPORTED_OP', `DEPTHWISE_CONV_2D ${name}: dilation is not supported`);
+      const w = ins[1];
+      const filter = constOf(w, 'filter');
+      const [, kh, kw, channels] = w!.shape as [number, number, number, number];
+      const inC = x.shape[3];
+      if (inC !== channels) throw new CosfaceError('UNSUPPORTED_OP', `DEPTHWISE_CONV_2D ${name}: depth multiplier ${channels / (inC ?? 1)} (only 1 is supported)`);
+      const bias = ins[2] ? constOf(ins[2], 'bias') : new Float32Array(channels);
+      const xs = x.shape.slice(1);
+      return {
+        op: 'depthwiseConv2d', name, inputs: [x.name], output: name, filter, bias, kh, kw, channels,
+        strideH: o.strideH(), strideW: o.strideW(), pads: padsOf(o.padding(), xs, kh, kw, o.strideH(), o.strideW()),
+        activation: activationOf(o.fusedActivationFunction(), `DEPTHWISE_CONV_2D ${name}`),
+      };
+    }
+    case 9: {
+      // FULLY_CONNECTED: weights [outF, inF]
+      const o = op.builtinOptions(new FullyConnectedOptions()) as FullyConnectedOptions | null;
+      const w = ins[1];
+      const weights = constOf(w, 'weights');
+      const [outF, inF] = w!.shape as [number, number];
+      const bias = ins[2] ? constOf(ins[2], 'bias') : new Float32Array(outF);
+      return {
+        op: 'fullyConnected', name, inputs: [x.name], output: name, weights, bias, inF, outF,
+        activation: o ? activationOf(o.fusedActivationFunction(), `FULLY_CONNECTED ${name}`) : 'none',
+      };
+    }
+    case 0: // ADD
+    case 41: // SUB
+    case 18: {
+      // MUL
+      let act: ActivationFunctionType = ActivationFunctionType.NONE;
+      if (code === 0) act = (op.builtinOptions(new AddOptions()) as AddOptions | null)?.fusedActivationFunction() ?? 0;
+      if (code === 41) act = (op.builtinOptions(new SubOptions()) as SubOptions | null)?.fusedActivationFunction() ?? 0;
+      if (code === 18) act = (op.builtinOptions(new MulOptions()) as MulOptions | null)?.fusedActivationFunction() ?? 0;
+      const activation = activationOf(act, `${opName} ${name}`);
+      const y = ins[1] ?? bad(`${opName} ${name}: missing second input`);
+      const xConst = x.data instanceof Float32Array;
+      const yConst = y.data instanceof Float32Array;
+      if (!xConst && !yConst) {
+        if (code === 0) return { op: 'add', name, inputs: [x.name, y.name], output: name, activation };
+        if (code === 18 && activation === 'none') return { op: 'mul', name, inputs: [x.name, y.name], output: name };
+        throw new CosfaceError('UNSUPPORTED_OP', `${opName} ${name}: of two variable tensors is not supported`);
+      }
+      if (activation !== 'none') throw new CosfaceError('UNSUPPORTED_OP', `${opName} ${name}: with a constant and a fused activation is not supported`);
+      const variable = xConst ? y : x;
+      const c = (xConst ? x : y).data as Float32Array;
+      const channels = variable.shape[variable.shape.length - 1] ?? 1;
+      const perChannel = broadcastChannel(c, channels, `${opName} ${name}`);
+      if (code === 18) {
+        return { op: 'mul', name, inputs: [variable.name], output: name, value: perChannel };
+      }
+      if (code === 41 && xConst) {
+        // c - x = x * -1 + c
+        return { op: 'affine', name, inputs: [variable.name], output: name, scale: new Float32Array(channels).fill(-1), shift: perChannel };
+      }
+      const shift = code === 41 ? perChannel.map((v) => -v) : perChannel;
+      return { op: 'affine', name, inputs: [variable.name], output: name, scale: new Float32Array(channels).fill(1), shift };
+    }
+    case 55: // MAXIMUM
+    case 57: {
+      // MINIMUM
+      const y = ins[1] ?? bad(`${opName} ${name}: missing second input`);
+      const xConst = x.data instanceof Float32Array;
+      const variable = xConst ? y : x;
+      const c = (xConst ? x : y).data;
+      if (!(c instanceof Float32Array)) throw new CosfaceError('UNSUPPORTED_OP', `${opName} ${name}: of two variable tensors is not supported`);
+      const channels = variable.shape[variable.shape.length - 1] ?? 1;
+      return { op: code === 55 ? 'maximum' : 'minimum', name, inputs: [variable.name], output: name, value: broadcastChannel(c, channels, `${opName} ${name}`) };
+    }
+    case 34: {
+      // PAD: paddings [[0,0],[top,bottom],[left,right],[0,0]]
+      const p = ins[1];
+      if (!p || !(p.data instanceof Int32Array)) throw new CosfaceError('UNSUPPORTED_OP', `PAD ${name}: paddings must be a constant`);
+      const d = p.data;
+      if (d.length !== 8 || d[0] !== 0 || d[1] !== 0 || d[6] !== 0 || d[7] !== 0) {
+        throw new CosfaceError('UNSUPPORTED_OP', `PAD ${name}: only spatial padding of NHWC tensors is supported`);
+      }
+      return { op: 'pad', name, inputs: [x.name], output: name, pads: { top: d[2]!, bottom: d[3]!, left: d[4]!, right: d[5]! } };
+    }
+    case 19: // RELU
+      return { op: 'activation', name, inputs: [x.name], output: name, activation: 'relu' };
+    case 54: {
+      // PRELU
+      const alpha = constOf(ins[1], 'alpha');
+      const channels = x.shape[x.shape.length - 1] ?? 1;
+      return { op: 'activation', name, inputs: [x.name], output: name, activation: 'prelu', alpha: broadcastChannel(alpha, channels, `PRELU ${name}`) };
+    }
+    case 22: {
+      // RESHAPE
+      const o = op.builtinOptions(new ReshapeOptions()) as ReshapeOptions | null;
+      const target = out.shape.length ? out.shape : Array.from(o?.newShapeArray() ?? []);
+      return { op: 'reshape', name, inputs: [x.name], output: name, shape: target.slice(1) };
+    }
+    case 11: // L2_NORMALIZATION
+      return { op: 'l2normalize', name, inputs: [x.name], output: name };
+    default:
+      throw new CosfaceError('UNSUPPORTED_OP', `TFLite op ${opName} (operator ${index}, output ${name}) is not supported by cosface`);
+  }
+}
+
+/** A constant of 1 or C values (any leading 1-dims) as a per-channel vector of length C. */
+function broadcastChannel(c: Float32Array, channels: number, what: string): Float32Array {
+  if (c.length === channels) return c;
+  if (c.length === 1) return new Float32Array(channels).fill(c[0]!);
+  throw new CosfaceError('UNSUPPORTED_OP', `${what}: constant of ${c.length} values does not broadcast over ${channels} channels`);
+}
+
+function inferShape(node: GraphNode, shapes: Map<string, number[]>, tensors: TensorView[], sg: SubGraph, index: number): number[] {
+  const x = shapes.get(node.inputs[0]!);
+  if (!x) bad(`${node.name}: input ${node.inputs[0]} is not produced before it is used`);
+  switch (node.op) {
+    case 'conv2d':
+    case 'depthwiseConv2d': {
+      const [h, w] = x as [number, number, number];
+      const p = node.pads;
+      const c = node.op === 'conv2d' ? node.outC : node.channels;
+      return [convOutSize(h, node.kh, node.strideH, p.top, p.bottom), convOutSize(w, node.kw, node.strideW, p.left, p.right), c];
+    }
+    case 'fullyConnected':
+      if (numel(x) !== node.inF) bad(`${node.name}: FULLY_CONNECTED expects ${node.inF} inputs, got shape [${x}]`);
+      return [node.outF];
+    case 'pad': {
+      const [h, w, c] = x as [number, number, number];
+      return [h + node.pads.top + node.pads.bottom, w + node.pads.left + node.pads.right, c];
+    }
+    case 'reshape': {
+      if (numel(node.shape) !== numel(x)) {
+        // -1 in the new shape: infer it.
+        const known = node.shape.filter((d) => d > 0);
+        const inferred = node.shape.map((d) => (d > 0 ? d : numel(x) / numel(known)));
+        return inferred;
+      }
+      return node.shape;
+    }
+    default: {
+      void tensors;
+      void sg;
+      void index;
+      return x;
+    }
+  }
+}
