@@ -1,0 +1,141 @@
+// The database schema, the single source of truth for galleries, identities and faces.
+// Migrations in migrations/ are generated from this file by drizzle-kit (`npx drizzle-kit generate`).
+import { sql } from 'drizzle-orm';
+import {
+  blob,
+  index,
+  integer,
+  primaryKey,
+  real,
+  sqliteTable,
+  text,
+  uniqueIndex,
+} from 'drizzle-orm/sqlite-core';
+
+/** A face box in source-photo pixels. */
+export interface FaceBox {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** Facial keypoints in source-photo pixels, [x, y] pairs in the detector's order. */
+export type FaceKeypoints = [number, number][];
+
+export const galleries = sqliteTable('galleries', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  name: text('name').notNull().unique(),
+  modelId: text('model_id').notNull(),
+  modelVersion: text('model_version').notNull(),
+  dimension: integer('dimension').notNull(),
+  // HNSW parameters: graph degree, build beam width and search beam width.
+  hnswM: integer('hnsw_m').notNull(),
+  hnswEfConstruction: integer('hnsw_ef_construction').notNull(),
+  hnswEf: integer('hnsw_ef').notNull(),
+  // Bumped once per delete transaction; faces.deleteSeq records the value their delete got, so an
+  // index snapshot knows exactly which deletes happened after it was written.
+  deleteSeq: integer('delete_seq').notNull().default(0),
+  createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+});
+
+export const identities = sqliteTable(
+  'identities',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    galleryId: integer('gallery_id')
+      .notNull()
+      .references(() => galleries.id, { onDelete: 'cascade' }),
+    externalId: text('external_id').notNull(),
+    displayName: text('display_name'),
+    metadata: text('metadata', { mode: 'json' }).$type<Record<string, unknown>>(),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    // Soft delete: the row stays for audit, and the external id becomes free to enroll again.
+    deletedAt: integer('deleted_at', { mode: 'timestamp_ms' }),
+  },
+  (t) => [
+    uniqueIndex('identities_gallery_external_live')
+      .on(t.galleryId, t.externalId)
+      .where(sql`${t.deletedAt} IS NULL`),
+  ],
+);
+
+export const faces = sqliteTable(
+  'faces',
+  {
+    // AUTOINCREMENT: ids are never reused, so the row id doubles as the face sequence number that
+    // index snapshots are measured against, and as the HNSW label.
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    galleryId: integer('gallery_id')
+      .notNull()
+      .references(() => galleries.id, { onDelete: 'cascade' }),
+    identityId: integer('identity_id')
+      .notNull()
+      .references(() => identities.id, { onDelete: 'cascade' }),
+    photoPath: text('photo_path'),
+    photoHash: text('photo_hash'), // sha256 hex of the source photo bytes
+    box: text('box', { mode: 'json' }).$type<FaceBox>(),
+    keypoints: text('keypoints', { mode: 'json' }).$type<FaceKeypoints>(),
+    quality: real('quality'),
+    embedding: blob('embedding', { mode: 'buffer' }).notNull(), // float32 little-endian, unit length
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    deleted: integer('deleted', { mode: 'boolean' }).notNull().default(false),
+    deleteSeq: integer('delete_seq'),
+  },
+  (t) => [
+    index('faces_gallery_id').on(t.galleryId, t.id),
+    index('faces_identity').on(t.identityId),
+    index('faces_gallery_photo_hash').on(t.galleryId, t.photoHash),
+    index('faces_gallery_delete_seq').on(t.galleryId, t.deleteSeq),
+  ],
+);
+
+export const apiKeys = sqliteTable('api_keys', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  name: text('name').notNull(),
+  keyHash: text('key_hash').notNull().unique(), // sha256 hex of the key; the key itself is never stored
+  // null: the key may use every gallery.
+  galleryId: integer('gallery_id').references(() => galleries.id, { onDelete: 'cascade' }),
+  createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+  revokedAt: integer('revoked_at', { mode: 'timestamp_ms' }),
+});
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed';
+
+export const jobs = sqliteTable(
+  'jobs',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    kind: text('kind').notNull(), // 'enroll', 'rebuild-index', 'dedup', ...
+    galleryId: integer('gallery_id').references(() => galleries.id, { onDelete: 'cascade' }),
+    status: text('status').$type<JobStatus>().notNull(),
+    total: integer('total'),
+    done: integer('done').notNull().default(0),
+    params: text('params', { mode: 'json' }).$type<Record<string, unknown>>(),
+    result: text('result', { mode: 'json' }).$type<Record<string, unknown>>(),
+    error: text('error'),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [index('jobs_status').on(t.status)],
+);
+
+export const modelThresholds = sqliteTable(
+  'model_thresholds',
+  {
+    modelId: text('model_id').notNull(),
+    far: real('far').notNull(),
+    threshold: real('threshold').notNull(),
+    // What the threshold was measured on, so a user can judge it.
+    impostorPairs: integer('impostor_pairs').notNull(),
+    genuinePairs: integer('genuine_pairs').notNull(),
+    tar: real('tar'), // true-accept rate at this threshold on the genuine pairs, when there were any
+    calibratedAt: integer('calibrated_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.modelId, t.far] })],
+);
+
+export type GalleryRow = typeof galleries.$inferSelect;
+export type IdentityRow = typeof identities.$inferSelect;
+export type FaceRow = typeof faces.$inferSelect;
+export type ModelThresholdRow = typeof modelThresholds.$inferSelect;
