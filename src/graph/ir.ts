@@ -132,7 +132,11 @@ export type GraphNode =
   | MulNode
   | PadNode
   | ReshapeNode
-  | L2NormalizeNode;
+  | L2NormalizeNode
+  | MaxPool2DNode
+  | PadChannelsNode
+  | SigmoidNode
+  | ConcatNode;
 
 export type OpType = GraphNode['op'];
 
@@ -190,4 +194,43 @@ export function graphMacs(graph: Graph): number {
   let macs = 0;
   for (const n of graph.nodes) macs += nodeMacs(n, graph.shapes);
   return macs;
+}
+
+// ---- Ops added for the TF.js detector and landmark models (BlazeFace, FaceMesh). ----
+
+/**
+ * Max pooling of an [H, W, C] tensor over kh x kw windows. Positions in `pads` lie outside the
+ * input and never win (TensorFlow's SAME pooling ignores them; it does not pad with zeros).
+ */
+export interface MaxPool2DNode extends NodeBase {
+  op: 'maxPool2d';
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  pads: Pads;
+}
+
+/**
+ * Zero padding of the channel (last) axis: [..., C] -> [..., before + C + after]. BlazeFace and
+ * FaceMesh widen the shortcut branch of a residual block this way when the block adds channels.
+ */
+export interface PadChannelsNode extends NodeBase {
+  op: 'padChannels';
+  before: number;
+  after: number;
+}
+
+/** Elementwise logistic 1 / (1 + exp(-x)). */
+export interface SigmoidNode extends NodeBase {
+  op: 'sigmoid';
+}
+
+/**
+ * Per-sample flat concatenation: the row-major data of each input, one after another, in input
+ * order; the output shape is [sum of numel(input)]. Importers use it to return several model
+ * outputs through the graph's single output (the slices are recorded by the importer).
+ */
+export interface ConcatNode extends NodeBase {
+  op: 'concat';
 }

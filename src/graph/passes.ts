@@ -183,7 +183,9 @@ export function fuseResidualAdds(graph: Graph): number {
 }
 
 /** Ops every backend must implement after optimisation. */
-export const EXECUTABLE_OPS = new Set<GraphNode['op']>(['conv2d', 'depthwiseConv2d', 'fullyConnected', 'add', 'affine', 'activation', 'pad', 'reshape', 'l2normalize']);
+export const EXECUTABLE_OPS = new Set<GraphNode['op']>(['conv2d', 'depthwiseConv2d', 'fullyConnected', 'add', 'affine', 'activation', 'pad', 'reshape', 'l2normalize',
+  // TF.js detector/landmark models (see ir.ts): appended.
+  'maxPool2d', 'padChannels', 'sigmoid', 'concat']);
 
 export interface OptimizeReport {
   preluFused: number;

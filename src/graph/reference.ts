@@ -93,6 +93,34 @@ export function refL2Normalize(x: Float32Array): Float32Array {
   return x.map((v) => v * inv);
 }
 
+/** max pooling on one sample [H, W, C]; padded positions are ignored (never win). */
+export function refMaxPool2d(
+  x: Float32Array, h: number, w: number, C: number, kh: number, kw: number, sh: number, sw: number, pads: Pads,
+): { y: Float32Array; oh: number; ow: number } {
+  const oh = Math.floor((h + pads.top + pads.bottom - kh) / sh) + 1;
+  const ow = Math.floor((w + pads.left + pads.right - kw) / sw) + 1;
+  const y = new Float32Array(oh * ow * C);
+  for (let oy = 0; oy < oh; oy++) {
+    for (let ox = 0; ox < ow; ox++) {
+      for (let c = 0; c < C; c++) {
+        let m = -Infinity;
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh + ky - pads.top;
+          if (iy < 0 || iy >= h) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * sw + kx - pads.left;
+            if (ix < 0 || ix >= w) continue;
+            const v = x[(iy * w + ix) * C + c]!;
+            if (v > m) m = v;
+          }
+        }
+        y[(oy * ow + ox) * C + c] = m;
+      }
+    }
+  }
+  return { y, oh, ow };
+}
+
 function runNode(node: GraphNode, get: (t: string) => Float32Array, shapes: Map<string, number[]>): Float32Array {
   const x = get(node.inputs[0]!);
   const xs = shapes.get(node.inputs[0]!)!;
@@ -141,6 +169,29 @@ function runNode(node: GraphNode, get: (t: string) => Float32Array, shapes: Map<
       return x;
     case 'l2normalize':
       return refL2Normalize(x);
+    case 'maxPool2d': {
+      const [h, w, c] = xs as [number, number, number];
+      return refMaxPool2d(x, h, w, c, node.kh, node.kw, node.strideH, node.strideW, node.pads).y;
+    }
+    case 'padChannels': {
+      const c = xs[xs.length - 1]!;
+      const oc = node.before + c + node.after;
+      const y = new Float32Array((x.length / c) * oc);
+      for (let p = 0; p < x.length / c; p++) for (let k = 0; k < c; k++) y[p * oc + node.before + k] = x[p * c + k]!;
+      return y;
+    }
+    case 'sigmoid':
+      return x.map((v) => 1 / (1 + Math.exp(-v)));
+    case 'concat': {
+      const parts = node.inputs.map((t) => get(t));
+      const y = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+      let off = 0;
+      for (const p of parts) {
+        y.set(p, off);
+        off += p.length;
+      }
+      return y;
+    }
     default:
       throw new CosfaceError('UNSUPPORTED_OP', `reference: op '${node.op}' (node ${node.name}) has no reference implementation`);
   }
