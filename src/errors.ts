@@ -12,7 +12,14 @@ export type ErrorCode =
   | 'BAD_INPUT' // wrong length, NaN, wrong type
   | 'DIMENSION_MISMATCH'
   | 'UNKNOWN_BACKEND'
-  | 'WASM_ERROR';
+  | 'WASM_ERROR'
+  | 'GALLERY_NOT_FOUND'
+  | 'GALLERY_EXISTS'
+  | 'IDENTITY_NOT_FOUND'
+  | 'DUPLICATE_IDENTITY' // an external id already enrolled (not deleted) in the gallery
+  | 'FACE_NOT_FOUND'
+  | 'NOT_CALIBRATED' // a FAR was asked for but no threshold is calibrated for it for this model
+  | 'INDEX_ERROR'; // the HNSW index failed in a way the database could not repair
 
 export class CosfaceError extends Error {
   readonly code: ErrorCode;
