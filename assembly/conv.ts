@@ -1,0 +1,145 @@
+// Spatial kernels on one NHWC sample: im2col (feeds the GEMM for dense kxk convolutions) and the
+// depthwise convolution with its fused bias, activation and residual.
+import { activate, activateScalar } from './common';
+
+/**
+ * Gathers the kh x kw x C window of every output pixel into a row of out [OH*OW, kh*kw*C], in the
+ * filter's (ky, kx, c) order. Outside the image the row holds padValue[c] (padValue = 0: zeros).
+ */
+export function im2col(
+  out: usize, x: usize, H: i32, W: i32, C: i32, kh: i32, kw: i32, sh: i32, sw: i32,
+  padT: i32, padL: i32, OH: i32, OW: i32, padValue: usize,
+): void {
+  const cBytes = (<usize>C) << 2;
+  let dst = out;
+  for (let oy = 0; oy < OH; oy++) {
+    for (let ox = 0; ox < OW; ox++) {
+      for (let ky = 0; ky < kh; ky++) {
+        const iy = oy * sh + ky - padT;
+        for (let kx = 0; kx < kw; kx++) {
+          const ix = ox * sw + kx - padL;
+          if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+            memory.copy(dst, x + (<usize>(iy * W + ix)) * cBytes, cBytes);
+          } else if (padValue != 0) {
+            memory.copy(dst, padValue, cBytes);
+          } else {
+            memory.fill(dst, 0, cBytes);
+          }
+          dst += cBytes;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Depthwise convolution (multiplier 1) of x [H, W, C] with filter [kh, kw, C]:
+ * out [OH, OW, C] = act(conv + bias) (+ res). Channels go 16, then 4 at a time, then one by one;
+ * taps outside the image are skipped (zero padding).
+ */
+export function depthwise(
+  out: usize, x: usize, w: usize, bias: usize, alpha: usize, res: usize,
+  H: i32, W: i32, C: i32, kh: i32, kw: i32, sh: i32, sw: i32, padT: i32, padL: i32,
+  OH: i32, OW: i32, act: i32,
+): void {
+  const rowBytes = (<usize>(W * C)) << 2;
+  const pixBytes = (<usize>C) << 2;
+  const wRowBytes = (<usize>(kw * C)) << 2;
+  const c16 = C & ~15;
+  const c4 = C & ~3;
+  for (let oy = 0; oy < OH; oy++) {
+    const iy0 = oy * sh - padT;
+    const ky0 = iy0 < 0 ? -iy0 : 0;
+    const ky1 = min(kh, H - iy0);
+    for (let ox = 0; ox < OW; ox++) {
+      const ix0 = ox * sw - padL;
+      const kx0 = ix0 < 0 ? -ix0 : 0;
+      const kx1 = min(kw, W - ix0);
+      const pix = (<usize>(oy * OW + ox)) * pixBytes;
+      const yp = out + pix;
+      const rp = res != 0 ? res + pix : 0;
+      // First tap of the window in the input and in the filter.
+      const xBase = x + <usize>(iy0 + ky0) * rowBytes + <usize>(ix0 + kx0) * pixBytes;
+      const wBase = w + <usize>ky0 * wRowBytes + <usize>kx0 * pixBytes;
+      let c = 0;
+      for (; c < c16; c += 16) {
+        const cb = (<usize>c) << 2;
+        let a0 = v128.load(bias + cb);
+        let a1 = v128.load(bias + cb, 16);
+        let a2 = v128.load(bias + cb, 32);
+        let a3 = v128.load(bias + cb, 48);
+        let xr = xBase + cb;
+        let wr = wBase + cb;
+        for (let ky = ky0; ky < ky1; ky++) {
+          let xp = xr;
+          let wp = wr;
+          for (let kx = kx0; kx < kx1; kx++) {
+            a0 = f32x4.add(a0, f32x4.mul(v128.load(xp), v128.load(wp)));
+            a1 = f32x4.add(a1, f32x4.mul(v128.load(xp, 16), v128.load(wp, 16)));
+            a2 = f32x4.add(a2, f32x4.mul(v128.load(xp, 32), v128.load(wp, 32)));
+            a3 = f32x4.add(a3, f32x4.mul(v128.load(xp, 48), v128.load(wp, 48)));
+            xp += pixBytes;
+            wp += pixBytes;
+          }
+          xr += rowBytes;
+          wr += wRowBytes;
+        }
+        const al = alpha + cb;
+        a0 = activate(a0, act, alpha != 0 ? v128.load(al) : f32x4.splat(0));
+        a1 = activate(a1, act, alpha != 0 ? v128.load(al, 16) : f32x4.splat(0));
+        a2 = activate(a2, act, alpha != 0 ? v128.load(al, 32) : f32x4.splat(0));
+        a3 = activate(a3, act, alpha != 0 ? v128.load(al, 48) : f32x4.splat(0));
+        if (rp != 0) {
+          a0 = f32x4.add(a0, v128.load(rp + cb));
+          a1 = f32x4.add(a1, v128.load(rp + cb, 16));
+          a2 = f32x4.add(a2, v128.load(rp + cb, 32));
+          a3 = f32x4.add(a3, v128.load(rp + cb, 48));
+        }
+        v128.store(yp + cb, a0);
+        v128.store(yp + cb, a1, 16);
+        v128.store(yp + cb, a2, 32);
+        v128.store(yp + cb, a3, 48);
+      }
+      for (; c < c4; c += 4) {
+        const cb = (<usize>c) << 2;
+        let a0 = v128.load(bias + cb);
+        let xr = xBase + cb;
+        let wr = wBase + cb;
+        for (let ky = ky0; ky < ky1; ky++) {
+          let xp = xr;
+          let wp = wr;
+          for (let kx = kx0; kx < kx1; kx++) {
+            a0 = f32x4.add(a0, f32x4.mul(v128.load(xp), v128.load(wp)));
+            xp += pixBytes;
+            wp += pixBytes;
+          }
+          xr += rowBytes;
+          wr += wRowBytes;
+        }
+        a0 = activate(a0, act, alpha != 0 ? v128.load(alpha + cb) : f32x4.splat(0));
+        if (rp != 0) a0 = f32x4.add(a0, v128.load(rp + cb));
+        v128.store(yp + cb, a0);
+      }
+      for (; c < C; c++) {
+        const cb = (<usize>c) << 2;
+        let a: f32 = load<f32>(bias + cb);
+        let xr = xBase + cb;
+        let wr = wBase + cb;
+        for (let ky = ky0; ky < ky1; ky++) {
+          let xp = xr;
+          let wp = wr;
+          for (let kx = kx0; kx < kx1; kx++) {
+            a += load<f32>(xp) * load<f32>(wp);
+            xp += pixBytes;
+            wp += pixBytes;
+          }
+          xr += rowBytes;
+          wr += wRowBytes;
+        }
+        a = activateScalar(a, act, alpha != 0 ? load<f32>(alpha + cb) : 0);
+        if (rp != 0) a += load<f32>(rp + cb);
+        store<f32>(yp + cb, a);
+      }
+    }
+  }
+}

@@ -1,0 +1,110 @@
+// Exact top-k by inner product: every query against a chunk of gallery rows, merged into a running
+// per-query top-k list that the caller keeps between chunks (so any gallery size can be streamed).
+//
+// topScores / topIdx are [q, k], each row sorted best first; start them at -Infinity / -1. Ties
+// keep the earlier (lower) index, as the rows are visited in order.
+
+/** Inserts (s, idx) into a row of the top-k list if it beats the current k-th entry. */
+// @ts-ignore: decorator
+@inline function offer(scores: usize, idx: usize, k: i32, s: f32, id: i32): void {
+  const lastOff = (<usize>(k - 1)) << 2;
+  if (!(s > load<f32>(scores + lastOff))) return;
+  let j = k - 1;
+  // Shift worse entries down one place until s finds its slot.
+  while (j > 0) {
+    const prev = load<f32>(scores + ((<usize>(j - 1)) << 2));
+    if (prev >= s) break;
+    store<f32>(scores + ((<usize>j) << 2), prev);
+    store<i32>(idx + ((<usize>j) << 2), load<i32>(idx + ((<usize>(j - 1)) << 2)));
+    j--;
+  }
+  store<f32>(scores + ((<usize>j) << 2), s);
+  store<i32>(idx + ((<usize>j) << 2), id);
+}
+
+/** Sums of the lanes of a, b, c, d as one vector [sum a, sum b, sum c, sum d]. */
+// @ts-ignore: decorator
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+// @ts-ignore: decorator
+@inline function dotScalar(a: usize, b: usize, from: i32, dim: i32): f32 {
+  let s: f32 = 0;
+  for (let i = from; i < dim; i++) s += load<f32>(a + ((<usize>i) << 2)) * load<f32>(b + ((<usize>i) << 2));
+  return s;
+}
+
+/**
+ * Scores queries [q, dim] against gallery rows [n, dim] (this chunk's rows are numbered from
+ * base) and merges them into topScores/topIdx [q, k]. Returns the chunk-relative number of the
+ * first row whose score is not finite (NaN or infinite values in the gallery), or -1.
+ */
+export function scoreTopK(
+  queries: usize, q: i32, gallery: usize, n: i32, dim: i32, k: i32, base: i32,
+  topScores: usize, topIdx: usize,
+): i32 {
+  const rowBytes = (<usize>dim) << 2;
+  const d4 = dim & ~3;
+  const kBytes = (<usize>k) << 2;
+  let bad = -1;
+  let r = 0;
+  // Four gallery rows at a time: each query row is read once per four gallery rows.
+  for (; r + 4 <= n; r += 4) {
+    const g0 = gallery + (<usize>r) * rowBytes;
+    const g1 = g0 + rowBytes;
+    const g2 = g1 + rowBytes;
+    const g3 = g2 + rowBytes;
+    for (let qi = 0; qi < q; qi++) {
+      const qp = queries + (<usize>qi) * rowBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let i = 0; i < d4; i += 4) {
+        const o = (<usize>i) << 2;
+        const v = v128.load(qp + o);
+        a0 = f32x4.add(a0, f32x4.mul(v, v128.load(g0 + o)));
+        a1 = f32x4.add(a1, f32x4.mul(v, v128.load(g1 + o)));
+        a2 = f32x4.add(a2, f32x4.mul(v, v128.load(g2 + o)));
+        a3 = f32x4.add(a3, f32x4.mul(v, v128.load(g3 + o)));
+      }
+      const sums = hsum4(a0, a1, a2, a3);
+      let s0 = f32x4.extract_lane(sums, 0);
+      let s1 = f32x4.extract_lane(sums, 1);
+      let s2 = f32x4.extract_lane(sums, 2);
+      let s3 = f32x4.extract_lane(sums, 3);
+      if (d4 < dim) {
+        s0 += dotScalar(qp, g0, d4, dim);
+        s1 += dotScalar(qp, g1, d4, dim);
+        s2 += dotScalar(qp, g2, d4, dim);
+        s3 += dotScalar(qp, g3, d4, dim);
+      }
+      // x - x is 0 for finite x, NaN for NaN and infinities.
+      if (bad < 0 && !(s0 - s0 == 0 && s1 - s1 == 0 && s2 - s2 == 0 && s3 - s3 == 0)) {
+        bad = !(s0 - s0 == 0) ? r : !(s1 - s1 == 0) ? r + 1 : !(s2 - s2 == 0) ? r + 2 : r + 3;
+      }
+      const ts = topScores + (<usize>qi) * kBytes;
+      const ti = topIdx + (<usize>qi) * kBytes;
+      offer(ts, ti, k, s0, base + r);
+      offer(ts, ti, k, s1, base + r + 1);
+      offer(ts, ti, k, s2, base + r + 2);
+      offer(ts, ti, k, s3, base + r + 3);
+    }
+  }
+  for (; r < n; r++) {
+    const g = gallery + (<usize>r) * rowBytes;
+    for (let qi = 0; qi < q; qi++) {
+      const qp = queries + (<usize>qi) * rowBytes;
+      let a = f32x4.splat(0);
+      for (let i = 0; i < d4; i += 4) {
+        const o = (<usize>i) << 2;
+        a = f32x4.add(a, f32x4.mul(v128.load(qp + o), v128.load(g + o)));
+      }
+      let s: f32 = f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3);
+      if (d4 < dim) s += dotScalar(qp, g, d4, dim);
+      if (bad < 0 && !(s - s == 0)) bad = r;
+      offer(topScores + (<usize>qi) * kBytes, topIdx + (<usize>qi) * kBytes, k, s, base + r);
+    }
+  }
+  return bad;
+}
