@@ -84,7 +84,7 @@ export function foldPads(graph: Graph): number {
     const users = consumers(graph, pad.output);
     const conv = users[0];
     if (users.length !== 1 || !conv || (conv.op !== 'conv2d' && conv.op !== 'depthwiseConv2d') || conv.inputs[0] !== pad.output) continue;
-    if (conv.padValue && !allZero(conv.padValue)) continue;
+    if (conv.op === 'conv2d' && conv.padValue && !allZero(conv.padValue)) continue;
     conv.pads = {
       top: conv.pads.top + pad.pads.top,
       left: conv.pads.left + pad.pads.left,

@@ -193,7 +193,7 @@ function runNode(node: GraphNode, get: (t: string) => Float32Array, shapes: Map<
       return y;
     }
     default:
-      throw new CosfaceError('UNSUPPORTED_OP', `reference: op '${node.op}' (node ${node.name}) has no reference implementation`);
+      throw new CosfaceError('UNSUPPORTED_OP', `reference: op '${(node as GraphNode).op}' (node ${(node as GraphNode).name}) has no reference implementation`);
   }
 }
 

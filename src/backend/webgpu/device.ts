@@ -1,0 +1,102 @@
+// Getting a WebGPU adapter and device: navigator.gpu in browsers and Deno, Dawn (the `webgpu`
+// package) in Node. One shared device per process; a clear NO_ADAPTER error when there is none.
+import { CosfaceError } from '../../errors.js';
+
+export interface GpuContext {
+  device: GPUDevice;
+  adapter: GPUAdapter;
+  /** e.g. "llvmpipe (LLVM 19.1.7, 256 bits) (mesa, cpu, vulkan)". */
+  adapterName: string;
+  features: Set<string>;
+  /** Device lost or uncaptured errors are reported here; the device is unusable after loss. */
+  lost: Promise<GPUDeviceLostInfo>;
+}
+
+let shared: Promise<GpuContext> | null = null;
+// Dawn's GPU object must stay referenced for the life of every device made from it: if it is
+// garbage-collected, Dawn crashes the process within a few dispatches. Module scope keeps it.
+let dawnGpu: GPU | null = null;
+
+/** True when the user switched WebGPU off (COSFACE_WEBGPU=off|0|false), e.g. to test the fallback. */
+export function webgpuDisabled(): boolean {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.COSFACE_WEBGPU;
+  return v !== undefined && ['off', '0', 'false', 'no'].includes(v.toLowerCase());
+}
+
+async function nodeGpu(): Promise<GPU | null> {
+  if (dawnGpu) return dawnGpu;
+  const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+  if (!isNode) return null;
+  let mod: { create(options: string[]): GPU; globals: object };
+  try {
+    mod = (await import('webgpu')) as unknown as typeof mod;
+  } catch (e) {
+    throw new CosfaceError('NO_ADAPTER', `WebGPU: the 'webgpu' package (Dawn for Node) could not be loaded: ${(e as Error).message}`, { cause: e });
+  }
+  // Dawn's classes (GPUBufferUsage, GPUShaderStage, ...) as globals, as in a browser.
+  for (const [k, v] of Object.entries(mod.globals)) {
+    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  }
+  dawnGpu = mod.create([]);
+  return dawnGpu;
+}
+
+function describeAdapter(adapter: GPUAdapter): string {
+  const info = adapter.info;
+  const parts = [info.description || info.device, info.vendor, info.architecture].filter((s) => s && s.length > 0);
+  return parts.length ? parts.join(', ') : 'unknown adapter';
+}
+
+async function acquire(): Promise<GpuContext> {
+  if (webgpuDisabled()) throw new CosfaceError('NO_ADAPTER', 'WebGPU is switched off (COSFACE_WEBGPU=off)');
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  const gpu = nav?.gpu ?? (await nodeGpu());
+  if (!gpu) throw new CosfaceError('NO_ADAPTER', 'WebGPU is not available in this runtime (no navigator.gpu)');
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) {
+    throw new CosfaceError(
+      'NO_ADAPTER',
+      'WebGPU: no adapter found. On Linux without a GPU install Mesa 25 lavapipe (mesa-vulkan-drivers from bookworm-backports); otherwise use --backend wasm.',
+    );
+  }
+  const l = adapter.limits;
+  const features: GPUFeatureName[] = [];
+  if (adapter.features.has('timestamp-query')) features.push('timestamp-query');
+  const device = await adapter.requestDevice({
+    requiredFeatures: features,
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    },
+  });
+  const lost = device.lost;
+  lost.then(() => {
+    shared = null;
+  });
+  return { device, adapter, adapterName: describeAdapter(adapter), features: new Set(features), lost };
+}
+
+/** The process-wide WebGPU device (created on first use). Rejects with NO_ADAPTER when there is none. */
+export function getGpu(): Promise<GpuContext> {
+  if (!shared) {
+    shared = acquire();
+    shared.catch(() => {
+      shared = null;
+    });
+  }
+  return shared;
+}
+
+/** True when an adapter can be had (never throws). */
+export async function hasWebGpu(): Promise<boolean> {
+  try {
+    await getGpu();
+    return true;
+  } catch {
+    return false;
+  }
+}

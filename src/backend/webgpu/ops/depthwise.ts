@@ -1,0 +1,26 @@
+// Depthwise convolution on shaders/depthwise.wgsl.
+import type { DepthwiseConv2DNode } from '../../../graph/ir.js';
+import { ACT_CODE, grid, params, shader, type BindingRef, type KernelPlan } from './kernel.js';
+
+export function planDepthwise(node: DepthwiseConv2DNode, shapes: Map<string, number[]>): KernelPlan {
+  const [H, W] = shapes.get(node.inputs[0]!)! as [number, number, number];
+  const [OH, OW] = shapes.get(node.output)! as [number, number, number];
+  const hasResidual = node.inputs.length > 1;
+  const bindings: BindingRef[] = [
+    { kind: 'tensor', name: node.inputs[0]! },
+    { kind: 'const', data: node.filter, label: `${node.name}/weights` },
+    { kind: 'const', data: node.bias, label: `${node.name}/bias` },
+    node.alpha ? { kind: 'const', data: node.alpha, label: `${node.name}/alpha` } : { kind: 'dummy' },
+    hasResidual ? { kind: 'tensor', name: node.inputs[1]! } : { kind: 'dummy' },
+    { kind: 'tensor', name: node.output },
+  ];
+  const owt = Math.ceil(OW / 4);
+  return {
+    node,
+    shader: shader('depthwise.wgsl'),
+    bindings,
+    params: (n) =>
+      params([H, W, node.channels, OH, OW, node.kh, node.kw, node.strideH, node.strideW, node.pads.top, node.pads.left, ACT_CODE[node.activation], hasResidual ? 1 : 0, n * OH * owt]),
+    dispatch: (n) => grid(Math.ceil(node.channels / 64), n * OH * owt),
+  };
+}

@@ -1,0 +1,53 @@
+// What an op descriptor returns: the shader variant, what to bind, and how uniforms and the
+// dispatch grid follow from the batch size. Shapes go into uniforms, never into the cache key.
+import { WGSL_SOURCES } from '../wgsl-sources.generated.js';
+import type { ShaderSpec } from '../pipeline-cache.js';
+import type { Activation, GraphNode } from '../../../graph/ir.js';
+
+/** A binding: a graph tensor (activation buffer), a constant uploaded once, or nothing (a 16-byte dummy). */
+export type BindingRef = { kind: 'tensor'; name: string } | { kind: 'const'; data: Float32Array; label: string } | { kind: 'dummy' };
+
+export interface KernelPlan {
+  node: GraphNode;
+  shader: ShaderSpec;
+  /** Storage bindings in @binding order; the uniform params buffer is bound after them. */
+  bindings: BindingRef[];
+  /** Uniform contents for batch size n (16-byte aligned u32 words). */
+  params(n: number): Uint32Array;
+  /** Workgroup counts for batch size n. */
+  dispatch(n: number): [number, number, number];
+}
+
+export function shader(name: string, entryPoint = 'main'): ShaderSpec {
+  const code = WGSL_SOURCES[name];
+  if (code === undefined) throw new Error(`no shader ${name} in shaders/`);
+  return { name, code, entryPoint };
+}
+
+export const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, prelu: 2 };
+
+export const MAX_GRID = 65535;
+
+/** A 2-D grid whose y count may exceed the per-dimension limit: the excess wraps into z. */
+export function grid(x: number, y: number): [number, number, number] {
+  if (x > MAX_GRID) throw new Error(`dispatch of ${x} workgroups in x exceeds ${MAX_GRID}`);
+  return [Math.max(1, x), Math.max(1, Math.min(y, MAX_GRID)), Math.max(1, Math.ceil(y / MAX_GRID))];
+}
+
+/** A 1-D count of workgroups laid out as x + y * 65535. */
+export function grid1d(count: number): [number, number, number] {
+  return [Math.max(1, Math.min(count, MAX_GRID)), Math.max(1, Math.ceil(count / MAX_GRID)), 1];
+}
+
+/** Per-channel vector padded with zeros to a multiple of 4 (for vec4 bindings). */
+export function padTo4(v: Float32Array | undefined, len: number): Float32Array {
+  const out = new Float32Array(Math.ceil(len / 4) * 4);
+  if (v) out.set(v.subarray(0, len));
+  return out;
+}
+
+export function params(words: number[]): Uint32Array {
+  const out = new Uint32Array(Math.ceil(words.length / 4) * 4);
+  out.set(words);
+  return out;
+}

@@ -1,0 +1,46 @@
+// 1x1 convolutions (stride 1, no padding) and fully connected layers as a register-tiled matrix
+// multiply on shaders/matmul.wgsl. Needs K and N multiples of 4; the registry falls back to
+// conv2d.wgsl otherwise.
+import { numel, type Conv2DNode, type FullyConnectedNode } from '../../../graph/ir.js';
+import { ACT_CODE, grid, padTo4, params, shader, type BindingRef, type KernelPlan } from './kernel.js';
+
+/** [N, K] (output-major) -> [K, N] so a vec4 load takes 4 adjacent output channels. */
+export function packMatmulWeights(w: Float32Array, N: number, K: number): Float32Array {
+  const packed = new Float32Array(K * N);
+  for (let o = 0; o < N; o++) for (let k = 0; k < K; k++) packed[k * N + o] = w[o * K + k]!;
+  return packed;
+}
+
+export function matmulApplies(node: Conv2DNode | FullyConnectedNode): boolean {
+  if (node.op === 'fullyConnected') return node.inF % 4 === 0 && node.outF % 4 === 0;
+  const p = node.pads;
+  return (
+    node.kh === 1 && node.kw === 1 && node.strideH === 1 && node.strideW === 1 &&
+    p.top + p.left + p.bottom + p.right === 0 && node.inC % 4 === 0 && node.outC % 4 === 0
+  );
+}
+
+export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<string, number[]>): KernelPlan {
+  const K = node.op === 'conv2d' ? node.inC : node.inF;
+  const N = node.op === 'conv2d' ? node.outC : node.outF;
+  const weights = node.op === 'conv2d' ? node.filter : node.weights;
+  // Rows per sample: pixels for a 1x1 convolution, 1 for a fully connected layer.
+  const rowsPerSample = node.op === 'conv2d' ? numel(shapes.get(node.output)!) / N : 1;
+  const hasResidual = node.inputs.length > 1;
+  const bindings: BindingRef[] = [
+    { kind: 'tensor', name: node.inputs[0]! },
+    { kind: 'const', data: packMatmulWeights(weights, N, K), label: `${node.name}/weights` },
+    { kind: 'const', data: padTo4(node.bias, N), label: `${node.name}/bias` },
+    node.alpha ? { kind: 'const', data: padTo4(node.alpha, N), label: `${node.name}/alpha` } : { kind: 'dummy' },
+    hasResidual ? { kind: 'tensor', name: node.inputs[1]! } : { kind: 'dummy' },
+    { kind: 'tensor', name: node.output },
+  ];
+  const N4 = N / 4;
+  return {
+    node,
+    shader: shader('matmul.wgsl'),
+    bindings,
+    params: (n) => params([n * rowsPerSample, K / 4, N4, ACT_CODE[node.activation], hasResidual ? 1 : 0]),
+    dispatch: (n) => grid(Math.ceil(Math.ceil(N4 / 2) / 8), Math.ceil(Math.ceil((n * rowsPerSample) / 4) / 8)),
+  };
+}

@@ -1,0 +1,264 @@
+// The WebGPU backend: plans a graph into WGSL kernel dispatches, uploads weights once, keeps
+// activation buffers in a liveness-based arena sized for the largest batch seen, and runs a
+// whole batch as one command buffer (one submission).
+import { CosfaceError } from '../../errors.js';
+import { numel, type Graph } from '../../graph/ir.js';
+import type { Backend, CompiledGraph } from '../backend.js';
+import { BufferPool } from './buffer-pool.js';
+import { getGpu, type GpuContext } from './device.js';
+import type { KernelPlan } from './ops/kernel.js';
+import { ALIAS_OPS, planNode } from './ops/registry.js';
+import { PipelineCache } from './pipeline-cache.js';
+
+const STORAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC (GPUBufferUsage, usable before globals exist)
+const UNIFORM = 0x40 | 0x08; // UNIFORM | COPY_DST
+const MAP_READ = 0x01 | 0x08; // MAP_READ | COPY_DST
+
+interface Step {
+  plan: KernelPlan;
+  pipeline: GPUComputePipeline;
+  uniform: GPUBuffer;
+  constBuffers: (GPUBuffer | null)[];
+  bindGroup: GPUBindGroup | null;
+}
+
+/** Per-kernel timing from timestamp queries. */
+export interface KernelTiming {
+  node: string;
+  op: string;
+  shader: string;
+  ms: number;
+  /** Multiply-adds of this node for the whole batch. */
+  macs: number;
+}
+
+export interface WebGpuCompiledGraph extends CompiledGraph {
+  /** Runs each kernel in its own pass with timestamps (needs the timestamp-query feature). */
+  profile(input: Float32Array, n: number): Promise<KernelTiming[]>;
+  readonly pipelineCount: number;
+}
+
+export interface WebGpuBackend extends Backend {
+  readonly name: 'webgpu';
+  readonly gpu: GpuContext;
+  readonly pipelines: PipelineCache;
+  readonly pool: BufferPool;
+  compile(graph: Graph): Promise<WebGpuCompiledGraph>;
+}
+
+export async function createWebGpuBackend(): Promise<WebGpuBackend> {
+  const gpu = await getGpu();
+  const pipelines = new PipelineCache(gpu.device);
+  const pool = new BufferPool(gpu.device);
+  return {
+    name: 'webgpu',
+    gpu,
+    pipelines,
+    pool,
+    describe: () => `webgpu (${gpu.adapterName})`,
+    compile: (graph) => compileGraph(gpu, pipelines, pool, graph),
+    dispose: async () => {
+      pool.destroy();
+    },
+  };
+}
+
+/** Assigns tensors to arena slots by liveness so buffers are reused between layers. */
+function planSlots(graph: Graph, alias: Map<string, string>): { slotOf: Map<string, number>; slotFloats: number[] } {
+  const root = (t: string): string => {
+    let r = t;
+    while (alias.has(r)) r = alias.get(r)!;
+    return r;
+  };
+  const lastUse = new Map<string, number>();
+  graph.nodes.forEach((node, i) => {
+    for (const t of node.inputs) lastUse.set(root(t), i);
+  });
+  lastUse.set(root(graph.output.name), Infinity);
+  lastUse.set(graph.input.name, Math.max(lastUse.get(graph.input.name) ?? 0, 0));
+  const slotOf = new Map<string, number>();
+  const slotFloats: number[] = [];
+  const freeAt: number[] = []; // node index after which a slot is free
+  const assign = (t: string, at: number) => {
+    const size = numel(graph.shapes.get(t) ?? graph.input.shape);
+    // Prefer a free slot that is already large enough, else the largest free one (grown).
+    let best = -1;
+    for (let s = 0; s < slotFloats.length; s++) {
+      if (freeAt[s]! >= at) continue;
+      if (best < 0 || (slotFloats[s]! >= size && (slotFloats[best]! < size || slotFloats[s]! < slotFloats[best]!)) || (slotFloats[best]! < size && slotFloats[s]! > slotFloats[best]!)) best = s;
+    }
+    if (best < 0) {
+      best = slotFloats.length;
+      slotFloats.push(0);
+      freeAt.push(Infinity);
+    }
+    slotFloats[best] = Math.max(slotFloats[best]!, size);
+    freeAt[best] = lastUse.get(t) ?? at;
+    slotOf.set(t, best);
+  };
+  assign(graph.input.name, -1);
+  graph.nodes.forEach((node, i) => {
+    if (alias.has(node.output)) return;
+    assign(node.output, i);
+  });
+  for (const [t] of alias) slotOf.set(t, slotOf.get(root(t))!);
+  return { slotOf, slotFloats };
+}
+
+async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: BufferPool, graph: Graph): Promise<WebGpuCompiledGraph> {
+  const device = gpu.device;
+  const alias = new Map<string, string>();
+  const plans: KernelPlan[] = [];
+  for (const node of graph.nodes) {
+    if (ALIAS_OPS.has(node.op)) alias.set(node.output, node.inputs[0]!);
+    else plans.push(planNode(node, graph.shapes)); // throws UNSUPPORTED_OP at load time
+  }
+  const { slotOf, slotFloats } = planSlots(graph, alias);
+
+  const dummy = device.createBuffer({ size: 16, usage: STORAGE, label: 'dummy' });
+  const steps: Step[] = await Promise.all(
+    plans.map(async (plan) => {
+      const pipeline = await pipelines.get(plan.shader);
+      const constBuffers = plan.bindings.map((b) => {
+        if (b.kind !== 'const') return null;
+        const buf = device.createBuffer({ size: Math.max(16, Math.ceil(b.data.byteLength / 16) * 16), usage: STORAGE, label: b.label });
+        device.queue.writeBuffer(buf, 0, b.data.buffer, b.data.byteOffset, b.data.byteLength);
+        return buf;
+      });
+      const uniform = device.createBuffer({ size: 64, usage: UNIFORM, label: `${plan.node.name}/params` });
+      return { plan, pipeline, uniform, constBuffers, bindGroup: null };
+    }),
+  );
+
+  const inFloats = numel(graph.input.shape);
+  const outFloats = numel(graph.output.shape);
+  let capacity = 0;
+  let slots: GPUBuffer[] = [];
+  let readback: GPUBuffer | null = null;
+  let paramsForN = -1;
+  let disposed = false;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const ensureCapacity = (n: number) => {
+    if (n <= capacity) return;
+    const cap = 2 ** Math.ceil(Math.log2(n));
+    for (const b of slots) pool.release(b);
+    if (readback) pool.release(readback);
+    slots = slotFloats.map((f, i) => pool.acquire(f * cap * 4, STORAGE, `slot${i}`));
+    readback = pool.acquire(outFloats * cap * 4, MAP_READ, 'readback');
+    for (const step of steps) {
+      const entries: GPUBindGroupEntry[] = step.plan.bindings.map((b, i) => {
+        const buffer = b.kind === 'tensor' ? slots[slotOf.get(b.name)!]! : b.kind === 'const' ? step.constBuffers[i]! : dummy;
+        return { binding: i, resource: { buffer } };
+      });
+      entries.push({ binding: step.plan.bindings.length, resource: { buffer: step.uniform } });
+      step.bindGroup = device.createBindGroup({ layout: step.pipeline.getBindGroupLayout(0), entries, label: step.plan.node.name });
+    }
+    capacity = cap;
+  };
+
+  const prepare = (input: Float32Array, n: number) => {
+    if (disposed) throw new CosfaceError('BAD_INPUT', 'webgpu: this compiled graph was disposed');
+    if (!Number.isInteger(n) || n < 1) throw new CosfaceError('EMPTY_BATCH', `webgpu: batch size must be a positive integer, got ${n}`);
+    if (input.length !== n * inFloats) throw new CosfaceError('DIMENSION_MISMATCH', `webgpu: expected ${n} x ${inFloats} input values, got ${input.length}`);
+    ensureCapacity(n);
+    if (paramsForN !== n) {
+      for (const step of steps) {
+        const p = step.plan.params(n);
+        device.queue.writeBuffer(step.uniform, 0, p.buffer, p.byteOffset, p.byteLength);
+      }
+      paramsForN = n;
+    }
+    device.queue.writeBuffer(slots[slotOf.get(graph.input.name)!]!, 0, input.buffer, input.byteOffset, input.byteLength);
+  };
+
+  const readOutput = async (encoder: GPUCommandEncoder, n: number): Promise<Float32Array> => {
+    const bytes = n * outFloats * 4;
+    encoder.copyBufferToBuffer(slots[slotOf.get(graph.output.name)!]!, 0, readback!, 0, bytes);
+    device.pushErrorScope('validation');
+    device.pushErrorScope('out-of-memory');
+    device.queue.submit([encoder.finish()]);
+    const oom = await device.popErrorScope();
+    const invalid = await device.popErrorScope();
+    if (oom || invalid) throw new CosfaceError('GPU_ERROR', `webgpu: ${(oom ?? invalid)!.message}`);
+    await readback!.mapAsync(0x0001 /* GPUMapMode.READ */, 0, bytes);
+    const out = new Float32Array(readback!.getMappedRange(0, bytes).slice(0));
+    readback!.unmap();
+    return out;
+  };
+
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = queue.then(fn, fn);
+    queue = p.catch(() => undefined);
+    return p;
+  };
+
+  const run = (input: Float32Array, n: number) =>
+    serial(async () => {
+      prepare(input, n);
+      const encoder = device.createCommandEncoder({ label: 'embed' });
+      const pass = encoder.beginComputePass();
+      for (const step of steps) {
+        pass.setPipeline(step.pipeline);
+        pass.setBindGroup(0, step.bindGroup!);
+        const [x, y, z] = step.plan.dispatch(n);
+        pass.dispatchWorkgroups(x, y, z);
+      }
+      pass.end();
+      return readOutput(encoder, n);
+    });
+
+  const profile = (input: Float32Array, n: number) =>
+    serial(async () => {
+      if (!gpu.features.has('timestamp-query')) throw new CosfaceError('GPU_ERROR', 'webgpu: the adapter has no timestamp-query feature');
+      prepare(input, n);
+      const count = steps.length * 2;
+      const querySet = device.createQuerySet({ type: 'timestamp', count });
+      const resolve = device.createBuffer({ size: count * 8, usage: 0x0200 | 0x0004 /* QUERY_RESOLVE | COPY_SRC */ });
+      const read = device.createBuffer({ size: count * 8, usage: MAP_READ });
+      const encoder = device.createCommandEncoder({ label: 'profile' });
+      steps.forEach((step, i) => {
+        const pass = encoder.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+        pass.setPipeline(step.pipeline);
+        pass.setBindGroup(0, step.bindGroup!);
+        const [x, y, z] = step.plan.dispatch(n);
+        pass.dispatchWorkgroups(x, y, z);
+        pass.end();
+      });
+      encoder.resolveQuerySet(querySet, 0, count, resolve, 0);
+      encoder.copyBufferToBuffer(resolve, 0, read, 0, count * 8);
+      await readOutput(encoder, n);
+      await read.mapAsync(0x0001);
+      const t = new BigUint64Array(read.getMappedRange().slice(0));
+      read.unmap();
+      querySet.destroy();
+      resolve.destroy();
+      read.destroy();
+      const { nodeMacs } = await import('../../graph/ir.js');
+      return steps.map((step, i) => ({
+        node: step.plan.node.name,
+        op: step.plan.node.op,
+        shader: `${step.plan.shader.name}#${step.plan.shader.entryPoint}`,
+        ms: Number(t[2 * i + 1]! - t[2 * i]!) / 1e6,
+        macs: nodeMacs(step.plan.node, graph.shapes) * n,
+      }));
+    });
+
+  return {
+    graph,
+    run,
+    profile,
+    pipelineCount: new Set(steps.map((s) => s.pipeline)).size,
+    dispose: () => {
+      if (disposed) return;
+      disposed = true;
+      for (const b of slots) pool.release(b);
+      if (readback) pool.release(readback);
+      for (const s of steps) {
+        s.uniform.destroy();
+        for (const b of s.constBuffers) b?.destroy();
+      }
+      dummy.destroy();
+    },
+  };
+}
