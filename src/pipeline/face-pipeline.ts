@@ -1,0 +1,151 @@
+// Photo -> faces: decode, detect (BlazeFace), landmarks (FaceMesh, BlazeFace's four points as
+// fallback), align to the ArcFace template, quality, embed (MobileFaceNet) and normalise. The three
+// networks are compiled once onto the injected backend and each runs batched per photo.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CompiledGraph } from '../backend/backend.js';
+import { CosfaceError } from '../errors.js';
+import type { Graph } from '../graph/ir.js';
+import { appendL2Normalize, optimizeGraph } from '../graph/passes.js';
+import { loadTfjsGraphModel } from '../import/tfjs/read-tfjs.js';
+import { readTflite } from '../import/tflite/read-tflite.js';
+import { alignFace, alignmentTransform, ARCFACE_TEMPLATE_112, applySimilarity, invertSimilarity, type Point } from './align.js';
+import { decodeImage, type DecodeOptions, type RgbImage } from './decode.js';
+import { DETECTOR_OUTPUTS, detectFaces, type Detection, type DetectorOptions } from './detect.js';
+import { detectorFourPoints, meshLandmarks, MESH_OUTPUTS, type LandmarkOptions } from './landmarks.js';
+import { faceQuality, type QualityParts } from './quality.js';
+
+/** Anything that compiles a graph for execution: a Backend (webgpu, wasm) or the reference adapter. */
+export interface GraphCompiler {
+  compile(graph: Graph): Promise<CompiledGraph>;
+}
+
+export interface FacePipelineOptions {
+  backend: GraphCompiler;
+  /** Folder with blazeface-back.json/.bin, facemesh.json/.bin, mobilefacenet-arcface.tflite. */
+  modelDir?: string;
+  detector?: DetectorOptions;
+  landmarks?: LandmarkOptions;
+  decode?: DecodeOptions;
+}
+
+export interface Face {
+  /** [x, y, w, h] in photo pixels (after EXIF orientation). */
+  box: [number, number, number, number];
+  /** Five points in photo pixels: eyes, nose tip, mouth corners (left/right as seen in the image). */
+  landmarks: [number, number][];
+  /** Detector score 0..1. */
+  score: number;
+  /** Combined quality 0..1 (see quality.ts). */
+  quality: number;
+  /** Unit-length 128-d embedding. */
+  embedding: number[];
+  /** 'mesh': FaceMesh five points; 'detector': BlazeFace four points (the mesh saw no face). */
+  alignment: 'mesh' | 'detector';
+  qualityParts: QualityParts;
+}
+
+export interface FacePipeline {
+  /** Every face in a photo (file path or bytes), left to right. */
+  facesInPhoto(photo: string | Uint8Array): Promise<Face[]>;
+  /** Every face in decoded RGB pixels. */
+  facesInImage(img: RgbImage): Promise<Face[]>;
+  /** Detection only. */
+  detect(img: RgbImage): Promise<Detection[]>;
+  /** Embeds n aligned 112x112 RGB crops (float 0..255, HWC back to back); n x 128 unit vectors. */
+  embedAligned(crops: Float32Array, n: number): Promise<Float32Array>;
+  dispose(): void;
+}
+
+/** The project's vendored models folder (found from this file, in src/ or in dist/src/). */
+export function defaultModelDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'models', 'blazeface-back.json'))) return join(dir, 'models');
+    dir = dirname(dir);
+  }
+  throw new CosfaceError('BAD_MODEL', 'cannot find the models/ folder (blazeface-back.json); pass modelDir');
+}
+
+/** The three graphs, imported and optimised, before compilation. */
+export async function loadPipelineGraphs(modelDir = defaultModelDir()): Promise<{ detector: Graph; mesh: Graph; embedder: Graph }> {
+  const detector = (await loadTfjsGraphModel(join(modelDir, 'blazeface-back.json'), { outputs: DETECTOR_OUTPUTS })).graph;
+  const mesh = (await loadTfjsGraphModel(join(modelDir, 'facemesh.json'), { outputs: MESH_OUTPUTS })).graph;
+  const embedder = readTflite(await readFile(join(modelDir, 'mobilefacenet-arcface.tflite')), 'mobilefacenet-arcface.tflite');
+  for (const g of [detector, mesh, embedder]) optimizeGraph(g);
+  appendL2Normalize(embedder);
+  return { detector, mesh, embedder };
+}
+
+/** Template with the mouth centre in place of the two corners, for BlazeFace's four points. */
+const FOUR_POINT_TEMPLATE: Point[] = [
+  ARCFACE_TEMPLATE_112[0]!, ARCFACE_TEMPLATE_112[1]!, ARCFACE_TEMPLATE_112[2]!,
+  [(ARCFACE_TEMPLATE_112[3]![0] + ARCFACE_TEMPLATE_112[4]![0]) / 2, (ARCFACE_TEMPLATE_112[3]![1] + ARCFACE_TEMPLATE_112[4]![1]) / 2],
+];
+
+export async function createFacePipeline(opts: FacePipelineOptions): Promise<FacePipeline> {
+  const graphs = await loadPipelineGraphs(opts.modelDir);
+  const [detector, mesh, embedder] = await Promise.all([opts.backend.compile(graphs.detector), opts.backend.compile(graphs.mesh), opts.backend.compile(graphs.embedder)]);
+  const detect = (img: RgbImage) => detectFaces(img, (x, n) => detector.run(x, n), opts.detector);
+
+  async function facesInImage(img: RgbImage): Promise<Face[]> {
+    const dets = await detect(img);
+    if (dets.length === 0) return [];
+    const meshes = await meshLandmarks(img, dets, (x, n) => mesh.run(x, n), opts.landmarks);
+    const crops = new Float32Array(dets.length * 112 * 112 * 3);
+    const prepared = dets.map((d, i) => {
+      const m = meshes[i]!;
+      let five: Point[];
+      let alignment: Face['alignment'];
+      if (m.faceFlag >= 0.5) {
+        five = m.five;
+        alignment = 'mesh';
+      } else {
+        // The mesh saw no face: align on the detector's points and report the template's mouth
+        // corners mapped back to the photo as the fifth and fourth points.
+        const toAligned4 = alignmentTransform(detectorFourPoints(d), FOUR_POINT_TEMPLATE);
+        const back = invertSimilarity(toAligned4);
+        const fromTemplate = (p: Point): Point => applySimilarity(back, [p[0] + 0.5, p[1] + 0.5]);
+        five = [...detectorFourPoints(d).slice(0, 3), fromTemplate(ARCFACE_TEMPLATE_112[3]!), fromTemplate(ARCFACE_TEMPLATE_112[4]!)];
+        alignment = 'detector';
+      }
+      const { toAligned } = alignFace(img, five, crops, i * 112 * 112 * 3);
+      return { five, alignment, toAligned };
+    });
+    const emb = await embedder.run(crops, dets.length);
+    return dets.map((d, i) => {
+      const p = prepared[i]!;
+      const q = faceQuality(d.score, p.five, p.toAligned, crops.subarray(i * 112 * 112 * 3, (i + 1) * 112 * 112 * 3));
+      return {
+        box: d.box.map(round2) as Face['box'],
+        landmarks: p.five.map((pt) => [round2(pt[0]), round2(pt[1])] as [number, number]),
+        score: d.score,
+        quality: q.quality,
+        embedding: Array.from(emb.subarray(i * 128, (i + 1) * 128)),
+        alignment: p.alignment,
+        qualityParts: q.parts,
+      };
+    });
+  }
+
+  return {
+    facesInImage,
+    async facesInPhoto(photo) {
+      return facesInImage(await decodeImage(photo, opts.decode));
+    },
+    detect,
+    async embedAligned(crops, n) {
+      if (!(n >= 1) || crops.length !== n * 112 * 112 * 3) throw new CosfaceError('BAD_INPUT', `embedAligned: expected ${n} x 112x112x3 floats, got ${crops.length}`);
+      return embedder.run(crops, n);
+    },
+    dispose() {
+      detector.dispose();
+      mesh.dispose();
+      embedder.dispose();
+    },
+  };
+}
+
+const round2 = (v: number): number => Math.round(v * 100) / 100;
