@@ -7,7 +7,7 @@ import { convOutSize, noPads, numel, samePads, type Activation, type Graph, type
 /** The parts of model.json the importer reads. */
 export interface TfjsModelJson {
   format?: string;
-  modelTopology: { node: TfjsNodeDef[] };
+  modelTopology: { node: TfjsNodeDef[]; versions?: unknown; library?: unknown };
   weightsManifest: { paths: string[]; weights: TfjsWeightSpec[] }[];
   signature?: unknown;
 }
