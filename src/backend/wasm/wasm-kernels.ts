@@ -9,7 +9,7 @@ import { CosfaceError } from '../../errors.js';
 export interface KernelExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
-  gemm(out: number, x: number, w: number, bias: number, alpha: number, res: number, P: number, K: number, N: number, act: number): void;
+  gemm(out: number, x: number, w: number, bias: number, alpha: number, res: number, P: number, K: number, N: number, act: number, scratch: number): void;
   im2col(out: number, x: number, H: number, W: number, C: number, kh: number, kw: number, sh: number, sw: number, padT: number, padL: number, OH: number, OW: number, padValue: number): void;
   depthwise(out: number, x: number, w: number, bias: number, alpha: number, res: number, H: number, W: number, C: number, kh: number, kw: number, sh: number, sw: number, padT: number, padL: number, OH: number, OW: number, act: number): void;
   add(out: number, a: number, b: number, alpha: number, P: number, C: number, act: number): void;

@@ -11,6 +11,8 @@ export class WasmGraphRunner {
   private readonly constPtr: number[];
   private readonly slotPtr: number[];
   private readonly start: number;
+  /** 4 * K floats for the GEMM's packed input tile (K of the widest GEMM). */
+  private readonly scratch: number;
 
   constructor(
     private readonly kernels: WasmKernels,
@@ -20,6 +22,8 @@ export class WasmGraphRunner {
     this.start = kernels.mark();
     this.constPtr = plan.consts.map((c) => kernels.allocF32(c));
     this.slotPtr = plan.slots.map((floats) => kernels.alloc(floats * microBatch * 4));
+    const maxK = Math.max(1, ...plan.steps.map((s) => (s.op === 'gemm' ? s.K : 1)));
+    this.scratch = kernels.alloc(maxK * 16);
   }
 
   /** Runs n samples (input: n * inputSize floats) and returns n * outputSize floats. */
@@ -52,7 +56,7 @@ export class WasmGraphRunner {
     const opt = (r: number) => (r < 0 ? 0 : this.slotPtr[r]!);
     switch (st.op) {
       case 'gemm':
-        k.gemm(slot(st.out), slot(st.x), cst(st.w), cst(st.bias), cst(st.alpha), opt(st.res), st.P * m, st.K, st.N, st.act);
+        k.gemm(slot(st.out), slot(st.x), cst(st.w), cst(st.bias), cst(st.alpha), opt(st.res), st.P * m, st.K, st.N, st.act, this.scratch);
         break;
       case 'im2col':
         for (let s = 0; s < m; s++) {
