@@ -27,8 +27,20 @@ export const scoreExactTs: ExactScorer = async (queries, q, gallery, n, dim, k) 
     let filled = 0;
     for (let r = 0; r < n; r++) {
       const go = r * dim;
-      let s = 0;
-      for (let d = 0; d < dim; d++) s += queries[qo + d]! * gallery[go + d]!;
+      // Four accumulators break the add dependency chain (about 2x faster in V8).
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      let d = 0;
+      for (; d + 4 <= dim; d += 4) {
+        s0 += queries[qo + d]! * gallery[go + d]!;
+        s1 += queries[qo + d + 1]! * gallery[go + d + 1]!;
+        s2 += queries[qo + d + 2]! * gallery[go + d + 2]!;
+        s3 += queries[qo + d + 3]! * gallery[go + d + 3]!;
+      }
+      for (; d < dim; d++) s0 += queries[qo + d]! * gallery[go + d]!;
+      const s = Math.fround(s0 + s1 + s2 + s3);
       if (filled === k && s <= worst) continue;
       // Insert keeping the list sorted best first; ties keep the earlier row first.
       let pos = filled < k ? filled : k - 1;

@@ -270,8 +270,8 @@ export class Store {
     return this.db
       .select({
         g: galleries,
-        identities: sql<number>`(SELECT COUNT(*) FROM identities i WHERE i.gallery_id = ${galleries.id} AND i.deleted_at IS NULL)`,
-        faces: sql<number>`(SELECT COUNT(*) FROM faces f WHERE f.gallery_id = ${galleries.id} AND f.deleted = 0)`,
+        identities: sql<number>`(SELECT COUNT(*) FROM identities i WHERE i.gallery_id = galleries.id AND i.deleted_at IS NULL)`,
+        faces: sql<number>`(SELECT COUNT(*) FROM faces f WHERE f.gallery_id = galleries.id AND f.deleted = 0)`,
       })
       .from(galleries)
       .orderBy(galleries.name)
@@ -335,7 +335,7 @@ export class Store {
     return this.db
       .select({
         i: identities,
-        faces: sql<number>`(SELECT COUNT(*) FROM faces f WHERE f.identity_id = ${identities.id} AND f.deleted = 0)`,
+        faces: sql<number>`(SELECT COUNT(*) FROM faces f WHERE f.identity_id = identities.id AND f.deleted = 0)`,
       })
       .from(identities)
       .where(and(eq(identities.galleryId, g.id), isNull(identities.deletedAt)))

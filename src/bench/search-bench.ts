@@ -1,0 +1,378 @@
+// Search benchmark: HNSW against exact scoring on synthetic galleries of identity clusters, with
+// build rate, memory per vector, recall and latency side by side. Also exports the cluster
+// generator the store tests use.
+import { performance } from 'node:perf_hooks';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { scoreExactTs, type ExactScorer } from '../store/exact-scorer.js';
+import { GalleryIndex } from '../store/gallery-index.js';
+
+// ---- synthetic identity clusters ----
+
+/** Deterministic uniform [0, 1) generator (mulberry32), so every run sees the same gallery. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface ClusterModel {
+  dim: number;
+  /** Per-sample "quality" q ~ N(qualityMean, qualitySd) clipped to [0.2, 0.99]: cos(sample, centre). */
+  qualityMean: number;
+  qualitySd: number;
+}
+
+/**
+ * Default: in 128-d, two samples of one identity have cosine about q1*q2, mean 0.63 and sd 0.10
+ * (the noise directions add ~0.07 of that sd); two identities have cosine mean 0 and sd 1/sqrt(128)
+ * = 0.088, which is the floor for any isotropic model in 128-d (the LFW figure of 0.07 would need
+ * an anisotropic embedding space).
+ */
+export const FACE_LIKE_CLUSTERS: ClusterModel = { dim: 128, qualityMean: 0.795, qualitySd: 0.08 };
+
+export class ClusterGenerator {
+  private readonly rand: () => number;
+  private spare: number | null = null;
+  constructor(readonly model: ClusterModel, seed: number) {
+    this.rand = seededRandom(seed);
+  }
+
+  gauss(): number {
+    if (this.spare !== null) {
+      const s = this.spare;
+      this.spare = null;
+      return s;
+    }
+    const r = Math.sqrt(-2 * Math.log(1 - this.rand()));
+    const t = 2 * Math.PI * this.rand();
+    this.spare = r * Math.sin(t);
+    return r * Math.cos(t);
+  }
+
+  /** A random unit vector (an identity centre). */
+  centre(out = new Float32Array(this.model.dim)): Float32Array {
+    let s = 0;
+    for (let i = 0; i < out.length; i++) {
+      out[i] = this.gauss();
+      s += out[i]! * out[i]!;
+    }
+    const inv = 1 / Math.sqrt(s);
+    for (let i = 0; i < out.length; i++) out[i]! *= inv;
+    return out;
+  }
+
+  /** One face of the identity with this centre: q * centre + sqrt(1 - q^2) * random direction. */
+  sample(centre: Float32Array, out = new Float32Array(this.model.dim), offset = 0): Float32Array {
+    const { qualityMean, qualitySd, dim } = this.model;
+    const q = Math.min(0.99, Math.max(0.2, qualityMean + qualitySd * this.gauss()));
+    const noise = this.centre();
+    const w = Math.sqrt(1 - q * q);
+    let s = 0;
+    for (let i = 0; i < dim; i++) {
+      const x = q * centre[i]! + w * noise[i]!;
+      out[offset + i] = x;
+      s += x * x;
+    }
+    const inv = 1 / Math.sqrt(s);
+    for (let i = 0; i < dim; i++) out[offset + i]! *= inv;
+    return out;
+  }
+}
+
+export interface ClusteredGallery {
+  dim: number;
+  n: number;
+  /** n x dim unit vectors, row-major. */
+  vectors: Float32Array;
+  /** Identity index of each row. */
+  identityOf: Int32Array;
+  /** identities x dim centres. */
+  centres: Float32Array;
+  identities: number;
+  generator: ClusterGenerator;
+}
+
+/** n faces spread over ceil(n / facesPerIdentity) identities. */
+export function makeClusteredGallery(
+  n: number,
+  o: { facesPerIdentity?: number; seed?: number; model?: ClusterModel } = {},
+): ClusteredGallery {
+  const model = o.model ?? FACE_LIKE_CLUSTERS;
+  const per = o.facesPerIdentity ?? 2;
+  const gen = new ClusterGenerator(model, o.seed ?? 1);
+  const identities = Math.ceil(n / per);
+  const dim = model.dim;
+  const centres = new Float32Array(identities * dim);
+  for (let i = 0; i < identities; i++) gen.centre(centres.subarray(i * dim, (i + 1) * dim));
+  const vectors = new Float32Array(n * dim);
+  const identityOf = new Int32Array(n);
+  for (let r = 0; r < n; r++) {
+    const id = Math.floor(r / per);
+    identityOf[r] = id;
+    gen.sample(centres.subarray(id * dim, (id + 1) * dim), vectors, r * dim);
+  }
+  return { dim, n, vectors, identityOf, centres, identities, generator: gen };
+}
+
+/** Fresh faces of enrolled identities (genuine probes), q x dim, and which identity each is. */
+export function makeProbes(g: ClusteredGallery, q: number): { probes: Float32Array; identity: Int32Array } {
+  const probes = new Float32Array(q * g.dim);
+  const identity = new Int32Array(q);
+  for (let i = 0; i < q; i++) {
+    const id = Math.floor(g.generator.gauss() ** 2 * 1e9) % g.identities;
+    identity[i] = id;
+    g.generator.sample(g.centres.subarray(id * g.dim, (id + 1) * g.dim), probes, i * g.dim);
+  }
+  return { probes, identity };
+}
+
+/** Mean and sd of same-identity and different-identity cosines, measured on the generator. */
+export function measureClusterSpread(model: ClusterModel, pairs = 2000, seed = 7) {
+  const gen = new ClusterGenerator(model, seed);
+  const same: number[] = [];
+  const diff: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const c = gen.centre();
+    const a = gen.sample(c);
+    same.push(dotF(a, gen.sample(c)));
+    diff.push(dotF(a, gen.sample(gen.centre())));
+  }
+  return { same: meanSd(same), different: meanSd(diff) };
+}
+
+function dotF(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+function meanSd(a: number[]): { mean: number; sd: number } {
+  const mean = a.reduce((x, y) => x + y, 0) / a.length;
+  return { mean, sd: Math.sqrt(a.reduce((x, y) => x + (y - mean) ** 2, 0) / a.length) };
+}
+
+// ---- benchmark ----
+
+export interface SearchBenchOptions {
+  sizes?: number[];
+  efs?: number[];
+  m?: number;
+  efConstruction?: number;
+  facesPerIdentity?: number;
+  /** Genuine probes per size. */
+  queries?: number;
+  k?: number;
+  seed?: number;
+  scorer?: ExactScorer;
+  scorerName?: string;
+  log?: (line: string) => void;
+}
+
+export interface LatencyStats {
+  p50Ms: number;
+  p99Ms: number;
+  qps: number;
+}
+
+export interface SearchBenchRow {
+  n: number;
+  identities: number;
+  buildSeconds: number;
+  buildPerSecond: number;
+  /** Growth of resident memory outside the JS heap while building, per vector. */
+  measuredBytesPerVector: number;
+  /** hnswlib's own estimate (README): (4d + 8M) bytes per element. */
+  readmeBytesPerVector: number;
+  /** hnswlib's data layout: level-0 block + expected upper-level links + per-element bookkeeping. */
+  layoutBytesPerVector: number;
+  fileBytesPerVector: number;
+  exact: LatencyStats;
+  hnsw: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
+  /** Recall@1 of the index after writeIndex + readIndex, at the first ef; must equal the in-memory one. */
+  reloadedRecall1: number;
+}
+
+export interface SearchBenchResult {
+  dim: number;
+  m: number;
+  efConstruction: number;
+  k: number;
+  queries: number;
+  facesPerIdentity: number;
+  scorer: string;
+  model: ClusterModel;
+  spread: ReturnType<typeof measureClusterSpread>;
+  rows: SearchBenchRow[];
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+function latency(times: number[], totalMs: number): LatencyStats {
+  const s = [...times].sort((a, b) => a - b);
+  return { p50Ms: percentile(s, 0.5), p99Ms: percentile(s, 0.99), qps: (times.length / totalMs) * 1000 };
+}
+
+/** hnswlib memory per element by its data layout (64-bit Linux). */
+export function hnswLayoutBytes(dim: number, m: number): number {
+  const level0 = 4 * dim + (2 * m * 4 + 4) + 8; // vector + level-0 links (2M + count) + label
+  const upper = (m * 4 + 4) / (m - 1); // expected upper levels: sum over l >= 1 of M^-l
+  const bookkeeping = 8 + 4 + 40 + 32; // linkLists_ pointer, element_levels_, a std::mutex, label map entry
+  return level0 + upper + bookkeeping;
+}
+
+/** Resident memory outside the JS heap: the native index, without the garbage that adds leave. */
+function nativeBytes(): number {
+  const m = process.memoryUsage();
+  return m.rss - m.heapTotal;
+}
+
+export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBenchResult> {
+  const sizes = o.sizes ?? [10_000, 100_000];
+  const efs = o.efs ?? [16, 32, 64, 128];
+  const m = o.m ?? 16;
+  const efConstruction = o.efConstruction ?? 200;
+  const per = o.facesPerIdentity ?? 2;
+  const queries = o.queries ?? 500;
+  const k = o.k ?? 10;
+  const scorer = o.scorer ?? scoreExactTs;
+  const log = o.log ?? (() => undefined);
+  const model = FACE_LIKE_CLUSTERS;
+  const rows: SearchBenchRow[] = [];
+  const tmp = mkdtempSync(join(tmpdir(), 'cosface-bench-'));
+  try {
+    for (const n of sizes) {
+      const g = makeClusteredGallery(n, { facesPerIdentity: per, seed: (o.seed ?? 1) + n });
+      const { probes } = makeProbes(g, queries);
+      const dim = g.dim;
+      const params = { dimension: dim, m, efConstruction, ef: efs[0]! };
+
+      const native0 = nativeBytes();
+      const t0 = performance.now();
+      const index = GalleryIndex.create(params, n);
+      for (let r = 0; r < n; r++) {
+        index.add(r + 1, g.vectors.subarray(r * dim, (r + 1) * dim));
+        if (r > 0 && r % 100_000 === 0) log(`  n=${n}: built ${r}`);
+      }
+      const buildSeconds = (performance.now() - t0) / 1000;
+      const measuredBytesPerVector = (nativeBytes() - native0) / n;
+      log(`n=${n}: built in ${buildSeconds.toFixed(1)} s`);
+
+      // Exact top-k for every probe: the ground truth, and the exact latency.
+      const truth: Int32Array[] = [];
+      const exactTimes: number[] = [];
+      const te = performance.now();
+      for (let qi = 0; qi < queries; qi++) {
+        const t = performance.now();
+        const top = await scorer(probes.subarray(qi * dim, (qi + 1) * dim), 1, g.vectors, n, dim, k);
+        exactTimes.push(performance.now() - t);
+        truth.push(top.indices.map((i) => i + 1)); // labels are row + 1
+      }
+      const exact = latency(exactTimes, performance.now() - te);
+      log(`n=${n}: exact p50 ${exact.p50Ms.toFixed(2)} ms`);
+
+      const runHnsw = (ix: GalleryIndex, ef: number) => {
+        const times: number[] = [];
+        let hit1 = 0;
+        let hit10 = 0;
+        const th = performance.now();
+        for (let qi = 0; qi < queries; qi++) {
+          const t = performance.now();
+          const res = ix.search(probes.subarray(qi * dim, (qi + 1) * dim), k, ef);
+          times.push(performance.now() - t);
+          const want = truth[qi]!;
+          if (res.faceIds[0] === want[0]) hit1++;
+          const set = new Set(want);
+          for (const id of res.faceIds) if (set.has(id)) hit10++;
+        }
+        return { ...latency(times, performance.now() - th), recall1: hit1 / queries, recall10: hit10 / (queries * k) };
+      };
+      const hnsw = efs.map((ef) => {
+        const r = runHnsw(index, ef);
+        log(`n=${n}: ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
+        return { ef, ...r, speedup: exact.p50Ms / r.p50Ms };
+      });
+
+      const meta = index.save(tmp, n);
+      const reloaded = GalleryIndex.fromFile(params, join(tmp, meta.file), meta);
+      const reloadedRecall1 = runHnsw(reloaded, efs[0]!).recall1;
+      const fileBytesPerVector = statSync(join(tmp, meta.file)).size / n;
+
+      rows.push({
+        n,
+        identities: g.identities,
+        buildSeconds,
+        buildPerSecond: n / buildSeconds,
+        measuredBytesPerVector,
+        readmeBytesPerVector: 4 * dim + 8 * m,
+        layoutBytesPerVector: hnswLayoutBytes(dim, m),
+        fileBytesPerVector,
+        exact,
+        hnsw,
+        reloadedRecall1,
+      });
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+  return {
+    dim: model.dim,
+    m,
+    efConstruction,
+    k,
+    queries,
+    facesPerIdentity: per,
+    scorer: o.scorerName ?? (o.scorer ? 'custom' : 'typescript'),
+    model,
+    spread: measureClusterSpread(model),
+    rows,
+  };
+}
+
+export function formatSearchBench(r: SearchBenchResult): string {
+  const f = (x: number, d = 2) => x.toFixed(d);
+  const lines: string[] = [];
+  lines.push(`### Search: HNSW (hnswlib-node, M=${r.m}, efConstruction=${r.efConstruction}) vs exact (${r.scorer} scorer)`);
+  lines.push('');
+  lines.push(
+    `Gallery: ${r.dim}-d unit vectors in identity clusters, ${r.facesPerIdentity} faces per identity. Each identity has a random ` +
+      `unit centre c; a face is normalise(q*c + sqrt(1-q^2)*u), u a random unit direction, q ~ N(${r.model.qualityMean}, ${r.model.qualitySd}) ` +
+      `clipped to [0.2, 0.99]. Measured cosine: same identity ${f(r.spread.same.mean)} ± ${f(r.spread.same.sd)}, different identities ` +
+      `${f(r.spread.different.mean)} ± ${f(r.spread.different.sd)} (target from LFW: 0.63 ± 0.10 and 0.00 ± 0.07; 1/sqrt(${r.dim}) = ` +
+      `${f(1 / Math.sqrt(r.dim), 3)} is the floor for the impostor sd of any isotropic ${r.dim}-d model). Probes: ${r.queries} fresh faces of ` +
+      `enrolled identities; k=${r.k}; recall against the exact top-k; one query at a time, one thread.`,
+  );
+  lines.push('');
+  lines.push('| N | build (vec/s) | memory B/vec: measured (RSS - JS heap) / layout formula / README 4d+8M / file | exact p50 / p99 ms | exact QPS |');
+  lines.push('|---|---|---|---|---|');
+  for (const row of r.rows) {
+    lines.push(
+      `| ${row.n.toLocaleString('en-US')} | ${Math.round(row.buildPerSecond)} (${f(row.buildSeconds, 1)} s) | ${Math.round(row.measuredBytesPerVector)} / ${Math.round(
+        row.layoutBytesPerVector,
+      )} / ${row.readmeBytesPerVector} / ${Math.round(row.fileBytesPerVector)} | ${f(row.exact.p50Ms)} / ${f(row.exact.p99Ms)} | ${Math.round(row.exact.qps)} |`,
+    );
+  }
+  lines.push('');
+  lines.push('| N | ef | recall@1 | recall@10 | HNSW p50 / p99 ms | HNSW QPS | exact/HNSW p50 latency |');
+  lines.push('|---|---|---|---|---|---|---|');
+  for (const row of r.rows) {
+    for (const h of row.hnsw) {
+      lines.push(
+        `| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
+      );
+    }
+  }
+  lines.push('');
+  lines.push(
+    r.rows.map((row) => `N=${row.n}: reloaded index recall@1 at ef=${row.hnsw[0]!.ef}: ${f(row.reloadedRecall1, 4)} (in memory ${f(row.hnsw[0]!.recall1, 4)})`).join('; '),
+  );
+  return lines.join('\n');
+}
