@@ -5,7 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CosfaceError } from '../errors.js';
+import { CosfaceError, isCosfaceError } from '../errors.js';
 import { graphMacs, numel, type Graph } from '../graph/ir.js';
 import { exportOnnx } from '../export/onnx-export.js';
 import { createOrtNodeReference, createOrtWebReference, type OrtReference, type TimedRuns } from './ort-references.js';
@@ -25,6 +25,8 @@ export interface BenchEngine {
   label: string;
   /** CPU threads/workers it uses; leave out for a GPU engine. */
   threads?: number;
+  /** One line on what runs it, e.g. the adapter and driver (Backend.describe()). */
+  description?: string;
   run(input: Float32Array, n: number): Promise<Float32Array>;
   /** Called once per engine with the largest batch's input, after its timed runs. */
   perKernel?: (input: Float32Array, n: number) => Promise<BenchKernelTiming[]>;
@@ -82,6 +84,8 @@ export interface EmbedBenchResult {
   warmupRuns: number;
   batches: number[];
   env: { node: string; cpu: string; cores: number; loadavg1m: number; onnxruntimeWeb: string | null; onnxruntimeNode: string | null };
+  /** Our engines as passed in (label, threads, description). */
+  engines: { label: string; threads: number | null; description: string | null }[];
   rows: EmbedBenchRow[];
   kernels: { engine: string; batch: number; timings: BenchKernelTiming[] }[];
   notes: string[];
@@ -184,8 +188,17 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
   let onnxruntimeWeb: string | null = null;
   let onnxruntimeNode: string | null = null;
   try {
+    let model: Uint8Array | null = null;
     if (useReferences) {
-      const model = exportOnnx(graph);
+      try {
+        model = exportOnnx(graph);
+      } catch (e) {
+        // A graph the exporter cannot express is still benchmarked, only without references.
+        if (!isCosfaceError(e, 'UNSUPPORTED_OP')) throw e;
+        notes.push(`no onnxruntime references: ${e.message}`);
+      }
+    }
+    if (model) {
       for (const t of refThreadList) {
         log(`starting onnxruntime-web wasm with ${t} thread(s)`);
         const ref = await createOrtWebReference(model, t);
@@ -251,6 +264,7 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
       warmupRuns,
       batches: [...batches],
       env: { node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, loadavg1m: loadavg()[0] ?? 0, onnxruntimeWeb, onnxruntimeNode },
+      engines: engines.map((e) => ({ label: e.label, threads: e.threads ?? null, description: e.description ?? null })),
       rows,
       kernels,
       notes,
@@ -269,6 +283,9 @@ export function formatEmbedBench(r: EmbedBenchResult): string {
   const lines: string[] = [];
   lines.push(`Model: ${r.model} (${r.gflopPerFace.toFixed(3)} GFLOP per face). Median of ${r.runs} timed runs after ${r.warmupRuns} warm-up, inputs cycle through ${r.distinctInputs} aligned crops.`);
   lines.push(`Machine: ${r.env.cpu}, ${r.env.cores} cores, Node ${r.env.node}, load ${r.env.loadavg1m.toFixed(2)}; onnxruntime-web ${r.env.onnxruntimeWeb ?? '–'}, onnxruntime-node ${r.env.onnxruntimeNode ?? '–'}.`);
+  for (const e of r.engines) {
+    if (e.description) lines.push(`Engine ${e.label}${e.threads === null ? '' : ` (${e.threads} threads)`}: ${e.description}.`);
+  }
   lines.push('');
   lines.push('| engine | threads | batch | faces/s | GFLOP/s | vs ort-web wasm | vs ort-node | max abs diff |');
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');

@@ -1,0 +1,92 @@
+// `cosface bench embed`: compiles the default embedder on the requested backends (WebGPU; WASM with
+// 1 and 2 workers) and hands them to benchEmbed beside the onnxruntime references.
+import { cpus } from 'node:os';
+import type { Backend, CompiledGraph } from '../backend/backend.js';
+import { DEFAULT_EMBEDDER_PATH } from '../embedder.js';
+import { createBackend, loadModelFile, parseBackendChoice } from '../engine.js';
+import { CosfaceError } from '../errors.js';
+import { appendL2Normalize, optimizeGraph } from '../graph/passes.js';
+import { benchEmbed, formatEmbedBench, type BenchEngine, type BenchKernelTiming } from './embed-bench.js';
+
+export interface BenchEmbedCommandOptions {
+  batches: number[];
+  runs: number;
+  warmupRuns?: number;
+  /** 'webgpu', 'wasm' or 'auto' (each name once). */
+  backends: string[];
+  /** WASM worker counts to measure (default [1, 2]: compared with 1- and 2-thread references). */
+  wasmWorkers?: number[];
+  json: boolean;
+  references: boolean;
+  /** Per-kernel timings at the largest batch for engines that can profile (WebGPU). */
+  profile: boolean;
+  modelPath?: string;
+  /** Where the report goes (default stdout); progress goes to stderr. */
+  write?: (text: string) => void;
+}
+
+type Profilable = CompiledGraph & { profile?: (input: Float32Array, n: number) => Promise<BenchKernelTiming[]> };
+
+export async function benchEmbedCommand(opts: BenchEmbedCommandOptions): Promise<void> {
+  const write = opts.write ?? ((t: string) => process.stdout.write(t));
+  const progress = (line: string) => process.stderr.write(`${line}\n`);
+  const graph = await loadModelFile(opts.modelPath ?? DEFAULT_EMBEDDER_PATH);
+  optimizeGraph(graph);
+  appendL2Normalize(graph);
+
+  const backends: Backend[] = [];
+  const compiled: CompiledGraph[] = [];
+  const engines: BenchEngine[] = [];
+  const skipped: string[] = [];
+  try {
+    // label: what was asked for, until the backend says what it is ('auto' picks one).
+    const add = async (asked: string, workers: number | undefined, make: () => Promise<Backend>) => {
+      let backend: Backend;
+      try {
+        backend = await make();
+      } catch (e) {
+        // A missing adapter is a fact about the machine, not a failed benchmark: say so and go on.
+        if (e instanceof CosfaceError && e.code === 'NO_ADAPTER') {
+          skipped.push(`${asked}: ${e.message}`);
+          progress(`skipping ${asked}: ${e.message}`);
+          return;
+        }
+        throw e;
+      }
+      backends.push(backend);
+      progress(`compiling on ${backend.describe()}`);
+      const c = (await backend.compile(graph)) as Profilable;
+      compiled.push(c);
+      const profile = c.profile;
+      engines.push({
+        label: backend.name,
+        description: backend.describe(),
+        // A GPU engine has no CPU thread count; WASM uses its workers (default: one per core).
+        threads: backend.name === 'wasm' ? (workers ?? cpus().length) : undefined,
+        run: (input, n) => c.run(input, n),
+        perKernel: opts.profile && profile ? (input, n) => profile.call(c, input, n) : undefined,
+      });
+    };
+    for (const name of new Set(opts.backends.map(parseBackendChoice))) {
+      if (name === 'wasm') {
+        for (const workers of opts.wasmWorkers ?? [1, 2]) await add('wasm', workers, () => createBackend('wasm', { workers }));
+      } else {
+        await add(name, undefined, () => createBackend(name));
+      }
+    }
+    const result = await benchEmbed({
+      graph,
+      engines,
+      batches: opts.batches,
+      runs: opts.runs,
+      warmupRuns: opts.warmupRuns,
+      references: opts.references,
+      log: progress,
+    });
+    result.notes.push(...skipped);
+    write(opts.json ? `${JSON.stringify(result)}\n` : `${formatEmbedBench(result)}\n`);
+  } finally {
+    for (const c of compiled) c.dispose();
+    for (const b of backends) await b.dispose();
+  }
+}
