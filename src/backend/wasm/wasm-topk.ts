@@ -1,0 +1,124 @@
+// Exact top-k scoring on the WASM kernels: argument checks, the chunked scan of a gallery on one
+// instance (the kernel keeps a running top-k, so the gallery streams through a small buffer), and
+// the merge of per-worker top-k lists.
+import { CosfaceError } from '../../errors.js';
+import type { TopK } from '../backend.js';
+import type { WasmKernels } from './wasm-kernels.js';
+
+/** Gallery bytes copied into linear memory per kernel call: small enough to stay in L2. */
+const CHUNK_BYTES = 256 * 1024;
+
+/** One worker's answer for a slice of the gallery: q rows of k entries, index -1 where empty. */
+export interface PartialTopK {
+  scores: Float32Array;
+  indices: Int32Array;
+  /** First gallery row (global number) whose score was not finite, or -1. */
+  badRow: number;
+}
+
+function checkCount(name: string, v: number, min: number): void {
+  if (!Number.isInteger(v) || v < min) throw new CosfaceError('BAD_INPUT', `${name} must be an integer >= ${min}, got ${v}`);
+}
+
+/**
+ * Validates score() arguments (see score() in wasm-score.ts for the contract). Returns the
+ * number of results per query, min(k, n).
+ */
+export function checkScoreArgs(queries: Float32Array, q: number, gallery: Float32Array, n: number, dim: number, k: number): number {
+  if (!(queries instanceof Float32Array) || !(gallery instanceof Float32Array)) {
+    throw new CosfaceError('BAD_INPUT', 'queries and gallery must be Float32Arrays');
+  }
+  checkCount('q', q, 0);
+  checkCount('n', n, 0);
+  checkCount('dim', dim, 1);
+  checkCount('k', k, 1);
+  if (queries.length !== q * dim) {
+    throw new CosfaceError('DIMENSION_MISMATCH', `queries hold ${queries.length} floats, expected q x dim = ${q} x ${dim} = ${q * dim}`);
+  }
+  if (gallery.length !== n * dim) {
+    throw new CosfaceError('DIMENSION_MISMATCH', `gallery holds ${gallery.length} floats, expected n x dim = ${n} x ${dim} = ${n * dim}`);
+  }
+  for (let i = 0; i < queries.length; i++) {
+    if (!Number.isFinite(queries[i]!)) {
+      throw new CosfaceError('BAD_INPUT', `query ${Math.floor(i / dim)} holds a non-finite value (${queries[i]}) at dimension ${i % dim}`);
+    }
+  }
+  return Math.min(k, n);
+}
+
+/** The error for a gallery row whose score came out NaN or infinite. */
+export function badRowError(row: number): CosfaceError {
+  return new CosfaceError('BAD_INPUT', `gallery row ${row} gives a non-finite score: it holds NaN or infinite values (or values so large that the dot product overflows)`);
+}
+
+/**
+ * Scores all q queries against gallery rows [0, count) of `gallery` (whose row 0 is global row
+ * base) on one instance. Returns q x k entries (index -1 where fewer than k rows exist).
+ */
+export function scoreOnInstance(
+  kernels: WasmKernels, queries: Float32Array, q: number, gallery: Float32Array, count: number, dim: number, k: number, base: number,
+): PartialTopK {
+  const mark = kernels.mark();
+  try {
+    const qPtr = kernels.allocF32(queries);
+    const sPtr = kernels.alloc(q * k * 4);
+    const iPtr = kernels.alloc(q * k * 4);
+    const chunkRows = Math.max(4, Math.floor(CHUNK_BYTES / (dim * 4)));
+    const gPtr = kernels.alloc(Math.min(chunkRows, Math.max(count, 1)) * dim * 4);
+    kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + q * k);
+    kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + q * k);
+    let badRow = -1;
+    for (let r0 = 0; r0 < count; r0 += chunkRows) {
+      const rows = Math.min(chunkRows, count - r0);
+      kernels.f32.set(gallery.subarray(r0 * dim, (r0 + rows) * dim), gPtr >> 2);
+      const bad = kernels.k.scoreTopK(qPtr, q, gPtr, rows, dim, k, base + r0, sPtr, iPtr);
+      if (bad >= 0 && badRow < 0) badRow = base + r0 + bad;
+    }
+    return {
+      scores: kernels.f32.slice(sPtr >> 2, (sPtr >> 2) + q * k),
+      indices: kernels.i32.slice(iPtr >> 2, (iPtr >> 2) + q * k),
+      badRow,
+    };
+  } finally {
+    kernels.reset(mark);
+  }
+}
+
+/** Merges per-slice top-k lists (each q x k, best first) into q x kOut, ties to the lower index. */
+export function mergeTopK(parts: PartialTopK[], q: number, k: number, kOut: number): TopK {
+  const scores = new Float32Array(q * kOut);
+  const indices = new Int32Array(q * kOut);
+  if (parts.length === 1) {
+    for (let i = 0; i < q; i++) {
+      scores.set(parts[0]!.scores.subarray(i * k, i * k + kOut), i * kOut);
+      indices.set(parts[0]!.indices.subarray(i * k, i * k + kOut), i * kOut);
+    }
+    return { k: kOut, scores, indices };
+  }
+  const cursor = new Int32Array(parts.length);
+  for (let i = 0; i < q; i++) {
+    cursor.fill(0);
+    for (let j = 0; j < kOut; j++) {
+      // The best head among the lists; slices cover increasing row ranges, so on equal scores
+      // the earlier list holds the lower index.
+      let best = -1;
+      let bestScore = -Infinity;
+      for (let p = 0; p < parts.length; p++) {
+        const c = cursor[p]!;
+        if (c >= k) continue;
+        const idx = parts[p]!.indices[i * k + c]!;
+        if (idx < 0) continue;
+        const s = parts[p]!.scores[i * k + c]!;
+        if (best < 0 || s > bestScore) {
+          best = p;
+          bestScore = s;
+        }
+      }
+      if (best < 0) throw new CosfaceError('WASM_ERROR', 'top-k merge ran out of candidates');
+      scores[i * kOut + j] = bestScore;
+      indices[i * kOut + j] = parts[best]!.indices[i * k + cursor[best]!]!;
+      cursor[best]!++;
+    }
+  }
+  return { k: kOut, scores, indices };
+}

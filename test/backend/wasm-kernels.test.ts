@@ -1,0 +1,122 @@
+// The WASM kernels against the scalar reference (src/graph/reference.ts) on random tensors: odd
+// sizes that hit every tile remainder (4-pixel GEMM tiles, 8-channel blocks, 16/4/1-channel
+// depthwise paths), stride 2, padding on every side, padValue, PReLU, residual adds, batch > 1,
+// micro-batches of several samples, and the worker pool. Tolerance: |got - want| <= 1e-4 *
+// max(1, |want|) (float32 sums in another order than the reference's).
+import { afterAll, describe, expect, it } from 'vitest';
+import { createWasmBackend, type WasmBackend } from '../../src/backend/wasm/index.js';
+import { WasmKernels, loadWasmModule } from '../../src/backend/wasm/wasm-kernels.js';
+import { packGemmWeights, planGraph } from '../../src/backend/wasm/wasm-plan.js';
+import { WasmGraphRunner } from '../../src/backend/wasm/wasm-runner.js';
+import { isCosfaceError } from '../../src/errors.js';
+import { numel, type Graph, type Pads } from '../../src/graph/ir.js';
+import { runReference } from '../../src/graph/reference.js';
+import { randomTensor } from '../helpers/fixtures.js';
+import { convGraph, depthwiseGraph, elementwiseGraph, fcGraph, type ConvCase } from '../helpers/graphs.js';
+
+const TOL = 1e-4;
+const pads = (top: number, left: number, bottom: number, right: number): Pads => ({ top, left, bottom, right });
+
+function worstRelError(got: Float32Array, want: Float32Array): { worst: number; at: number } {
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i]! - want[i]!) / Math.max(1, Math.abs(want[i]!));
+    if (!(err <= worst)) {
+      worst = err;
+      at = i;
+    }
+  }
+  return { worst, at };
+}
+
+function expectClose(got: Float32Array, want: Float32Array): void {
+  expect(got.length).toBe(want.length);
+  const { worst, at } = worstRelError(got, want);
+  expect(worst, `worst relative error at ${at}: got ${got[at]}, want ${want[at]}`).toBeLessThanOrEqual(TOL);
+}
+
+/** Runs a graph on a fresh in-process instance with the given micro-batch and checks it. */
+function check(graph: Graph, n: number, seed: number, microBatch = 1): void {
+  const input = randomTensor(n * numel(graph.input.shape), seed, 2);
+  const want = runReference(graph, input, n);
+  const runner = new WasmGraphRunner(new WasmKernels(loadWasmModule()), planGraph(graph), microBatch);
+  expectClose(runner.run(input, n), want);
+}
+
+const convCases: ConvCase[] = [
+  { name: '3x3 s2 asymmetric pads, 3->13 prelu, padValue', h: 11, w: 9, inC: 3, outC: 13, k: [3, 3], stride: [2, 2], pads: pads(1, 2, 0, 1), activation: 'prelu', padValue: true },
+  { name: '3x3 s2 pads on every side, 5->16 prelu + residual', h: 13, w: 10, inC: 5, outC: 16, k: [3, 3], stride: [2, 2], pads: pads(1, 1, 2, 2), activation: 'prelu', residual: true },
+  { name: '5x3 s(1,2) 5->6 relu + residual', h: 7, w: 10, inC: 5, outC: 6, k: [5, 3], stride: [1, 2], pads: pads(2, 1, 2, 1), activation: 'relu', residual: true },
+  { name: '1x1 direct GEMM 19->13 (P = 35, N % 8 = 5) prelu + residual', h: 5, w: 7, inC: 19, outC: 13, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'prelu', residual: true },
+  { name: '1x1 direct GEMM 64->36 (N % 8 = 4)', h: 5, w: 5, inC: 64, outC: 36, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'none' },
+  { name: '1x1 direct GEMM 128->64 as in MobileFaceNet', h: 7, w: 7, inC: 128, outC: 64, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'prelu' },
+  { name: '1x1 odd channels 7->5, K odd', h: 6, w: 3, inC: 7, outC: 5, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'relu' },
+  { name: '1x1 stride 2 with padding 4->8 (im2col path)', h: 9, w: 9, inC: 4, outC: 8, k: [1, 1], stride: [2, 2], pads: pads(1, 0, 0, 1), activation: 'none' },
+];
+
+const dw = (name: string, h: number, w: number, C: number, k: number, s: number, p: Pads, activation: 'none' | 'relu' | 'prelu', residual = false) =>
+  ({ name, h, w, inC: C, k: [k, k] as [number, number], stride: [s, s] as [number, number], pads: p, activation, residual });
+
+const depthwiseCases = [
+  dw('3x3 s1 pads 1, 13 ch (4 + 1 channel paths) prelu', 9, 11, 13, 3, 1, pads(1, 1, 1, 1), 'prelu'),
+  dw('3x3 s2 asymmetric, 70 ch (16 + 4 + 1 paths) relu + residual', 12, 7, 70, 3, 2, pads(0, 1, 1, 0), 'relu', true),
+  dw('3x3 s2 pads on every side, 37 ch prelu + residual', 11, 9, 37, 3, 2, pads(1, 1, 2, 2), 'prelu', true),
+  dw('7x7 valid (GDC), 48 ch', 7, 7, 48, 7, 1, pads(0, 0, 0, 0), 'none'),
+  dw('5x5 s2 pads 2, 6 ch', 10, 13, 6, 5, 2, pads(2, 2, 2, 2), 'none'),
+];
+
+describe('WASM kernels vs scalar reference', () => {
+  for (const c of convCases) it(`conv2d ${c.name}, batch 3`, () => check(convGraph(c), 3, 1));
+  for (const c of depthwiseCases) it(`depthwise ${c.name}, batch 3`, () => check(depthwiseGraph(c), 3, 2));
+  it('fully connected 512->128 prelu, batch 5', () => check(fcGraph(512, 128, 'prelu'), 5, 3));
+  it('fully connected 37->13 (odd sizes) relu + residual, batch 6 (4-row tile + tail)', () => check(fcGraph(37, 13, 'relu', true), 6, 4, 6));
+  it('affine, pad, prelu, add+relu, reshape, l2normalize, batch 3', () => check(elementwiseGraph(5, 6, 7), 3, 5));
+  it('elementwise ops with 4-aligned channels (SIMD path), batch 2', () => check(elementwiseGraph(4, 3, 8), 2, 6));
+
+  it('micro-batches of 4 samples give the same results as one at a time (batch 7)', () => {
+    const graph = convGraph({ name: 'mb', h: 6, w: 5, inC: 12, outC: 20, k: [3, 3], stride: [2, 2], pads: pads(1, 0, 1, 1), activation: 'prelu', residual: true });
+    check(graph, 7, 7, 4);
+    check(depthwiseGraph(dw('mb dw', 6, 5, 20, 3, 1, pads(1, 1, 1, 1), 'prelu', true)), 7, 8, 4);
+  });
+
+  it('packs GEMM weights into zero-padded 8-channel column blocks', () => {
+    const w = Float32Array.from({ length: 10 * 3 }, (_, i) => i + 1); // W[n, k] = 3n + k + 1
+    const packed = packGemmWeights(w, 10, 3);
+    expect(packed.length).toBe(2 * 3 * 8);
+    expect(packed[0 * 8 + 5]).toBe(w[5 * 3 + 0]); // block 0, k 0, channel 5
+    expect(packed[(1 * 3 + 2) * 8 + 1]).toBe(w[9 * 3 + 2]); // block 1, k 2, channel 9
+    expect(packed[(1 * 3 + 2) * 8 + 2]).toBe(0); // channel 10 does not exist
+  });
+
+  it('refuses ops that optimizeGraph should have removed, naming the node', () => {
+    const g = elementwiseGraph(2, 2, 3);
+    g.nodes[0] = { op: 'maximum', name: 'stray-max', inputs: ['x'], output: 'a', value: new Float32Array(3) };
+    let err: unknown;
+    try {
+      planGraph(g);
+    } catch (e) {
+      err = e;
+    }
+    expect(isCosfaceError(err, 'UNSUPPORTED_OP')).toBe(true);
+    expect((err as Error).message).toContain('stray-max');
+  });
+});
+
+describe('WASM kernels through the worker pool', () => {
+  let backend: WasmBackend | undefined;
+  afterAll(() => backend?.dispose());
+
+  it('a batch of 5 split over 2 workers matches the reference', async () => {
+    backend = await createWasmBackend({ workers: 2 });
+    expect(backend.describe()).toBe('wasm (SIMD, 2 workers)');
+    const graph = convGraph({ name: 'pool', h: 9, w: 7, inC: 6, outC: 11, k: [3, 3], stride: [2, 1], pads: pads(0, 1, 2, 1), activation: 'prelu', residual: true });
+    const input = randomTensor(5 * numel(graph.input.shape), 9, 2);
+    const compiled = await backend.compile(graph);
+    try {
+      expectClose(await compiled.run(input, 5), runReference(graph, input, 5));
+    } finally {
+      compiled.dispose();
+    }
+  });
+});

@@ -1,0 +1,83 @@
+// The whole MobileFaceNet (readTflite + optimizeGraph + appendL2Normalize) on the WASM backend
+// against the reference embeddings of the 16 aligned fixtures: every element within 1e-4, every
+// pairwise similarity within 1e-4, and the same rows whatever the batch size or worker count.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWasmBackend, type WasmBackend } from '../../src/backend/wasm/index.js';
+import type { CompiledGraph } from '../../src/backend/backend.js';
+import { isCosfaceError } from '../../src/errors.js';
+import type { Graph } from '../../src/graph/ir.js';
+import { appendL2Normalize, optimizeGraph } from '../../src/graph/passes.js';
+import { readTflite } from '../../src/import/tflite/read-tflite.js';
+import { loadAlignedFixtures, maxAbsDiff, maxPairwiseSimDiff, modelPath, type AlignedFixtures } from '../helpers/fixtures.js';
+
+const CROP = 112 * 112 * 3;
+const DIM = 128;
+
+function loadModel(): Graph {
+  const graph = readTflite(new Uint8Array(readFileSync(modelPath)));
+  optimizeGraph(graph);
+  appendL2Normalize(graph);
+  return graph;
+}
+
+describe('MobileFaceNet on the WASM backend', () => {
+  let fx: AlignedFixtures;
+  let backend: WasmBackend;
+  let compiled: CompiledGraph;
+  let all: Float32Array;
+
+  beforeAll(async () => {
+    fx = await loadAlignedFixtures();
+    backend = await createWasmBackend({ workers: 2 });
+    compiled = await backend.compile(loadModel());
+    all = await compiled.run(fx.crops, fx.files.length);
+  });
+  afterAll(async () => {
+    compiled?.dispose();
+    await backend?.dispose();
+  });
+
+  it('reproduces the reference embeddings of the 16 fixtures to 1e-4 per element', () => {
+    expect(all.length).toBe(16 * DIM);
+    expect(maxAbsDiff(all, fx.reference)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('keeps every pairwise similarity within 1e-4 of the reference', () => {
+    expect(maxPairwiseSimDiff(all, fx.reference, DIM)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('gives the same rows at batch sizes 1, 3 and 16', async () => {
+    const one = await compiled.run(fx.crops.subarray(5 * CROP, 6 * CROP), 1);
+    expect(maxAbsDiff(one, all.subarray(5 * DIM, 6 * DIM))).toBeLessThanOrEqual(1e-6);
+    const three = await compiled.run(fx.crops.subarray(7 * CROP, 10 * CROP), 3);
+    expect(maxAbsDiff(three, all.subarray(7 * DIM, 10 * DIM))).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('gives the same rows with one worker as with two', async () => {
+    const single = await createWasmBackend({ workers: 1 });
+    try {
+      expect(single.describe()).toBe('wasm (SIMD, 1 worker)');
+      const c = await single.compile(loadModel());
+      const rows = await c.run(fx.crops.subarray(0, 4 * CROP), 4);
+      expect(maxAbsDiff(rows, all.subarray(0, 4 * DIM))).toBeLessThanOrEqual(1e-6);
+      c.dispose();
+    } finally {
+      await single.dispose();
+    }
+  });
+
+  it('rejects an input of the wrong length and an empty batch, and still runs afterwards', async () => {
+    await expect(compiled.run(new Float32Array(CROP + 1), 1)).rejects.toSatisfy((e) => isCosfaceError(e, 'BAD_INPUT'));
+    await expect(compiled.run(new Float32Array(0), 0)).rejects.toSatisfy((e) => isCosfaceError(e, 'EMPTY_BATCH'));
+    const again = await compiled.run(fx.crops.subarray(0, CROP), 1);
+    expect(maxAbsDiff(again, all.subarray(0, DIM))).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('refuses to run after the backend is disposed', async () => {
+    const b = await createWasmBackend({ workers: 1 });
+    const c = await b.compile(loadModel());
+    await b.dispose();
+    await expect(c.run(fx.crops.subarray(0, CROP), 1)).rejects.toSatisfy((e) => isCosfaceError(e, 'WASM_ERROR'));
+  });
+});
