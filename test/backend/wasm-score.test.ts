@@ -1,0 +1,145 @@
+// Exact top-k scoring on the WASM kernels against a brute-force JS top-k: small and odd sizes,
+// a gallery many chunks long split over workers, shared-memory galleries, ties, k > n, and every
+// documented error (wrong dimensions, NaN, bad k) leaving the scorer usable.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWasmBackend, score, WasmScorer, type WasmBackend } from '../../src/backend/wasm/index.js';
+import type { TopK } from '../../src/backend/backend.js';
+import { isCosfaceError, type ErrorCode } from '../../src/errors.js';
+import { randomTensor } from '../helpers/fixtures.js';
+
+/** Brute force in float64: all scores, sorted best first, ties to the lower index. */
+function bruteForce(queries: Float32Array, q: number, gallery: Float32Array, n: number, dim: number, k: number) {
+  const rows: { index: number; score: number }[][] = [];
+  for (let i = 0; i < q; i++) {
+    const all = Array.from({ length: n }, (_, j) => {
+      let s = 0;
+      for (let d = 0; d < dim; d++) s += queries[i * dim + d]! * gallery[j * dim + d]!;
+      return { index: j, score: s };
+    });
+    all.sort((a, b) => b.score - a.score || a.index - b.index);
+    rows.push(all.slice(0, Math.min(k, n)));
+  }
+  return rows;
+}
+
+function expectMatchesBruteForce(got: TopK, queries: Float32Array, q: number, gallery: Float32Array, n: number, dim: number, k: number): void {
+  const want = bruteForce(queries, q, gallery, n, dim, k);
+  const kOut = Math.min(k, n);
+  expect(got.k).toBe(kOut);
+  expect(got.indices.length).toBe(q * kOut);
+  for (let i = 0; i < q; i++) {
+    for (let j = 0; j < kOut; j++) {
+      expect(got.indices[i * kOut + j], `query ${i} rank ${j}`).toBe(want[i]![j]!.index);
+      expect(Math.abs(got.scores[i * kOut + j]! - want[i]![j]!.score)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want[i]![j]!.score)));
+    }
+  }
+}
+
+async function expectCode(p: Promise<unknown>, code: ErrorCode, text?: string): Promise<void> {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  expect(isCosfaceError(err, code), `expected ${code}, got ${String(err)}`).toBe(true);
+  if (text) expect((err as Error).message).toContain(text);
+}
+
+describe('WASM score()', () => {
+  let scorer: WasmScorer;
+  beforeAll(async () => {
+    scorer = await WasmScorer.create({ workers: 2 });
+  });
+  afterAll(() => scorer?.dispose());
+
+  it('matches brute force on a small gallery with odd sizes (n = 103, dim = 13)', async () => {
+    const [q, n, dim, k] = [5, 103, 13, 7];
+    const queries = randomTensor(q * dim, 1);
+    const gallery = randomTensor(n * dim, 2);
+    expectMatchesBruteForce(await scorer.score(queries, q, gallery, n, dim, k), queries, q, gallery, n, dim, k);
+  });
+
+  it('matches brute force on 20011 x 128 (many chunks, split over 2 workers), Q = 3, k = 10', async () => {
+    const [q, n, dim, k] = [3, 20011, 128, 10];
+    const queries = randomTensor(q * dim, 3);
+    const gallery = randomTensor(n * dim, 4);
+    expectMatchesBruteForce(await scorer.score(queries, q, gallery, n, dim, k), queries, q, gallery, n, dim, k);
+  });
+
+  it('reads a SharedArrayBuffer gallery in place with the same answer', async () => {
+    const [q, n, dim, k] = [4, 9001, 64, 5];
+    const queries = randomTensor(q * dim, 5);
+    const gallery = new Float32Array(new SharedArrayBuffer(n * dim * 4));
+    gallery.set(randomTensor(n * dim, 6));
+    expectMatchesBruteForce(await scorer.score(queries, q, gallery, n, dim, k), queries, q, gallery, n, dim, k);
+  });
+
+  it('orders equal scores by the lower gallery index, across worker slices too', async () => {
+    // 1M rows: enough work to be split, so rows 17 and 600001 are scored by different workers.
+    const [n, dim] = [1_000_000, 4];
+    const gallery = new Float32Array(n * dim);
+    for (const row of [999_999, 600_001, 17]) gallery.set([1, 0, 0, 0], row * dim);
+    const got = await scorer.score(Float32Array.of(1, 0, 0, 0), 1, gallery, n, dim, 3);
+    expect([...got.indices]).toEqual([17, 600_001, 999_999]);
+    expect([...got.scores]).toEqual([1, 1, 1]);
+    const two = await scorer.score(Float32Array.of(1, 0, 0, 0), 1, gallery, n, dim, 2);
+    expect([...two.indices]).toEqual([17, 600_001]);
+  });
+
+  it('returns min(k, n) results when k exceeds the gallery, and none for an empty gallery', async () => {
+    const queries = randomTensor(2 * 8, 7);
+    const gallery = randomTensor(3 * 8, 8);
+    const got = await scorer.score(queries, 2, gallery, 3, 8, 10);
+    expectMatchesBruteForce(got, queries, 2, gallery, 3, 8, 10);
+    expect(got.k).toBe(3);
+    const none = await scorer.score(queries, 2, new Float32Array(0), 0, 8, 10);
+    expect(none.k).toBe(0);
+    expect(none.indices.length).toBe(0);
+  });
+
+  it('rejects wrong dimensions with DIMENSION_MISMATCH', async () => {
+    await expectCode(scorer.score(new Float32Array(127), 1, new Float32Array(128 * 4), 4, 128, 2), 'DIMENSION_MISMATCH', 'queries');
+    await expectCode(scorer.score(new Float32Array(128), 1, new Float32Array(512 * 4), 4, 128, 2), 'DIMENSION_MISMATCH', 'gallery');
+  });
+
+  it('rejects NaN in a query or a gallery row with BAD_INPUT naming it, and stays usable', async () => {
+    const dim = 16;
+    const queries = randomTensor(2 * dim, 9);
+    const gallery = randomTensor(1000 * dim, 10);
+    const badQuery = queries.slice();
+    badQuery[dim + 3] = NaN;
+    await expectCode(scorer.score(badQuery, 2, gallery, 1000, dim, 5), 'BAD_INPUT', 'query 1');
+    const badGallery = gallery.slice();
+    badGallery[777 * dim + 5] = NaN;
+    await expectCode(scorer.score(queries, 2, badGallery, 1000, dim, 5), 'BAD_INPUT', 'gallery row 777');
+    const infGallery = gallery.slice();
+    infGallery[12 * dim] = Infinity;
+    await expectCode(scorer.score(queries, 2, infGallery, 1000, dim, 5), 'BAD_INPUT', 'gallery row 12');
+    expectMatchesBruteForce(await scorer.score(queries, 2, gallery, 1000, dim, 5), queries, 2, gallery, 1000, dim, 5);
+  });
+
+  it('rejects k < 1, fractional k and dim < 1 with BAD_INPUT', async () => {
+    const g = new Float32Array(8);
+    await expectCode(scorer.score(new Float32Array(2), 1, g, 4, 2, 0), 'BAD_INPUT', 'k');
+    await expectCode(scorer.score(new Float32Array(2), 1, g, 4, 2, 1.5), 'BAD_INPUT', 'k');
+    await expectCode(scorer.score(new Float32Array(0), 1, new Float32Array(0), 4, 0, 1), 'BAD_INPUT', 'dim');
+  });
+
+  it('the shared score() function and a backend score the same', async () => {
+    const [q, n, dim, k] = [2, 777, 32, 4];
+    const queries = randomTensor(q * dim, 11);
+    const gallery = randomTensor(n * dim, 12);
+    const viaFunction = await score(queries, q, gallery, n, dim, k);
+    expectMatchesBruteForce(viaFunction, queries, q, gallery, n, dim, k);
+    let backend: WasmBackend | undefined;
+    try {
+      backend = await createWasmBackend({ workers: 1 });
+      const viaBackend = await backend.score(queries, q, gallery, n, dim, k);
+      expect([...viaBackend.indices]).toEqual([...viaFunction.indices]);
+    } finally {
+      await backend?.dispose();
+    }
+    await expectCode(score(queries, q, gallery, n, dim + 1, k), 'DIMENSION_MISMATCH');
+  });
+});
