@@ -2,7 +2,7 @@
 // activation buffers in a liveness-based arena sized for the largest batch seen, and runs a
 // whole batch as one command buffer (one submission).
 import { CosfaceError } from '../../errors.js';
-import { numel, type Graph } from '../../graph/ir.js';
+import { nodeMacs, numel, type Graph } from '../../graph/ir.js';
 import type { Backend, CompiledGraph } from '../backend.js';
 import { BufferPool } from './buffer-pool.js';
 import { getGpu, type GpuContext } from './device.js';
@@ -17,9 +17,7 @@ const MAP_READ = 0x01 | 0x08; // MAP_READ | COPY_DST
 interface Step {
   plan: KernelPlan;
   pipeline: GPUComputePipeline;
-  uniform: GPUBuffer;
   constBuffers: (GPUBuffer | null)[];
-  bindGroup: GPUBindGroup | null;
 }
 
 /** Per-kernel timing from timestamp queries. */
@@ -36,6 +34,8 @@ export interface WebGpuCompiledGraph extends CompiledGraph {
   /** Runs each kernel in its own pass with timestamps (needs the timestamp-query feature). */
   profile(input: Float32Array, n: number): Promise<KernelTiming[]>;
   readonly pipelineCount: number;
+  /** Largest batch run as one chunk (bounded by the storage binding size limit). */
+  readonly maxChunk: number;
 }
 
 export interface WebGpuBackend extends Backend {
@@ -125,65 +125,95 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
         device.queue.writeBuffer(buf, 0, b.data.buffer, b.data.byteOffset, b.data.byteLength);
         return buf;
       });
-      const uniform = device.createBuffer({ size: 64, usage: UNIFORM, label: `${plan.node.name}/params` });
-      return { plan, pipeline, uniform, constBuffers, bindGroup: null };
+      return { plan, pipeline, constBuffers };
     }),
   );
 
   const inFloats = numel(graph.input.shape);
   const outFloats = numel(graph.output.shape);
+  // The largest batch whose biggest activation buffer still fits one storage binding; bigger
+  // batches run as several chunks inside the same command buffer.
+  const maxSlotBytes = Math.max(...slotFloats) * 4;
+  const maxChunk = Math.max(1, Math.floor(device.limits.maxStorageBufferBindingSize / maxSlotBytes));
   let capacity = 0;
   let slots: GPUBuffer[] = [];
-  let readback: GPUBuffer | null = null;
-  let paramsForN = -1;
+  // Uniforms and bind groups for a chunk size, cached per size (full chunks and the last one).
+  interface ChunkSet {
+    uniforms: GPUBuffer[];
+    bindGroups: GPUBindGroup[];
+  }
+  const chunkSets = new Map<number, ChunkSet>();
   let disposed = false;
   let queue: Promise<unknown> = Promise.resolve();
 
-  const ensureCapacity = (n: number) => {
-    if (n <= capacity) return;
-    const cap = 2 ** Math.ceil(Math.log2(n));
+  const destroyChunkSets = () => {
+    for (const set of chunkSets.values()) for (const u of set.uniforms) u.destroy();
+    chunkSets.clear();
+  };
+
+  const ensureCapacity = (chunk: number) => {
+    if (chunk <= capacity) return;
+    const cap = Math.min(maxChunk, 2 ** Math.ceil(Math.log2(chunk)));
     for (const b of slots) pool.release(b);
-    if (readback) pool.release(readback);
     slots = slotFloats.map((f, i) => pool.acquire(f * cap * 4, STORAGE, `slot${i}`));
-    readback = pool.acquire(outFloats * cap * 4, MAP_READ, 'readback');
-    for (const step of steps) {
-      const entries: GPUBindGroupEntry[] = step.plan.bindings.map((b, i) => {
-        const buffer = b.kind === 'tensor' ? slots[slotOf.get(b.name)!]! : b.kind === 'const' ? step.constBuffers[i]! : dummy;
-        return { binding: i, resource: { buffer } };
-      });
-      entries.push({ binding: step.plan.bindings.length, resource: { buffer: step.uniform } });
-      step.bindGroup = device.createBindGroup({ layout: step.pipeline.getBindGroupLayout(0), entries, label: step.plan.node.name });
-    }
+    destroyChunkSets();
     capacity = cap;
   };
 
-  const prepare = (input: Float32Array, n: number) => {
+  const chunkSet = (m: number): ChunkSet => {
+    let set = chunkSets.get(m);
+    if (set) return set;
+    if (chunkSets.size >= 4) {
+      const [oldest, old] = chunkSets.entries().next().value as [number, ChunkSet];
+      for (const u of old.uniforms) u.destroy();
+      chunkSets.delete(oldest);
+    }
+    const uniforms = steps.map((step) => {
+      const u = device.createBuffer({ size: 64, usage: UNIFORM, label: `${step.plan.node.name}/params(${m})` });
+      const p = step.plan.params(m);
+      device.queue.writeBuffer(u, 0, p.buffer, p.byteOffset, p.byteLength);
+      return u;
+    });
+    const bindGroups = steps.map((step, si) => {
+      const entries: GPUBindGroupEntry[] = [];
+      step.plan.bindings.forEach((b, i) => {
+        if (b.kind === 'unused') return;
+        const buffer = b.kind === 'tensor' ? slots[slotOf.get(b.name)!]! : b.kind === 'const' ? step.constBuffers[i]! : dummy;
+        entries.push({ binding: i, resource: { buffer } });
+      });
+      entries.push({ binding: step.plan.bindings.length, resource: { buffer: uniforms[si]! } });
+      return device.createBindGroup({ layout: step.pipeline.getBindGroupLayout(0), entries, label: step.plan.node.name });
+    });
+    set = { uniforms, bindGroups };
+    chunkSets.set(m, set);
+    return set;
+  };
+
+  const check = (input: Float32Array, n: number) => {
     if (disposed) throw new CosfaceError('BAD_INPUT', 'webgpu: this compiled graph was disposed');
     if (!Number.isInteger(n) || n < 1) throw new CosfaceError('EMPTY_BATCH', `webgpu: batch size must be a positive integer, got ${n}`);
     if (input.length !== n * inFloats) throw new CosfaceError('DIMENSION_MISMATCH', `webgpu: expected ${n} x ${inFloats} input values, got ${input.length}`);
-    ensureCapacity(n);
-    if (paramsForN !== n) {
-      for (const step of steps) {
-        const p = step.plan.params(n);
-        device.queue.writeBuffer(step.uniform, 0, p.buffer, p.byteOffset, p.byteLength);
-      }
-      paramsForN = n;
-    }
-    device.queue.writeBuffer(slots[slotOf.get(graph.input.name)!]!, 0, input.buffer, input.byteOffset, input.byteLength);
   };
 
-  const readOutput = async (encoder: GPUCommandEncoder, n: number): Promise<Float32Array> => {
-    const bytes = n * outFloats * 4;
-    encoder.copyBufferToBuffer(slots[slotOf.get(graph.output.name)!]!, 0, readback!, 0, bytes);
+  const encodeDispatches = (pass: GPUComputePassEncoder, set: ChunkSet, m: number) => {
+    steps.forEach((step, i) => {
+      pass.setPipeline(step.pipeline);
+      pass.setBindGroup(0, set.bindGroups[i]!);
+      const [x, y, z] = step.plan.dispatch(m);
+      pass.dispatchWorkgroups(x, y, z);
+    });
+  };
+
+  const submitAndRead = async (encoder: GPUCommandEncoder, readback: GPUBuffer, bytes: number): Promise<Float32Array> => {
     device.pushErrorScope('validation');
     device.pushErrorScope('out-of-memory');
     device.queue.submit([encoder.finish()]);
     const oom = await device.popErrorScope();
     const invalid = await device.popErrorScope();
     if (oom || invalid) throw new CosfaceError('GPU_ERROR', `webgpu: ${(oom ?? invalid)!.message}`);
-    await readback!.mapAsync(0x0001 /* GPUMapMode.READ */, 0, bytes);
-    const out = new Float32Array(readback!.getMappedRange(0, bytes).slice(0));
-    readback!.unmap();
+    await readback.mapAsync(0x0001 /* GPUMapMode.READ */, 0, bytes);
+    const out = new Float32Array(readback.getMappedRange(0, bytes).slice(0));
+    readback.unmap();
     return out;
   };
 
@@ -193,25 +223,43 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
     return p;
   };
 
+  const inputSlot = () => slots[slotOf.get(graph.input.name)!]!;
+  const outputSlot = () => slots[slotOf.get(graph.output.name)!]!;
+
   const run = (input: Float32Array, n: number) =>
     serial(async () => {
-      prepare(input, n);
-      const encoder = device.createCommandEncoder({ label: 'embed' });
-      const pass = encoder.beginComputePass();
-      for (const step of steps) {
-        pass.setPipeline(step.pipeline);
-        pass.setBindGroup(0, step.bindGroup!);
-        const [x, y, z] = step.plan.dispatch(n);
-        pass.dispatchWorkgroups(x, y, z);
+      check(input, n);
+      ensureCapacity(n);
+      const chunk = Math.min(n, capacity);
+      const outBytes = n * outFloats * 4;
+      const readback = pool.acquire(outBytes, MAP_READ, 'readback');
+      const staging = n > chunk ? pool.acquire(input.byteLength, STORAGE, 'input-staging') : null;
+      try {
+        device.queue.writeBuffer(staging ?? inputSlot(), 0, input.buffer, input.byteOffset, input.byteLength);
+        const encoder = device.createCommandEncoder({ label: 'embed' });
+        for (let start = 0; start < n; start += chunk) {
+          const m = Math.min(chunk, n - start);
+          if (staging) encoder.copyBufferToBuffer(staging, start * inFloats * 4, inputSlot(), 0, m * inFloats * 4);
+          const pass = encoder.beginComputePass();
+          encodeDispatches(pass, chunkSet(m), m);
+          pass.end();
+          encoder.copyBufferToBuffer(outputSlot(), 0, readback, start * outFloats * 4, m * outFloats * 4);
+        }
+        return await submitAndRead(encoder, readback, outBytes);
+      } finally {
+        pool.release(readback);
+        if (staging) pool.release(staging);
       }
-      pass.end();
-      return readOutput(encoder, n);
     });
 
   const profile = (input: Float32Array, n: number) =>
     serial(async () => {
       if (!gpu.features.has('timestamp-query')) throw new CosfaceError('GPU_ERROR', 'webgpu: the adapter has no timestamp-query feature');
-      prepare(input, n);
+      check(input, n);
+      if (n > maxChunk) throw new CosfaceError('BAD_INPUT', `webgpu: profile runs one chunk; batch ${n} is over ${maxChunk}`);
+      ensureCapacity(n);
+      const set = chunkSet(n);
+      device.queue.writeBuffer(inputSlot(), 0, input.buffer, input.byteOffset, input.byteLength);
       const count = steps.length * 2;
       const querySet = device.createQuerySet({ type: 'timestamp', count });
       const resolve = device.createBuffer({ size: count * 8, usage: 0x0200 | 0x0004 /* QUERY_RESOLVE | COPY_SRC */ });
@@ -220,21 +268,17 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
       steps.forEach((step, i) => {
         const pass = encoder.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
         pass.setPipeline(step.pipeline);
-        pass.setBindGroup(0, step.bindGroup!);
+        pass.setBindGroup(0, set.bindGroups[i]!);
         const [x, y, z] = step.plan.dispatch(n);
         pass.dispatchWorkgroups(x, y, z);
         pass.end();
       });
       encoder.resolveQuerySet(querySet, 0, count, resolve, 0);
       encoder.copyBufferToBuffer(resolve, 0, read, 0, count * 8);
-      await readOutput(encoder, n);
-      await read.mapAsync(0x0001);
-      const t = new BigUint64Array(read.getMappedRange().slice(0));
-      read.unmap();
+      const t = new BigUint64Array((await submitAndRead(encoder, read, count * 8)).buffer);
       querySet.destroy();
       resolve.destroy();
       read.destroy();
-      const { nodeMacs } = await import('../../graph/ir.js');
       return steps.map((step, i) => ({
         node: step.plan.node.name,
         op: step.plan.node.op,
@@ -249,15 +293,13 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
     run,
     profile,
     pipelineCount: new Set(steps.map((s) => s.pipeline)).size,
+    maxChunk,
     dispose: () => {
       if (disposed) return;
       disposed = true;
       for (const b of slots) pool.release(b);
-      if (readback) pool.release(readback);
-      for (const s of steps) {
-        s.uniform.destroy();
-        for (const b of s.constBuffers) b?.destroy();
-      }
+      destroyChunkSets();
+      for (const s of steps) for (const b of s.constBuffers) b?.destroy();
       dummy.destroy();
     },
   };

@@ -45,7 +45,7 @@ export function planActivation(node: ActivationNode, shapes: Map<string, number[
   const bindings: BindingRef[] = [
     { kind: 'tensor', name: node.inputs[0]! },
     node.alpha ? { kind: 'const', data: node.alpha, label: `${node.name}/alpha` } : { kind: 'dummy' },
-    { kind: 'dummy' },
+    { kind: 'unused' },
     { kind: 'tensor', name: node.output },
   ];
   return {
@@ -61,8 +61,8 @@ export function planPad(node: PadNode, shapes: Map<string, number[]>): KernelPla
   const per = OH * OW * C;
   const bindings: BindingRef[] = [
     { kind: 'tensor', name: node.inputs[0]! },
-    { kind: 'dummy' },
-    { kind: 'dummy' },
+    { kind: 'unused' },
+    { kind: 'unused' },
     { kind: 'tensor', name: node.output },
   ];
   return {

@@ -4,8 +4,12 @@ import { WGSL_SOURCES } from '../wgsl-sources.generated.js';
 import type { ShaderSpec } from '../pipeline-cache.js';
 import type { Activation, GraphNode } from '../../../graph/ir.js';
 
-/** A binding: a graph tensor (activation buffer), a constant uploaded once, or nothing (a 16-byte dummy). */
-export type BindingRef = { kind: 'tensor'; name: string } | { kind: 'const'; data: Float32Array; label: string } | { kind: 'dummy' };
+/**
+ * A binding: a graph tensor (activation buffer), a constant uploaded once, nothing (a 16-byte
+ * dummy, for a binding the shader declares but this node does not need), or 'unused' for a
+ * binding the entry point never references (layout 'auto' leaves it out, so it is not bound).
+ */
+export type BindingRef = { kind: 'tensor'; name: string } | { kind: 'const'; data: Float32Array; label: string } | { kind: 'dummy' } | { kind: 'unused' };
 
 export interface KernelPlan {
   node: GraphNode;

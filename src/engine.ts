@@ -1,0 +1,80 @@
+// Choosing a backend and loading a model: the two entry points every caller (CLI, server,
+// library, benchmarks) goes through. `auto` takes WebGPU when an adapter exists, else WASM.
+import { readFile } from 'node:fs/promises';
+import { CosfaceError } from './errors.js';
+import { BACKEND_NAMES, type Backend, type BackendName, type CompiledGraph } from './backend/backend.js';
+import { numel, type Graph } from './graph/ir.js';
+import { readTflite } from './import/tflite/read-tflite.js';
+
+export type BackendChoice = BackendName | 'auto';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', ...BACKEND_NAMES];
+
+export interface BackendOptions {
+  /** WASM worker threads (default: the number of cores). */
+  workers?: number;
+}
+
+export function parseBackendChoice(name: string): BackendChoice {
+  if ((BACKEND_CHOICES as readonly string[]).includes(name)) return name as BackendChoice;
+  throw new CosfaceError('UNKNOWN_BACKEND', `unknown backend '${name}': choose one of ${BACKEND_CHOICES.join(', ')}`);
+}
+
+async function createWasm(opts: BackendOptions): Promise<Backend> {
+  const spec = './backend/wasm/wasm-backend.js';
+  const mod = (await import(spec)) as { createWasmBackend(o?: BackendOptions): Promise<Backend> };
+  return mod.createWasmBackend(opts);
+}
+
+async function createWebGpu(): Promise<Backend> {
+  const mod = await import('./backend/webgpu/webgpu-backend.js');
+  return mod.createWebGpuBackend();
+}
+
+/**
+ * Creates a backend. 'webgpu' fails with NO_ADAPTER when there is no adapter; 'auto' then falls
+ * back to WASM (the chosen backend's describe() says which one it is).
+ */
+export async function createBackend(choice: BackendChoice | string = 'auto', opts: BackendOptions = {}): Promise<Backend> {
+  const c = parseBackendChoice(choice);
+  if (c === 'webgpu') return createWebGpu();
+  if (c === 'wasm') return createWasm(opts);
+  try {
+    return await createWebGpu();
+  } catch (e) {
+    if (e instanceof CosfaceError && e.code === 'NO_ADAPTER') return createWasm(opts);
+    throw e;
+  }
+}
+
+/** Reads a model file into a Graph (format from its content: TFLite now; TF.js and ONNX later). */
+export async function loadModelFile(path: string): Promise<Graph> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new CosfaceError('BAD_MODEL', `cannot read model file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+  }
+  const name = path.split(/[\\/]/).pop() ?? path;
+  if (bytes.byteLength >= 8 && String.fromCharCode(...bytes.subarray(4, 8)) === 'TFL3') return readTflite(bytes, name);
+  if (path.endsWith('.tflite')) return readTflite(bytes, name); // gives the precise BAD_MODEL message
+  throw new CosfaceError('BAD_MODEL', `${path}: unrecognised model format (expected a TFLite file)`);
+}
+
+/** Validates a batch before it reaches a backend: n >= 1, the right length, finite values. */
+export function checkBatch(graph: Graph, input: Float32Array, n: number): void {
+  if (!Number.isInteger(n) || n < 0) throw new CosfaceError('BAD_INPUT', `batch size must be a non-negative integer, got ${n}`);
+  if (n === 0) throw new CosfaceError('EMPTY_BATCH', 'empty batch: nothing to run (give at least one input)');
+  const per = numel(graph.input.shape);
+  if (input.length !== n * per) {
+    throw new CosfaceError('DIMENSION_MISMATCH', `expected ${n} inputs of [${graph.input.shape.join(', ')}] = ${n * per} values, got ${input.length}`);
+  }
+  for (let i = 0; i < input.length; i++) {
+    if (!Number.isFinite(input[i]!)) throw new CosfaceError('BAD_INPUT', `input value ${i} (sample ${Math.floor(i / per)}) is ${input[i]}`);
+  }
+}
+
+/** Runs a compiled graph after validating its input. */
+export async function runGraph(compiled: CompiledGraph, input: Float32Array, n: number): Promise<Float32Array> {
+  checkBatch(compiled.graph, input, n);
+  return compiled.run(input, n);
+}

@@ -1,0 +1,79 @@
+// Every kernel against the scalar reference (src/graph/reference.ts) on random tensors: odd
+// sizes, stride 2, padding on every side, PReLU, residual adds, batch > 1. Written once, run on
+// every backend. Tolerance: |got - want| <= 1e-4 * max(1, |want|) (float32 sums in another order).
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Backend } from '../../src/backend/backend.js';
+import { createWebGpuBackend } from '../../src/backend/webgpu/webgpu-backend.js';
+import { numel, type Graph } from '../../src/graph/ir.js';
+import { runReference } from '../../src/graph/reference.js';
+import { randomTensor } from '../helpers/fixtures.js';
+import { convGraph, depthwiseGraph, elementwiseGraph, fcGraph, type ConvCase } from '../helpers/graphs.js';
+import { skipWebGpu } from '../helpers/webgpu.js';
+
+const pads = (top: number, left: number, bottom: number, right: number) => ({ top, left, bottom, right });
+
+const convCases: ConvCase[] = [
+  { name: '3x3 s2 asymmetric pads, 3->13 prelu, padValue', h: 11, w: 9, inC: 3, outC: 13, k: [3, 3], stride: [2, 2], pads: pads(1, 2, 0, 1), activation: 'prelu', padValue: true },
+  { name: '5x3 s(1,2) 5->6 relu + residual', h: 7, w: 10, inC: 5, outC: 6, k: [5, 3], stride: [1, 2], pads: pads(2, 1, 2, 1), activation: 'relu', residual: true },
+  { name: '1x1 matmul path 8->12 prelu + residual', h: 9, w: 7, inC: 8, outC: 12, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'prelu', residual: true },
+  { name: '1x1 matmul path 64->36 none', h: 5, w: 5, inC: 64, outC: 36, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'none' },
+  { name: '1x1 odd channels 7->5 (generic path)', h: 6, w: 3, inC: 7, outC: 5, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'relu' },
+  { name: '1x1 stride 2 with padding 4->8', h: 9, w: 9, inC: 4, outC: 8, k: [1, 1], stride: [2, 2], pads: pads(1, 0, 0, 1), activation: 'none' },
+];
+
+const depthwiseCases = [
+  { name: 'dw 3x3 s1 pads 1, 13 ch prelu', h: 9, w: 11, inC: 13, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(1, 1, 1, 1), activation: 'prelu' as const },
+  { name: 'dw 3x3 s2 asymmetric, 70 ch relu + residual', h: 12, w: 7, inC: 70, k: [3, 3] as [number, number], stride: [2, 2] as [number, number], pads: pads(0, 1, 1, 0), activation: 'relu' as const, residual: true },
+  { name: 'dw 7x7 valid (GDC), 16 ch', h: 7, w: 7, inC: 16, k: [7, 7] as [number, number], stride: [1, 1] as [number, number], pads: pads(0, 0, 0, 0), activation: 'none' as const },
+  { name: 'dw 5x5 s2 pads 2, 6 ch', h: 10, w: 13, inC: 6, k: [5, 5] as [number, number], stride: [2, 2] as [number, number], pads: pads(2, 2, 2, 2), activation: 'none' as const },
+];
+
+function close(got: Float32Array, want: Float32Array): { worst: number; at: number } {
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i]! - want[i]!) / Math.max(1, Math.abs(want[i]!));
+    if (!(err <= worst)) {
+      worst = err;
+      at = i;
+    }
+  }
+  return { worst, at };
+}
+
+interface BackendUnderTest {
+  name: string;
+  skip: boolean;
+  create(): Promise<Backend>;
+}
+
+const backends: BackendUnderTest[] = [{ name: 'webgpu', skip: skipWebGpu, create: createWebGpuBackend }];
+
+for (const b of backends) {
+  describe.skipIf(b.skip)(`${b.name} kernels vs scalar reference`, () => {
+    let backend: Backend | null = null;
+    const get = async () => (backend ??= await b.create());
+    afterAll(async () => backend?.dispose());
+
+    async function check(graph: Graph, n: number, seed: number) {
+      const input = randomTensor(n * numel(graph.input.shape), seed, 2);
+      const want = runReference(graph, input, n);
+      const compiled = await (await get()).compile(graph);
+      try {
+        const got = await compiled.run(input, n);
+        expect(got.length).toBe(want.length);
+        const { worst, at } = close(got, want);
+        expect(worst, `worst relative error at ${at}: got ${got[at]}, want ${want[at]}`).toBeLessThanOrEqual(1e-4);
+      } finally {
+        compiled.dispose();
+      }
+    }
+
+    for (const c of convCases) it(`conv2d ${c.name}, batch 3`, () => check(convGraph(c), 3, 1));
+    for (const c of depthwiseCases) it(`depthwise ${c.name}, batch 2`, () => check(depthwiseGraph(c), 2, 2));
+    it('fully connected 512->128 (matmul) prelu, batch 5', () => check(fcGraph(512, 128, 'prelu'), 5, 3));
+    it('fully connected 30->7 (odd sizes) relu + residual, batch 4', () => check(fcGraph(30, 7, 'relu', true), 4, 4));
+    it('affine, pad, prelu, add+relu, reshape, l2normalize, batch 3', () => check(elementwiseGraph(5, 6, 7), 3, 5));
+    it('large batch crosses the 65535-workgroup grid limit in y', () => check(convGraph({ name: 'tall', h: 40, w: 40, inC: 4, outC: 4, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'relu' }), 1700, 6));
+  });
+}
