@@ -4,7 +4,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import path from 'node:path';
 import { CosfaceError } from './errors.js';
-import { Embedder } from './embedder.js';
+import { readFile } from 'node:fs/promises';
+import { Embedder, packageRoot } from './embedder.js';
 import { createBackend, parseBackendChoice } from './engine.js';
 
 const USAGE = `cosface: face embeddings on WebGPU/WASM, search, verification
@@ -78,7 +79,7 @@ async function cmdInfo(args: string[]): Promise<void> {
   const { values } = parse(args, { backend: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean' } });
   const backend = await createBackend(parseBackendChoice(String(values.backend ?? 'auto')), { workers: intOption(values.workers, 'workers', undefined) });
   try {
-    const { version } = (await import('../package.json', { with: { type: 'json' } })).default as { version: string };
+    const { version } = JSON.parse(await readFile(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
     const info = { version, backend: backend.name, description: backend.describe() };
     if (values.json) process.stdout.write(`${JSON.stringify(info)}\n`);
     else process.stdout.write(`cosface ${info.version}\nbackend: ${info.description}\n`);
