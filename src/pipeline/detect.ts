@@ -26,7 +26,10 @@ export interface Detection {
 export interface DetectorOptions {
   /** Detections below this score are dropped (default 0.5). */
   scoreThreshold?: number;
-  /** Faces narrower than this many image pixels are dropped; it also decides tiling (default 20). */
+  /**
+   * Faces narrower than this many image pixels are dropped (default 20). It also decides tiling: the
+   * photo is cut into overlapping tiles small enough that such a face is still found.
+   */
   minFaceSize?: number;
   /** Overlap (IoU) above which detections are merged (default 0.3). */
   iouThreshold?: number;

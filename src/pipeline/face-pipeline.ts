@@ -29,6 +29,12 @@ export interface FacePipelineOptions {
   detector?: DetectorOptions;
   landmarks?: LandmarkOptions;
   decode?: DecodeOptions;
+  /**
+   * A detection the mesh rejects (face flag < 0.5) is kept, aligned on BlazeFace's four points,
+   * only when its detector score is at least this (default 0.75); below it is taken for a false
+   * detection and dropped.
+   */
+  fallbackMinScore?: number;
 }
 
 export interface Face {
@@ -91,9 +97,14 @@ export async function createFacePipeline(opts: FacePipelineOptions): Promise<Fac
   const detect = (img: RgbImage) => detectFaces(img, (x, n) => detector.run(x, n), opts.detector);
 
   async function facesInImage(img: RgbImage): Promise<Face[]> {
-    const dets = await detect(img);
+    const found = await detect(img);
+    if (found.length === 0) return [];
+    const meshesAll = await meshLandmarks(img, found, (x, n) => mesh.run(x, n), opts.landmarks);
+    const minFallback = opts.fallbackMinScore ?? 0.75;
+    const keep = found.map((d, i) => meshesAll[i]!.faceFlag >= 0.5 || d.score >= minFallback);
+    const dets = found.filter((_, i) => keep[i]);
+    const meshes = meshesAll.filter((_, i) => keep[i]);
     if (dets.length === 0) return [];
-    const meshes = await meshLandmarks(img, dets, (x, n) => mesh.run(x, n), opts.landmarks);
     const crops = new Float32Array(dets.length * 112 * 112 * 3);
     const prepared = dets.map((d, i) => {
       const m = meshes[i]!;

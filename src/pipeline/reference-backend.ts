@@ -1,6 +1,7 @@
-// A GraphCompiler over the scalar reference (src/graph/reference.ts): slow, but exact and always
-// there. For development and tests until a fast backend is injected.
+// GraphCompilers over the scalar reference (src/graph/reference.ts): slow, but exact and always
+// there. For development and tests, and for graphs whose ops a backend does not implement yet.
 import type { CompiledGraph } from '../backend/backend.js';
+import { isCosfaceError } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
 import { runReference } from '../graph/reference.js';
 import type { GraphCompiler } from './face-pipeline.js';
@@ -13,6 +14,25 @@ export function referenceCompiler(): GraphCompiler {
         run: async (input: Float32Array, n: number) => runReference(graph, input, n),
         dispose() {},
       };
+    },
+  };
+}
+
+/**
+ * Compiles on `primary`; a graph it refuses with UNSUPPORTED_OP runs on the reference instead.
+ * `onFallback` hears which graphs (by source) fell back, so callers can say so.
+ */
+export function withReferenceFallback(primary: GraphCompiler, onFallback?: (graph: Graph, reason: string) => void): GraphCompiler {
+  const reference = referenceCompiler();
+  return {
+    async compile(graph: Graph): Promise<CompiledGraph> {
+      try {
+        return await primary.compile(graph);
+      } catch (e) {
+        if (!isCosfaceError(e, 'UNSUPPORTED_OP')) throw e;
+        onFallback?.(graph, (e as Error).message);
+        return reference.compile(graph);
+      }
     },
   };
 }
