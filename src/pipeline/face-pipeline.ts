@@ -160,3 +160,8 @@ export async function createFacePipeline(opts: FacePipelineOptions): Promise<Fac
 }
 
 const round2 = (v: number): number => Math.round(v * 100) / 100;
+
+/** The CLI's per-face JSON: box, landmarks, score, quality, embedding (photo pixels). */
+export function faceJson(f: Face): { box: Face['box']; landmarks: Face['landmarks']; score: number; quality: number; embedding: number[] } {
+  return { box: f.box, landmarks: f.landmarks, score: f.score, quality: f.quality, embedding: f.embedding };
+}
