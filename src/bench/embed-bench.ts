@@ -1,6 +1,7 @@
 // `cosface bench embed`: faces/s and GFLOP/s of our engines beside onnxruntime-web (wasm) and
 // onnxruntime-node (CPU) running the ONNX export of the same graph, in one process, on the same
-// inputs (real aligned crops repeated to fill the batch), as the median of timed runs after warm-up.
+// inputs (real aligned crops repeated to fill the batch), as the median of timed runs after warm-up,
+// interleaved round-robin between engines.
 import { existsSync, readdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -233,11 +234,26 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
         });
         log(`batch ${n} ${engine}${threads === null ? '' : ` (${threads}t)`}: ${facesPerSec.toFixed(1)} faces/s`);
       };
+      // Everyone warms up first; then the timed runs go round-robin, one run of each engine per
+      // round, so that a change in the machine's load (it is shared) hits all of them alike and
+      // the ratios stay meaningful even when the absolute numbers move.
+      const runners: { label: string; kind: EmbedBenchKind; threads: number | null; measure: (warm: number, timed: number) => Promise<TimedRuns> }[] = [
+        ...engines.map((e) => ({ label: e.label, kind: 'engine' as const, threads: e.threads ?? null, measure: (w: number, t: number) => timeEngine(e, input, n, w, t) })),
+        ...refs.map((r) => ({ label: r.label, kind: r.kind, threads: r.threads, measure: (w: number, t: number) => r.measure(input, n, inputShape, w, t) })),
+      ];
+      for (const r of runners) if (warmupRuns > 0) await r.measure(warmupRuns, 0);
+      const timed: TimedRuns[] = runners.map(() => ({ times: [], output: new Float32Array(0) }));
+      for (let round = 0; round < runs; round++) {
+        for (const [i, r] of runners.entries()) {
+          const t = await r.measure(0, 1);
+          timed[i]!.times.push(...t.times);
+          if (round === 0) timed[i]!.output = t.output;
+        }
+      }
+      for (const [i, r] of runners.entries()) record(r.label, r.kind, r.threads, timed[i]!);
       for (const e of engines) {
-        record(e.label, 'engine', e.threads ?? null, await timeEngine(e, input, n, warmupRuns, runs));
         if (e.perKernel && n === largest) kernels.push({ engine: e.label, batch: n, timings: await e.perKernel(input, n) });
       }
-      for (const r of refs) record(r.label, r.kind, r.threads, await r.measure(input, n, inputShape, warmupRuns, runs));
 
       const refAt = (kind: EmbedBenchKind, threads: number) => measured.find((m) => m.row.kind === kind && m.row.threads === threads);
       const maxRefThreads = refs.length ? Math.max(...refs.map((r) => r.threads)) : null;

@@ -163,7 +163,7 @@ export async function createOrtWebReference(model: Uint8Array, threads: number):
       worker.postMessage({ type: 'run', input, n, inputShape, warmupRuns, runs });
       const r = await pending;
       if (r.type !== 'result') throw new CosfaceError('BAD_MODEL', `onnxruntime-web worker: unexpected reply ${r.type}`);
-      return { times: r.times, output: r.output };
+      return { times: r.times, output: r.output ?? new Float32Array(0) };
     },
     async dispose() {
       const pending = reply().catch(() => undefined);
