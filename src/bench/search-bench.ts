@@ -2,11 +2,11 @@
 // build rate, memory per vector, recall and latency side by side. Also exports the cluster
 // generator the store tests use.
 import { performance } from 'node:perf_hooks';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scoreExactTs, type ExactScorer } from '../store/exact-scorer.js';
-import { GalleryIndex } from '../store/gallery-index.js';
+import { GalleryIndex, type SnapshotMeta } from '../store/gallery-index.js';
 
 // ---- synthetic identity clusters ----
 
@@ -173,6 +173,11 @@ export interface SearchBenchOptions {
   scorer?: ExactScorer;
   scorerName?: string;
   log?: (line: string) => void;
+  /**
+   * Keep built indexes (and their build measurements) here and reuse them on the next run with the
+   * same N, M, efConstruction and seed, so an ef sweep does not pay for the build again.
+   */
+  cacheDir?: string;
 }
 
 export interface LatencyStats {
@@ -255,16 +260,32 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       const dim = g.dim;
       const params = { dimension: dim, m, efConstruction, ef: efs[0]! };
 
-      const native0 = nativeBytes();
-      const t0 = performance.now();
-      const index = GalleryIndex.create(params, n);
-      for (let r = 0; r < n; r++) {
-        index.add(r + 1, g.vectors.subarray(r * dim, (r + 1) * dim));
-        if (r > 0 && r % 100_000 === 0) log(`  n=${n}: built ${r}`);
+      let index: GalleryIndex;
+      let build: { buildSeconds: number; measuredBytesPerVector: number };
+      // One folder per configuration: save() keeps a single snapshot per folder and gallery id.
+      const cacheDir = o.cacheDir ? join(o.cacheDir, `search-n${n}-d${dim}-m${m}-efc${efConstruction}-s${o.seed ?? 1}-f${per}`) : null;
+      if (cacheDir && existsSync(join(cacheDir, 'build.json'))) {
+        const cached = JSON.parse(readFileSync(join(cacheDir, 'build.json'), 'utf8')) as { build: typeof build; meta: SnapshotMeta };
+        build = cached.build;
+        index = GalleryIndex.fromFile(params, join(cacheDir, cached.meta.file), cached.meta);
+        log(`n=${n}: reused cached index (built in ${build.buildSeconds.toFixed(1)} s)`);
+      } else {
+        const native0 = nativeBytes();
+        const t0 = performance.now();
+        index = GalleryIndex.create(params, n);
+        for (let r = 0; r < n; r++) {
+          index.add(r + 1, g.vectors.subarray(r * dim, (r + 1) * dim));
+          if (r > 0 && r % 100_000 === 0) log(`  n=${n}: built ${r}`);
+        }
+        build = { buildSeconds: (performance.now() - t0) / 1000, measuredBytesPerVector: (nativeBytes() - native0) / n };
+        log(`n=${n}: built in ${build.buildSeconds.toFixed(1)} s`);
+        if (cacheDir) {
+          mkdirSync(cacheDir, { recursive: true });
+          const meta = index.save(cacheDir, n);
+          writeFileSync(join(cacheDir, 'build.json'), JSON.stringify({ build, meta }));
+        }
       }
-      const buildSeconds = (performance.now() - t0) / 1000;
-      const measuredBytesPerVector = (nativeBytes() - native0) / n;
-      log(`n=${n}: built in ${buildSeconds.toFixed(1)} s`);
+      const { buildSeconds, measuredBytesPerVector } = build;
 
       // Exact top-k for every probe: the ground truth, and the exact latency.
       const truth: Int32Array[] = [];

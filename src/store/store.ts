@@ -198,6 +198,14 @@ export interface ConsistencyReport {
   vectorMismatches: number[];
 }
 
+interface CandidateRow {
+  faceId: number;
+  identityId: number;
+  embedding: Buffer;
+  externalId: string;
+  displayName: string | null;
+}
+
 interface LoadedGallery {
   index: GalleryIndex;
   matrix: VectorMatrix | null;
@@ -214,6 +222,8 @@ export class Store {
   private readonly checkpointEvery: number;
   private readonly rebuildFraction: number;
   private readonly rebuildMinDeleted: number;
+  /** Hot-path queries prepared once: building a drizzle query costs more than running it. */
+  private readonly q;
 
   constructor(
     private readonly opened: OpenedDb,
@@ -227,6 +237,48 @@ export class Store {
     this.checkpointEvery = opts.checkpointEvery ?? 10_000;
     this.rebuildFraction = opts.rebuildDeletedFraction ?? 0.25;
     this.rebuildMinDeleted = opts.rebuildMinDeleted ?? 64;
+    const db = opened.db;
+    const ph = sql.placeholder;
+    this.q = {
+      galleryByName: db.select().from(galleries).where(eq(galleries.name, ph('name'))).prepare(),
+      liveIdentity: db
+        .select()
+        .from(identities)
+        .where(and(eq(identities.galleryId, ph('galleryId')), eq(identities.externalId, ph('externalId')), isNull(identities.deletedAt)))
+        .prepare(),
+      insertFace: db
+        .insert(faces)
+        .values({
+          galleryId: ph('galleryId'),
+          identityId: ph('identityId'),
+          photoPath: ph('photoPath'),
+          photoHash: ph('photoHash'),
+          box: ph('box'),
+          keypoints: ph('keypoints'),
+          quality: ph('quality'),
+          embedding: ph('embedding'),
+          createdAt: ph('createdAt'),
+        })
+        .returning({ id: faces.id })
+        .prepare(),
+      insertIdentity: db
+        .insert(identities)
+        .values({
+          galleryId: ph('galleryId'),
+          externalId: ph('externalId'),
+          displayName: ph('displayName'),
+          metadata: ph('metadata'),
+          createdAt: ph('createdAt'),
+        })
+        .returning()
+        .prepare(),
+      // json_each keeps one prepared statement for any number of candidate ids.
+      candidates: opened.sqlite.prepare(
+        `SELECT f.id AS faceId, f.identity_id AS identityId, f.embedding, i.external_id AS externalId, i.display_name AS displayName
+         FROM faces f JOIN identities i ON i.id = f.identity_id
+         WHERE f.id IN (SELECT value FROM json_each(?)) AND f.gallery_id = ? AND f.deleted = 0 AND i.deleted_at IS NULL`,
+      ),
+    };
   }
 
   private get db(): Db {
@@ -302,17 +354,13 @@ export class Store {
     if (this.liveIdentity(g.id, input.externalId)) {
       throw new CosfaceError('DUPLICATE_IDENTITY', `identity "${input.externalId}" already exists in gallery "${gallery}"`);
     }
-    const row = this.db
-      .insert(identities)
-      .values({
-        galleryId: g.id,
-        externalId: input.externalId,
-        displayName: input.displayName ?? null,
-        metadata: input.metadata ?? null,
-        createdAt: new Date(),
-      })
-      .returning()
-      .get();
+    const row = this.q.insertIdentity.get({
+      galleryId: g.id,
+      externalId: input.externalId,
+      displayName: input.displayName ?? null,
+      metadata: input.metadata ?? null,
+      createdAt: new Date(),
+    })!;
     return identityInfo(row, 0);
   }
 
@@ -394,11 +442,10 @@ export class Store {
     });
     const l = this.load(g);
     const now = new Date();
-    const rows = this.db.transaction((tx) =>
-      prepared.map((p) =>
-        tx
-          .insert(faces)
-          .values({
+    const rows = this.opened.sqlite.transaction(() =>
+      prepared.map(
+        (p) =>
+          this.q.insertFace.get({
             galleryId: g.id,
             identityId: p.ident.id,
             photoPath: p.face.photoPath ?? null,
@@ -408,11 +455,9 @@ export class Store {
             quality: p.face.quality ?? null,
             embedding: embeddingToBlob(p.v),
             createdAt: now,
-          })
-          .returning({ id: faces.id })
-          .get(),
+          })!,
       ),
-    );
+    )();
     // Committed. From here on a failure only costs index freshness, never data.
     try {
       rows.forEach((r, i) => {
@@ -483,6 +528,7 @@ export class Store {
     const method: 'hnsw' | 'exact' = o.exact || live <= this.exactBelow ? 'exact' : 'hnsw';
 
     let scored: { faceId: number; score: number }[] = [];
+    let rows = new Map<number, CandidateRow>();
     if (kFaces > 0 && method === 'exact') {
       const m = this.matrix(g, l);
       const top = await this.scorer(v, 1, m.data, m.n, g.dimension, Math.min(kFaces, m.n));
@@ -490,11 +536,13 @@ export class Store {
         const r = top.indices[i]!;
         if (r >= 0) scored.push({ faceId: m.faceIds[r]!, score: top.scores[i]! });
       }
+      rows = this.candidateRows(g.id, scored.map((x) => x.faceId));
     } else if (kFaces > 0) {
       const found = l.index.search(v, kFaces, o.ef ?? g.hnswEf);
-      scored = await this.rerank(g, v, found.faceIds);
+      rows = this.candidateRows(g.id, found.faceIds);
+      scored = await this.rerank(g, v, [...rows.values()]);
     }
-    const candidates = this.groupByIdentity(scored, k);
+    const candidates = this.groupByIdentity(scored, rows, k);
     const top = candidates[0] ?? null;
     const match = threshold !== null && top !== null && top.score >= threshold ? top : null;
     return {
@@ -700,7 +748,8 @@ export class Store {
   }
 
   private findGallery(name: string): GalleryRow | undefined {
-    return this.db.select().from(galleries).where(eq(galleries.name, name)).get();
+    if (this.closed) throw new CosfaceError('BAD_INPUT', 'the store is closed');
+    return this.q.galleryByName.get({ name });
   }
 
   private galleryById(id: number): GalleryRow | undefined {
@@ -723,11 +772,7 @@ export class Store {
   }
 
   private liveIdentity(galleryId: number, externalId: string): IdentityRow | undefined {
-    return this.db
-      .select()
-      .from(identities)
-      .where(and(eq(identities.galleryId, galleryId), eq(identities.externalId, externalId), isNull(identities.deletedAt)))
-      .get();
+    return this.q.liveIdentity.get({ galleryId, externalId });
   }
 
   private identity(g: GalleryRow, externalId: string): IdentityRow {
@@ -777,14 +822,18 @@ export class Store {
     return l.matrix;
   }
 
-  /** Exact scores of HNSW candidates from the stored (database) vectors; deleted ones drop out. */
-  private async rerank(g: GalleryRow, v: Float32Array, faceIds: number[]): Promise<{ faceId: number; score: number }[]> {
-    if (faceIds.length === 0) return [];
-    const rows = this.db
-      .select({ id: faces.id, embedding: faces.embedding })
-      .from(faces)
-      .where(and(inArray(faces.id, faceIds), eq(faces.deleted, false), eq(faces.galleryId, g.id)))
-      .all();
+  /**
+   * The live faces among `faceIds`, with their identity and stored vector. Deleted faces and faces of
+   * deleted identities drop out here, so search never returns them even if an index lags behind.
+   */
+  private candidateRows(galleryId: number, faceIds: number[]): Map<number, CandidateRow> {
+    if (faceIds.length === 0) return new Map();
+    const rows = this.q.candidates.all(JSON.stringify(faceIds), galleryId) as CandidateRow[];
+    return new Map(rows.map((r) => [r.faceId, r]));
+  }
+
+  /** Exact scores of HNSW candidates from the stored (database) vectors. */
+  private async rerank(g: GalleryRow, v: Float32Array, rows: CandidateRow[]): Promise<{ faceId: number; score: number }[]> {
     if (rows.length === 0) return [];
     const m = new Float32Array(rows.length * g.dimension);
     rows.forEach((r, i) => blobToEmbedding(r.embedding, m, i * g.dimension));
@@ -792,23 +841,15 @@ export class Store {
     const out: { faceId: number; score: number }[] = [];
     for (let i = 0; i < top.k; i++) {
       const r = top.indices[i]!;
-      if (r >= 0) out.push({ faceId: rows[r]!.id, score: top.scores[i]! });
+      if (r >= 0) out.push({ faceId: rows[r]!.faceId, score: top.scores[i]! });
     }
     return out;
   }
 
-  private groupByIdentity(scored: { faceId: number; score: number }[], k: number): IdentifyCandidate[] {
-    if (scored.length === 0) return [];
-    const rows = this.db
-      .select({ faceId: faces.id, identityId: identities.id, externalId: identities.externalId, displayName: identities.displayName })
-      .from(faces)
-      .innerJoin(identities, eq(faces.identityId, identities.id))
-      .where(and(inArray(faces.id, scored.map((s) => s.faceId)), eq(faces.deleted, false), isNull(identities.deletedAt)))
-      .all();
-    const byFace = new Map(rows.map((r) => [r.faceId, r]));
+  private groupByIdentity(scored: { faceId: number; score: number }[], rows: Map<number, CandidateRow>, k: number): IdentifyCandidate[] {
     const best = new Map<number, IdentifyCandidate>();
     for (const s of scored) {
-      const r = byFace.get(s.faceId);
+      const r = rows.get(s.faceId);
       if (!r) continue; // deleted since the index saw it
       const cur = best.get(r.identityId);
       if (!cur || s.score > cur.score) {
