@@ -46,7 +46,21 @@ export class PipelineCache {
     return m;
   }
 
-  private async compileModule(spec: ShaderSpec): Promise<GPUShaderModule> {
+  // Error scopes are a device-wide stack: two compilations awaiting at once would pop each
+  // other's errors, so every push/pop pair runs alone, in this chain.
+  private scopeChain: Promise<unknown> = Promise.resolve();
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.scopeChain.then(fn, fn);
+    this.scopeChain = p.catch(() => undefined);
+    return p;
+  }
+
+  private compileModule(spec: ShaderSpec): Promise<GPUShaderModule> {
+    return this.exclusive(() => this.compileModuleNow(spec));
+  }
+
+  private async compileModuleNow(spec: ShaderSpec): Promise<GPUShaderModule> {
     const device = this.device;
     device.pushErrorScope('validation');
     const module = device.createShaderModule({ code: spec.code, label: spec.name });
@@ -64,6 +78,10 @@ export class PipelineCache {
 
   private async create(spec: ShaderSpec): Promise<GPUComputePipeline> {
     const module = await this.module(spec);
+    return this.exclusive(() => this.createNow(spec, module));
+  }
+
+  private async createNow(spec: ShaderSpec, module: GPUShaderModule): Promise<GPUComputePipeline> {
     const device = this.device;
     device.pushErrorScope('validation');
     let pipeline: GPUComputePipeline;

@@ -2,7 +2,11 @@
 // multiply on shaders/matmul.wgsl. Needs K and N multiples of 4; the registry falls back to
 // conv2d.wgsl otherwise.
 import { numel, type Conv2DNode, type FullyConnectedNode } from '../../../graph/ir.js';
-import { ACT_CODE, grid, padTo4, params, shader, type BindingRef, type KernelPlan } from './kernel.js';
+import { ACT_CODE, grid1d, padTo4, params, shader, type BindingRef, type KernelPlan } from './kernel.js';
+
+/** Register tile of matmul.wgsl: rows (pixels) x vec4 columns per invocation. */
+const TILE_ROWS = 8;
+const TILE_COLS4 = 4;
 
 /** [N, K] (output-major) -> [K, N] so a vec4 load takes 4 adjacent output channels. */
 export function packMatmulWeights(w: Float32Array, N: number, K: number): Float32Array {
@@ -36,11 +40,13 @@ export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<st
     { kind: 'tensor', name: node.output },
   ];
   const N4 = N / 4;
+  const colBlocks = Math.ceil(N4 / TILE_COLS4);
+  const tiles = (n: number) => colBlocks * Math.ceil((n * rowsPerSample) / TILE_ROWS);
   return {
     node,
     shader: shader('matmul.wgsl'),
     bindings,
-    params: (n) => params([n * rowsPerSample, K / 4, N4, ACT_CODE[node.activation], hasResidual ? 1 : 0]),
-    dispatch: (n) => grid(Math.ceil(Math.ceil(N4 / 2) / 8), Math.ceil(Math.ceil((n * rowsPerSample) / 4) / 8)),
+    params: (n) => params([n * rowsPerSample, K / 4, N4, ACT_CODE[node.activation], hasResidual ? 1 : 0, colBlocks, tiles(n)]),
+    dispatch: (n) => grid1d(Math.ceil(tiles(n) / 64)),
   };
 }
