@@ -40,7 +40,7 @@ function singleOpModel(inShape: number[], op: TfjsNodeDef, consts: { name: strin
 async function tfjsRun(json: TfjsModelJson, bytes: Uint8Array, outputs: string[], input: Float32Array, shape: number[]): Promise<Float32Array[]> {
   const model = await tfc.loadGraphModel({
     load: async () => ({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0]!.weights, weightData: bytes.slice().buffer }),
-  } as tfc.io.IOHandler);
+  } as unknown as Parameters<typeof tfc.loadGraphModel>[0]);
   const res = model.execute(tf.tensor(input, shape), outputs.map((o) => `${o}:0`)) as tf.Tensor | tf.Tensor[];
   const list = Array.isArray(res) ? res : [res];
   const out = await Promise.all(list.map(async (t) => Float32Array.from(await t.data())));
