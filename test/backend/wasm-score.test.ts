@@ -1,6 +1,7 @@
 // Exact top-k scoring on the WASM kernels against a brute-force JS top-k: small and odd sizes,
 // a gallery many chunks long split over workers, shared-memory galleries, ties, k > n, and every
 // documented error (wrong dimensions, NaN, bad k) leaving the scorer usable.
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWasmBackend, score, WasmScorer, type WasmBackend } from '../../src/backend/wasm/index.js';
 import type { TopK } from '../../src/backend/backend.js';
@@ -141,5 +142,14 @@ describe('WASM score()', () => {
       await backend?.dispose();
     }
     await expectCode(score(queries, q, gallery, n, dim + 1, k), 'DIMENSION_MISMATCH');
+  });
+
+  it('does not keep a program alive: a script that calls score() and never disposes exits', () => {
+    const entry = new URL('../../src/backend/wasm/index.ts', import.meta.url).href;
+    const script = `import { score } from ${JSON.stringify(entry)};
+      const t = await score(Float32Array.of(1, 0), 1, Float32Array.of(0, 1, 1, 0), 2, 2, 1);
+      console.log(t.indices[0]);`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8' });
+    expect(out.trim()).toBe('1');
   });
 });

@@ -27,14 +27,14 @@ const WASM_FILE = 'build/cosface.wasm';
 
 /**
  * build/cosface.wasm under the package root. This file runs from src/backend/wasm (TypeScript via
- * tsx/vitest) or dist/src/backend/wasm (compiled), so walk up until the build folder appears.
+ * tsx/vitest) or dist/src/backend/wasm (compiled), 3 or 4 levels below the root, so walk up until
+ * the build folder appears (not until a package.json: tsc copies one into dist/).
  */
 export function wasmPath(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i <= 4; i++) {
     const candidate = path.join(dir, WASM_FILE);
     if (existsSync(candidate)) return candidate;
-    if (existsSync(path.join(dir, 'package.json'))) break;
     dir = path.dirname(dir);
   }
   throw new CosfaceError('WASM_ERROR', `${WASM_FILE} not found above ${fileURLToPath(import.meta.url)}: run \`npm run build:wasm\``);

@@ -23,7 +23,6 @@ class PoolWorker {
   private failure: Error | undefined;
 
   constructor(readonly worker: Worker) {
-    worker.unref();
     worker.on('message', (msg: WorkerResponse) => {
       if (msg.id === -1) return;
       const p = this.pending.get(msg.id);
@@ -41,6 +40,8 @@ class PoolWorker {
     };
     worker.on('error', (e) => fail(new CosfaceError('WASM_ERROR', `WASM worker failed: ${e.message}`, { cause: e })));
     worker.on('exit', (code) => fail(new CosfaceError('WASM_ERROR', `WASM worker exited (code ${code})`)));
+    // After the listeners: adding a 'message' listener refs the worker's port again.
+    worker.unref();
   }
 
   request<T>(body: RequestBody, transfer: ArrayBuffer[] = []): Promise<T> {
