@@ -5,7 +5,8 @@ import { performance } from 'node:perf_hooks';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { scoreExactTs, type ExactScorer } from '../store/exact-scorer.js';
+import { defaultScorer } from '../store/default-scorer.js';
+import type { ExactScorer } from '../store/exact-scorer.js';
 import { GalleryIndex, type SnapshotMeta } from '../store/gallery-index.js';
 
 // ---- synthetic identity clusters ----
@@ -248,7 +249,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
   const per = o.facesPerIdentity ?? 2;
   const queries = o.queries ?? 500;
   const k = o.k ?? 10;
-  const scorer = o.scorer ?? scoreExactTs;
+  const { scorer, name: defaultName } = o.scorer ? { scorer: o.scorer, name: o.scorerName ?? 'custom' } : await defaultScorer();
   const log = o.log ?? (() => undefined);
   const model = FACE_LIKE_CLUSTERS;
   const rows: SearchBenchRow[] = [];
@@ -288,12 +289,15 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       const { buildSeconds, measuredBytesPerVector } = build;
 
       // Exact top-k for every probe: the ground truth, and the exact latency.
+      // The scan reads a SharedArrayBuffer copy, which the WASM scorer's workers use in place.
+      const shared = new Float32Array(new SharedArrayBuffer(g.vectors.byteLength));
+      shared.set(g.vectors);
       const truth: Int32Array[] = [];
       const exactTimes: number[] = [];
       const te = performance.now();
       for (let qi = 0; qi < queries; qi++) {
         const t = performance.now();
-        const top = await scorer(probes.subarray(qi * dim, (qi + 1) * dim), 1, g.vectors, n, dim, k);
+        const top = await scorer(probes.subarray(qi * dim, (qi + 1) * dim), 1, shared, n, dim, k);
         exactTimes.push(performance.now() - t);
         truth.push(top.indices.map((i) => i + 1)); // labels are row + 1
       }
@@ -351,7 +355,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
     k,
     queries,
     facesPerIdentity: per,
-    scorer: o.scorerName ?? (o.scorer ? 'custom' : 'typescript'),
+    scorer: defaultName,
     model,
     spread: measureClusterSpread(model),
     rows,

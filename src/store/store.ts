@@ -17,7 +17,8 @@ import {
   type IdentityRow,
 } from '../db/schema.js';
 import { blobToEmbedding, embeddingToBlob, toUnitVector } from './embedding.js';
-import { scoreExactTs, type ExactScorer } from './exact-scorer.js';
+import { defaultScorer } from './default-scorer.js';
+import type { ExactScorer } from './exact-scorer.js';
 import {
   adoptRebuiltSnapshot,
   buildFromDatabase,
@@ -43,7 +44,10 @@ export interface StoreOptions {
   indexDir?: string | null;
   /** SQLite durability; see OpenDbOptions. Default 'full'. */
   synchronous?: 'full' | 'normal';
-  /** Exact top-k scorer for scans and re-ranking; default: the plain TypeScript one. */
+  /**
+   * Exact top-k scorer for scans and re-ranking; default: the WASM backend's for large scans (the
+   * TypeScript loop for small ones, and everywhere when the WASM module cannot start).
+   */
   scorer?: ExactScorer;
   /** Galleries with at most this many live faces are always searched exactly. Default 2000. */
   exactBelow?: number;
@@ -231,8 +235,11 @@ export class Store {
     readonly dbPath: string | null,
     readonly indexDir: string | null,
     private readonly opts: StoreOptions,
+    scorer: ExactScorer,
+    /** Which exact scorer this store uses, for people ('custom' when one was given). */
+    readonly scorerName: string,
   ) {
-    this.scorer = opts.scorer ?? scoreExactTs;
+    this.scorer = scorer;
     this.exactBelow = opts.exactBelow ?? 2000;
     this.checkpointEvery = opts.checkpointEvery ?? 10_000;
     this.rebuildFraction = opts.rebuildDeletedFraction ?? 0.25;
@@ -531,7 +538,7 @@ export class Store {
     let rows = new Map<number, CandidateRow>();
     if (kFaces > 0 && method === 'exact') {
       const m = this.matrix(g, l);
-      const top = await this.scorer(v, 1, m.data, m.n, g.dimension, Math.min(kFaces, m.n));
+      const top = await this.scorer(v, 1, m.rows(), m.n, g.dimension, Math.min(kFaces, m.n));
       for (let i = 0; i < top.k; i++) {
         const r = top.indices[i]!;
         if (r >= 0) scored.push({ faceId: m.faceIds[r]!, score: top.scores[i]! });
@@ -917,7 +924,8 @@ export async function openStore(path: string, opts: StoreOptions = {}): Promise<
   if (abs) mkdirSync(dirname(abs), { recursive: true });
   const opened = openDatabase(abs ?? ':memory:', { synchronous: opts.synchronous ?? 'full' });
   const indexDir = opts.indexDir === undefined ? (abs ? abs + '.index' : null) : opts.indexDir && resolve(opts.indexDir);
-  return new Store(opened, abs, indexDir, opts);
+  const { scorer, name } = opts.scorer ? { scorer: opts.scorer, name: 'custom' } : await defaultScorer();
+  return new Store(opened, abs, indexDir, opts, scorer, name);
 }
 
 // ---- helpers ----

@@ -1,5 +1,6 @@
 // A gallery's live vectors as one contiguous row-major matrix, for exact scans on the scorer.
-// Loaded from the database on first use and kept in step with adds and deletes after that.
+// Loaded from the database on first use and kept in step with adds and deletes after that. The
+// floats live in a SharedArrayBuffer so the WASM scorer's workers read them in place, uncopied.
 
 export class VectorMatrix {
   data: Float32Array;
@@ -9,7 +10,7 @@ export class VectorMatrix {
   private rowOf = new Map<number, number>();
 
   constructor(readonly dim: number, capacity = 256) {
-    this.data = new Float32Array(Math.max(1, capacity) * dim);
+    this.data = sharedFloats(Math.max(1, capacity) * dim);
     this.faceIds = new Float64Array(Math.max(1, capacity));
   }
 
@@ -37,17 +38,26 @@ export class VectorMatrix {
     this.n = last;
   }
 
+  /** The n live rows (a view, no copy). */
+  rows(): Float32Array {
+    return this.data.subarray(0, this.n * this.dim);
+  }
+
   row(faceId: number): Float32Array | null {
     const r = this.rowOf.get(faceId);
     return r === undefined ? null : this.data.subarray(r * this.dim, (r + 1) * this.dim);
   }
 
   private grow(capacity: number): void {
-    const data = new Float32Array(capacity * this.dim);
+    const data = sharedFloats(capacity * this.dim);
     data.set(this.data.subarray(0, this.n * this.dim));
     const ids = new Float64Array(capacity);
     ids.set(this.faceIds.subarray(0, this.n));
     this.data = data;
     this.faceIds = ids;
   }
+}
+
+function sharedFloats(n: number): Float32Array {
+  return new Float32Array(new SharedArrayBuffer(n * 4));
 }
