@@ -66,6 +66,7 @@ describe('crash safety', () => {
     const rand = seededRandom(42);
     const acked: Acked[] = [];
     const ackedDeletes = new Set<string>();
+    const opens: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const { acks, dels } = await runAndKill(dbPath, round, 50 + Math.floor(rand() * 900));
       acked.push(...acks);
@@ -90,8 +91,12 @@ describe('crash safety', () => {
       }
       for (const d of ackedDeletes) expect(deletedIdentities.has(d)).toBe(true);
 
-      const events: string[] = [];
-      const store = await openStore(dbPath, { exactBelow: 0, onIndexEvent: (e) => events.push(e.kind === 'opened' ? `${e.how}:${e.reason ?? ''}` : e.kind) });
+      const store = await openStore(dbPath, {
+        exactBelow: 0,
+        onIndexEvent: (e) => {
+          if (e.kind === 'opened') opens.push(e.how === 'snapshot' ? `snapshot+${e.replayed} replayed+${e.deletesApplied} deletes` : `rebuilt (${e.reason})`);
+        },
+      });
       const check = store.checkConsistency(CRASH_GALLERY);
       expect(check.missingFromIndex).toEqual([]);
       expect(check.extraInIndex).toEqual([]);
@@ -112,6 +117,6 @@ describe('crash safety', () => {
       await store.close();
     }
     expect(acked.length).toBeGreaterThan(ROUNDS * 5);
-    console.log(`crash test: ${acked.length} acknowledged faces, ${ackedDeletes.size} acknowledged identity deletes over ${ROUNDS} kills`);
+    console.log(`crash test: ${acked.length} acknowledged faces, ${ackedDeletes.size} acknowledged identity deletes over ${ROUNDS} kills; index after each kill: ${opens.join('; ')}`);
   });
 });
