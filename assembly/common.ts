@@ -5,6 +5,17 @@ export const ACT_NONE: i32 = 0;
 export const ACT_RELU: i32 = 1;
 export const ACT_PRELU: i32 = 2;
 
+/**
+ * a * b + c on four lanes. In the relaxed-SIMD build (build/cosface-relaxed.wasm) one fused
+ * multiply-add where the CPU has FMA, which halves the arithmetic instructions of the GEMM and
+ * depthwise loops; in the plain SIMD build a multiply then an add. Chosen at compile time.
+ */
+// @ts-ignore: decorator
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
 /** act(v) on four channels; alpha holds the PReLU slopes of those channels. */
 // @ts-ignore: decorator
 @inline export function activate(v: v128, act: i32, alpha: v128): v128 {

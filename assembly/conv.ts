@@ -1,6 +1,6 @@
 // Spatial kernels on one NHWC sample: im2col (feeds the GEMM for dense kxk convolutions) and the
 // depthwise convolution with its fused bias, activation and residual.
-import { activate, activateScalar } from './common';
+import { activate, activateScalar, madd } from './common';
 
 /**
  * Gathers the kh x kw x C window of every output pixel into a row of out [OH*OW, kh*kw*C], in the
@@ -74,10 +74,10 @@ export function depthwise(
           let xp = xr;
           let wp = wr;
           for (let kx = kx0; kx < kx1; kx++) {
-            a0 = f32x4.add(a0, f32x4.mul(v128.load(xp), v128.load(wp)));
-            a1 = f32x4.add(a1, f32x4.mul(v128.load(xp, 16), v128.load(wp, 16)));
-            a2 = f32x4.add(a2, f32x4.mul(v128.load(xp, 32), v128.load(wp, 32)));
-            a3 = f32x4.add(a3, f32x4.mul(v128.load(xp, 48), v128.load(wp, 48)));
+            a0 = madd(v128.load(xp), v128.load(wp), a0);
+            a1 = madd(v128.load(xp, 16), v128.load(wp, 16), a1);
+            a2 = madd(v128.load(xp, 32), v128.load(wp, 32), a2);
+            a3 = madd(v128.load(xp, 48), v128.load(wp, 48), a3);
             xp += pixBytes;
             wp += pixBytes;
           }
@@ -109,7 +109,7 @@ export function depthwise(
           let xp = xr;
           let wp = wr;
           for (let kx = kx0; kx < kx1; kx++) {
-            a0 = f32x4.add(a0, f32x4.mul(v128.load(xp), v128.load(wp)));
+            a0 = madd(v128.load(xp), v128.load(wp), a0);
             xp += pixBytes;
             wp += pixBytes;
           }

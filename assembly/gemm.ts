@@ -6,7 +6,7 @@
 // consecutive weights per k. bias and alpha are padded to a multiple of 8 the same way.
 // A tile is 4 pixels x 8 channels: 8 f32x4 accumulators, 2 weight vectors and 4 broadcasts
 // per k, which fits the 16 SIMD registers of x86-64 and arm64.
-import { activate, loadPartial, storePartial } from './common';
+import { activate, loadPartial, madd, storePartial } from './common';
 
 // @ts-ignore: decorator
 @inline function finishRow(
@@ -102,17 +102,17 @@ export function gemm(
         const w0 = v128.load(wp);
         const w1 = v128.load(wp, 16);
         let s = v128.load32_splat(xp);
-        a00 = f32x4.add(a00, f32x4.mul(s, w0));
-        a01 = f32x4.add(a01, f32x4.mul(s, w1));
+        a00 = madd(s, w0, a00);
+        a01 = madd(s, w1, a01);
         s = v128.load32_splat(xp, 4);
-        a10 = f32x4.add(a10, f32x4.mul(s, w0));
-        a11 = f32x4.add(a11, f32x4.mul(s, w1));
+        a10 = madd(s, w0, a10);
+        a11 = madd(s, w1, a11);
         s = v128.load32_splat(xp, 8);
-        a20 = f32x4.add(a20, f32x4.mul(s, w0));
-        a21 = f32x4.add(a21, f32x4.mul(s, w1));
+        a20 = madd(s, w0, a20);
+        a21 = madd(s, w1, a21);
         s = v128.load32_splat(xp, 12);
-        a30 = f32x4.add(a30, f32x4.mul(s, w0));
-        a31 = f32x4.add(a31, f32x4.mul(s, w1));
+        a30 = madd(s, w0, a30);
+        a31 = madd(s, w1, a31);
         wp += 32;
       }
       const n0 = nb << 3;
@@ -143,17 +143,17 @@ export function gemm(
       for (; k < kEven; k += 2) {
         const ko = (<usize>k) << 2;
         let s = v128.load32_splat(xp + ko);
-        a0 = f32x4.add(a0, f32x4.mul(s, v128.load(wp)));
-        a1 = f32x4.add(a1, f32x4.mul(s, v128.load(wp, 16)));
+        a0 = madd(s, v128.load(wp), a0);
+        a1 = madd(s, v128.load(wp, 16), a1);
         s = v128.load32_splat(xp + ko, 4);
-        c0 = f32x4.add(c0, f32x4.mul(s, v128.load(wp, 32)));
-        c1 = f32x4.add(c1, f32x4.mul(s, v128.load(wp, 48)));
+        c0 = madd(s, v128.load(wp, 32), c0);
+        c1 = madd(s, v128.load(wp, 48), c1);
         wp += 64;
       }
       if (k < K) {
         const s = v128.load32_splat(xp + ((<usize>k) << 2));
-        a0 = f32x4.add(a0, f32x4.mul(s, v128.load(wp)));
-        a1 = f32x4.add(a1, f32x4.mul(s, v128.load(wp, 16)));
+        a0 = madd(s, v128.load(wp), a0);
+        a1 = madd(s, v128.load(wp, 16), a1);
       }
       a0 = f32x4.add(a0, c0);
       a1 = f32x4.add(a1, c1);

@@ -1,5 +1,8 @@
-// Builds the AssemblyScript kernels (assembly/ -> build/cosface.wasm) with asc's release target.
-// Runs on `npm ci` (through `prepare`), so a fresh clone has the WASM backend.
+// Builds the AssemblyScript kernels (assembly/ -> build/) with asc: the release target
+// (build/cosface.wasm, 128-bit SIMD) and the relaxed target (build/cosface-relaxed.wasm, SIMD plus
+// relaxed-SIMD fused multiply-add, used where the runtime validates it: Node >= 22, or Node 20
+// with --experimental-wasm-relaxed-simd). Runs on `npm ci` (through `prepare`), so a fresh clone
+// has the WASM backend.
 import { existsSync, mkdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -12,4 +15,6 @@ if (!existsSync(path.join(root, 'assembly/index.ts'))) {
 }
 mkdirSync(path.join(root, 'build'), { recursive: true });
 const asc = path.join(root, 'node_modules/assemblyscript/bin/asc.js');
-execFileSync(process.execPath, [asc, 'assembly/index.ts', '--target', 'release'], { cwd: root, stdio: 'inherit' });
+for (const target of ['release', 'relaxed']) {
+  execFileSync(process.execPath, [asc, 'assembly/index.ts', '--target', target], { cwd: root, stdio: 'inherit' });
+}

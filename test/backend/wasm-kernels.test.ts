@@ -3,9 +3,10 @@
 // depthwise paths), stride 2, padding on every side, padValue, PReLU, residual adds, batch > 1,
 // micro-batches of several samples, and the worker pool. Tolerance: |got - want| <= 1e-4 *
 // max(1, |want|) (float32 sums in another order than the reference's).
+import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createWasmBackend, type WasmBackend } from '../../src/backend/wasm/index.js';
-import { WasmKernels, loadWasmModule } from '../../src/backend/wasm/wasm-kernels.js';
+import { WasmKernels, loadWasmModule, relaxedSimdSupported, type WasmSimd } from '../../src/backend/wasm/wasm-kernels.js';
 import { packGemmWeights, planGraph } from '../../src/backend/wasm/wasm-plan.js';
 import { WasmGraphRunner } from '../../src/backend/wasm/wasm-runner.js';
 import { isCosfaceError } from '../../src/errors.js';
@@ -36,11 +37,11 @@ function expectClose(got: Float32Array, want: Float32Array): void {
   expect(worst, `worst relative error at ${at}: got ${got[at]}, want ${want[at]}`).toBeLessThanOrEqual(TOL);
 }
 
-/** Runs a graph on a fresh in-process instance with the given micro-batch and checks it. */
-function check(graph: Graph, n: number, seed: number, microBatch = 1): void {
+/** Runs a graph on a fresh in-process instance of a build with the given micro-batch and checks it. */
+function check(simd: WasmSimd, graph: Graph, n: number, seed: number, microBatch = 1): void {
   const input = randomTensor(n * numel(graph.input.shape), seed, 2);
   const want = runReference(graph, input, n);
-  const runner = new WasmGraphRunner(new WasmKernels(loadWasmModule()), planGraph(graph), microBatch);
+  const runner = new WasmGraphRunner(new WasmKernels(loadWasmModule(simd)), planGraph(graph), microBatch);
   expectClose(runner.run(input, n), want);
 }
 
@@ -66,20 +67,27 @@ const depthwiseCases = [
   dw('5x5 s2 pads 2, 6 ch', 10, 13, 6, 5, 2, pads(2, 2, 2, 2), 'none'),
 ];
 
-describe('WASM kernels vs scalar reference', () => {
-  for (const c of convCases) it(`conv2d ${c.name}, batch 3`, () => check(convGraph(c), 3, 1));
-  for (const c of depthwiseCases) it(`depthwise ${c.name}, batch 3`, () => check(depthwiseGraph(c), 3, 2));
-  it('fully connected 512->128 prelu, batch 5', () => check(fcGraph(512, 128, 'prelu'), 5, 3));
-  it('fully connected 37->13 (odd sizes) relu + residual, batch 6 (4-row tile + tail)', () => check(fcGraph(37, 13, 'relu', true), 6, 4, 6));
-  it('affine, pad, prelu, add+relu, reshape, l2normalize, batch 3', () => check(elementwiseGraph(5, 6, 7), 3, 5));
-  it('elementwise ops with 4-aligned channels (SIMD path), batch 2', () => check(elementwiseGraph(4, 3, 8), 2, 6));
+// Every build this runtime can run; the relaxed-SIMD one needs Node >= 22 or a V8 flag (covered
+// below by a child process that has the flag).
+const builds: WasmSimd[] = relaxedSimdSupported() ? ['simd', 'relaxed'] : ['simd'];
+
+describe.each(builds)('WASM kernels (%s build) vs scalar reference', (simd) => {
+  for (const c of convCases) it(`conv2d ${c.name}, batch 3`, () => check(simd, convGraph(c), 3, 1));
+  for (const c of depthwiseCases) it(`depthwise ${c.name}, batch 3`, () => check(simd, depthwiseGraph(c), 3, 2));
+  it('fully connected 512->128 prelu, batch 5', () => check(simd, fcGraph(512, 128, 'prelu'), 5, 3));
+  it('fully connected 37->13 (odd sizes) relu + residual, batch 6 (4-row tile + tail)', () => check(simd, fcGraph(37, 13, 'relu', true), 6, 4, 6));
+  it('affine, pad, prelu, add+relu, reshape, l2normalize, batch 3', () => check(simd, elementwiseGraph(5, 6, 7), 3, 5));
+  it('elementwise ops with 4-aligned channels (SIMD path), batch 2', () => check(simd, elementwiseGraph(4, 3, 8), 2, 6));
 
   it('micro-batches of 4 samples give the same results as one at a time (batch 7)', () => {
     const graph = convGraph({ name: 'mb', h: 6, w: 5, inC: 12, outC: 20, k: [3, 3], stride: [2, 2], pads: pads(1, 0, 1, 1), activation: 'prelu', residual: true });
-    check(graph, 7, 7, 4);
-    check(depthwiseGraph(dw('mb dw', 6, 5, 20, 3, 1, pads(1, 1, 1, 1), 'prelu', true)), 7, 8, 4);
+    check(simd, graph, 7, 7, 4);
+    check(simd, depthwiseGraph(dw('mb dw', 6, 5, 20, 3, 1, pads(1, 1, 1, 1), 'prelu', true)), 7, 8, 4);
   });
 
+});
+
+describe('WASM kernel helpers', () => {
   it('packs GEMM weights into zero-padded 8-channel column blocks', () => {
     const w = Float32Array.from({ length: 10 * 3 }, (_, i) => i + 1); // W[n, k] = 3n + k + 1
     const packed = packGemmWeights(w, 10, 3);
@@ -103,13 +111,42 @@ describe('WASM kernels vs scalar reference', () => {
   });
 });
 
+describe('WASM relaxed-SIMD build under Node 20', () => {
+  it.skipIf(relaxedSimdSupported())('matches the reference in a process started with --experimental-wasm-relaxed-simd', () => {
+    const here = new URL('.', import.meta.url);
+    const src = (p: string) => JSON.stringify(new URL(p, here).href);
+    const script = `
+      import { WasmKernels, loadWasmModule } from ${src('../../src/backend/wasm/wasm-kernels.ts')};
+      import { planGraph } from ${src('../../src/backend/wasm/wasm-plan.ts')};
+      import { WasmGraphRunner } from ${src('../../src/backend/wasm/wasm-runner.ts')};
+      import { runReference } from ${src('../../src/graph/reference.ts')};
+      import { randomTensor } from ${src('../helpers/fixtures.ts')};
+      import { convGraph, depthwiseGraph } from ${src('../helpers/graphs.ts')};
+      const p = (t, l, b, r) => ({ top: t, left: l, bottom: b, right: r });
+      let worst = 0;
+      for (const g of [
+        convGraph({ name: 'c', h: 11, w: 9, inC: 19, outC: 13, k: [1, 1], stride: [1, 1], pads: p(0, 0, 0, 0), activation: 'prelu', residual: true }),
+        convGraph({ name: 'c3', h: 11, w: 9, inC: 3, outC: 13, k: [3, 3], stride: [2, 2], pads: p(1, 2, 0, 1), activation: 'prelu', padValue: true }),
+        depthwiseGraph({ name: 'd', h: 12, w: 7, inC: 70, k: [3, 3], stride: [2, 2], pads: p(0, 1, 1, 0), activation: 'relu', residual: true }),
+      ]) {
+        const x = randomTensor(3 * g.input.shape.reduce((a, b) => a * b, 1), 5, 2);
+        const want = runReference(g, x, 3);
+        const got = new WasmGraphRunner(new WasmKernels(loadWasmModule('relaxed')), planGraph(g)).run(x, 3);
+        for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / Math.max(1, Math.abs(want[i])));
+      }
+      console.log(worst);`;
+    const out = execFileSync(process.execPath, ['--experimental-wasm-relaxed-simd', '--import', 'tsx', '--input-type=module', '-e', script], { timeout: 60_000, encoding: 'utf8' });
+    expect(Number(out.trim())).toBeLessThanOrEqual(TOL);
+  });
+});
+
 describe('WASM kernels through the worker pool', () => {
   let backend: WasmBackend | undefined;
   afterAll(() => backend?.dispose());
 
   it('a batch of 5 split over 2 workers matches the reference', async () => {
     backend = await createWasmBackend({ workers: 2 });
-    expect(backend.describe()).toBe('wasm (SIMD, 2 workers)');
+    expect(backend.describe()).toBe(`wasm (${relaxedSimdSupported() ? 'relaxed SIMD' : 'SIMD'}, 2 workers)`);
     const graph = convGraph({ name: 'pool', h: 9, w: 7, inC: 6, outC: 11, k: [3, 3], stride: [2, 1], pads: pads(0, 1, 2, 1), activation: 'prelu', residual: true });
     const input = randomTensor(5 * numel(graph.input.shape), 9, 2);
     const compiled = await backend.compile(graph);

@@ -54,13 +54,14 @@ describe('MobileFaceNet on the WASM backend', () => {
     expect(maxAbsDiff(three, all.subarray(7 * DIM, 10 * DIM))).toBeLessThanOrEqual(1e-6);
   });
 
-  it('gives the same rows with one worker as with two', async () => {
-    const single = await createWasmBackend({ workers: 1 });
+  it('gives the same rows with one worker (plain SIMD build) as with two', async () => {
+    // The plain SIMD build, whatever the runtime supports: both builds must give the same rows.
+    const single = await createWasmBackend({ workers: 1, simd: 'simd' });
     try {
       expect(single.describe()).toBe('wasm (SIMD, 1 worker)');
       const c = await single.compile(loadModel());
       const rows = await c.run(fx.crops.subarray(0, 4 * CROP), 4);
-      expect(maxAbsDiff(rows, all.subarray(0, 4 * DIM))).toBeLessThanOrEqual(1e-6);
+      expect(maxAbsDiff(rows, all.subarray(0, 4 * DIM))).toBeLessThanOrEqual(2e-6);
       c.dispose();
     } finally {
       await single.dispose();

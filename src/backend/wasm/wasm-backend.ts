@@ -7,11 +7,18 @@ import { numel } from '../../graph/ir.js';
 import type { Backend, CompiledGraph, TopK } from '../backend.js';
 import { planGraph } from './wasm-plan.js';
 import { defaultWorkerCount, splitRanges, WorkerPool } from './wasm-pool.js';
+import type { WasmSimdChoice } from './wasm-kernels.js';
 import { scoreOnPool } from './wasm-score.js';
 
 export interface WasmBackendOptions {
   /** Worker threads, each with its own WASM instance (default: os.availableParallelism()). */
   workers?: number;
+  /**
+   * Kernel build: 'auto' (default) takes the relaxed-SIMD build (fused multiply-add) where the
+   * runtime supports it (Node >= 22, or Node 20 started with --experimental-wasm-relaxed-simd)
+   * and the plain SIMD build otherwise; 'simd' or 'relaxed' force one (WASM_ERROR if unsupported).
+   */
+  simd?: WasmSimdChoice;
 }
 
 export interface WasmBackend extends Backend {
@@ -66,11 +73,12 @@ class WasmCompiledGraph implements CompiledGraph {
 /** Starts the worker pool and returns the backend; fails with WASM_ERROR if the kernels cannot load. */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
   const workers = opts.workers ?? defaultWorkerCount();
-  const pool = await WorkerPool.create(workers);
+  const pool = await WorkerPool.create(workers, opts.simd);
+  const simd = pool.simd === 'relaxed' ? 'relaxed SIMD' : 'SIMD';
   return {
     name: 'wasm',
     workers,
-    describe: () => `wasm (SIMD, ${workers} worker${workers === 1 ? '' : 's'})`,
+    describe: () => `wasm (${simd}, ${workers} worker${workers === 1 ? '' : 's'})`,
     async compile(graph: Graph): Promise<CompiledGraph> {
       const plan = planGraph(graph);
       const graphId = nextGraphId++;

@@ -23,37 +23,64 @@ export interface KernelExports {
 /** Activation codes shared with assembly/common.ts. */
 export const ACT_CODES = { none: 0, relu: 1, prelu: 2 } as const;
 
-const WASM_FILE = 'build/cosface.wasm';
+/** The two builds of assembly/: plain 128-bit SIMD, and SIMD plus relaxed-SIMD fused multiply-add. */
+export type WasmSimd = 'simd' | 'relaxed';
+/** Which build to load: the relaxed one where the runtime validates it ('auto'), or a given one. */
+export type WasmSimdChoice = 'auto' | WasmSimd;
+
+const WASM_FILES: Record<WasmSimd, string> = { simd: 'build/cosface.wasm', relaxed: 'build/cosface-relaxed.wasm' };
 
 /**
- * build/cosface.wasm under the package root. This file runs from src/backend/wasm (TypeScript via
+ * A build under the package root. This file runs from src/backend/wasm (TypeScript via
  * tsx/vitest) or dist/src/backend/wasm (compiled), 3 or 4 levels below the root, so walk up until
  * the build folder appears (not until a package.json: tsc copies one into dist/).
  */
-export function wasmPath(): string {
+export function wasmPath(simd: WasmSimd = 'simd'): string {
+  const file = WASM_FILES[simd];
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i <= 4; i++) {
-    const candidate = path.join(dir, WASM_FILE);
+    const candidate = path.join(dir, file);
     if (existsSync(candidate)) return candidate;
     dir = path.dirname(dir);
   }
-  throw new CosfaceError('WASM_ERROR', `${WASM_FILE} not found above ${fileURLToPath(import.meta.url)}: run \`npm run build:wasm\``);
+  throw new CosfaceError('WASM_ERROR', `${file} not found above ${fileURLToPath(import.meta.url)}: run \`npm run build:wasm\``);
 }
 
-let cachedModule: WebAssembly.Module | undefined;
+const modules = new Map<WasmSimd, WebAssembly.Module>();
 
-/** The compiled module, compiled once per thread (workers receive it by postMessage). */
-export function loadWasmModule(): WebAssembly.Module {
-  if (!cachedModule) {
-    const file = wasmPath();
+function compile(simd: WasmSimd): WebAssembly.Module {
+  let mod = modules.get(simd);
+  if (!mod) {
+    const file = wasmPath(simd);
     try {
-      cachedModule = new WebAssembly.Module(readFileSync(file));
+      mod = new WebAssembly.Module(readFileSync(file));
     } catch (e) {
-      // The kernels use 128-bit SIMD; runtimes without it fail here.
-      throw new CosfaceError('WASM_ERROR', `cannot compile ${file} (WebAssembly SIMD required): ${(e as Error).message}`, { cause: e });
+      const needs = simd === 'relaxed' ? 'relaxed SIMD: Node >= 22, or node --experimental-wasm-relaxed-simd' : 'WebAssembly SIMD';
+      throw new CosfaceError('WASM_ERROR', `cannot compile ${file} (needs ${needs}): ${(e as Error).message}`, { cause: e });
     }
+    modules.set(simd, mod);
   }
-  return cachedModule;
+  return mod;
+}
+
+/** True when this runtime accepts the relaxed-SIMD build (Node 20 only behind a V8 flag). */
+export function relaxedSimdSupported(): boolean {
+  try {
+    return WebAssembly.validate(readFileSync(wasmPath('relaxed')));
+  } catch {
+    return false;
+  }
+}
+
+/** The chosen build, compiled once per thread (workers receive the module by postMessage). */
+export function loadWasmBuild(choice: WasmSimdChoice = 'auto'): { module: WebAssembly.Module; simd: WasmSimd } {
+  const simd: WasmSimd = choice === 'auto' ? (relaxedSimdSupported() ? 'relaxed' : 'simd') : choice;
+  return { module: compile(simd), simd };
+}
+
+/** The compiled module of the chosen build (see loadWasmBuild). */
+export function loadWasmModule(choice: WasmSimdChoice = 'auto'): WebAssembly.Module {
+  return loadWasmBuild(choice).module;
 }
 
 const PAGE = 65536;

@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CosfaceError, type ErrorCode } from '../../errors.js';
-import { loadWasmModule } from './wasm-kernels.js';
+import { loadWasmBuild, type WasmSimd, type WasmSimdChoice } from './wasm-kernels.js';
 import type { WorkerRequest, WorkerResponse } from './wasm-worker.js';
 
 type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -76,12 +76,16 @@ export function defaultWorkerCount(): number {
 export class WorkerPool {
   private closed = false;
 
-  private constructor(private readonly workers: PoolWorker[]) {}
+  private constructor(
+    private readonly workers: PoolWorker[],
+    /** The build every worker runs. */
+    readonly simd: WasmSimd,
+  ) {}
 
   /** Starts count workers and waits until each has instantiated the kernels. */
-  static async create(count: number): Promise<WorkerPool> {
+  static async create(count: number, simdChoice: WasmSimdChoice = 'auto'): Promise<WorkerPool> {
     if (!Number.isInteger(count) || count < 1) throw new CosfaceError('BAD_INPUT', `workers must be an integer >= 1, got ${count}`);
-    const module = loadWasmModule();
+    const { module, simd } = loadWasmBuild(simdChoice);
     const { script, eval: isEval } = workerScript();
     const started = Array.from({ length: count }, () => {
       const worker = new Worker(script, { workerData: { module }, eval: isEval });
@@ -105,7 +109,7 @@ export class WorkerPool {
       await Promise.all(workers.map((w) => w.terminate()));
       throw failed.reason;
     }
-    return new WorkerPool(workers.map((w) => new PoolWorker(w)));
+    return new WorkerPool(workers.map((w) => new PoolWorker(w)), simd);
   }
 
   get size(): number {
