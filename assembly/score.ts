@@ -3,6 +3,7 @@
 //
 // topScores / topIdx are [q, k], each row sorted best first; start them at -Infinity / -1. Ties
 // keep the earlier (lower) index, as the rows are visited in order.
+import { madd } from './common';
 
 /** Inserts (s, idx) into a row of the top-k list if it beats the current k-th entry. */
 // @ts-ignore: decorator
@@ -38,6 +39,37 @@
 }
 
 /**
+ * Adds the scalar tails (dim % 4) to the four dot products of one query with gallery rows
+ * r..r+3 (starting at g0), offers them to the query's top-k, and returns the updated first bad
+ * row (chunk-relative; -1 while every score is finite).
+ */
+// @ts-ignore: decorator
+@inline function finishQuery(
+  sums: v128, qp: usize, g0: usize, rowBytes: usize, d4: i32, dim: i32,
+  ts: usize, ti: usize, k: i32, base: i32, r: i32, bad: i32,
+): i32 {
+  let s0 = f32x4.extract_lane(sums, 0);
+  let s1 = f32x4.extract_lane(sums, 1);
+  let s2 = f32x4.extract_lane(sums, 2);
+  let s3 = f32x4.extract_lane(sums, 3);
+  if (d4 < dim) {
+    s0 += dotScalar(qp, g0, d4, dim);
+    s1 += dotScalar(qp, g0 + rowBytes, d4, dim);
+    s2 += dotScalar(qp, g0 + 2 * rowBytes, d4, dim);
+    s3 += dotScalar(qp, g0 + 3 * rowBytes, d4, dim);
+  }
+  // x - x is 0 for finite x, NaN for NaN and infinities.
+  if (bad < 0 && !(s0 - s0 == 0 && s1 - s1 == 0 && s2 - s2 == 0 && s3 - s3 == 0)) {
+    bad = !(s0 - s0 == 0) ? r : !(s1 - s1 == 0) ? r + 1 : !(s2 - s2 == 0) ? r + 2 : r + 3;
+  }
+  offer(ts, ti, k, s0, base + r);
+  offer(ts, ti, k, s1, base + r + 1);
+  offer(ts, ti, k, s2, base + r + 2);
+  offer(ts, ti, k, s3, base + r + 3);
+  return bad;
+}
+
+/**
  * Scores queries [q, dim] against gallery rows [n, dim] (this chunk's rows are numbered from
  * base) and merges them into topScores/topIdx [q, k]. Returns the chunk-relative number of the
  * first row whose score is not finite (NaN or infinite values in the gallery), or -1.
@@ -51,44 +83,51 @@ export function scoreTopK(
   const kBytes = (<usize>k) << 2;
   let bad = -1;
   let r = 0;
-  // Four gallery rows at a time: each query row is read once per four gallery rows.
+  // Four gallery rows x two queries at a time: 8 accumulators, and each loaded gallery vector
+  // serves two queries (the gallery is what streams from memory).
   for (; r + 4 <= n; r += 4) {
     const g0 = gallery + (<usize>r) * rowBytes;
     const g1 = g0 + rowBytes;
     const g2 = g1 + rowBytes;
     const g3 = g2 + rowBytes;
-    for (let qi = 0; qi < q; qi++) {
+    let qi = 0;
+    for (; qi + 2 <= q; qi += 2) {
+      const qa = queries + (<usize>qi) * rowBytes;
+      const qb = qa + rowBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      for (let i = 0; i < d4; i += 4) {
+        const o = (<usize>i) << 2;
+        const va = v128.load(qa + o);
+        const vb = v128.load(qb + o);
+        let g = v128.load(g0 + o);
+        a0 = madd(va, g, a0);
+        b0 = madd(vb, g, b0);
+        g = v128.load(g1 + o);
+        a1 = madd(va, g, a1);
+        b1 = madd(vb, g, b1);
+        g = v128.load(g2 + o);
+        a2 = madd(va, g, a2);
+        b2 = madd(vb, g, b2);
+        g = v128.load(g3 + o);
+        a3 = madd(va, g, a3);
+        b3 = madd(vb, g, b3);
+      }
+      bad = finishQuery(hsum4(a0, a1, a2, a3), qa, g0, rowBytes, d4, dim, topScores + (<usize>qi) * kBytes, topIdx + (<usize>qi) * kBytes, k, base, r, bad);
+      bad = finishQuery(hsum4(b0, b1, b2, b3), qb, g0, rowBytes, d4, dim, topScores + (<usize>(qi + 1)) * kBytes, topIdx + (<usize>(qi + 1)) * kBytes, k, base, r, bad);
+    }
+    if (qi < q) {
       const qp = queries + (<usize>qi) * rowBytes;
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       for (let i = 0; i < d4; i += 4) {
         const o = (<usize>i) << 2;
         const v = v128.load(qp + o);
-        a0 = f32x4.add(a0, f32x4.mul(v, v128.load(g0 + o)));
-        a1 = f32x4.add(a1, f32x4.mul(v, v128.load(g1 + o)));
-        a2 = f32x4.add(a2, f32x4.mul(v, v128.load(g2 + o)));
-        a3 = f32x4.add(a3, f32x4.mul(v, v128.load(g3 + o)));
+        a0 = madd(v, v128.load(g0 + o), a0);
+        a1 = madd(v, v128.load(g1 + o), a1);
+        a2 = madd(v, v128.load(g2 + o), a2);
+        a3 = madd(v, v128.load(g3 + o), a3);
       }
-      const sums = hsum4(a0, a1, a2, a3);
-      let s0 = f32x4.extract_lane(sums, 0);
-      let s1 = f32x4.extract_lane(sums, 1);
-      let s2 = f32x4.extract_lane(sums, 2);
-      let s3 = f32x4.extract_lane(sums, 3);
-      if (d4 < dim) {
-        s0 += dotScalar(qp, g0, d4, dim);
-        s1 += dotScalar(qp, g1, d4, dim);
-        s2 += dotScalar(qp, g2, d4, dim);
-        s3 += dotScalar(qp, g3, d4, dim);
-      }
-      // x - x is 0 for finite x, NaN for NaN and infinities.
-      if (bad < 0 && !(s0 - s0 == 0 && s1 - s1 == 0 && s2 - s2 == 0 && s3 - s3 == 0)) {
-        bad = !(s0 - s0 == 0) ? r : !(s1 - s1 == 0) ? r + 1 : !(s2 - s2 == 0) ? r + 2 : r + 3;
-      }
-      const ts = topScores + (<usize>qi) * kBytes;
-      const ti = topIdx + (<usize>qi) * kBytes;
-      offer(ts, ti, k, s0, base + r);
-      offer(ts, ti, k, s1, base + r + 1);
-      offer(ts, ti, k, s2, base + r + 2);
-      offer(ts, ti, k, s3, base + r + 3);
+      bad = finishQuery(hsum4(a0, a1, a2, a3), qp, g0, rowBytes, d4, dim, topScores + (<usize>qi) * kBytes, topIdx + (<usize>qi) * kBytes, k, base, r, bad);
     }
   }
   for (; r < n; r++) {
@@ -98,7 +137,7 @@ export function scoreTopK(
       let a = f32x4.splat(0);
       for (let i = 0; i < d4; i += 4) {
         const o = (<usize>i) << 2;
-        a = f32x4.add(a, f32x4.mul(v128.load(qp + o), v128.load(g + o)));
+        a = madd(v128.load(qp + o), v128.load(g + o), a);
       }
       let s: f32 = f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3);
       if (d4 < dim) s += dotScalar(qp, g, d4, dim);

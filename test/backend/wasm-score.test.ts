@@ -1,6 +1,6 @@
 // Exact top-k scoring on the WASM kernels against a brute-force JS top-k: small and odd sizes,
-// a gallery many chunks long split over workers, shared-memory galleries, ties, k > n, and every
-// documented error (wrong dimensions, NaN, bad k) leaving the scorer usable.
+// a gallery many chunks long (on the calling thread, and in shared memory split over workers),
+// ties, k > n, and every documented error (wrong dimensions, NaN, bad k) leaving the scorer usable.
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWasmBackend, score, WasmScorer, type WasmBackend } from '../../src/backend/wasm/index.js';
@@ -61,25 +61,25 @@ describe('WASM score()', () => {
     expectMatchesBruteForce(await scorer.score(queries, q, gallery, n, dim, k), queries, q, gallery, n, dim, k);
   });
 
-  it('matches brute force on 20011 x 128 (many chunks, split over 2 workers), Q = 3, k = 10', async () => {
+  it('matches brute force on 20011 x 128 (many chunks, on the calling thread), Q = 3, k = 10', async () => {
     const [q, n, dim, k] = [3, 20011, 128, 10];
     const queries = randomTensor(q * dim, 3);
     const gallery = randomTensor(n * dim, 4);
     expectMatchesBruteForce(await scorer.score(queries, q, gallery, n, dim, k), queries, q, gallery, n, dim, k);
   });
 
-  it('reads a SharedArrayBuffer gallery in place with the same answer', async () => {
-    const [q, n, dim, k] = [4, 9001, 64, 5];
-    const queries = randomTensor(q * dim, 5);
+  it('splits a SharedArrayBuffer gallery over 2 workers that read it in place, with the same answer', async () => {
+    const [q, n, dim, k] = [3, 20011, 128, 10];
+    const queries = randomTensor(q * dim, 3);
     const gallery = new Float32Array(new SharedArrayBuffer(n * dim * 4));
-    gallery.set(randomTensor(n * dim, 6));
+    gallery.set(randomTensor(n * dim, 4));
     expectMatchesBruteForce(await scorer.score(queries, q, gallery, n, dim, k), queries, q, gallery, n, dim, k);
   });
 
   it('orders equal scores by the lower gallery index, across worker slices too', async () => {
     // 1M rows: enough work to be split, so rows 17 and 600001 are scored by different workers.
     const [n, dim] = [1_000_000, 4];
-    const gallery = new Float32Array(n * dim);
+    const gallery = new Float32Array(new SharedArrayBuffer(n * dim * 4));
     for (const row of [999_999, 600_001, 17]) gallery.set([1, 0, 0, 0], row * dim);
     const got = await scorer.score(Float32Array.of(1, 0, 0, 0), 1, gallery, n, dim, 3);
     expect([...got.indices]).toEqual([17, 600_001, 999_999]);
@@ -117,6 +117,11 @@ describe('WASM score()', () => {
     const infGallery = gallery.slice();
     infGallery[12 * dim] = Infinity;
     await expectCode(scorer.score(queries, 2, infGallery, 1000, dim, 5), 'BAD_INPUT', 'gallery row 12');
+    // The same check on the workers: a shared gallery large enough to be split.
+    const big = new Float32Array(new SharedArrayBuffer(200_000 * dim * 4));
+    big.set(randomTensor(200_000 * dim, 13));
+    big[150_001 * dim + 2] = NaN;
+    await expectCode(scorer.score(queries, 2, big, 200_000, dim, 5), 'BAD_INPUT', 'gallery row 150001');
     expectMatchesBruteForce(await scorer.score(queries, 2, gallery, 1000, dim, 5), queries, 2, gallery, 1000, dim, 5);
   });
 

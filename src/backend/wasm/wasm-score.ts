@@ -1,11 +1,24 @@
 // Exact top-k by inner product on the WASM kernels, split over a worker pool and chunked over the
 // gallery. score() is the shared entry point; WasmScorer binds it to a pool of chosen size.
 import type { TopK } from '../backend.js';
+import { loadWasmModule, WasmKernels, type WasmSimd } from './wasm-kernels.js';
 import { defaultWorkerCount, splitRanges, WorkerPool } from './wasm-pool.js';
-import { badRowError, checkScoreArgs, mergeTopK, type PartialTopK } from './wasm-topk.js';
+import { badRowError, checkScoreArgs, mergeTopK, scoreOnInstance, type PartialTopK } from './wasm-topk.js';
 
-/** Below this many multiply-adds one worker answers alone: messages would cost more than they save. */
+/** Below this many multiply-adds the calling thread answers alone: messages would cost more. */
 const SPLIT_MIN_MACS = 4_000_000;
+
+const local = new Map<WasmSimd, WasmKernels>();
+
+/** An instance of the kernels on the calling thread, for galleries that workers cannot share. */
+function localKernels(simd: WasmSimd): WasmKernels {
+  let k = local.get(simd);
+  if (!k) {
+    k = new WasmKernels(loadWasmModule(simd));
+    local.set(simd, k);
+  }
+  return k;
+}
 
 /**
  * Scores q queries against n gallery rows on the given pool. Contract:
@@ -16,21 +29,24 @@ const SPLIT_MIN_MACS = 4_000_000;
  *   is 0 and the arrays are empty). Equal scores are ordered by the lower gallery index first.
  * - NaN or infinite values in a query: BAD_INPUT naming the query. In the gallery: BAD_INPUT
  *   naming the first row whose score is not finite (detected while scanning, at no extra pass).
- * - Galleries backed by a SharedArrayBuffer are read by the workers in place; others are copied
- *   to the workers in slices (one copy per call).
+ * - Galleries backed by a SharedArrayBuffer are split over the workers, which read them in place.
+ *   Others, and small jobs, are scored on the calling thread: handing a plain buffer to workers
+ *   would copy the whole gallery on every call, which costs more than the scan itself. Keep a
+ *   large gallery in a SharedArrayBuffer to score it on every core.
  */
 export async function scoreOnPool(pool: WorkerPool, queries: Float32Array, q: number, gallery: Float32Array, n: number, dim: number, k: number): Promise<TopK> {
   const kOut = checkScoreArgs(queries, q, gallery, n, dim, k);
   if (q === 0 || n === 0) return { k: kOut, scores: new Float32Array(0), indices: new Int32Array(0) };
-  const parts = q * n * dim < SPLIT_MIN_MACS ? 1 : pool.size;
-  const ranges = splitRanges(n, parts, 4);
-  const shared = gallery.buffer instanceof SharedArrayBuffer;
-  const results = await Promise.all(
-    ranges.map((r, i) => {
-      const slice = shared ? gallery.subarray(r.start * dim, (r.start + r.count) * dim) : gallery.slice(r.start * dim, (r.start + r.count) * dim);
-      return pool.request<PartialTopK>(i, { type: 'score', queries, q, gallery: slice, count: r.count, dim, k: kOut, base: r.start }, shared ? [] : [slice.buffer as ArrayBuffer]);
-    }),
-  );
+  let results: PartialTopK[];
+  if (!(gallery.buffer instanceof SharedArrayBuffer) || q * n * dim < SPLIT_MIN_MACS) {
+    results = [scoreOnInstance(localKernels(pool.simd), queries, q, gallery, n, dim, kOut, 0)];
+  } else {
+    results = await Promise.all(
+      splitRanges(n, pool.size, 4).map((r, i) =>
+        pool.request<PartialTopK>(i, { type: 'score', queries, q, gallery: gallery.subarray(r.start * dim, (r.start + r.count) * dim), count: r.count, dim, k: kOut, base: r.start }),
+      ),
+    );
+  }
   const bad = results.find((r) => r.badRow >= 0);
   if (bad) throw badRowError(bad.badRow);
   return mergeTopK(results, q, kOut, kOut);
