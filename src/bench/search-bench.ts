@@ -2,6 +2,8 @@
 // build rate, memory per vector, recall and latency side by side. Also exports the cluster
 // generator the store tests use.
 import { performance } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -235,10 +237,25 @@ export function hnswLayoutBytes(dim: number, m: number): number {
   return level0 + upper + bookkeeping;
 }
 
-/** Resident memory outside the JS heap: the native index, without the garbage that adds leave. */
+let gc: (() => void) | null | undefined;
+/** Forces a full V8 collection when possible (exposing gc at run time, as --expose-gc would). */
+function collectGarbage(): void {
+  if (gc === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      gc = runInNewContext('gc') as () => void;
+    } catch {
+      gc = null;
+    }
+  }
+  gc?.();
+}
+
+/** Resident memory outside the JS heap and buffers: the native index, not the garbage adds leave. */
 function nativeBytes(): number {
+  collectGarbage();
   const m = process.memoryUsage();
-  return m.rss - m.heapTotal;
+  return m.rss - m.heapTotal - m.external;
 }
 
 export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBenchResult> {
