@@ -7,7 +7,7 @@ import { createWebGpuBackend } from '../../src/backend/webgpu/webgpu-backend.js'
 import { numel, type Graph } from '../../src/graph/ir.js';
 import { runReference } from '../../src/graph/reference.js';
 import { randomTensor } from '../helpers/fixtures.js';
-import { convGraph, depthwiseGraph, elementwiseGraph, fcGraph, type ConvCase } from '../helpers/graphs.js';
+import { convGraph, depthwiseGraph, detectorOpsGraph, elementwiseGraph, fcGraph, type ConvCase } from '../helpers/graphs.js';
 import { skipWebGpu } from '../helpers/webgpu.js';
 
 const pads = (top: number, left: number, bottom: number, right: number) => ({ top, left, bottom, right });
@@ -47,7 +47,10 @@ interface BackendUnderTest {
   create(): Promise<Backend>;
 }
 
-const backends: BackendUnderTest[] = [{ name: 'webgpu', skip: skipWebGpu, create: createWebGpuBackend }];
+const backends: BackendUnderTest[] = [
+  { name: 'webgpu', skip: skipWebGpu, create: () => createWebGpuBackend() },
+  { name: 'webgpu without subgroups', skip: skipWebGpu, create: () => createWebGpuBackend({ subgroups: false }) },
+];
 
 for (const b of backends) {
   describe.skipIf(b.skip)(`${b.name} kernels vs scalar reference`, () => {
@@ -74,6 +77,8 @@ for (const b of backends) {
     it('fully connected 512->128 (matmul) prelu, batch 5', () => check(fcGraph(512, 128, 'prelu'), 5, 3));
     it('fully connected 30->7 (odd sizes) relu + residual, batch 4', () => check(fcGraph(30, 7, 'relu', true), 4, 4));
     it('affine, pad, prelu, add+relu, reshape, l2normalize, batch 3', () => check(elementwiseGraph(5, 6, 7), 3, 5));
+    it('maxPool 2x2 s2, padChannels, sigmoid, concat, batch 3', () => check(detectorOpsGraph(9, 8, 5, 2, 2, pads(0, 0, 1, 0)), 3, 7));
+    it('maxPool 3x3 s2 with pads on every side, batch 2', () => check(detectorOpsGraph(7, 10, 4, 3, 2, pads(1, 1, 1, 1)), 2, 8));
     it('large batch crosses the 65535-workgroup grid limit in y', () => check(convGraph({ name: 'tall', h: 40, w: 40, inC: 4, outC: 4, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'relu' }), 1700, 6));
   });
 }

@@ -99,3 +99,20 @@ export function elementwiseGraph(h: number, w: number, c: number): Graph {
   ];
   return { source: 'test:elementwise', input: { name: 'x', shape: [h, w, c] }, output: { name: 'y', shape: [ph * pw * c] }, nodes, shapes };
 }
+
+/** x -> maxPool (window, stride, pads) -> padChannels -> sigmoid, and concat(x flattened, sigmoid out). */
+export function detectorOpsGraph(h: number, w: number, c: number, k: number, s: number, pads: Pads): Graph {
+  const oh = convOutSize(h, k, s, pads.top, pads.bottom);
+  const ow = convOutSize(w, k, s, pads.left, pads.right);
+  const c2 = c + 3 + 2;
+  const shapes = new Map<string, number[]>([
+    ['x', [h, w, c]], ['m', [oh, ow, c]], ['pc', [oh, ow, c2]], ['s', [oh, ow, c2]], ['y', [h * w * c + oh * ow * c2]],
+  ]);
+  const nodes: GraphNode[] = [
+    { op: 'maxPool2d', name: 'pool', inputs: ['x'], output: 'm', kh: k, kw: k, strideH: s, strideW: s, pads },
+    { op: 'padChannels', name: 'padc', inputs: ['m'], output: 'pc', before: 3, after: 2 },
+    { op: 'sigmoid', name: 'sig', inputs: ['pc'], output: 's' },
+    { op: 'concat', name: 'cat', inputs: ['x', 's'], output: 'y' },
+  ];
+  return { source: 'test:detector-ops', input: { name: 'x', shape: [h, w, c] }, output: { name: 'y', shape: [h * w * c + oh * ow * c2] }, nodes, shapes };
+}

@@ -8,6 +8,11 @@ export interface GpuContext {
   /** e.g. "llvmpipe (LLVM 19.1.7, 256 bits) (mesa, cpu, vulkan)". */
   adapterName: string;
   features: Set<string>;
+  /**
+   * The fixed subgroup size when the 'subgroups' feature is on and the adapter has one size
+   * (8 on lavapipe with AVX2, 32 on NVIDIA); null otherwise. Kernels with subgroup variants use it.
+   */
+  subgroupSize: number | null;
   /** Device lost or uncaptured errors are reported here; the device is unusable after loss. */
   lost: Promise<GPUDeviceLostInfo>;
 }
@@ -20,6 +25,12 @@ let dawnGpu: GPU | null = null;
 /** True when the user switched WebGPU off (COSFACE_WEBGPU=off|0|false), e.g. to test the fallback. */
 export function webgpuDisabled(): boolean {
   const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.COSFACE_WEBGPU;
+  return v !== undefined && ['off', '0', 'false', 'no'].includes(v.toLowerCase());
+}
+
+/** COSFACE_WEBGPU_SUBGROUPS=off runs the kernels without subgroup operations (for comparison). */
+function subgroupsDisabled(): boolean {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.COSFACE_WEBGPU_SUBGROUPS;
   return v !== undefined && ['off', '0', 'false', 'no'].includes(v.toLowerCase());
 }
 
@@ -62,6 +73,12 @@ async function acquire(): Promise<GpuContext> {
   const l = adapter.limits;
   const features: GPUFeatureName[] = [];
   if (adapter.features.has('timestamp-query')) features.push('timestamp-query');
+  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  let subgroupSize: number | null = null;
+  if (adapter.features.has('subgroups' as GPUFeatureName) && !subgroupsDisabled()) {
+    features.push('subgroups' as GPUFeatureName);
+    if (info.subgroupMinSize && info.subgroupMinSize === info.subgroupMaxSize) subgroupSize = info.subgroupMinSize;
+  }
   const device = await adapter.requestDevice({
     requiredFeatures: features,
     requiredLimits: {
@@ -77,7 +94,7 @@ async function acquire(): Promise<GpuContext> {
   lost.then(() => {
     shared = null;
   });
-  return { device, adapter, adapterName: describeAdapter(adapter), features: new Set(features), lost };
+  return { device, adapter, adapterName: describeAdapter(adapter), features: new Set(features), subgroupSize, lost };
 }
 
 /** The process-wide WebGPU device (created on first use). Rejects with NO_ADAPTER when there is none. */

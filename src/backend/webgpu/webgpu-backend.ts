@@ -46,8 +46,14 @@ export interface WebGpuBackend extends Backend {
   compile(graph: Graph): Promise<WebGpuCompiledGraph>;
 }
 
-export async function createWebGpuBackend(): Promise<WebGpuBackend> {
+export interface WebGpuBackendOptions {
+  /** Use subgroup kernel variants when the device has them (default true). */
+  subgroups?: boolean;
+}
+
+export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
   const gpu = await getGpu();
+  const subgroupSize = opts.subgroups === false ? null : gpu.subgroupSize;
   const pipelines = new PipelineCache(gpu.device);
   const pool = new BufferPool(gpu.device);
   return {
@@ -55,8 +61,8 @@ export async function createWebGpuBackend(): Promise<WebGpuBackend> {
     gpu,
     pipelines,
     pool,
-    describe: () => `webgpu (${gpu.adapterName})`,
-    compile: (graph) => compileGraph(gpu, pipelines, pool, graph),
+    describe: () => `webgpu (${gpu.adapterName}${subgroupSize ? `, subgroups of ${subgroupSize}` : ''})`,
+    compile: (graph) => compileGraph(gpu, pipelines, pool, graph, subgroupSize),
     dispose: async () => {
       pool.destroy();
     },
@@ -105,13 +111,13 @@ function planSlots(graph: Graph, alias: Map<string, string>): { slotOf: Map<stri
   return { slotOf, slotFloats };
 }
 
-async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: BufferPool, graph: Graph): Promise<WebGpuCompiledGraph> {
+async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: BufferPool, graph: Graph, subgroupSize: number | null): Promise<WebGpuCompiledGraph> {
   const device = gpu.device;
   const alias = new Map<string, string>();
   const plans: KernelPlan[] = [];
   for (const node of graph.nodes) {
     if (ALIAS_OPS.has(node.op)) alias.set(node.output, node.inputs[0]!);
-    else plans.push(planNode(node, graph.shapes)); // throws UNSUPPORTED_OP at load time
+    else plans.push(...planNode(node, graph.shapes, { subgroupSize })); // throws UNSUPPORTED_OP at load time
   }
   const { slotOf, slotFloats } = planSlots(graph, alias);
 
@@ -169,8 +175,8 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
       chunkSets.delete(oldest);
     }
     const uniforms = steps.map((step) => {
-      const u = device.createBuffer({ size: 64, usage: UNIFORM, label: `${step.plan.node.name}/params(${m})` });
       const p = step.plan.params(m);
+      const u = device.createBuffer({ size: Math.max(64, p.byteLength), usage: UNIFORM, label: `${step.plan.node.name}/params(${m})` });
       device.queue.writeBuffer(u, 0, p.buffer, p.byteOffset, p.byteLength);
       return u;
     });

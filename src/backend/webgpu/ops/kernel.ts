@@ -11,6 +11,12 @@ import type { Activation, GraphNode } from '../../../graph/ir.js';
  */
 export type BindingRef = { kind: 'tensor'; name: string } | { kind: 'const'; data: Float32Array; label: string } | { kind: 'dummy' } | { kind: 'unused' };
 
+/** What the planner knows about the device when it picks a kernel variant. */
+export interface PlanContext {
+  /** Fixed subgroup size with the 'subgroups' feature on, else null (no subgroup variants). */
+  subgroupSize: number | null;
+}
+
 export interface KernelPlan {
   node: GraphNode;
   shader: ShaderSpec;

@@ -2,7 +2,7 @@
 // multiply on shaders/matmul.wgsl. Needs K and N multiples of 4; the registry falls back to
 // conv2d.wgsl otherwise.
 import { numel, type Conv2DNode, type FullyConnectedNode } from '../../../graph/ir.js';
-import { ACT_CODE, grid1d, padTo4, params, shader, type BindingRef, type KernelPlan } from './kernel.js';
+import { ACT_CODE, grid1d, padTo4, params, shader, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
 
 /** Register tile of matmul.wgsl: rows (pixels) x vec4 columns per invocation. */
 const TILE_ROWS = 8;
@@ -24,7 +24,11 @@ export function matmulApplies(node: Conv2DNode | FullyConnectedNode): boolean {
   );
 }
 
-export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<string, number[]>): KernelPlan {
+/** Subgroup sizes matmul-subgroup.wgsl has an entry point for. */
+const SUBGROUP_SIZES = new Set([8, 16, 32]);
+const SUBGROUP_TILE_ROWS = 32;
+
+export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<string, number[]>, ctx: PlanContext = { subgroupSize: null }): KernelPlan {
   const K = node.op === 'conv2d' ? node.inC : node.inF;
   const N = node.op === 'conv2d' ? node.outC : node.outF;
   const weights = node.op === 'conv2d' ? node.filter : node.weights;
@@ -40,6 +44,18 @@ export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<st
     { kind: 'tensor', name: node.output },
   ];
   const N4 = N / 4;
+  const sg = ctx.subgroupSize;
+  if (sg !== null && SUBGROUP_SIZES.has(sg)) {
+    const colBlocks = Math.ceil(N4 / sg);
+    const tiles = (n: number) => colBlocks * Math.ceil((n * rowsPerSample) / SUBGROUP_TILE_ROWS);
+    return {
+      node,
+      shader: shader('matmul-subgroup.wgsl', `main_sg${sg}`),
+      bindings,
+      params: (n) => params([n * rowsPerSample, K / 4, N4, ACT_CODE[node.activation], hasResidual ? 1 : 0, colBlocks, tiles(n)]),
+      dispatch: (n) => grid1d(Math.ceil((tiles(n) * sg) / 64)),
+    };
+  }
   const colBlocks = Math.ceil(N4 / TILE_COLS4);
   const tiles = (n: number) => colBlocks * Math.ceil((n * rowsPerSample) / TILE_ROWS);
   return {

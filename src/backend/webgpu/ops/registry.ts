@@ -5,15 +5,16 @@ import type { Conv2DNode, FullyConnectedNode, GraphNode } from '../../../graph/i
 import { planConv2d } from './conv2d.js';
 import { planDepthwise } from './depthwise.js';
 import { planActivation, planAdd, planAffine, planL2Normalize, planPad } from './elementwise.js';
-import type { KernelPlan } from './kernel.js';
+import type { KernelPlan, PlanContext } from './kernel.js';
 import { matmulApplies, planMatmul } from './matmul.js';
+import { planConcat, planMaxPool, planPadChannels, planSigmoid } from './pool.js';
 
-type Planner = (node: never, shapes: Map<string, number[]>) => KernelPlan;
+type Planner = (node: never, shapes: Map<string, number[]>, ctx: PlanContext) => KernelPlan | KernelPlan[];
 
 const PLANNERS: Partial<Record<GraphNode['op'], Planner>> = {
-  conv2d: ((node, shapes) => (matmulApplies(node) ? planMatmul(node, shapes) : planConv2d(node, shapes))) as Planner,
-  fullyConnected: ((node, shapes) => {
-    if (matmulApplies(node)) return planMatmul(node, shapes);
+  conv2d: ((node, shapes, ctx) => (matmulApplies(node) ? planMatmul(node, shapes, ctx) : planConv2d(node, shapes))) as Planner,
+  fullyConnected: ((node, shapes, ctx) => {
+    if (matmulApplies(node)) return planMatmul(node, shapes, ctx);
     // Odd sizes: the same weights are a 1x1 convolution over a 1x1 image with inF channels.
     const fc = node as FullyConnectedNode;
     const conv: Conv2DNode = {
@@ -32,13 +33,19 @@ const PLANNERS: Partial<Record<GraphNode['op'], Planner>> = {
   activation: planActivation as Planner,
   pad: planPad as Planner,
   l2normalize: planL2Normalize as Planner,
+  maxPool2d: planMaxPool as Planner,
+  padChannels: planPadChannels as Planner,
+  sigmoid: planSigmoid as Planner,
+  concat: planConcat as Planner,
 };
 
 /** Ops that need no kernel: the output is the input buffer under another name. */
 export const ALIAS_OPS = new Set<GraphNode['op']>(['reshape']);
 
-export function planNode(node: GraphNode, shapes: Map<string, number[]>): KernelPlan {
+/** The kernel dispatches of one node (usually one; concat copies each input). */
+export function planNode(node: GraphNode, shapes: Map<string, number[]>, ctx: PlanContext): KernelPlan[] {
   const planner = PLANNERS[node.op];
   if (!planner) throw new CosfaceError('UNSUPPORTED_OP', `webgpu: no kernel for op '${node.op}' (node ${node.name})`);
-  return planner(node as never, shapes);
+  const plan = planner(node as never, shapes, ctx);
+  return Array.isArray(plan) ? plan : [plan];
 }
