@@ -61,7 +61,8 @@ describe('MobileFaceNet on the WASM backend', () => {
       expect(single.describe()).toBe('wasm (SIMD, 1 worker)');
       const c = await single.compile(loadModel());
       const rows = await c.run(fx.crops.subarray(0, 4 * CROP), 4);
-      expect(maxAbsDiff(rows, all.subarray(0, 4 * DIM))).toBeLessThanOrEqual(2e-6);
+      // 1e-5, not 0: where the runtime has relaxed SIMD, `all` came from the fused multiply-add build.
+      expect(maxAbsDiff(rows, all.subarray(0, 4 * DIM))).toBeLessThanOrEqual(1e-5);
       c.dispose();
     } finally {
       await single.dispose();

@@ -4,6 +4,7 @@
 // and posted to every worker, which lays it out in its own linear memory (see wasm-runner.ts).
 import { CosfaceError } from '../../errors.js';
 import { numel, type Graph, type GraphNode } from '../../graph/ir.js';
+import { EXECUTABLE_OPS } from '../../graph/passes.js';
 import { ACT_CODES } from './wasm-kernels.js';
 
 /** Slot or constant id; -1 for none. */
@@ -61,8 +62,6 @@ export function padTo8(v: Float32Array): Float32Array {
   return out;
 }
 
-const PLANNED_OPS = new Set<GraphNode['op']>(['conv2d', 'depthwiseConv2d', 'fullyConnected', 'add', 'affine', 'activation', 'pad', 'reshape', 'l2normalize']);
-
 /** Tracks which arena slot holds each live tensor and hands dead tensors' slots to new ones. */
 class SlotAllocator {
   readonly sizes: number[] = [];
@@ -102,7 +101,7 @@ function hwc(graph: Graph, tensor: string, node: GraphNode): [number, number, nu
 /** Plans an optimised graph (only EXECUTABLE_OPS) for the WASM kernels. */
 export function planGraph(graph: Graph): WasmPlan {
   for (const n of graph.nodes) {
-    if (!PLANNED_OPS.has(n.op)) throw new CosfaceError('UNSUPPORTED_OP', `wasm backend: op '${n.op}' (node ${n.name}) has no kernel; run optimizeGraph first`);
+    if (!EXECUTABLE_OPS.has(n.op)) throw new CosfaceError('UNSUPPORTED_OP', `wasm backend: op '${n.op}' (node ${n.name}) has no kernel; run optimizeGraph first`);
   }
   const consts: Float32Array[] = [];
   const addConst = (v: Float32Array): number => consts.push(v) - 1;
