@@ -6,12 +6,17 @@ import path from 'node:path';
 import { CosfaceError } from './errors.js';
 import { readFile } from 'node:fs/promises';
 import { Embedder, packageRoot } from './embedder.js';
-import { createBackend, parseBackendChoice } from './engine.js';
+import { createBackend, parseBackendChoice, type BackendChoice } from './engine.js';
+import type { Backend } from './backend/backend.js';
+import { createFacePipeline, faceJson, type FacePipeline } from './pipeline/face-pipeline.js';
+import { evalLfw, lfwJson } from './eval/lfw.js';
 
 const USAGE = `cosface: face embeddings on WebGPU/WASM, search, verification
 
 Usage:
-  cosface embed <image>... --aligned [--backend webgpu|wasm|auto] [--json]
+  cosface embed <photo>... [--backend webgpu|wasm|auto] [--json]   every face: box, landmarks, quality, embedding
+  cosface embed <image>... --aligned [--backend ...] [--json]     images that are already aligned face crops
+  cosface eval lfw --data <dir> [--pairs <csv>] [--roc <png>] [--json]
   cosface info [--backend webgpu|wasm|auto] [--json]
   cosface bench embed [--batch 1,16,64] [--runs 5] [--backend ...] [--json] [--no-references] [--profile]
 
@@ -48,10 +53,11 @@ async function cmdEmbed(args: string[]): Promise<void> {
     json: { type: 'boolean' },
   });
   if (positionals.length === 0) throw new CosfaceError('BAD_INPUT', `embed: give at least one image\n\n${USAGE}`);
-  if (!values.aligned) {
-    throw new CosfaceError('BAD_INPUT', 'embed: photos need face detection, which is not built yet; pass --aligned for aligned face crops');
-  }
   const backend = parseBackendChoice(String(values.backend ?? 'auto'));
+  if (!values.aligned) {
+    await embedPhotos(positionals, backend, intOption(values.workers, 'workers', undefined), !!values.json);
+    return;
+  }
   const embedder = await Embedder.create({ backend, workers: intOption(values.workers, 'workers', undefined) });
   try {
     const crops = await Promise.all(positionals.map((f) => embedder.loadAlignedCrop(f)));
@@ -72,6 +78,84 @@ async function cmdEmbed(args: string[]): Promise<void> {
     }
   } finally {
     await embedder.dispose();
+  }
+}
+
+/** Opens the face pipeline (detector, landmarks, embedder) on a backend. */
+async function openPipeline(choice: BackendChoice, workers: number | undefined): Promise<{ pipeline: FacePipeline; backend: Backend }> {
+  const backend = await createBackend(choice, { workers });
+  try {
+    const pipeline = await createFacePipeline({ backend });
+    return { pipeline, backend };
+  } catch (e) {
+    await backend.dispose();
+    throw e;
+  }
+}
+
+async function embedPhotos(files: string[], choice: BackendChoice, workers: number | undefined, json: boolean): Promise<void> {
+  const { pipeline, backend } = await openPipeline(choice, workers);
+  try {
+    if (!json) process.stderr.write(`backend: ${backend.describe()}\n`);
+    const results: { file: string; faces: ReturnType<typeof faceJson>[] }[] = [];
+    for (const file of files) {
+      const faces = await pipeline.facesInPhoto(file);
+      results.push({ file, faces: faces.map(faceJson) });
+      if (!json) {
+        process.stdout.write(`${file}: ${faces.length} face${faces.length === 1 ? '' : 's'}\n`);
+        for (const f of faces) {
+          const [x, y, w, h] = f.box.map((v) => Math.round(v));
+          process.stdout.write(`  box [${x}, ${y}, ${w}, ${h}] score ${f.score.toFixed(3)} quality ${f.quality.toFixed(3)}\n`);
+        }
+      }
+    }
+    if (json) process.stdout.write(`${JSON.stringify(results)}\n`);
+  } finally {
+    pipeline.dispose();
+    await backend.dispose();
+  }
+}
+
+async function cmdEval(args: string[]): Promise<void> {
+  const [what, ...rest] = args;
+  if (what !== 'lfw') throw new CosfaceError('BAD_INPUT', `eval: unknown evaluation '${what ?? ''}' (lfw)\n\n${USAGE}`);
+  const { values } = parse(rest, {
+    data: { type: 'string' },
+    pairs: { type: 'string' },
+    roc: { type: 'string' },
+    backend: { type: 'string' },
+    workers: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (!values.data) throw new CosfaceError('BAD_INPUT', `eval lfw: --data <dir> is required\n\n${USAGE}`);
+  const data = String(values.data);
+  const { pipeline, backend } = await openPipeline(parseBackendChoice(String(values.backend ?? 'auto')), intOption(values.workers, 'workers', undefined));
+  try {
+    const rocPath = String(values.roc ?? 'lfw-roc.png');
+    const report = await evalLfw({
+      data,
+      pairs: values.pairs ? String(values.pairs) : undefined,
+      pipeline,
+      rocPath,
+      onProgress: (done, total) => {
+        if (process.stderr.isTTY || done === total || done % 100 === 0) process.stderr.write(`\rembedding images ${done}/${total}`);
+        if (done === total) process.stderr.write('\n');
+      },
+    });
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(lfwJson(report))}\n`);
+    } else {
+      const j = lfwJson(report);
+      process.stdout.write(`backend: ${backend.describe()}\n`);
+      process.stdout.write(`LFW (${j.pairs} pairs): accuracy ${j.accuracy.toFixed(2)}% +- ${j.std.toFixed(2)}\n`);
+      for (const f of report.folds) process.stdout.write(`  fold ${f.fold}: ${f.accuracy.toFixed(2)}% at threshold ${f.threshold.toFixed(3)}\n`);
+      process.stdout.write(`TAR at FAR 1e-3: ${j.tarAtFar1e3 === null ? 'n/a' : j.tarAtFar1e3.toFixed(3)} (${report.tarNote})\n`);
+      process.stdout.write(`images without a detected face: ${j.noFace.count} (${j.noFace.action})\n`);
+      process.stdout.write(`ROC curve: ${rocPath}\n`);
+    }
+  } finally {
+    pipeline.dispose();
+    await backend.dispose();
   }
 }
 
@@ -117,6 +201,7 @@ async function cmdBench(args: string[]): Promise<void> {
 
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   embed: cmdEmbed,
+  eval: cmdEval,
   info: cmdInfo,
   bench: cmdBench,
 };

@@ -1,4 +1,5 @@
 // Depthwise convolution on shaders/depthwise.wgsl.
+import { CosfaceError } from '../../../errors.js';
 import type { DepthwiseConv2DNode } from '../../../graph/ir.js';
 import { ACT_CODE, grid, params, shader, type BindingRef, type KernelPlan } from './kernel.js';
 
@@ -14,13 +15,17 @@ export function planDepthwise(node: DepthwiseConv2DNode, shapes: Map<string, num
     hasResidual ? { kind: 'tensor', name: node.inputs[1]! } : { kind: 'dummy' },
     { kind: 'tensor', name: node.output },
   ];
-  const owt = Math.ceil(OW / 4);
+  if (node.kh * node.kw > 49 || 3 * node.strideW + node.kw > 32) {
+    throw new CosfaceError('UNSUPPORTED_OP', `webgpu: depthwise ${node.name}: kernel ${node.kh}x${node.kw} stride ${node.strideW} is beyond depthwise.wgsl's limits (49 taps, 32-wide row segment)`);
+  }
+  const tilesX = Math.ceil(OW / 4);
+  const tilesY = Math.ceil(OH / 4);
   return {
     node,
     shader: shader('depthwise.wgsl'),
     bindings,
     params: (n) =>
-      params([H, W, node.channels, OH, OW, node.kh, node.kw, node.strideH, node.strideW, node.pads.top, node.pads.left, ACT_CODE[node.activation], hasResidual ? 1 : 0, n * OH * owt]),
-    dispatch: (n) => grid(Math.ceil(node.channels / 64), n * OH * owt),
+      params([H, W, node.channels, OH, OW, node.kh, node.kw, node.strideH, node.strideW, node.pads.top, node.pads.left, ACT_CODE[node.activation], hasResidual ? 1 : 0, n * tilesX * tilesY, tilesX, tilesY]),
+    dispatch: (n) => grid(Math.ceil(node.channels / 64), n * tilesX * tilesY),
   };
 }
