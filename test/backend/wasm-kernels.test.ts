@@ -97,6 +97,21 @@ describe('WASM kernel helpers', () => {
     expect(packed[(1 * 3 + 2) * 8 + 2]).toBe(0); // channel 10 does not exist
   });
 
+  it('reuses its memory: repeated runs, and graphs compiled and released, do not grow it', () => {
+    const kernels = new WasmKernels(loadWasmModule('simd'));
+    const graph = convGraph({ name: 'mem', h: 20, w: 20, inC: 8, outC: 16, k: [3, 3], stride: [1, 1], pads: pads(1, 1, 1, 1), activation: 'relu' });
+    const input = randomTensor(4 * numel(graph.input.shape), 11, 2);
+    const first = new WasmGraphRunner(kernels, planGraph(graph));
+    first.run(input, 4);
+    const bytes = kernels.k.memory.buffer.byteLength;
+    const mark = kernels.mark();
+    for (let i = 0; i < 5; i++) first.run(input, 4);
+    first.dispose();
+    for (let i = 0; i < 5; i++) new WasmGraphRunner(kernels, planGraph(graph)).dispose();
+    expect(kernels.k.memory.buffer.byteLength).toBe(bytes);
+    expect(kernels.mark()).toBeLessThan(mark);
+  });
+
   it('refuses ops that optimizeGraph should have removed, naming the node', () => {
     const g = elementwiseGraph(2, 2, 3);
     g.nodes[0] = { op: 'maximum', name: 'stray-max', inputs: ['x'], output: 'a', value: new Float32Array(3) };
