@@ -4,4 +4,4 @@ export { heapBase } from './common';
 export { gemm } from './gemm';
 export { im2col, depthwise } from './conv';
 export { add, affine, activation, pad, l2normalize } from './elementwise';
-export { scoreTopK } from './score';
+export { scoreTopK, packRows, topKFromScores } from './score';

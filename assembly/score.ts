@@ -147,3 +147,60 @@ export function scoreTopK(
   }
   return bad;
 }
+
+/**
+ * Packs gallery rows [rows, dim] as GEMM weights (see gemm.ts): dst[(nb * dim + d) * 8 + j] =
+ * src[nb * 8 + j, d], zero past the last row. With many queries, scoring a chunk is then one
+ * register-tiled matrix multiply (queries x rows) followed by topKFromScores.
+ */
+export function packRows(dst: usize, src: usize, rows: i32, dim: i32): void {
+  const nBlocks = (rows + 7) >> 3;
+  const rowBytes = (<usize>dim) << 2;
+  for (let nb = 0; nb < nBlocks; nb++) {
+    const blk = dst + (<usize>nb) * rowBytes * 8;
+    for (let j = 0; j < 8; j++) {
+      const row = (nb << 3) + j;
+      let d = blk + ((<usize>j) << 2);
+      if (row < rows) {
+        const s = src + (<usize>row) * rowBytes;
+        for (let i = 0; i < dim; i++) {
+          store<f32>(d, load<f32>(s + ((<usize>i) << 2)));
+          d += 32;
+        }
+      } else {
+        for (let i = 0; i < dim; i++) {
+          store<f32>(d, 0);
+          d += 32;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Merges a score matrix [q, rows] (gallery rows numbered from base) into the running top-k lists.
+ * Returns the lowest chunk-relative row with a non-finite score, or -1.
+ */
+export function topKFromScores(scores: usize, q: i32, rows: i32, k: i32, base: i32, topScores: usize, topIdx: usize): i32 {
+  const kBytes = (<usize>k) << 2;
+  const lastOff = (<usize>(k - 1)) << 2;
+  let bad = -1;
+  for (let qi = 0; qi < q; qi++) {
+    const ts = topScores + (<usize>qi) * kBytes;
+    const ti = topIdx + (<usize>qi) * kBytes;
+    const row = scores + (<usize>qi) * ((<usize>rows) << 2);
+    let threshold = load<f32>(ts + lastOff);
+    for (let r = 0; r < rows; r++) {
+      const s = load<f32>(row + ((<usize>r) << 2));
+      if (!(s - s == 0)) {
+        if (bad < 0 || r < bad) bad = r;
+        continue;
+      }
+      if (s > threshold) {
+        offer(ts, ti, k, s, base + r);
+        threshold = load<f32>(ts + lastOff);
+      }
+    }
+  }
+  return bad;
+}

@@ -68,6 +68,21 @@ describe('WASM score()', () => {
     expectMatchesBruteForce(await scorer.score(queries, q, gallery, n, dim, k), queries, q, gallery, n, dim, k);
   });
 
+  it('matches brute force with many queries (the matrix-multiply path): Q = 9, dim = 13, n = 1001', async () => {
+    const [q, n, dim, k] = [9, 1001, 13, 6];
+    const queries = randomTensor(q * dim, 14);
+    const gallery = randomTensor(n * dim, 15);
+    expectMatchesBruteForce(await scorer.score(queries, q, gallery, n, dim, k), queries, q, gallery, n, dim, k);
+  });
+
+  it('matches brute force with Q = 300 (more than one query block) over 5003 x 128, k = 10', async () => {
+    const [q, n, dim, k] = [300, 5003, 128, 10];
+    const queries = randomTensor(q * dim, 16);
+    const gallery = new Float32Array(new SharedArrayBuffer(n * dim * 4));
+    gallery.set(randomTensor(n * dim, 17));
+    expectMatchesBruteForce(await scorer.score(queries, q, gallery, n, dim, k), queries, q, gallery, n, dim, k);
+  });
+
   it('splits a SharedArrayBuffer gallery over 2 workers that read it in place, with the same answer', async () => {
     const [q, n, dim, k] = [3, 20011, 128, 10];
     const queries = randomTensor(q * dim, 3);
@@ -122,6 +137,9 @@ describe('WASM score()', () => {
     big.set(randomTensor(200_000 * dim, 13));
     big[150_001 * dim + 2] = NaN;
     await expectCode(scorer.score(queries, 2, big, 200_000, dim, 5), 'BAD_INPUT', 'gallery row 150001');
+    // And on the matrix-multiply path (many queries).
+    const many = randomTensor(16 * dim, 18);
+    await expectCode(scorer.score(many, 16, badGallery, 1000, dim, 5), 'BAD_INPUT', 'gallery row 777');
     expectMatchesBruteForce(await scorer.score(queries, 2, gallery, 1000, dim, 5), queries, 2, gallery, 1000, dim, 5);
   });
 

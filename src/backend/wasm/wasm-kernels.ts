@@ -18,6 +18,8 @@ export interface KernelExports {
   pad(out: number, x: number, H: number, W: number, C: number, top: number, left: number, bottom: number, right: number): void;
   l2normalize(out: number, x: number, rows: number, dim: number): void;
   scoreTopK(queries: number, q: number, gallery: number, n: number, dim: number, k: number, base: number, topScores: number, topIdx: number): number;
+  packRows(dst: number, src: number, rows: number, dim: number): void;
+  topKFromScores(scores: number, q: number, rows: number, k: number, base: number, topScores: number, topIdx: number): number;
 }
 
 /** Activation codes shared with assembly/common.ts. */

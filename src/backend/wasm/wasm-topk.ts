@@ -8,6 +8,15 @@ import type { WasmKernels } from './wasm-kernels.js';
 /** Gallery bytes copied into linear memory per kernel call: small enough to stay in L2. */
 const CHUNK_BYTES = 256 * 1024;
 
+/**
+ * From this many queries a chunk is scored as a matrix multiply (gallery rows packed as GEMM
+ * weights, then a top-k pass over the score matrix): each packed row then serves many queries
+ * from registers. Fewer queries stream the gallery through the dot-product kernel instead.
+ */
+const GEMM_MIN_QUERIES = 8;
+/** Queries per matrix multiply, bounding the score matrix (this many x chunk rows). */
+const GEMM_QUERY_BLOCK = 256;
+
 /** One worker's answer for a slice of the gallery: q rows of k entries, index -1 where empty. */
 export interface PartialTopK {
   scores: Float32Array;
@@ -63,16 +72,35 @@ export function scoreOnInstance(
     const qPtr = kernels.allocF32(queries);
     const sPtr = kernels.alloc(q * k * 4);
     const iPtr = kernels.alloc(q * k * 4);
-    const chunkRows = Math.max(4, Math.floor(CHUNK_BYTES / (dim * 4)));
-    const gPtr = kernels.alloc(Math.min(chunkRows, Math.max(count, 1)) * dim * 4);
+    const chunkRows = Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4)));
+    const rowsCap = Math.min(chunkRows, Math.max(count, 1));
+    const gPtr = kernels.alloc(rowsCap * dim * 4);
+    const viaGemm = q >= GEMM_MIN_QUERIES;
+    const blocks = Math.ceil(rowsCap / 8);
+    const packed = viaGemm ? kernels.alloc(blocks * 8 * dim * 4) : 0;
+    const zeros = viaGemm ? kernels.alloc(blocks * 8 * 4) : 0;
+    const scoreMatrix = viaGemm ? kernels.alloc(Math.min(q, GEMM_QUERY_BLOCK) * rowsCap * 4) : 0;
+    const scratch = viaGemm ? kernels.alloc(dim * 16) : 0;
+    if (viaGemm) kernels.f32.fill(0, zeros >> 2, (zeros >> 2) + blocks * 8);
     kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + q * k);
     kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + q * k);
+    const wasm = kernels.k;
     let badRow = -1;
     for (let r0 = 0; r0 < count; r0 += chunkRows) {
       const rows = Math.min(chunkRows, count - r0);
       kernels.f32.set(gallery.subarray(r0 * dim, (r0 + rows) * dim), gPtr >> 2);
-      const bad = kernels.k.scoreTopK(qPtr, q, gPtr, rows, dim, k, base + r0, sPtr, iPtr);
-      if (bad >= 0 && badRow < 0) badRow = base + r0 + bad;
+      if (viaGemm) {
+        wasm.packRows(packed, gPtr, rows, dim);
+        for (let q0 = 0; q0 < q; q0 += GEMM_QUERY_BLOCK) {
+          const qn = Math.min(GEMM_QUERY_BLOCK, q - q0);
+          wasm.gemm(scoreMatrix, qPtr + q0 * dim * 4, packed, zeros, 0, 0, qn, dim, rows, 0, scratch);
+          const bad = wasm.topKFromScores(scoreMatrix, qn, rows, k, base + r0, sPtr + q0 * k * 4, iPtr + q0 * k * 4);
+          if (bad >= 0 && badRow < 0) badRow = base + r0 + bad;
+        }
+      } else {
+        const bad = wasm.scoreTopK(qPtr, q, gPtr, rows, dim, k, base + r0, sPtr, iPtr);
+        if (bad >= 0 && badRow < 0) badRow = base + r0 + bad;
+      }
     }
     return {
       scores: kernels.f32.slice(sPtr >> 2, (sPtr >> 2) + q * k),
