@@ -19,7 +19,16 @@ export type ErrorCode =
   | 'DUPLICATE_IDENTITY' // an external id already enrolled (not deleted) in the gallery
   | 'FACE_NOT_FOUND'
   | 'NOT_CALIBRATED' // a FAR was asked for but no threshold is calibrated for it for this model
-  | 'INDEX_ERROR'; // the HNSW index failed in a way the database could not repair
+  | 'INDEX_ERROR' // the HNSW index failed in a way the database could not repair
+  | 'BAD_JSON' // a request body that is not valid JSON
+  | 'UNSUPPORTED_MEDIA_TYPE' // a request body in a content type the route does not take
+  | 'PAYLOAD_TOO_LARGE' // a request body over the route's size limit
+  | 'NO_FACE' // an image with no detectable face where one is needed
+  | 'MODEL_MISMATCH' // a gallery built for another embedding model than the one asked to fill it
+  | 'UNAUTHORIZED' // no API key, or one that is unknown or revoked
+  | 'FORBIDDEN' // a valid API key used outside its scope
+  | 'NOT_FOUND' // no such route or resource (resources with their own code use that)
+  | 'INTERNAL'; // a bug: anything not foreseen
 
 export class CosfaceError extends Error {
   readonly code: ErrorCode;
