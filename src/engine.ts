@@ -20,8 +20,7 @@ export function parseBackendChoice(name: string): BackendChoice {
 }
 
 async function createWasm(opts: BackendOptions): Promise<Backend> {
-  const spec = './backend/wasm/wasm-backend.js';
-  const mod = (await import(spec)) as { createWasmBackend(o?: BackendOptions): Promise<Backend> };
+  const mod = await import('./backend/wasm/index.js');
   return mod.createWasmBackend(opts);
 }
 

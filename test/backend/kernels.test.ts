@@ -4,6 +4,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../src/backend/backend.js';
 import { createWebGpuBackend } from '../../src/backend/webgpu/webgpu-backend.js';
+import { createWasmBackend } from '../../src/backend/wasm/index.js';
 import { numel, type Graph } from '../../src/graph/ir.js';
 import { runReference } from '../../src/graph/reference.js';
 import { randomTensor } from '../helpers/fixtures.js';
@@ -48,8 +49,9 @@ interface BackendUnderTest {
 }
 
 const backends: BackendUnderTest[] = [
-  { name: 'webgpu', skip: skipWebGpu, create: () => createWebGpuBackend() },
-  { name: 'webgpu without subgroups', skip: skipWebGpu, create: () => createWebGpuBackend({ subgroups: false }) },
+  { name: 'webgpu (subgroup kernels)', skip: skipWebGpu, create: () => createWebGpuBackend({ subgroups: true }) },
+  { name: 'webgpu (no subgroups)', skip: skipWebGpu, create: () => createWebGpuBackend({ subgroups: false }) },
+  { name: 'wasm', skip: false, create: () => createWasmBackend({ workers: 2 }) },
 ];
 
 for (const b of backends) {

@@ -13,6 +13,8 @@ export interface GpuContext {
    * (8 on lavapipe with AVX2, 32 on NVIDIA); null otherwise. Kernels with subgroup variants use it.
    */
   subgroupSize: number | null;
+  /** A CPU implementation of WebGPU (lavapipe/llvmpipe, SwiftShader, WARP) rather than a GPU. */
+  software: boolean;
   /** Device lost or uncaptured errors are reported here; the device is unusable after loss. */
   lost: Promise<GPUDeviceLostInfo>;
 }
@@ -94,7 +96,9 @@ async function acquire(): Promise<GpuContext> {
   lost.then(() => {
     shared = null;
   });
-  return { device, adapter, adapterName: describeAdapter(adapter), features: new Set(features), subgroupSize, lost };
+  const name = describeAdapter(adapter);
+  const software = /llvmpipe|lavapipe|swiftshader|warp|software|cpu/i.test(`${name} ${info.vendor} ${info.architecture}`);
+  return { device, adapter, adapterName: name, features: new Set(features), subgroupSize, software, lost };
 }
 
 /** The process-wide WebGPU device (created on first use). Rejects with NO_ADAPTER when there is none. */

@@ -47,13 +47,19 @@ export interface WebGpuBackend extends Backend {
 }
 
 export interface WebGpuBackendOptions {
-  /** Use subgroup kernel variants when the device has them (default true). */
+  /**
+   * Use the subgroup kernel variants (matmul-subgroup.wgsl). Default: on software adapters
+   * (lavapipe), where every storage load is a per-lane gather and sharing loads through
+   * subgroup broadcasts measured 2.9x faster; off on GPUs, where the register-tiled matmul.wgsl
+   * measured faster (H200: 4256 against 3149 faces/s at batch 16; BENCHMARKS.md).
+   */
   subgroups?: boolean;
 }
 
 export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
   const gpu = await getGpu();
-  const subgroupSize = opts.subgroups === false ? null : gpu.subgroupSize;
+  const useSubgroups = opts.subgroups ?? gpu.software;
+  const subgroupSize = useSubgroups ? gpu.subgroupSize : null;
   const pipelines = new PipelineCache(gpu.device);
   const pool = new BufferPool(gpu.device);
   return {
