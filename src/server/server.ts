@@ -1,0 +1,165 @@
+// `cosface serve`: opens the store, makes sure an admin key exists, loads the face pipeline, and
+// serves the app on a socket; on SIGINT/SIGTERM it stops taking requests and saves the indexes.
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Backend } from '../backend/backend.js';
+import { createBackend, parseBackendChoice } from '../engine.js';
+import { CosfaceError } from '../errors.js';
+import { createFacePipeline } from '../pipeline/face-pipeline.js';
+import { withReferenceFallback } from '../pipeline/reference-backend.js';
+import { openStore, type Store } from '../store/store.js';
+import { ApiKeys } from './api-keys.js';
+import { createApp, type CosfaceApp, type CreateAppOptions } from './app.js';
+
+export const DEFAULT_DB = 'cosface.db';
+export const DEFAULT_PORT = 8080;
+export const DEFAULT_HOST = '127.0.0.1';
+
+export interface StartServerOptions {
+  /** SQLite database file (created if missing). Default cosface.db. */
+  db?: string;
+  /** 0 picks a free port. Default 8080. */
+  port?: number;
+  /** Default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** 'keys' (default) or 'disabled' (no authentication: local use only). */
+  auth?: 'keys' | 'disabled';
+  /** Compute backend for the face pipeline: auto (default), webgpu or wasm. */
+  backend?: string;
+  /** The admin key to install (default: process.env.COSFACE_ADMIN_KEY). */
+  adminKey?: string;
+  /** Where the one-time admin key and notices go (default: stderr). */
+  notice?: (line: string) => void;
+  log?: CreateAppOptions['log'];
+  limits?: CreateAppOptions['limits'];
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  app: CosfaceApp;
+  store: Store;
+  /** The admin key created on this start (null when one already existed or came from the environment). */
+  createdAdminKey: string | null;
+  /** Stops accepting connections, finishes open requests, saves indexes, closes everything. */
+  close(): Promise<void>;
+}
+
+/**
+ * Makes sure the database has an admin key: installs `adminKey` (from COSFACE_ADMIN_KEY) when given,
+ * else creates one when none exists and returns it (its only showing).
+ */
+export function ensureAdminKey(keys: ApiKeys, adminKey: string | undefined): string | null {
+  if (adminKey !== undefined && adminKey !== '') {
+    keys.adopt(adminKey, { name: 'admin (COSFACE_ADMIN_KEY)', gallery: null });
+    return null;
+  }
+  if (keys.hasAdminKey()) return null;
+  return keys.create({ name: 'admin (created on first start)', gallery: null }).key;
+}
+
+export async function startServer(o: StartServerOptions = {}): Promise<RunningServer> {
+  const port = o.port ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CosfaceError('BAD_INPUT', `port must be an integer in [0, 65535], got ${String(port)}`);
+  const host = o.host ?? DEFAULT_HOST;
+  const auth = o.auth ?? 'keys';
+  const notice = o.notice ?? ((l: string) => process.stderr.write(l + '\n'));
+  const backendChoice = parseBackendChoice(o.backend ?? 'auto');
+
+  const store = await openStore(o.db ?? DEFAULT_DB, {
+    onIndexEvent: (e) => notice(`index ${e.kind} ${JSON.stringify(e)}`),
+  });
+  let backend: Backend | null = null;
+  let app: CosfaceApp | null = null;
+  try {
+    let createdAdminKey: string | null = null;
+    if (auth === 'keys') {
+      const keys = ApiKeys.open(store.dbPath!);
+      try {
+        createdAdminKey = ensureAdminKey(keys, o.adminKey ?? process.env.COSFACE_ADMIN_KEY);
+      } finally {
+        keys.close();
+      }
+      if (createdAdminKey) {
+        notice(`Admin API key (shown once, only its hash is stored; set COSFACE_ADMIN_KEY to choose your own):\n  ${createdAdminKey}`);
+      }
+    } else {
+      notice(`WARNING: authentication is disabled: anyone who can reach ${host}:${port} can read and change every gallery`);
+    }
+
+    backend = await createBackend(backendChoice);
+    const pipeline = await createFacePipeline({
+      backend: withReferenceFallback(backend, (g, reason) => notice(`note: ${g.source ?? 'a graph'} runs on the reference kernels (${reason})`)),
+    });
+    app = createApp({
+      store,
+      pipeline,
+      auth,
+      engine: { backend: backend.name, adapter: backend.describe() },
+      ...(o.log !== undefined ? { log: o.log } : {}),
+      ...(o.limits ? { limits: o.limits } : {}),
+    });
+    const server = await listen(app, port, host);
+    const addr = server.address() as AddressInfo;
+    const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    const theApp = app;
+    const theBackend = backend;
+    let closing: Promise<void> | null = null;
+    return {
+      url: `http://${shownHost}:${addr.port}`,
+      port: addr.port,
+      app,
+      store,
+      createdAdminKey,
+      close() {
+        closing ??= (async () => {
+          await new Promise<void>((resolve) => server.close(() => resolve()));
+          pipeline.dispose();
+          await theApp.close();
+          await store.close(); // writes index snapshots
+          await theBackend.dispose();
+        })();
+        return closing;
+      },
+    };
+  } catch (e) {
+    await app?.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    await backend?.dispose().catch(() => undefined);
+    throw e;
+  }
+}
+
+function listen(app: CosfaceApp, port: number, host: string): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(server));
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new CosfaceError('BAD_INPUT', `cannot listen on ${host}:${port}: ${e.code ?? e.message}`, { cause: e })),
+    );
+  });
+}
+
+/**
+ * What `cosface serve` runs: starts the server, prints its URL, and shuts down cleanly (indexes
+ * saved) on SIGINT or SIGTERM. Resolves once the server has stopped.
+ */
+export async function serveCommand(o: StartServerOptions = {}): Promise<void> {
+  const notice = o.notice ?? ((l: string) => process.stderr.write(l + '\n'));
+  const running = await startServer(o);
+  notice(`cosface ${running.app.deps.version} listening on ${running.url} (database ${running.store.dbPath}; docs ${running.url}/docs)`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      notice(`${signal}: finishing open requests and saving indexes`);
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      running.close().then(resolve, (e: unknown) => {
+        notice(`error while shutting down: ${(e as Error).message}`);
+        resolve();
+      });
+    };
+    const onInt = () => stop('SIGINT');
+    const onTerm = () => stop('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+}

@@ -1,0 +1,93 @@
+// Shared setup for the server tests: an app on a fresh file database, an admin key, request helpers,
+// and deterministic embeddings (one direction per person plus a little noise).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createApp, type CosfaceApp, type CreateAppOptions, type LogEntry } from '../../src/server/app.js';
+import { createApiKey } from '../../src/server/api-keys.js';
+import type { PhotoPipeline } from '../../src/server/face-finder.js';
+import { createBackend } from '../../src/engine.js';
+import { createFacePipeline } from '../../src/pipeline/face-pipeline.js';
+import { withReferenceFallback } from '../../src/pipeline/reference-backend.js';
+import { openStore, type Store } from '../../src/store/store.js';
+import { randomTensor } from '../helpers/fixtures.js';
+
+export interface TestServer {
+  app: CosfaceApp;
+  store: Store;
+  dir: string;
+  dbPath: string;
+  adminKey: string;
+  logs: LogEntry[];
+  /** app.request with JSON body and the admin key unless headers say otherwise. */
+  call(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** The real face pipeline on the default backend, made once per test file on first use. */
+let sharedPipeline: Promise<PhotoPipeline> | null = null;
+export function realPipeline(): Promise<PhotoPipeline> {
+  sharedPipeline ??= (async () => createFacePipeline({ backend: withReferenceFallback(await createBackend('auto')) }))();
+  return sharedPipeline;
+}
+
+export async function makeServer(o: Partial<CreateAppOptions> = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'cosface-server-'));
+  const dbPath = join(dir, 'test.db');
+  const store = await openStore(dbPath, { synchronous: 'normal' });
+  const logs: LogEntry[] = [];
+  const app = createApp({ store, pipeline: realPipeline, log: (e) => logs.push(e), ...o });
+  const adminKey = createApiKey(store, { name: 'test admin' }).key;
+  const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const h: Record<string, string> = { authorization: `Bearer ${adminKey}`, ...headers };
+    let payload: BodyInit | undefined;
+    if (body !== undefined) {
+      if (typeof body === 'string' || body instanceof Uint8Array || body instanceof FormData) payload = body as BodyInit;
+      else {
+        payload = JSON.stringify(body);
+        h['content-type'] ??= 'application/json';
+      }
+    }
+    for (const k of Object.keys(h)) if (h[k] === '') delete h[k];
+    return Promise.resolve(app.request(path, { method, headers: h, ...(payload !== undefined ? { body: payload } : {}) }));
+  };
+  return {
+    app,
+    store,
+    dir,
+    dbPath,
+    adminKey,
+    logs,
+    call,
+    async close() {
+      await app.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A unit-ish 128-d vector for person p, sample s: a fixed direction plus 10% noise. */
+export function personVector(p: number, s = 0, dim = 128): number[] {
+  const base = randomTensor(dim, 1000 + p);
+  const noise = randomTensor(dim, 50_000 + p * 100 + s, 0.1);
+  return Array.from(base, (x, i) => x + noise[i]!);
+}
+
+export async function json<T = Record<string, unknown>>(r: Response): Promise<T> {
+  return (await r.json()) as T;
+}
+
+export interface ErrorJson {
+  error: { code: string; message: string; requestId?: string };
+}
+
+/** Asserts the response is an error with this status and code, and returns its body. */
+export async function expectError(r: Response, status: number, code: string): Promise<ErrorJson> {
+  const body = (await r.json()) as ErrorJson;
+  if (r.status !== status || body.error?.code !== code) {
+    throw new Error(`expected ${status} ${code}, got ${r.status} ${JSON.stringify(body)}`);
+  }
+  if (body.error.requestId !== r.headers.get('x-request-id')) throw new Error('error body requestId differs from X-Request-Id');
+  return body;
+}
