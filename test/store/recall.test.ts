@@ -3,7 +3,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openStore, type IndexEvent } from '../../src/store/store.js';
+import { DEFAULT_HNSW, openStore, type IndexEvent } from '../../src/store/store.js';
 import { makeClusteredGallery, makeProbes } from '../../src/bench/search-bench.js';
 import { tempDir } from './helpers.js';
 
@@ -44,7 +44,7 @@ describe('HNSW recall', () => {
       before.push({ faceId: hnsw.candidates[0]!.faceId, score: hnsw.candidates[0]!.score });
     }
     const recall1 = agree / PROBES;
-    console.log(`recall@1 at N=${N} (M=16, efConstruction=200, ef=64): ${recall1.toFixed(4)}`);
+    console.log(`recall@1 at N=${N} (defaults ${JSON.stringify(DEFAULT_HNSW)}): ${recall1.toFixed(4)}`);
     expect(recall1).toBeGreaterThanOrEqual(0.99);
     await store.close();
 
