@@ -18,11 +18,14 @@ export function planDepthwise(node: DepthwiseConv2DNode, shapes: Map<string, num
   if (node.kh * node.kw > 49 || 3 * node.strideW + node.kw > 32) {
     throw new CosfaceError('UNSUPPORTED_OP', `webgpu: depthwise ${node.name}: kernel ${node.kh}x${node.kw} stride ${node.strideW} is beyond depthwise.wgsl's limits (49 taps, 32-wide row segment)`);
   }
-  const tilesX = Math.ceil(OW / 4);
-  const tilesY = Math.ceil(OH / 4);
+  // Unrolled 3x3 variants (tile rows x cols), else the generic 4x4-tile entry point.
+  const square3 = node.kh === 3 && node.kw === 3 && node.strideH === node.strideW;
+  const [entry, th, tw] = square3 && node.strideH === 1 ? ['main_k3s1', 4, 4] : square3 && node.strideH === 2 ? ['main_k3s2', 2, 4] : ['main', 4, 4];
+  const tilesX = Math.ceil(OW / tw);
+  const tilesY = Math.ceil(OH / th);
   return {
     node,
-    shader: shader('depthwise.wgsl'),
+    shader: shader('depthwise.wgsl', entry),
     bindings,
     params: (n) =>
       params([H, W, node.channels, OH, OW, node.kh, node.kw, node.strideH, node.strideW, node.pads.top, node.pads.left, ACT_CODE[node.activation], hasResidual ? 1 : 0, n * tilesX * tilesY, tilesX, tilesY]),
