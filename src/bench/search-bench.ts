@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { defaultScorer } from '../store/default-scorer.js';
 import type { ExactScorer } from '../store/exact-scorer.js';
 import { GalleryIndex, type SnapshotMeta } from '../store/gallery-index.js';
+import { DEFAULT_HNSW } from '../store/store.js';
 
 // ---- synthetic identity clusters ----
 
@@ -260,9 +261,9 @@ function nativeBytes(): number {
 
 export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBenchResult> {
   const sizes = o.sizes ?? [10_000, 100_000];
-  const efs = o.efs ?? [16, 32, 64, 128];
-  const m = o.m ?? 16;
-  const efConstruction = o.efConstruction ?? 200;
+  const efs = o.efs ?? [32, 64, 128, 256];
+  const m = o.m ?? DEFAULT_HNSW.m;
+  const efConstruction = o.efConstruction ?? DEFAULT_HNSW.efConstruction;
   const per = o.facesPerIdentity ?? 2;
   const queries = o.queries ?? 500;
   const k = o.k ?? 10;
