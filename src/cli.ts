@@ -10,6 +10,7 @@ import { createBackend, parseBackendChoice, type BackendChoice } from './engine.
 import type { Backend } from './backend/backend.js';
 import { createFacePipeline, faceJson, type FacePipeline } from './pipeline/face-pipeline.js';
 import { evalLfw, lfwJson } from './eval/lfw.js';
+import { EXTRA_COMMANDS, EXTRA_USAGE } from './commands/index.js';
 
 const USAGE = `cosface: face embeddings on WebGPU/WASM, search, verification
 
@@ -26,6 +27,10 @@ Options:
   --workers N      WASM worker threads (default: number of cores)
   --json           machine-readable output
 `;
+
+function usage(): string {
+  return EXTRA_USAGE.length ? `${USAGE}\nMore commands:\n${EXTRA_USAGE.join('\n')}\n` : USAGE;
+}
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -209,14 +214,15 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    process.stdout.write(USAGE);
+    process.stdout.write(usage());
     return cmd ? 0 : 1;
   }
-  const run = COMMANDS[cmd];
+  const extra = EXTRA_COMMANDS[cmd];
+  const run = COMMANDS[cmd] ?? (extra ? async (a: string[]) => (await extra())(a) : undefined);
   try {
     if (!run) throw new CosfaceError('BAD_INPUT', `unknown command '${cmd}'\n\n${USAGE}`);
     if (args.includes('--help') || args.includes('-h')) {
-      process.stdout.write(USAGE);
+      process.stdout.write(usage());
       return 0;
     }
     await run(args);
