@@ -1,9 +1,15 @@
 // Shared helpers for the kernels: fused activation epilogue and partial-vector loads/stores.
-// Activation codes (the JS planner uses the same numbers): 0 none, 1 relu, 2 prelu.
+// Activation codes (the JS planner uses the same numbers): 0 none, 1 relu, 2 prelu, | 4 residual first.
 
 export const ACT_NONE: i32 = 0;
 export const ACT_RELU: i32 = 1;
 export const ACT_PRELU: i32 = 2;
+/**
+ * Flag or-ed into the activation code of the GEMM: the residual is added before the activation,
+ * act(conv + bias + res), as in BlazeFace's and FaceMesh's residual blocks (the IR's fused residual
+ * comes after the activation; the planner fuses a following standalone activation this way).
+ */
+export const ACT_AFTER_RESIDUAL: i32 = 4;
 
 /**
  * a * b + c on four lanes. In the relaxed-SIMD build (build/cosface-relaxed.wasm) one fused

@@ -6,18 +6,29 @@
 // consecutive weights per k. bias and alpha are padded to a multiple of 8 the same way.
 // A tile is 4 pixels x 8 channels: 8 f32x4 accumulators, 2 weight vectors and 4 broadcasts
 // per k, which fits the 16 SIMD registers of x86-64 and arm64.
-import { activate, loadPartial, madd, storePartial } from './common';
+import { ACT_AFTER_RESIDUAL, activate, loadPartial, madd, storePartial } from './common';
 
 // @ts-ignore: decorator
 @inline function finishRow(
   outRow: usize, resRow: usize, cnt: i32, a0: v128, a1: v128, act: i32, al0: v128, al1: v128,
 ): void {
-  let v0 = activate(a0, act, al0);
-  let v1 = activate(a1, act, al1);
+  // act & ACT_AFTER_RESIDUAL: act(acc + res); otherwise act(acc) + res.
+  const resFirst = (act & ACT_AFTER_RESIDUAL) != 0;
+  const a = act & 3;
+  let v0 = a0;
+  let v1 = a1;
+  if (!resFirst) {
+    v0 = activate(v0, a, al0);
+    v1 = activate(v1, a, al1);
+  }
   if (cnt >= 8) {
     if (resRow != 0) {
       v0 = f32x4.add(v0, v128.load(resRow));
       v1 = f32x4.add(v1, v128.load(resRow, 16));
+    }
+    if (resFirst) {
+      v0 = activate(v0, a, al0);
+      v1 = activate(v1, a, al1);
     }
     v128.store(outRow, v0);
     v128.store(outRow, v1, 16);
@@ -26,6 +37,10 @@ import { activate, loadPartial, madd, storePartial } from './common';
     if (resRow != 0) {
       v0 = f32x4.add(v0, loadPartial(resRow, cnt));
       if (c1 > 0) v1 = f32x4.add(v1, loadPartial(resRow + 16, c1));
+    }
+    if (resFirst) {
+      v0 = activate(v0, a, al0);
+      v1 = activate(v1, a, al1);
     }
     storePartial(outRow, v0, cnt);
     if (c1 > 0) storePartial(outRow + 16, v1, c1);
@@ -72,7 +87,7 @@ import { activate, loadPartial, madd, storePartial } from './common';
 
 /**
  * out [P, N] = act(x [P, K] * packedW + bias) (+ res [P, N]); res = 0 for none, alpha = 0 unless
- * act is prelu. x rows are K floats apart, out and res rows N floats apart. scratch holds 4 * K
+ * act is prelu. With ACT_AFTER_RESIDUAL in act: act(x * packedW + bias + res). x rows are K floats apart, out and res rows N floats apart. scratch holds 4 * K
  * floats (one packed tile of 4 input rows).
  */
 export function gemm(

@@ -5,3 +5,4 @@ export { gemm } from './gemm';
 export { im2col, depthwise } from './conv';
 export { add, affine, activation, pad, l2normalize } from './elementwise';
 export { scoreTopK, packRows, topKFromScores } from './score';
+export { maxPool2d, padChannels, sigmoid, copyBlocks } from './detector';

@@ -13,7 +13,7 @@ import { isCosfaceError } from '../../src/errors.js';
 import { numel, type Graph, type Pads } from '../../src/graph/ir.js';
 import { runReference } from '../../src/graph/reference.js';
 import { randomTensor } from '../helpers/fixtures.js';
-import { convGraph, depthwiseGraph, elementwiseGraph, fcGraph, type ConvCase } from '../helpers/graphs.js';
+import { convGraph, depthwiseGraph, detectorOpsGraph, elementwiseGraph, fcGraph, type ConvCase } from '../helpers/graphs.js';
 
 const TOL = 1e-4;
 const pads = (top: number, left: number, bottom: number, right: number): Pads => ({ top, left, bottom, right });
@@ -84,6 +84,30 @@ describe.each(builds)('WASM kernels (%s build) vs scalar reference', (simd) => {
     check(simd, graph, 7, 7, 4);
     check(simd, depthwiseGraph(dw('mb dw', 6, 5, 20, 3, 1, pads(1, 1, 1, 1), 'prelu', true)), 7, 8, 4);
   });
+
+  // maxPool2d, padChannels, sigmoid and concat (BlazeFace, FaceMesh): 4-channel SIMD and scalar
+  // channel tails, windows cut by the image edge, and micro-batches (concat copies per sample).
+  it('maxPool 2x2 s2 (odd size, 5 ch), padChannels, sigmoid, concat, batch 3', () => check(simd, detectorOpsGraph(9, 8, 5, 2, 2, pads(0, 0, 1, 0)), 3, 7));
+  it('maxPool 3x3 s2 with pads on every side (8 ch), micro-batches of 2, batch 5', () => check(simd, detectorOpsGraph(7, 10, 8, 3, 2, pads(1, 1, 1, 1)), 5, 8, 2));
+  // BlazeFace/FaceMesh blocks: act(conv(x) + residual) as a conv with a residual followed by a
+  // standalone activation, which the planner fuses into one GEMM (residual before activation).
+  it('conv + residual then standalone relu / prelu (fused), and unfused when the sum has two readers, batch 3', () => {
+    for (const activation of ['relu', 'prelu'] as const) {
+      const g = convGraph({ name: 'blk', h: 6, w: 7, inC: 5, outC: 13, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'none', residual: true });
+      g.nodes.push({ op: 'activation', name: 'act', inputs: ['y'], output: 'z', activation, alpha: activation === 'prelu' ? randomTensor(13, 3, 1) : undefined });
+      g.shapes.set('z', [6, 7, 13]);
+      g.output = { name: 'z', shape: [6, 7, 13] };
+      expect(planGraph(g).steps.filter((st) => st.op === 'activation').length).toBe(0);
+      check(simd, g, 3, 10, 2);
+      // The pre-activation sum is also read by an add: it must stay as computed, so no fusion.
+      g.nodes.push({ op: 'add', name: 'both', inputs: ['z', 'y'], output: 'w', activation: 'none' });
+      g.shapes.set('w', [6, 7, 13]);
+      g.output = { name: 'w', shape: [6, 7, 13] };
+      expect(planGraph(g).steps.filter((st) => st.op === 'activation').length).toBe(1);
+      check(simd, g, 3, 11);
+    }
+  });
+  it('maxPool 3x3 s1 SAME, 3 ch (scalar channels only), batch 2', () => check(simd, detectorOpsGraph(6, 6, 3, 3, 1, pads(1, 1, 1, 1)), 2, 9));
 
 });
 

@@ -1,6 +1,8 @@
 // The whole MobileFaceNet (readTflite + optimizeGraph + appendL2Normalize) on the WASM backend
 // against the reference embeddings of the 16 aligned fixtures: every element within 1e-4, every
 // pairwise similarity within 1e-4, and the same rows whatever the batch size or worker count.
+// Then BlazeFace and FaceMesh, optimised as the face pipeline loads them, against the scalar
+// reference on a real photo: raw outputs within 1e-4 (relative above 1) and the same detections.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWasmBackend, type WasmBackend } from '../../src/backend/wasm/index.js';
@@ -9,6 +11,11 @@ import { isCosfaceError } from '../../src/errors.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { appendL2Normalize, optimizeGraph } from '../../src/graph/passes.js';
 import { readTflite } from '../../src/import/tflite/read-tflite.js';
+import { runReference } from '../../src/graph/reference.js';
+import { decodeImage } from '../../src/pipeline/decode.js';
+import { DETECTOR_ANCHORS, decodeDetections, detectFaces, detectorInput, planDetectorViews } from '../../src/pipeline/detect.js';
+import { loadPipelineGraphs } from '../../src/pipeline/face-pipeline.js';
+import { meshLandmarks } from '../../src/pipeline/landmarks.js';
 import { loadAlignedFixtures, maxAbsDiff, maxPairwiseSimDiff, modelPath, type AlignedFixtures } from '../helpers/fixtures.js';
 
 const CROP = 112 * 112 * 3;
@@ -82,4 +89,57 @@ describe('MobileFaceNet on the WASM backend', () => {
     await b.dispose();
     await expect(c.run(fx.crops.subarray(0, CROP), 1)).rejects.toSatisfy((e) => isCosfaceError(e, 'WASM_ERROR'));
   });
+});
+
+/** Worst |got - want| / max(1, |want|): absolute for small values, relative for pixel coordinates. */
+function worstRelError(got: Float32Array, want: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / Math.max(1, Math.abs(want[i]!)));
+  return worst;
+}
+
+describe('BlazeFace and FaceMesh on the WASM backend', () => {
+  let backend: WasmBackend;
+  beforeAll(async () => {
+    backend = await createWasmBackend({ workers: 2 });
+  });
+  afterAll(async () => backend?.dispose());
+
+  it('runs both graphs on a real photo as the scalar reference does (1e-4), with the same detections', async () => {
+    const { detector, mesh } = await loadPipelineGraphs();
+    const img = await decodeImage('test/fixtures/photos/obama_small.jpg');
+    // The whole-photo view (views[0]): one 256x256 sample for the reference, which takes seconds.
+    const view = planDetectorViews(img.width, img.height)[0]!;
+    const detIn = detectorInput(img, [view]);
+    const det = await backend.compile(detector);
+    const meshGraph = await backend.compile(mesh);
+    try {
+      const got = await det.run(detIn, 1);
+      const want = runReference(detector, detIn, 1);
+      expect(got.length).toBe(DETECTOR_ANCHORS * 17);
+      expect(worstRelError(got, want)).toBeLessThanOrEqual(1e-4);
+      const found = decodeDetections(got, view, 0.5);
+      expect(found.length).toBeGreaterThan(0);
+      expect(found.map((d) => d.box.map((v) => v.toFixed(2)))).toEqual(decodeDetections(want, view, 0.5).map((d) => d.box.map((v) => v.toFixed(2))));
+
+      // The mesh on the crop the pipeline cuts around the detected face.
+      const faces = await detectFaces(img, (x, n) => det.run(x, n));
+      expect(faces.length).toBe(1);
+      let meshIn: Float32Array | undefined;
+      let meshOut: Float32Array | undefined;
+      const results = await meshLandmarks(img, faces, async (x, n) => {
+        meshIn ??= x.slice();
+        const y = await meshGraph.run(x, n);
+        meshOut ??= y.slice();
+        return y;
+      }, { refine: false });
+      expect(results[0]!.faceFlag).toBeGreaterThan(0.5);
+      const meshWant = runReference(mesh, meshIn!, 1);
+      expect(meshOut!.length).toBe(468 * 3 + 1);
+      expect(worstRelError(meshOut!, meshWant)).toBeLessThanOrEqual(1e-4);
+    } finally {
+      det.dispose();
+      meshGraph.dispose();
+    }
+  }, 30_000);
 });

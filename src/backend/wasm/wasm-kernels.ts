@@ -20,10 +20,16 @@ export interface KernelExports {
   scoreTopK(queries: number, q: number, gallery: number, n: number, dim: number, k: number, base: number, topScores: number, topIdx: number): number;
   packRows(dst: number, src: number, rows: number, dim: number): void;
   topKFromScores(scores: number, q: number, rows: number, k: number, base: number, topScores: number, topIdx: number): number;
+  maxPool2d(out: number, x: number, H: number, W: number, C: number, kh: number, kw: number, sh: number, sw: number, padT: number, padL: number, OH: number, OW: number): void;
+  padChannels(out: number, x: number, P: number, C: number, before: number, after: number): void;
+  sigmoid(out: number, x: number, count: number): void;
+  copyBlocks(out: number, outStride: number, x: number, xStride: number, rows: number, count: number): void;
 }
 
 /** Activation codes shared with assembly/common.ts. */
 export const ACT_CODES = { none: 0, relu: 1, prelu: 2 } as const;
+/** Or-ed into a GEMM's activation code: act(acc + bias + res) instead of act(acc + bias) + res. */
+export const ACT_AFTER_RESIDUAL = 4;
 
 /** The two builds of assembly/: plain 128-bit SIMD, and SIMD plus relaxed-SIMD fused multiply-add. */
 export type WasmSimd = 'simd' | 'relaxed';

@@ -3,9 +3,9 @@
 // slots reused once a tensor is dead. The plan is plain data: it is built once on the main thread
 // and posted to every worker, which lays it out in its own linear memory (see wasm-runner.ts).
 import { CosfaceError } from '../../errors.js';
-import { numel, type Graph, type GraphNode } from '../../graph/ir.js';
+import { numel, type ActivationNode, type Graph, type GraphNode } from '../../graph/ir.js';
 import { EXECUTABLE_OPS } from '../../graph/passes.js';
-import { ACT_CODES } from './wasm-kernels.js';
+import { ACT_AFTER_RESIDUAL, ACT_CODES } from './wasm-kernels.js';
 
 /** Slot or constant id; -1 for none. */
 type Ref = number;
@@ -24,13 +24,24 @@ interface AffineStep { op: 'affine'; out: Ref; x: Ref; scale: Ref; shift: Ref; P
 interface ActivationStep { op: 'activation'; out: Ref; x: Ref; alpha: Ref; P: number; C: number; act: number }
 interface PadStep { op: 'pad'; out: Ref; x: Ref; xSize: number; outSize: number; H: number; W: number; C: number; top: number; left: number; bottom: number; right: number }
 interface L2Step { op: 'l2normalize'; out: Ref; x: Ref; dim: number }
+interface MaxPoolStep {
+  op: 'maxPool2d'; out: Ref; x: Ref; xSize: number; outSize: number;
+  H: number; W: number; C: number; kh: number; kw: number; sh: number; sw: number; padT: number; padL: number; OH: number; OW: number;
+}
+interface PadChannelsStep { op: 'padChannels'; out: Ref; x: Ref; P: number; C: number; before: number; after: number }
+interface SigmoidStep { op: 'sigmoid'; out: Ref; x: Ref; size: number }
+/** One input of a concat: its size floats per sample go to offset floats into each output sample. */
+interface CopyStep { op: 'copy'; out: Ref; x: Ref; xSize: number; outSize: number; offset: number; size: number }
 
 /**
- * One kernel call. Batched steps (gemm, add, affine, activation, l2normalize) give per-sample
- * sizes (P pixels, dim) and run on all samples of a micro-batch at once, as samples lie back to
- * back; per-sample steps (im2col, depthwise, pad) give xSize/outSize to step between samples.
+ * One kernel call. Batched steps (gemm, add, affine, activation, l2normalize, padChannels,
+ * sigmoid) give per-sample sizes (P pixels, dim) and run on all samples of a micro-batch at once,
+ * as samples lie back to back; per-sample steps (im2col, depthwise, pad, maxPool2d) give
+ * xSize/outSize to step between samples; copy (concat) moves one block per sample.
  */
-export type Step = GemmStep | Im2colStep | DepthwiseStep | AddStep | AffineStep | ActivationStep | PadStep | L2Step;
+export type Step =
+  | GemmStep | Im2colStep | DepthwiseStep | AddStep | AffineStep | ActivationStep | PadStep | L2Step
+  | MaxPoolStep | PadChannelsStep | SigmoidStep | CopyStep;
 
 export interface WasmPlan {
   /** Constants, packed for their kernels; steps refer to them by index. */
@@ -129,17 +140,40 @@ export function planGraph(graph: Graph): WasmPlan {
     return s;
   };
 
+  // A convolution or fully connected layer with a residual and no activation whose only reader is
+  // a standalone activation (BlazeFace's relu(conv(x) + x), FaceMesh's prelu) runs as one GEMM
+  // that adds the residual before the activation: one pass over the tensor instead of two.
+  const readers = new Map<string, GraphNode[]>();
+  for (const n of graph.nodes) for (const t of n.inputs) readers.set(t, [...(readers.get(t) ?? []), n]);
+  const activationAfter = new Map<GraphNode, ActivationNode>();
+  const fusedAway = new Set<GraphNode>();
+  for (const n of graph.nodes) {
+    if ((n.op !== 'conv2d' && n.op !== 'fullyConnected') || n.inputs[1] === undefined || n.activation !== 'none') continue;
+    const r = readers.get(n.output) ?? [];
+    const a = r[0];
+    if (r.length !== 1 || a!.op !== 'activation' || n.output === graph.output.name || a.activation === 'none') continue;
+    activationAfter.set(n, a);
+    fusedAway.add(a);
+  }
+
   const steps: Step[] = [];
   graph.nodes.forEach((node, i) => {
-    if (node.op === 'reshape') return;
+    if (node.op === 'reshape' || fusedAway.has(node)) return;
     const x = get(node.inputs[0]!, node);
-    const res = node.inputs[1] !== undefined && node.op !== 'add' ? get(node.inputs[1], node) : -1;
+    // A second input is a residual only on the ops that fuse one (add and concat read theirs).
+    const fusesResidual = node.op === 'conv2d' || node.op === 'depthwiseConv2d' || node.op === 'fullyConnected';
+    const res = node.inputs[1] !== undefined && fusesResidual ? get(node.inputs[1], node) : -1;
     const outShape = shapeOf(graph, node.output, node);
     const outSize = numel(outShape);
     const out = slots.take(outSize);
-    const act = 'activation' in node ? ACT_CODES[node.activation] : 0;
+    const after = activationAfter.get(node);
+    // The activation's node (this one, or the standalone one fused after the residual).
+    const actNode = after ?? node;
+    const act = 'activation' in actNode ? ACT_CODES[actNode.activation] : 0;
     const needsAlpha = act === ACT_CODES.prelu;
-    if (needsAlpha && !('alpha' in node && node.alpha)) throw new CosfaceError('BAD_MODEL', `node ${node.name}: prelu without slopes`);
+    const slopes = needsAlpha && 'alpha' in actNode ? actNode.alpha : undefined;
+    if (needsAlpha && !slopes) throw new CosfaceError('BAD_MODEL', `node ${actNode.name}: prelu without slopes`);
+    const gemmAct = after ? act | ACT_AFTER_RESIDUAL : act;
 
     switch (node.op) {
       case 'conv2d': {
@@ -149,7 +183,7 @@ export function planGraph(graph: Graph): WasmPlan {
         if (C !== node.inC || outShape[2] !== node.outC) throw new CosfaceError('BAD_MODEL', `node ${node.name}: channels do not match the filter`);
         const w = addConst(packGemmWeights(node.filter, node.outC, K));
         const bias = addConst(padTo8(node.bias));
-        const alpha = needsAlpha ? addConst(padTo8(node.alpha!)) : -1;
+        const alpha = needsAlpha ? addConst(padTo8(slopes!)) : -1;
         const p = node.pads;
         const direct = node.kh === 1 && node.kw === 1 && node.strideH === 1 && node.strideW === 1 && p.top + p.left + p.bottom + p.right === 0;
         let src = x;
@@ -161,7 +195,7 @@ export function planGraph(graph: Graph): WasmPlan {
           steps.push({ op: 'im2col', out: cols, x, xSize: H * W * C, outSize: OH * OW * K, H, W, C, kh: node.kh, kw: node.kw, sh: node.strideH, sw: node.strideW, padT: p.top, padL: p.left, OH, OW, padValue });
           src = cols;
         }
-        steps.push({ op: 'gemm', out, x: src, res, w, bias, alpha, P: OH * OW, K, N: node.outC, act });
+        steps.push({ op: 'gemm', out, x: src, res, w, bias, alpha, P: OH * OW, K, N: node.outC, act: gemmAct });
         if (cols >= 0) slots.release(cols);
         break;
       }
@@ -179,7 +213,7 @@ export function planGraph(graph: Graph): WasmPlan {
       case 'fullyConnected': {
         if (sizeOf(node.inputs[0]!) !== node.inF) throw new CosfaceError('BAD_MODEL', `node ${node.name}: input size does not match inF ${node.inF}`);
         const w = addConst(packGemmWeights(node.weights, node.outF, node.inF));
-        steps.push({ op: 'gemm', out, x, res, w, bias: addConst(padTo8(node.bias)), alpha: needsAlpha ? addConst(padTo8(node.alpha!)) : -1, P: 1, K: node.inF, N: node.outF, act });
+        steps.push({ op: 'gemm', out, x, res, w, bias: addConst(padTo8(node.bias)), alpha: needsAlpha ? addConst(padTo8(slopes!)) : -1, P: 1, K: node.inF, N: node.outF, act: gemmAct });
         break;
       }
       case 'add': {
@@ -206,10 +240,43 @@ export function planGraph(graph: Graph): WasmPlan {
       case 'l2normalize':
         steps.push({ op: 'l2normalize', out, x, dim: outSize });
         break;
+      case 'maxPool2d': {
+        const [H, W, C] = hwc(graph, node.inputs[0]!, node);
+        const [OH, OW, OC] = outShape as [number, number, number];
+        if (OC !== C) throw new CosfaceError('BAD_MODEL', `node ${node.name} (maxPool2d): output has ${OC} channels, input ${C}`);
+        steps.push({
+          op: 'maxPool2d', out, x, xSize: H * W * C, outSize, H, W, C, kh: node.kh, kw: node.kw, sh: node.strideH, sw: node.strideW,
+          padT: node.pads.top, padL: node.pads.left, OH, OW,
+        });
+        break;
+      }
+      case 'padChannels': {
+        const inShape = shapeOf(graph, node.inputs[0]!, node);
+        const C = inShape[inShape.length - 1]!;
+        if (outShape[outShape.length - 1] !== node.before + C + node.after) {
+          throw new CosfaceError('BAD_MODEL', `node ${node.name} (padChannels): output channels do not equal ${node.before} + ${C} + ${node.after}`);
+        }
+        steps.push({ op: 'padChannels', out, x, P: numel(inShape) / C, C, before: node.before, after: node.after });
+        break;
+      }
+      case 'sigmoid':
+        steps.push({ op: 'sigmoid', out, x, size: outSize });
+        break;
+      case 'concat': {
+        let offset = 0;
+        for (const t of node.inputs) {
+          const size = sizeOf(t);
+          steps.push({ op: 'copy', out, x: get(t, node), xSize: size, outSize, offset, size });
+          offset += size;
+        }
+        if (offset !== outSize) throw new CosfaceError('BAD_MODEL', `node ${node.name} (concat): inputs hold ${offset} floats per sample, the output ${outSize}`);
+        break;
+      }
       default:
         throw new CosfaceError('UNSUPPORTED_OP', `wasm backend: op '${node.op}' (node ${node.name}) has no kernel`);
     }
     slotOf.set(node.output, out);
+    if (after) slotOf.set(after.output, out);
     // Free inputs whose last reader was this node (after taking the output slot, so kernels
     // never write over what they read).
     for (const t of node.inputs) {

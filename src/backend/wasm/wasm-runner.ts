@@ -87,6 +87,20 @@ export class WasmGraphRunner {
       case 'l2normalize':
         k.l2normalize(slot(st.out), slot(st.x), m, st.dim);
         break;
+      case 'maxPool2d':
+        for (let s = 0; s < m; s++) {
+          k.maxPool2d(slot(st.out) + s * st.outSize * 4, slot(st.x) + s * st.xSize * 4, st.H, st.W, st.C, st.kh, st.kw, st.sh, st.sw, st.padT, st.padL, st.OH, st.OW);
+        }
+        break;
+      case 'padChannels':
+        k.padChannels(slot(st.out), slot(st.x), st.P * m, st.C, st.before, st.after);
+        break;
+      case 'sigmoid':
+        k.sigmoid(slot(st.out), slot(st.x), st.size * m);
+        break;
+      case 'copy':
+        k.copyBlocks(slot(st.out) + st.offset * 4, st.outSize, slot(st.x), st.xSize, m, st.size);
+        break;
     }
   }
 }
