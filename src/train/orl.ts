@@ -73,12 +73,25 @@ export function listOrl(dir: string): OrlImage[] {
  * whole 92x112 crop stretched to size x size. ORL crops are not landmark-aligned, so this is a
  * rougher input than the aligned crops the embedder was trained on.
  */
-export async function orlModelInput(img: GreyImage, size: number, mirror = false): Promise<Float32Array> {
-  let p = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 1 } });
+export async function orlModelInput(img: GreyImage, size: number, mirror = false, lowRes = 0): Promise<Float32Array> {
+  let src: Uint8Array = img.data;
+  let sw = img.width;
+  let sh = img.height;
+  if (lowRes > 0) {
+    // A degraded domain for the experiments: the face brought down to lowRes pixels wide first.
+    sw = lowRes;
+    sh = Math.max(1, Math.round((lowRes * img.height) / img.width));
+    const small = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 1 } }).resize(sw, sh, { fit: 'fill', kernel: 'linear' }).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    if (small.info.channels !== 1) throw new CosfaceError('BAD_IMAGE', `ORL low-res: expected 1 channel, got ${small.info.channels}`);
+    src = small.data;
+  }
+  let p = sharp(src, { raw: { width: sw, height: sh, channels: 1 } });
   if (mirror) p = p.flop();
-  const grey = await p.resize(size, size, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
+  // sharp may hand back 1-channel input as 3-channel sRGB: read the channel count it reports.
+  const { data, info } = await p.resize(size, size, { fit: 'fill', kernel: 'linear' }).raw().toBuffer({ resolveWithObject: true });
+  if (info.width !== size || info.height !== size) throw new CosfaceError('BAD_IMAGE', `ORL resize gave ${info.width}x${info.height}, expected ${size}x${size}`);
   const out = new Float32Array(size * size * 3);
-  for (let i = 0; i < size * size; i++) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = grey[i]!;
+  for (let i = 0; i < size * size; i++) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = data[i * info.channels]!;
   return out;
 }
 
@@ -123,20 +136,62 @@ export function loadFeatures(file: string): FeatureSet {
   return set;
 }
 
+/** Which features of our MobileFaceNet: the 128-d unit embedding, or the 512-d vector before its last fully connected layer. */
+export type FeatureLayer = 'embedding' | 'prefc';
+
+interface FeatureModel {
+  size: number;
+  dim: number;
+  describe: string;
+  run(input: Float32Array, n: number): Promise<Float32Array>;
+  dispose(): Promise<void>;
+}
+
+async function openFeatureModel(layer: FeatureLayer, backend: 'wasm' | 'webgpu' | 'auto'): Promise<FeatureModel> {
+  const { Embedder, DEFAULT_EMBEDDER_PATH } = await import('../embedder.js');
+  if (layer === 'embedding') {
+    const e = await Embedder.create({ backend });
+    return { size: e.inputShape[0]!, dim: e.dim, describe: `mobilefacenet-arcface embedding (128-d, unit) on ${e.backend.name}`, run: (x, n) => e.embed(x, n), dispose: () => e.dispose() };
+  }
+  // The backbone without its last fully connected layer: the graph ends at that layer's input.
+  const { createBackend, loadModelFile, runGraph } = await import('../engine.js');
+  const { optimizeGraph } = await import('../graph/passes.js');
+  const { numel } = await import('../graph/ir.js');
+  const graph = await loadModelFile(DEFAULT_EMBEDDER_PATH);
+  optimizeGraph(graph);
+  const last = graph.nodes[graph.nodes.length - 1];
+  if (!last || last.op !== 'fullyConnected' || last.output !== graph.output.name) throw new CosfaceError('BAD_MODEL', 'prefc features: the embedder graph does not end in a fully connected layer');
+  graph.nodes.pop();
+  const inName = last.inputs[0]!;
+  graph.output = { name: inName, shape: graph.shapes.get(inName)! };
+  const be = await createBackend(backend);
+  const compiled = await be.compile(graph);
+  return {
+    size: graph.input.shape[0]!,
+    dim: numel(graph.output.shape),
+    describe: `mobilefacenet-arcface features before fc1 (${numel(graph.output.shape)}-d, raw) on ${be.name}`,
+    run: (x, n) => runGraph(compiled, x, n),
+    dispose: async () => {
+      compiled.dispose();
+      await be.dispose();
+    },
+  };
+}
+
 /**
- * ORL embeddings from our MobileFaceNet on our engine (each image and its mirror image), read
+ * ORL features from our MobileFaceNet on our engine (each image and its mirror image), read
  * from `cacheFile` when it exists, else computed in batches and written there.
  */
-export async function orlFeatures(dir: string, cacheFile: string, backend: 'wasm' | 'webgpu' | 'auto' = 'wasm', log: (s: string) => void = () => {}): Promise<FeatureSet> {
+export async function orlFeatures(dir: string, cacheFile: string, opts: { backend?: 'wasm' | 'webgpu' | 'auto'; layer?: FeatureLayer; lowRes?: number; log?: (s: string) => void } = {}): Promise<FeatureSet> {
   if (existsSync(cacheFile)) return loadFeatures(cacheFile);
-  const { Embedder } = await import('../embedder.js');
+  const log = opts.log ?? (() => {});
   const images = listOrl(dir);
-  const embedder = await Embedder.create({ backend });
+  const model = await openFeatureModel(opts.layer ?? 'embedding', opts.backend ?? 'wasm');
   try {
-    const [h] = embedder.inputShape as [number, number, number];
-    const dim = embedder.dim;
+    const h = model.size;
+    const dim = model.dim;
     const n = images.length * 2;
-    const set: FeatureSet = { source: `mobilefacenet-arcface on ${embedder.backend.name}; ORL grey->RGB, whole 92x112 crop resized to ${h}x${h} (not aligned); image and mirror`, dim, features: new Float32Array(n * dim), labels: new Int32Array(n), mirrored: new Uint8Array(n), shots: new Int32Array(n) };
+    const set: FeatureSet = { source: `${model.describe}; ORL grey->RGB, whole 92x112 crop resized to ${h}x${h} (not aligned)${opts.lowRes ? `, first reduced to ${opts.lowRes} px wide` : ''}; image and mirror`, dim, features: new Float32Array(n * dim), labels: new Int32Array(n), mirrored: new Uint8Array(n), shots: new Int32Array(n) };
     const batch = 16;
     const per = h * h * 3;
     let row = 0;
@@ -147,21 +202,21 @@ export async function orlFeatures(dir: string, cacheFile: string, backend: 'wasm
       for (const im of chunk) {
         const grey = readPgm(readFileSync(im.file), im.file);
         for (const mirror of [false, true]) {
-          input.set(await orlModelInput(grey, h, mirror), k * per);
+          input.set(await orlModelInput(grey, h, mirror, opts.lowRes ?? 0), k * per);
           set.labels[row + k] = im.identity;
           set.shots[row + k] = im.shot;
           set.mirrored[row + k] = mirror ? 1 : 0;
           k++;
         }
       }
-      const emb = await embedder.embed(input, k);
-      set.features.set(emb, row * dim);
+      const out = await model.run(input, k);
+      set.features.set(out, row * dim);
       row += k;
-      log(`embedded ${row}/${n}`);
+      if (row % 160 === 0 || row === n) log(`embedded ${row}/${n}`);
     }
     saveFeatures(cacheFile, set);
     return set;
   } finally {
-    await embedder.dispose();
+    await model.dispose();
   }
 }
