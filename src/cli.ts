@@ -16,7 +16,7 @@ const USAGE = `cosface: face embeddings on WebGPU/WASM, search, verification
 
 Usage:
   cosface embed <photo>... [--backend webgpu|wasm|auto] [--json]   every face: box, landmarks, quality, embedding
-  cosface embed <image>... --aligned [--backend ...] [--json]     images that are already aligned face crops
+  cosface embed <image>... --aligned [--model <tflite>] [--backend ...] [--json]   already aligned face crops
   cosface eval lfw --data <dir> [--pairs <csv>] [--roc <png>] [--json]
   cosface info [--backend webgpu|wasm|auto] [--json]
   cosface bench embed [--batch 1,16,64] [--runs 5] [--backend ...] [--json] [--no-references] [--profile]
@@ -53,6 +53,7 @@ function intOption(v: string | boolean | undefined, name: string, dflt: number |
 async function cmdEmbed(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, {
     aligned: { type: 'boolean' },
+    model: { type: 'string' },
     backend: { type: 'string' },
     workers: { type: 'string' },
     json: { type: 'boolean' },
@@ -63,7 +64,7 @@ async function cmdEmbed(args: string[]): Promise<void> {
     await embedPhotos(positionals, backend, intOption(values.workers, 'workers', undefined), !!values.json);
     return;
   }
-  const embedder = await Embedder.create({ backend, workers: intOption(values.workers, 'workers', undefined) });
+  const embedder = await Embedder.create({ backend, workers: intOption(values.workers, 'workers', undefined), modelPath: values.model ? String(values.model) : undefined });
   try {
     const crops = await Promise.all(positionals.map((f) => embedder.loadAlignedCrop(f)));
     const per = crops[0]!.length;

@@ -44,10 +44,40 @@ function bad(msg: string): never {
   throw new CosfaceError('BAD_MODEL', `TFLite model: ${msg}`);
 }
 
+/**
+ * A ByteBuffer whose reads fail past the end of the file. FlatBuffers accessors trust offsets,
+ * and plain typed-array reads past the end give undefined (read as 0), so a truncated file would
+ * otherwise parse into an empty or wrong model instead of failing.
+ */
+class CheckedByteBuffer extends flatbuffers.ByteBuffer {
+  private check(offset: number, size: number): void {
+    if (!(offset >= 0 && offset + size <= this.capacity())) throw new RangeError(`read of ${size} bytes at ${offset} is past the end (${this.capacity()} bytes)`);
+  }
+  override readInt8(o: number): number { this.check(o, 1); return super.readInt8(o); }
+  override readUint8(o: number): number { this.check(o, 1); return super.readUint8(o); }
+  override readInt16(o: number): number { this.check(o, 2); return super.readInt16(o); }
+  override readUint16(o: number): number { this.check(o, 2); return super.readUint16(o); }
+  override readInt32(o: number): number { this.check(o, 4); return super.readInt32(o); }
+  override readUint32(o: number): number { this.check(o, 4); return super.readUint32(o); }
+  override readInt64(o: number): bigint { this.check(o, 8); return super.readInt64(o); }
+  override readUint64(o: number): bigint { this.check(o, 8); return super.readUint64(o); }
+  override readFloat32(o: number): number { this.check(o, 4); return super.readFloat32(o); }
+  override readFloat64(o: number): number { this.check(o, 8); return super.readFloat64(o); }
+  override __vector_len(o: number): number {
+    const len = super.__vector_len(o);
+    const start = super.__vector(o);
+    // The element size is not known here; at least one byte per element must fit.
+    if (start + len > this.capacity()) throw new RangeError(`vector at ${start} of ${len} elements runs past the end`);
+    return len;
+  }
+}
+
 /** Parses a .tflite file into a Graph (no fusion: see graph/passes.ts). */
-export function readTflite(bytes: Uint8Array, source = 'model.tflite'): Graph {
-  if (bytes.byteLength < 8) bad(`file is ${bytes.byteLength} bytes, too short to be a TFLite model`);
-  const bb = new flatbuffers.ByteBuffer(bytes);
+export function readTflite(input: Uint8Array, source = 'model.tflite'): Graph {
+  if (input.byteLength < 8) bad(`file is ${input.byteLength} bytes, too short to be a TFLite model`);
+  // An exact-size copy: typed-array views past its end throw instead of reading a pooled buffer.
+  const bytes = input.slice();
+  const bb = new CheckedByteBuffer(bytes);
   if (!Model.bufferHasIdentifier(bb)) bad(`missing the 'TFL3' identifier at byte 4: not a TFLite file`);
   try {
     return readModel(Model.getRootAsModel(bb), bytes, source);
@@ -61,6 +91,7 @@ export function readTflite(bytes: Uint8Array, source = 'model.tflite'): Graph {
 function readModel(model: Model, bytes: Uint8Array, source: string): Graph {
   if (model.subgraphsLength() < 1) bad('no subgraph');
   const sg = model.subgraphs(0)!;
+  if (sg.operatorsLength() === 0 || sg.tensorsLength() === 0) bad('the subgraph has no operators or no tensors');
   const tensors: TensorView[] = [];
   for (let i = 0; i < sg.tensorsLength(); i++) tensors.push(readTensor(model, sg.tensors(i)!, bytes));
 
