@@ -84,7 +84,7 @@ export async function startServer(o: StartServerOptions = {}): Promise<RunningSe
         notice(`Admin API key (shown once, only its hash is stored; set COSFACE_ADMIN_KEY to choose your own):\n  ${createdAdminKey}`);
       }
     } else {
-      notice(`WARNING: authentication is disabled: anyone who can reach ${host}:${port} can read and change every gallery`);
+      notice(`WARNING: authentication is disabled: anyone who can reach this server (listening on ${host}) can read and change every gallery`);
     }
 
     backend = await createBackend(backendChoice);
