@@ -34,25 +34,35 @@ function checkCount(name: string, v: number, min: number): void {
  * number of results per query, min(k, n).
  */
 export function checkScoreArgs(queries: Float32Array, q: number, gallery: Float32Array, n: number, dim: number, k: number): number {
-  if (!(queries instanceof Float32Array) || !(gallery instanceof Float32Array)) {
-    throw new CosfaceError('BAD_INPUT', 'queries and gallery must be Float32Arrays');
-  }
-  checkCount('q', q, 0);
+  if (!(gallery instanceof Float32Array)) throw new CosfaceError('BAD_INPUT', 'queries and gallery must be Float32Arrays');
+  checkGalleryArgs(gallery, n, dim);
+  checkQueryArgs(queries, q, dim, k);
+  return Math.min(k, n);
+}
+
+/** The gallery half of checkScoreArgs: n >= 0 and dim >= 1 integers, n x dim floats. */
+export function checkGalleryArgs(gallery: Float32Array, n: number, dim: number): void {
+  if (!(gallery instanceof Float32Array)) throw new CosfaceError('BAD_INPUT', 'the gallery must be a Float32Array');
   checkCount('n', n, 0);
   checkCount('dim', dim, 1);
+  if (gallery.length !== n * dim) {
+    throw new CosfaceError('DIMENSION_MISMATCH', `gallery holds ${gallery.length} floats, expected n x dim = ${n} x ${dim} = ${n * dim}`);
+  }
+}
+
+/** The query half of checkScoreArgs: q >= 0, k >= 1 integers, q x dim finite floats. */
+export function checkQueryArgs(queries: Float32Array, q: number, dim: number, k: number): void {
+  if (!(queries instanceof Float32Array)) throw new CosfaceError('BAD_INPUT', 'queries and gallery must be Float32Arrays');
+  checkCount('q', q, 0);
   checkCount('k', k, 1);
   if (queries.length !== q * dim) {
     throw new CosfaceError('DIMENSION_MISMATCH', `queries hold ${queries.length} floats, expected q x dim = ${q} x ${dim} = ${q * dim}`);
-  }
-  if (gallery.length !== n * dim) {
-    throw new CosfaceError('DIMENSION_MISMATCH', `gallery holds ${gallery.length} floats, expected n x dim = ${n} x ${dim} = ${n * dim}`);
   }
   for (let i = 0; i < queries.length; i++) {
     if (!Number.isFinite(queries[i]!)) {
       throw new CosfaceError('BAD_INPUT', `query ${Math.floor(i / dim)} holds a non-finite value (${queries[i]}) at dimension ${i % dim}`);
     }
   }
-  return Math.min(k, n);
 }
 
 /** The error for a gallery row whose score came out NaN or infinite. */
