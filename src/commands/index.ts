@@ -8,3 +8,19 @@ export const EXTRA_COMMANDS: Record<string, () => Promise<Command>> = {};
 
 /** Usage lines appended to the CLI's help. */
 export const EXTRA_USAGE: string[] = [];
+
+// Store commands (src/commands/store-commands.ts): enroll, identify, verify, gallery, calibrate,
+// eval-orl (cosface eval orl, once the eval command routes there), bench-search (likewise).
+for (const name of ['enroll', 'identify', 'verify', 'gallery', 'calibrate', 'eval-orl', 'bench-search'] as const) {
+  EXTRA_COMMANDS[name] = async () => (await import('./store-commands.js')).storeCommands()[name];
+}
+EXTRA_USAGE.push(
+  '  cosface enroll <dir> --gallery <name> [--db <path>] [--backend ...] [--json]   one folder per identity (folder name = id); resumable',
+  '  cosface identify <photo> --gallery <name> [--db <path>] [--k 5] [--far 1e-4 | --threshold t] [--exact] [--json]',
+  '  cosface verify <a> <b> [--db <path>] [--far 1e-4 | --threshold t] [--json]   the largest face of each photo',
+  '  cosface gallery list | stats <name> [--check] | delete <name>   [--db <path>] [--json]',
+  '  cosface calibrate --data <dir> [--pairs <csv>] [--all-pairs] [--db <path>] [--json]   store thresholds for FAR 1e-2..1e-6',
+  '  cosface eval-orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--json]',
+  '  cosface bench-search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--json]',
+  '  The store is ./cosface.db unless --db says otherwise; identify and verify decide at FAR 1e-4 when the model is calibrated there.',
+);

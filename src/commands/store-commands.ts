@@ -1,0 +1,771 @@
+// CLI commands over the face store: enroll a folder of people, identify a photo, verify two
+// photos, inspect and delete galleries, calibrate thresholds on labelled pairs, the ORL evaluation
+// and the search benchmark. The database defaults to ./cosface.db (--db chooses another).
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { basename, dirname, extname, join, relative, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DEFAULT_EMBEDDER_ID } from '../embedder.js';
+import { createBackend } from '../engine.js';
+import { CosfaceError, isCosfaceError } from '../errors.js';
+import { decodeImage } from '../pipeline/decode.js';
+import { createFacePipeline, type Face, type FacePipeline } from '../pipeline/face-pipeline.js';
+import { withReferenceFallback } from '../pipeline/reference-backend.js';
+import { openStore, type Store } from '../store/index.js';
+import type { ScoredPair } from '../store/thresholds.js';
+import { primaryFace } from '../eval/orl.js';
+import type { Command } from './index.js';
+
+/** The embedding model the CLI's pipeline produces, as galleries and calibrations name it. */
+export const CLI_MODEL_ID = DEFAULT_EMBEDDER_ID;
+export const CLI_MODEL_DIM = 128;
+/** Where the CLI keeps its store unless --db says otherwise (relative to the working directory). */
+export const DEFAULT_DB_PATH = './cosface.db';
+/** The FAR identify and verify decide at when none is given and the model is calibrated there. */
+export const DEFAULT_FAR = 1e-4;
+
+const PHOTO_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
+
+// ---- output and pipeline, injectable so tests can share one pipeline and read the output ----
+
+export interface CommandIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** Whether stderr is a terminal: progress bars redraw in place there, and print a line per 10% elsewhere. */
+  readonly errIsTTY: boolean;
+}
+
+export const processIo: CommandIo = {
+  out: (s) => void process.stdout.write(s),
+  err: (s) => void process.stderr.write(s),
+  get errIsTTY() {
+    return !!process.stderr.isTTY;
+  },
+};
+
+export interface PipelineSession {
+  pipeline: FacePipeline;
+  /** The backend, in words. */
+  describe: string;
+  close(): Promise<void>;
+}
+
+export type PipelineOpener = (o: { backend: string; workers?: number; note: (line: string) => void }) => Promise<PipelineSession>;
+
+/** The face pipeline on a fresh backend; graphs the backend cannot run fall back to the reference kernels. */
+export const openCliPipeline: PipelineOpener = async ({ backend: choice, workers, note }) => {
+  const backend = await createBackend(choice, { workers });
+  try {
+    const compiler = withReferenceFallback(backend, (g, reason) => note(`note: ${g.source ?? 'a graph'} runs on the reference kernels (${reason})`));
+    const pipeline = await createFacePipeline({ backend: compiler });
+    return {
+      pipeline,
+      describe: backend.describe(),
+      async close() {
+        pipeline.dispose();
+        await backend.dispose();
+      },
+    };
+  } catch (e) {
+    await backend.dispose();
+    throw e;
+  }
+};
+
+export interface StoreCommandOptions {
+  io?: CommandIo;
+  openPipeline?: PipelineOpener;
+}
+
+// ---- progress bar ----
+
+/** A one-line progress bar on stderr: counts, percent and ETA; redrawn in place on a terminal. */
+export class ProgressBar {
+  private done = 0;
+  private readonly start = Date.now();
+  private lastDraw = 0;
+  private lastDecile = -1;
+
+  constructor(
+    private readonly io: CommandIo,
+    private readonly total: number,
+    private readonly label: string,
+    private readonly width = 28,
+  ) {}
+
+  tick(n = 1): void {
+    this.done = Math.min(this.total, this.done + n);
+    const now = Date.now();
+    if (this.io.errIsTTY) {
+      if (now - this.lastDraw >= 100 || this.done === this.total) {
+        this.lastDraw = now;
+        this.io.err(`\r${this.line(now)}\x1b[K`);
+        if (this.done === this.total) this.io.err('\n');
+      }
+      return;
+    }
+    const decile = Math.floor((10 * this.done) / Math.max(1, this.total));
+    if (decile !== this.lastDecile && (decile > this.lastDecile || this.done === this.total)) {
+      this.lastDecile = decile;
+      this.io.err(`${this.line(now)}\n`);
+    }
+  }
+
+  line(now = Date.now()): string {
+    const frac = this.total === 0 ? 1 : this.done / this.total;
+    const filled = Math.round(frac * this.width);
+    const elapsed = (now - this.start) / 1000;
+    const eta = this.done > 0 && this.done < this.total ? ` ETA ${clock((elapsed / this.done) * (this.total - this.done))}` : '';
+    return `${this.label} [${'#'.repeat(filled)}${'.'.repeat(this.width - filled)}] ${this.done}/${this.total} ${Math.floor(frac * 100)}%${eta} (${clock(elapsed)})`;
+  }
+}
+
+function clock(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+// ---- argument helpers ----
+
+type Values = Record<string, string | boolean | undefined>;
+
+function parse(cmd: string, args: string[], options: ParseArgsConfig['options']): { values: Values; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options, allowPositionals: true, strict: true });
+    return { values: r.values as Values, positionals: r.positionals };
+  } catch (e) {
+    throw new CosfaceError('BAD_INPUT', `${cmd}: ${(e as Error).message}`);
+  }
+}
+
+const PIPELINE_OPTIONS = { backend: { type: 'string' }, workers: { type: 'string' } } as const;
+
+function str(v: string | boolean | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function intOpt(cmd: string, v: string | boolean | undefined, name: string, dflt: number, max = 1_000_000): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new CosfaceError('BAD_INPUT', `${cmd}: --${name} must be an integer from 1 to ${max}, got '${String(v)}'`);
+  return n;
+}
+
+function workersOpt(cmd: string, v: Values): number | undefined {
+  return v.workers === undefined ? undefined : intOpt(cmd, v.workers, 'workers', 1, 256);
+}
+
+/** --far and --threshold: at most one; a FAR in (0, 1), a threshold in [-1, 1] (cosine). */
+function thresholdOpts(cmd: string, v: Values): { far?: number; threshold?: number } {
+  if (v.far !== undefined && v.threshold !== undefined) throw new CosfaceError('BAD_INPUT', `${cmd}: give --far or --threshold, not both`);
+  if (v.far !== undefined) {
+    const far = Number(v.far);
+    if (!(far > 0 && far < 1)) throw new CosfaceError('BAD_INPUT', `${cmd}: --far must be a number in (0, 1), got '${String(v.far)}'`);
+    return { far };
+  }
+  if (v.threshold !== undefined) {
+    const t = Number(v.threshold);
+    if (!(Number.isFinite(t) && t >= -1 && t <= 1)) throw new CosfaceError('BAD_INPUT', `${cmd}: --threshold must be a cosine in [-1, 1], got '${String(v.threshold)}'`);
+    return { threshold: t };
+  }
+  return {};
+}
+
+/**
+ * The decision rule when neither --far nor --threshold is given: DEFAULT_FAR if the model is
+ * calibrated there, else the strictest calibrated FAR, else none (scores only).
+ */
+function defaultDecision(store: Store | null, modelId: string, chosen: { far?: number; threshold?: number }): { far?: number; threshold?: number; note?: string } {
+  if (chosen.far !== undefined || chosen.threshold !== undefined) {
+    if (chosen.far !== undefined) {
+      const have = store ? store.thresholds(modelId) : [];
+      if (!have.some((r) => Math.abs(r.far - chosen.far!) <= 1e-9 * chosen.far!)) {
+        throw new CosfaceError(
+          'NOT_CALIBRATED',
+          `no threshold calibrated at FAR ${chosen.far} for model "${modelId}" (calibrated: ${have.map((r) => r.far).join(', ') || 'none'}); run cosface calibrate, or pass --threshold`,
+        );
+      }
+    }
+    return chosen;
+  }
+  const have = store ? store.thresholds(modelId) : [];
+  if (have.length === 0) return { note: `no calibrated threshold for ${modelId}: scores only (run cosface calibrate, or pass --threshold)` };
+  const exact = have.find((r) => Math.abs(r.far - DEFAULT_FAR) <= 1e-9 * DEFAULT_FAR);
+  if (exact) return { far: exact.far };
+  const strictest = have[have.length - 1]!;
+  return { far: strictest.far, note: `FAR ${DEFAULT_FAR} is not calibrated for ${modelId}: deciding at FAR ${strictest.far}, the strictest calibrated` };
+}
+
+/** Opens the store at an existing path; never creates a database as a side effect of a read. */
+async function openExistingStore(dbPath: string): Promise<Store> {
+  if (!existsSync(dbPath)) throw new CosfaceError('GALLERY_NOT_FOUND', `no database at ${dbPath} (cosface enroll creates one; --db chooses another)`);
+  return openStore(dbPath);
+}
+
+async function photoBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw new CosfaceError('BAD_IMAGE', `${path}: cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+  }
+}
+
+/** Every face in a photo plus the one a single-person photo means (largest, central on ties). */
+async function facesOf(pipeline: FacePipeline, path: string, bytes?: Uint8Array): Promise<{ faces: Face[]; primary: Face | undefined; width: number; height: number }> {
+  let img;
+  try {
+    img = await decodeImage(bytes ?? (await photoBytes(path)));
+  } catch (e) {
+    // decodeImage names bytes 'image'; say which file, on one line.
+    if (isCosfaceError(e) && e.message.startsWith('image:')) throw new CosfaceError(e.code, `${path}:${e.message.slice(6).replace(/\s*\n\s*/g, '; ')}`, { cause: e });
+    throw e;
+  }
+  const faces = await pipeline.facesInImage(img);
+  return { faces, primary: primaryFace(faces, img.width, img.height), width: img.width, height: img.height };
+}
+
+const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
+
+function fmtFar(far: number | null | undefined): string {
+  return far === null || far === undefined ? '' : ` at FAR ${far.toExponential(0)}`;
+}
+
+// ---- enroll ----
+
+interface EnrollPhoto {
+  identity: string;
+  path: string;
+}
+
+/** The photos of an enrollment folder: one sub-folder per identity, its image files (not recursive). */
+async function listEnrollPhotos(dir: string): Promise<{ photos: EnrollPhoto[]; folders: string[]; ignored: string[] }> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    throw new CosfaceError('BAD_INPUT', `enroll: cannot read folder ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const folders = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+  const ignored = entries.filter((e) => !e.isDirectory() && !e.name.startsWith('.')).map((e) => join(dir, e.name));
+  const photos: EnrollPhoto[] = [];
+  for (const f of folders) {
+    if (f.trim() !== f || f.length > 256) throw new CosfaceError('BAD_INPUT', `enroll: folder name ${JSON.stringify(f)} is not a usable identity id (no surrounding spaces, at most 256 characters)`);
+    const files = (await readdir(join(dir, f), { withFileTypes: true })).filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => e.name).sort();
+    for (const name of files) {
+      if (PHOTO_EXTENSIONS.has(extname(name).toLowerCase())) photos.push({ identity: f, path: join(dir, f, name) });
+      else ignored.push(join(dir, f, name));
+    }
+  }
+  return { photos, folders, ignored };
+}
+
+export interface EnrollSummary {
+  gallery: string;
+  db: string;
+  createdGallery: boolean;
+  identityFolders: number;
+  photos: number;
+  added: number;
+  /** Identities that received faces in this run. */
+  identitiesAdded: number;
+  /** Photos already in the gallery (same sha256), left alone. */
+  skipped: number;
+  noFace: string[];
+  badImages: { photo: string; code: string; message: string }[];
+  /** Photos with more than one face: the largest (most central among similar sizes) was enrolled. */
+  multipleFaces: { photo: string; faces: number }[];
+  /** Files that are not photos in identity folders (wrong extension, or not in a folder). */
+  ignored: string[];
+  gallerySize: { identities: number; faces: number };
+}
+
+async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const { values, positionals } = parse('enroll', args, { gallery: { type: 'string' }, db: { type: 'string' }, json: { type: 'boolean' }, ...PIPELINE_OPTIONS });
+  if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'enroll: give one folder: cosface enroll <dir> --gallery <name>');
+  const gallery = str(values.gallery);
+  if (!gallery) throw new CosfaceError('BAD_INPUT', 'enroll: --gallery <name> is required');
+  const dir = positionals[0]!;
+  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const { photos, folders, ignored } = await listEnrollPhotos(dir);
+  if (photos.length === 0) throw new CosfaceError('BAD_INPUT', `enroll: no photos (${[...PHOTO_EXTENSIONS].join(' ')}) in identity folders under ${dir}`);
+
+  const store = await openStore(dbPath);
+  let session: PipelineSession | null = null;
+  try {
+    let createdGallery = false;
+    try {
+      const g = store.getGallery(gallery);
+      if (g.modelId !== CLI_MODEL_ID || g.dimension !== CLI_MODEL_DIM) {
+        throw new CosfaceError('MODEL_MISMATCH', `gallery "${gallery}" holds ${g.modelId} (${g.dimension}-d) embeddings; this pipeline makes ${CLI_MODEL_ID} (${CLI_MODEL_DIM}-d)`);
+      }
+    } catch (e) {
+      if (!isCosfaceError(e, 'GALLERY_NOT_FOUND')) throw e;
+      store.createGallery(gallery, { modelId: CLI_MODEL_ID, dimension: CLI_MODEL_DIM });
+      createdGallery = true;
+    }
+    const summary: EnrollSummary = {
+      gallery,
+      db: resolve(dbPath),
+      createdGallery,
+      identityFolders: folders.length,
+      photos: photos.length,
+      added: 0,
+      identitiesAdded: 0,
+      skipped: 0,
+      noFace: [],
+      badImages: [],
+      multipleFaces: [],
+      ignored,
+      gallerySize: { identities: 0, faces: 0 },
+    };
+    const touched = new Set<string>();
+    const bar = new ProgressBar(o.io, photos.length, 'enrolling');
+    for (const p of photos) {
+      const bytes = await readFile(p.path).catch((e: NodeJS.ErrnoException) => e);
+      if (bytes instanceof Error) {
+        summary.badImages.push({ photo: p.path, code: 'BAD_IMAGE', message: `cannot read the file (${bytes.code ?? bytes.message})` });
+        bar.tick();
+        continue;
+      }
+      const hash = createHash('sha256').update(bytes).digest('hex');
+      if (store.hasPhoto(gallery, hash)) {
+        summary.skipped++;
+        bar.tick();
+        continue;
+      }
+      // The pipeline compiles three networks (seconds): only when there is something to enroll.
+      session ??= await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('enroll', values), note: (s) => o.io.err(`${s}\n`) });
+      let found: Awaited<ReturnType<typeof facesOf>>;
+      try {
+        found = await facesOf(session.pipeline, p.path, bytes);
+      } catch (e) {
+        if (!isCosfaceError(e, 'BAD_IMAGE') && !isCosfaceError(e, 'IMAGE_TOO_LARGE')) throw e;
+        summary.badImages.push({ photo: p.path, code: e.code, message: e.message });
+        bar.tick();
+        continue;
+      }
+      const face = found.primary;
+      if (!face) {
+        summary.noFace.push(p.path);
+        bar.tick();
+        continue;
+      }
+      if (found.faces.length > 1) summary.multipleFaces.push({ photo: p.path, faces: found.faces.length });
+      store.ensureIdentity(gallery, { externalId: p.identity });
+      const [x, y, w, h] = face.box;
+      store.addFaces(gallery, [
+        {
+          identity: p.identity,
+          face: {
+            embedding: face.embedding,
+            box: { x, y, width: w, height: h },
+            keypoints: face.landmarks,
+            quality: face.quality,
+            photoHash: hash,
+            photoPath: relative(process.cwd(), resolve(p.path)),
+          },
+        },
+      ]);
+      summary.added++;
+      touched.add(p.identity);
+      bar.tick();
+    }
+    summary.identitiesAdded = touched.size;
+    const g = store.getGallery(gallery);
+    summary.gallerySize = { identities: g.identities, faces: g.faces };
+    if (values.json) {
+      o.io.out(`${JSON.stringify(summary)}\n`);
+      return;
+    }
+    const lines = [
+      `gallery "${gallery}" in ${dbPath}${createdGallery ? ' (created)' : ''}`,
+      `photos: ${summary.photos} in ${summary.identityFolders} identity folders`,
+      `added: ${summary.added} faces to ${summary.identitiesAdded} identities`,
+      `skipped: ${summary.skipped} already enrolled`,
+      `no face: ${summary.noFace.length}${summary.noFace.length ? ` (${summary.noFace.join(', ')})` : ''}`,
+    ];
+    if (summary.badImages.length) lines.push(`unreadable: ${summary.badImages.length} (${summary.badImages.map((b) => `${b.photo}: ${b.code}`).join(', ')})`);
+    if (summary.multipleFaces.length) lines.push(`several faces (the largest, most central one enrolled): ${summary.multipleFaces.map((m) => `${m.photo} (${m.faces})`).join(', ')}`);
+    if (summary.ignored.length) lines.push(`ignored (not a photo in an identity folder): ${summary.ignored.length}`);
+    lines.push(`gallery now: ${g.identities} identities, ${g.faces} faces`);
+    o.io.out(`${lines.join('\n')}\n`);
+  } finally {
+    await session?.close();
+    await store.close();
+  }
+}
+
+// ---- identify ----
+
+async function identify(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const { values, positionals } = parse('identify', args, {
+    gallery: { type: 'string' },
+    db: { type: 'string' },
+    k: { type: 'string' },
+    far: { type: 'string' },
+    threshold: { type: 'string' },
+    exact: { type: 'boolean' },
+    json: { type: 'boolean' },
+    ...PIPELINE_OPTIONS,
+  });
+  if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'identify: give one photo: cosface identify <photo> --gallery <name>');
+  const gallery = str(values.gallery);
+  if (!gallery) throw new CosfaceError('BAD_INPUT', 'identify: --gallery <name> is required');
+  const k = intOpt('identify', values.k, 'k', 5, 1000);
+  const chosen = thresholdOpts('identify', values);
+  const photo = positionals[0]!;
+  const store = await openExistingStore(str(values.db) ?? DEFAULT_DB_PATH);
+  let session: PipelineSession | null = null;
+  try {
+    // Everything that can fail without a pipeline fails before one is loaded.
+    const g = store.getGallery(gallery);
+    const rule = defaultDecision(store, g.modelId, chosen);
+    if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
+    const bytes = await photoBytes(photo);
+    session = await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('identify', values), note: (s) => o.io.err(`${s}\n`) });
+    const { faces } = await facesOf(session.pipeline, photo, bytes);
+    if (faces.length === 0) throw new CosfaceError('NO_FACE', `${photo}: no face found`);
+    const results = [];
+    let threshold: number | null = null;
+    for (const f of faces) {
+      const r = await store.identify(gallery, f.embedding, { k, far: rule.far, threshold: rule.threshold, exact: !!values.exact });
+      threshold = r.threshold;
+      results.push({
+        box: f.box,
+        candidates: r.candidates.map((c) => ({ identity: c.identity, score: r4(c.score) })),
+        match: r.match?.identity ?? null,
+      });
+    }
+    const far = rule.far ?? null;
+    if (values.json) {
+      o.io.out(`${JSON.stringify({ faces: results, threshold, far, decision: threshold === null ? 'no-threshold' : 'threshold' })}\n`);
+      return;
+    }
+    const lines = [`${photo}: ${faces.length} face${faces.length === 1 ? '' : 's'} in gallery "${gallery}"${threshold === null ? '' : `, threshold ${threshold.toFixed(4)}${fmtFar(far)}`}`];
+    results.forEach((r, i) => {
+      const [x, y, w, h] = r.box.map((v) => Math.round(v));
+      const verdict = threshold === null ? 'no decision' : r.match ? `match: ${r.match}` : 'unknown (not enrolled)';
+      lines.push(`face ${i + 1} box [${x}, ${y}, ${w}, ${h}]: ${verdict}`);
+      for (const c of r.candidates) lines.push(`  ${c.score.toFixed(4)}  ${c.identity}`);
+    });
+    o.io.out(`${lines.join('\n')}\n`);
+  } finally {
+    await session?.close();
+    await store.close();
+  }
+}
+
+// ---- verify ----
+
+async function verify(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const { values, positionals } = parse('verify', args, { db: { type: 'string' }, far: { type: 'string' }, threshold: { type: 'string' }, json: { type: 'boolean' }, ...PIPELINE_OPTIONS });
+  if (positionals.length !== 2) throw new CosfaceError('BAD_INPUT', 'verify: give two photos: cosface verify <a> <b>');
+  const chosen = thresholdOpts('verify', values);
+  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  // The calibration lives in the database; without one, a raw --threshold still decides.
+  const store = existsSync(dbPath) ? await openStore(dbPath) : await openStore(':memory:');
+  let session: PipelineSession | null = null;
+  try {
+    const rule = defaultDecision(store, CLI_MODEL_ID, chosen);
+    if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
+    const [a, b] = positionals as [string, string];
+    const bytes = [await photoBytes(a), await photoBytes(b)];
+    session = await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('verify', values), note: (s) => o.io.err(`${s}\n`) });
+    const sides = [];
+    for (const [i, p] of [a, b].entries()) {
+      const found = await facesOf(session.pipeline, p, bytes[i]);
+      if (!found.primary) throw new CosfaceError('NO_FACE', `${p}: no face found`);
+      sides.push({ photo: p, faces: found.faces.length, box: found.primary.box, embedding: found.primary.embedding });
+    }
+    const r = await store.verify(sides[0]!.embedding, sides[1]!.embedding, { far: rule.far, threshold: rule.threshold, modelId: CLI_MODEL_ID });
+    const out = {
+      a: { photo: a, faces: sides[0]!.faces, box: sides[0]!.box },
+      b: { photo: b, faces: sides[1]!.faces, box: sides[1]!.box },
+      score: r4(r.score),
+      same: r.same,
+      threshold: r.threshold,
+      far: r.far,
+    };
+    if (values.json) {
+      o.io.out(`${JSON.stringify(out)}\n`);
+      return;
+    }
+    const verdict = r.same === null ? 'no decision (no threshold)' : r.same ? 'same person' : 'different people';
+    o.io.out(`score ${r.score.toFixed(4)}: ${verdict}${r.threshold === null ? '' : ` (threshold ${r.threshold.toFixed(4)}${fmtFar(r.far)})`}\n`);
+  } finally {
+    await session?.close();
+    await store.close();
+  }
+}
+
+// ---- gallery list | stats | delete ----
+
+async function galleryCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parse(`gallery ${sub ?? ''}`.trim(), rest, { db: { type: 'string' }, json: { type: 'boolean' }, check: { type: 'boolean' } });
+  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const json = (x: unknown) => o.io.out(`${JSON.stringify(x)}\n`);
+  if (sub === 'list') {
+    if (positionals.length) throw new CosfaceError('BAD_INPUT', 'gallery list takes no names');
+    if (!existsSync(dbPath)) {
+      if (values.json) json({ galleries: [] });
+      else o.io.out(`no galleries (no database at ${dbPath})\n`);
+      return;
+    }
+    const store = await openStore(dbPath);
+    try {
+      const list = store.listGalleries();
+      if (values.json) json({ galleries: list });
+      else if (list.length === 0) o.io.out('no galleries\n');
+      else o.io.out(`${list.map((g) => `${g.name}: ${g.identities} identities, ${g.faces} faces (${g.modelId}, ${g.dimension}-d)`).join('\n')}\n`);
+    } finally {
+      await store.close();
+    }
+    return;
+  }
+  if (sub !== 'stats' && sub !== 'delete') throw new CosfaceError('BAD_INPUT', `gallery: unknown subcommand '${sub ?? ''}' (list, stats <name>, delete <name>)`);
+  if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', `gallery ${sub}: give one gallery name`);
+  const name = positionals[0]!;
+  const store = await openExistingStore(dbPath);
+  try {
+    if (sub === 'delete') {
+      const g = store.getGallery(name);
+      await store.deleteGallery(name);
+      if (values.json) json({ deleted: name, identities: g.identities, faces: g.faces });
+      else o.io.out(`deleted gallery "${name}" (${g.identities} identities, ${g.faces} faces)\n`);
+      return;
+    }
+    const s = store.galleryStats(name);
+    const check = values.check ? store.checkConsistency(name) : undefined;
+    if (values.json) {
+      json({ ...s, ...(check ? { consistency: check } : {}) });
+      return;
+    }
+    const lines = [
+      `gallery "${s.name}": ${s.identities} identities, ${s.faces} faces (${s.deletedFaces} deleted)`,
+      `model: ${s.modelId} v${s.modelVersion}, ${s.dimension}-d`,
+      `index: HNSW M=${s.m}, efConstruction=${s.efConstruction}, ef=${s.ef}; ${s.index.live} live, ${s.index.deleted} deleted, capacity ${s.index.capacity}` +
+        `${s.index.snapshotLastFaceId === null ? ', no snapshot yet' : `; snapshot up to face ${s.index.snapshotLastFaceId} (${s.index.snapshotBytes} bytes)`}` +
+        `${s.index.unsavedChanges ? `, ${s.index.unsavedChanges} changes since` : ''}`,
+      `created: ${s.createdAt.toISOString()}`,
+    ];
+    if (check) {
+      const ok = check.missingFromIndex.length + check.extraInIndex.length + check.vectorMismatches.length === 0;
+      lines.push(
+        `consistency: ${ok ? 'index and database agree' : 'MISMATCH'} (database ${check.dbLive} live, index ${check.indexLive} live` +
+          `${ok ? '' : `; missing ${check.missingFromIndex.length}, extra ${check.extraInIndex.length}, vector mismatches ${check.vectorMismatches.length}`})`,
+      );
+    }
+    o.io.out(`${lines.join('\n')}\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+// ---- calibrate ----
+
+async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const { values, positionals } = parse('calibrate', args, {
+    data: { type: 'string' },
+    pairs: { type: 'string' },
+    db: { type: 'string' },
+    'all-pairs': { type: 'boolean' },
+    json: { type: 'boolean' },
+    ...PIPELINE_OPTIONS,
+  });
+  if (positionals.length) throw new CosfaceError('BAD_INPUT', `calibrate: unexpected argument '${positionals[0]}'`);
+  const data = str(values.data);
+  if (!data) throw new CosfaceError('BAD_INPUT', 'calibrate: --data <dir> is required');
+  const { parseLfwPairs, embedLfwImages } = await import('../eval/lfw.js');
+  const pairsPath = str(values.pairs) ?? join(data, 'pairs.csv');
+  let csv: string;
+  try {
+    csv = await readFile(pairsPath, 'utf8');
+  } catch (e) {
+    throw new CosfaceError('BAD_INPUT', `calibrate: cannot read the pair list ${pairsPath} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+  }
+  const pairs = parseLfwPairs(csv, pairsPath);
+  const images = [...new Set(pairs.flatMap((p) => [p.a, p.b]))];
+  for (const im of images) if (!existsSync(join(data, im))) throw new CosfaceError('BAD_INPUT', `calibrate: ${join(data, im)} (from ${pairsPath}) does not exist`);
+  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const session = await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('calibrate', values), note: (s) => o.io.err(`${s}\n`) });
+  let emb: Awaited<ReturnType<typeof embedLfwImages>>;
+  try {
+    const bar = new ProgressBar(o.io, images.length, 'embedding');
+    emb = await embedLfwImages(session.pipeline, data, images, () => bar.tick());
+  } finally {
+    await session.close();
+  }
+  const score = (a: string, b: string) => {
+    const x = emb.get(a)!.embedding;
+    const y = emb.get(b)!.embedding;
+    let s = 0;
+    for (let i = 0; i < x.length; i++) s += x[i]! * y[i]!;
+    return s;
+  };
+  let scored: ScoredPair[];
+  let source: string;
+  if (values['all-pairs']) {
+    // Every pair of the listed images, labelled by the image's folder (LFW: one folder per person):
+    // many more impostor pairs than the list has, so stricter FARs become measurable.
+    scored = [];
+    const who = images.map((p) => basename(dirname(p)));
+    for (let i = 0; i < images.length; i++) for (let j = i + 1; j < images.length; j++) scored.push({ score: score(images[i]!, images[j]!), same: who[i] === who[j] });
+    source = `all ${scored.length} pairs of the ${images.length} images in ${pairsPath} (identity = folder name)`;
+  } else {
+    scored = pairs.map((p) => ({ score: score(p.a, p.b), same: p.same }));
+    source = `the ${pairs.length} pairs of ${pairsPath}`;
+  }
+  const noFace = [...emb.entries()].filter(([, e]) => e.source === 'fallback').map(([p]) => p);
+  const store = await openStore(dbPath);
+  try {
+    const c = store.calibrateModel(CLI_MODEL_ID, scored);
+    const out = {
+      model: CLI_MODEL_ID,
+      db: resolve(dbPath),
+      source,
+      genuinePairs: c.genuinePairs,
+      impostorPairs: c.impostorPairs,
+      thresholds: c.thresholds.map((t) => ({ far: t.far, threshold: t.threshold, falseAccepts: t.falseAccepts, measuredFar: t.measuredFar, tar: t.tar })),
+      unsupported: c.unsupported,
+      noFace: { count: noFace.length, images: noFace },
+    };
+    if (values.json) {
+      o.io.out(`${JSON.stringify(out)}\n`);
+      return;
+    }
+    const lines = [
+      `calibrated ${CLI_MODEL_ID} in ${dbPath} from ${source}: ${c.genuinePairs} genuine, ${c.impostorPairs} impostor pairs`,
+      ...c.thresholds.map(
+        (t) => `  FAR ${t.far.toExponential(0)}: threshold ${t.threshold.toFixed(4)} (${t.falseAccepts} false accepts, measured FAR ${t.measuredFar.toExponential(2)}, TAR ${t.tar === null ? 'n/a' : t.tar.toFixed(4)})`,
+      ),
+      ...c.unsupported.map((u) => `  FAR ${u.far.toExponential(0)}: not supported by the data (needs at least ${u.impostorPairsNeeded} impostor pairs)`),
+    ];
+    if (noFace.length) lines.push(`images without a detected face: ${noFace.length} (aligned on the mean landmarks of their image size)`);
+    o.io.out(`${lines.join('\n')}\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+// ---- eval-orl ----
+
+async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const { values, positionals } = parse('eval orl', args, {
+    data: { type: 'string' },
+    far: { type: 'string' },
+    threshold: { type: 'string' },
+    holdout: { type: 'string' },
+    pad: { type: 'string' },
+    calibration: { type: 'string' },
+    db: { type: 'string' },
+    json: { type: 'boolean' },
+    ...PIPELINE_OPTIONS,
+  });
+  if (positionals.length) throw new CosfaceError('BAD_INPUT', `eval orl: unexpected argument '${positionals[0]}'`);
+  const data = str(values.data);
+  if (!data) throw new CosfaceError('BAD_INPUT', 'eval orl: --data <dir> is required (the folder with identities.csv or att_faces/)');
+  const { listOrlImages, embedOrlImages, scoreOrl } = await import('../eval/orl.js');
+  const chosen = thresholdOpts('eval orl', values);
+  const pad = values.pad === undefined ? 2 : Number(values.pad);
+  if (!(pad >= 1 && pad <= 4)) throw new CosfaceError('BAD_INPUT', `eval orl: --pad must be a number from 1 to 4, got '${String(values.pad)}'`);
+  const holdOut = intOpt('eval orl', values.holdout, 'holdout', 10, 1000);
+  const calibration = str(values.calibration) ?? 'enrolled';
+  if (calibration !== 'enrolled' && calibration !== 'stored') throw new CosfaceError('BAD_INPUT', `eval orl: --calibration must be enrolled or stored, got '${calibration}'`);
+  const images = await listOrlImages(data);
+  const store = calibration === 'stored' ? await openExistingStore(str(values.db) ?? DEFAULT_DB_PATH) : null;
+  try {
+    const session = await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('eval orl', values), note: (s) => o.io.err(`${s}\n`) });
+    let emb;
+    try {
+      const bar = new ProgressBar(o.io, images.length, 'embedding');
+      emb = await embedOrlImages(session.pipeline, data, images, { pad, onProgress: () => bar.tick() });
+    } finally {
+      await session.close();
+    }
+    const r = await scoreOrl(images, emb, { ...chosen, holdOut, calibration: store ? { store, modelId: CLI_MODEL_ID } : 'enrolled' });
+    if (values.json) {
+      o.io.out(`${JSON.stringify({ ...r, pad })}\n`);
+      return;
+    }
+    const s = r.openSet;
+    const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+    const lines = [
+      `ORL: ${r.images} images of ${r.subjects} subjects (grey replicated to RGB, padded ${pad}x before detection); no face detected: ${r.noFace.count}`,
+      `closed set: enrolled shots ${r.enrollShots.join(',')}, ${r.closedSet.probes} probes: rank-1 ${pct(r.closedSet.rank1)} (${r.closedSet.correct}/${r.closedSet.probes})`,
+      ...r.closedSet.misses.map((m) => `  miss: ${m.probe} (${m.subject}) -> ${m.got} ${m.score.toFixed(4)}`),
+      `open set: ${s.holdOutSubjects.length} subjects held out (${s.holdOutSubjects[0]}..${s.holdOutSubjects[s.holdOutSubjects.length - 1]}), ${s.enrolledSubjects} enrolled; ` +
+        `threshold ${s.threshold.toFixed(4)}${fmtFar(s.far)} (${s.thresholdSource})`,
+      `  held-out probes: ${s.falseAccepts}/${s.heldOutProbes} accepted as someone (false-accept rate ${pct(s.falseAcceptRate)}), rejected ${pct(s.rejectionRate)}`,
+      `  enrolled probes: ${s.correctAccepts}/${s.enrolledProbes} identified and accepted (${pct(s.detectionIdentificationRate)})`,
+      `mean cosine: same subject ${r.meanGenuine.toFixed(3)}, different ${r.meanImpostor.toFixed(3)}`,
+    ];
+    o.io.out(`${lines.join('\n')}\n`);
+  } finally {
+    await store?.close();
+  }
+}
+
+// ---- bench-search ----
+
+async function benchSearchCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const { values, positionals } = parse('bench search', args, {
+    sizes: { type: 'string' },
+    ef: { type: 'string' },
+    m: { type: 'string' },
+    'ef-construction': { type: 'string' },
+    queries: { type: 'string' },
+    cache: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (positionals.length) throw new CosfaceError('BAD_INPUT', `bench search: unexpected argument '${positionals[0]}'`);
+  const list = (v: string | boolean | undefined, name: string) =>
+    v === undefined ? undefined : String(v).split(',').map((s) => intOpt('bench search', s.trim(), name, 1, 100_000_000));
+  const { benchSearch, formatSearchBench } = await import('../bench/search-bench.js');
+  const r = await benchSearch({
+    sizes: list(values.sizes, 'sizes'),
+    efs: list(values.ef, 'ef'),
+    m: values.m === undefined ? undefined : intOpt('bench search', values.m, 'm', 16, 256),
+    efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 200, 100_000),
+    queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
+    cacheDir: str(values.cache),
+    log: (s) => o.io.err(`${s}\n`),
+  });
+  o.io.out(values.json ? `${JSON.stringify(r)}\n` : `${formatSearchBench(r)}\n`);
+}
+
+// ---- table ----
+
+/** The store commands, with their output and pipeline injectable (tests share one pipeline). */
+export function storeCommands(opts: StoreCommandOptions = {}): Record<'enroll' | 'identify' | 'verify' | 'gallery' | 'calibrate' | 'eval-orl' | 'bench-search', Command> {
+  const o: Required<StoreCommandOptions> = { io: opts.io ?? processIo, openPipeline: opts.openPipeline ?? openCliPipeline };
+  return {
+    enroll: keepAlive((a) => enroll(a, o)),
+    identify: keepAlive((a) => identify(a, o)),
+    verify: keepAlive((a) => verify(a, o)),
+    gallery: keepAlive((a) => galleryCommand(a, o)),
+    calibrate: keepAlive((a) => calibrateCommand(a, o)),
+    'eval-orl': keepAlive((a) => evalOrlCommand(a, o)),
+    'bench-search': keepAlive((a) => benchSearchCommand(a, o)),
+  };
+}
+
+/**
+ * Holds the event loop open while a command runs. The WASM worker pools unref their workers
+ * between requests, and once in a few runs a command ended silently with exit code 0 halfway
+ * (after the pipeline closed, before the store answered): nothing else was keeping Node alive.
+ */
+function keepAlive(cmd: Command): Command {
+  return async (args) => {
+    const timer = setInterval(() => undefined, 1 << 30);
+    try {
+      await cmd(args);
+    } finally {
+      clearInterval(timer);
+    }
+  };
+}
