@@ -141,6 +141,11 @@ export interface TrainHeadOptions {
   /** Epochs at which the learning rate is divided by 10. */
   lrSteps?: number[];
   seed?: number;
+  /**
+   * 'random' (default) or 'identity': a linear head of dIn -> dIn that starts as the identity, so
+   * training starts from the (centred) frozen features and fine-tunes them.
+   */
+  init?: 'random' | 'identity';
   /** Centre and scale the inputs by the training features' statistics (default true). */
   standardise?: boolean;
   /** Where the loss runs: TypeScript float32, or WGSL through this WebGPU loss. */
@@ -179,6 +184,12 @@ export async function trainHead(features: Float32Array, labels: Int32Array, dIn:
   const seed = opts.seed ?? 1;
   const head = createHead([dIn, ...opts.layers], seed);
   head.loss = opts.loss;
+  if (opts.init === 'identity') {
+    const l = head.layers[0]!;
+    if (head.layers.length !== 1 || l.inF !== l.outF) throw new CosfaceError('BAD_INPUT', `train head: identity init needs one linear layer of ${dIn} -> ${dIn}, got [${opts.layers.join(', ')}]`);
+    l.weight.fill(0);
+    for (let k = 0; k < l.inF; k++) l.weight[k * l.inF + k] = 1;
+  }
   if (opts.standardise ?? true) fitInputStandardisation(head, features, n);
   const dOut = head.dOut;
   const r = seededRandom(seed * 7919 + 13);

@@ -2,7 +2,7 @@
 // ORL identities, evaluated on held-out ORL identities (4 folds of 10 people; never seen in
 // training) by verification accuracy and leave-one-out rank-1. Prints a Markdown table and
 // writes the numbers as JSON.
-//   npx tsx src/train/margin-sweep.ts --data /work/shared/data/orl [--features embedding|prefc] [--low-res 24]
+//   npx tsx src/train/margin-sweep.ts --data /work/shared/data/orl [--features embedding|prefc] [--low-res 16] [--init identity]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CosfaceError } from '../errors.js';
@@ -27,6 +27,7 @@ export interface SweepOptions {
   folds: number;
   /** Also train Softmax heads (context row). */
   softmax: boolean;
+  init: 'random' | 'identity';
   gpuLoss?: WebGpuMarginLoss;
   log?: (s: string) => void;
 }
@@ -102,6 +103,15 @@ export async function marginSweep(set: FeatureSet, o: SweepOptions): Promise<{ r
   const t0 = Date.now();
   const raw = evaluate((f) => ({ e: f.testX, d: set.dim }));
   rows.push({ label: 'no head (the frozen features)', m: null, verification: raw.accuracy, verificationStd: raw.std, perSeed: [raw.accuracy], rank1: raw.rank1, trainLoss: null, trainAccuracy: null, seconds: (Date.now() - t0) / 1000 });
+  // The frozen features centred by the training identities' mean: what an identity-initialised head starts from.
+  const centred = evaluate((f) => {
+    const n = f.trainY.length;
+    const mean = new Float64Array(set.dim);
+    for (let i = 0; i < n; i++) for (let k = 0; k < set.dim; k++) mean[k] = mean[k]! + f.trainX[i * set.dim + k]! / n;
+    const e = f.testX.map((v, j) => v - mean[j % set.dim]!);
+    return { e, d: set.dim };
+  });
+  rows.push({ label: 'no head, centred by the training mean', m: null, verification: centred.accuracy, verificationStd: centred.std, perSeed: [centred.accuracy], rank1: centred.rank1, trainLoss: null, trainAccuracy: null, seconds: 0 });
 
   const configs: { label: string; m: number | null; loss: LossConfig }[] = [];
   if (o.softmax) configs.push({ label: 'Softmax', m: null, loss: { kind: 'softmax' } });
@@ -125,6 +135,7 @@ export async function marginSweep(set: FeatureSet, o: SweepOptions): Promise<{ r
           lrSteps: o.lrSteps,
           weightDecay: o.weightDecay,
           seed,
+          init: o.init,
           gpuLoss: o.gpuLoss,
         });
         const last = trained.history[trained.history.length - 1]!;
@@ -175,6 +186,7 @@ async function main(argv: string[]): Promise<void> {
     seeds: f.number('seeds', 1),
     folds: f.number('folds', 4),
     softmax: !f.flag('no-softmax'),
+    init: f.choice('init', ['random', 'identity'] as const, 'random'),
     log: (s) => console.error(s),
   };
   f.flag('softmax');
@@ -190,7 +202,7 @@ async function main(argv: string[]): Promise<void> {
   const header = [
     `Features: ${set.source} (${set.dim}-d, ${set.labels.length} rows incl. mirrors).`,
     `Protocol: ${opts.folds} folds of identities; heads trained on the other ${res.trainClasses} identities (images + mirrors), evaluated on the held-out identities' original images: ${res.testPairs} pairs (all genuine + as many impostors), accuracy by 10-fold threshold CV; rank-1 leave-one-out within each held-out fold.`,
-    `Head: linear ${set.dim} -> ${opts.dOut} after centring, normalised; s = ${opts.s}, SGD lr ${opts.lr} (/10 at epochs ${opts.lrSteps.join(', ')}), momentum 0.9, weight decay ${opts.weightDecay}, batch ${opts.batchSize}, ${opts.epochs} epochs, ${opts.seeds} seed(s); loss on ${lossBackend === 'webgpu' ? 'WebGPU (WGSL)' : 'the CPU (TypeScript float32)'}.`,
+    `Head: linear ${set.dim} -> ${opts.dOut} after centring (${opts.init} init), normalised; s = ${opts.s}, SGD lr ${opts.lr} (/10 at epochs ${opts.lrSteps.join(', ')}), momentum 0.9, weight decay ${opts.weightDecay}, batch ${opts.batchSize}, ${opts.epochs} epochs, ${opts.seeds} seed(s); loss on ${lossBackend === 'webgpu' ? 'WebGPU (WGSL)' : 'the CPU (TypeScript float32)'}.`,
     `Bounds for C = ${res.trainClasses}, d = ${opts.dOut}: mMax = ${mb.mMax === null ? 'none' : mb.mMax.toFixed(4)}; sMin(P = 0.9) = ${scaleLowerBound(res.trainClasses, 0.9).toFixed(3)}.`,
     `Time: ${((Date.now() - t) / 1000).toFixed(0)} s.`,
   ];
