@@ -6,3 +6,4 @@ export { ApiKeys, createApiKey, hashKey, type ApiKeyInfo, type CreatedApiKey } f
 export { FaceFinder, type PhotoPipeline, type FaceFinderOptions } from './face-finder.js';
 export { DEFAULT_LIMITS, type Limits } from './route-spec.js';
 export { openApiDocument } from './openapi.js';
+export { serveCli, keysCli, SERVER_USAGE, KEYS_USAGE } from './cli-commands.js';
