@@ -28,7 +28,8 @@ export type ErrorCode =
   | 'UNAUTHORIZED' // no API key, or one that is unknown or revoked
   | 'FORBIDDEN' // a valid API key used outside its scope
   | 'NOT_FOUND' // no such route or resource (resources with their own code use that)
-  | 'INTERNAL'; // a bug: anything not foreseen
+  | 'INTERNAL' // a bug: anything not foreseen
+  | 'OVERLOADED'; // too much work queued already: try again shortly
 
 export class CosfaceError extends Error {
   readonly code: ErrorCode;
