@@ -56,7 +56,7 @@ export interface CreateAppOptions {
   /** One entry per request; default: a JSON line on stdout; false: none. */
   log?: ((entry: LogEntry) => void) | false;
   /** Cross-request batching of photos for the pipeline. */
-  batch?: { windowMs?: number; maxBatch?: number };
+  batch?: { windowMs?: number; maxBatch?: number; maxQueue?: number };
 }
 
 export type CosfaceApp = Hono<AppEnv> & {
@@ -140,6 +140,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
       err = new CosfaceError('INTERNAL', `internal error (request ${c.get('requestId')})`);
     }
     c.set('error' as never, { code: err.code, message: err.message } as never);
+    if (err.code === 'OVERLOADED') c.header('Retry-After', '1');
     return c.json(errorBody(err, c.get('requestId')), httpStatus(err.code) as 400);
   });
   app.notFound((c) => {

@@ -1,6 +1,7 @@
 // The server's way into the face pipeline: photos from concurrent requests wait in one queue and
 // are handed over in batches collected during a short window, so the backend never runs two
 // pipelines at once and a pipeline that embeds several photos per call gets full batches.
+import { CosfaceError } from '../errors.js';
 import type { Face } from '../pipeline/face-pipeline.js';
 import type { Metrics } from './metrics.js';
 
@@ -16,6 +17,11 @@ export interface FaceFinderOptions {
   windowMs?: number;
   /** Most photos per batch (default 16). */
   maxBatch?: number;
+  /**
+   * Most photos waiting (default 256): past it a request fails at once with OVERLOADED rather
+   * than holding its image in memory behind minutes of work.
+   */
+  maxQueue?: number;
   metrics?: Metrics;
 }
 
@@ -31,6 +37,7 @@ export class FaceFinder {
   private pipeline: Promise<PhotoPipeline> | null = null;
   private readonly windowMs: number;
   private readonly maxBatch: number;
+  private readonly maxQueue: number;
 
   constructor(
     private readonly load: () => Promise<PhotoPipeline>,
@@ -38,11 +45,17 @@ export class FaceFinder {
   ) {
     this.windowMs = opts.windowMs ?? 2;
     this.maxBatch = opts.maxBatch ?? 16;
-    if (!(this.windowMs >= 0) || !(this.maxBatch >= 1)) throw new RangeError('FaceFinder: windowMs >= 0 and maxBatch >= 1');
+    this.maxQueue = opts.maxQueue ?? 256;
+    if (!(this.windowMs >= 0) || !(this.maxBatch >= 1) || !(this.maxQueue >= 1)) {
+      throw new RangeError('FaceFinder: windowMs >= 0, maxBatch >= 1 and maxQueue >= 1');
+    }
   }
 
   /** Every face in a photo, largest first. */
   find(photo: Uint8Array): Promise<Face[]> {
+    if (this.queue.length >= this.maxQueue) {
+      return Promise.reject(new CosfaceError('OVERLOADED', `${this.queue.length} photos are already waiting for the face pipeline; try again shortly`));
+    }
     return new Promise<Face[]>((resolve, reject) => {
       this.queue.push({ photo, resolve, reject });
       if (!this.running) {

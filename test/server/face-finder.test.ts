@@ -78,3 +78,29 @@ describe('FaceFinder', () => {
     expect(attempts).toBe(2);
   }, 60_000);
 });
+
+describe('FaceFinder under overload', () => {
+  it('refuses photos past maxQueue with OVERLOADED at once, and serves the rest', async () => {
+    const finder = new FaceFinder(async () => pipeline, { maxQueue: 2 });
+    const results = await Promise.allSettled([gray, gray, gray].map((p) => finder.find(p)));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ code: 'OVERLOADED' });
+  }, 60_000);
+
+  it('the API answers 503 OVERLOADED with Retry-After', async () => {
+    const { makeServer, expectError } = await import('./helpers.js');
+    const t = await makeServer({ batch: { maxQueue: 1 } });
+    try {
+      await t.call('POST', '/v1/galleries', { name: 'g' });
+      const body = { image: gray.toString('base64') };
+      const [a, b] = await Promise.all([t.call('POST', '/v1/embed', body), t.call('POST', '/v1/embed', body)]);
+      const statuses = [a.status, b.status].sort();
+      expect(statuses).toEqual([200, 503]);
+      const refused = a.status === 503 ? a : b;
+      expect(refused.headers.get('retry-after')).toBe('1');
+      await expectError(refused, 503, 'OVERLOADED');
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
+});
