@@ -124,7 +124,9 @@ async function embedPhotos(files: string[], choice: BackendChoice, workers: numb
 
 async function cmdEval(args: string[]): Promise<void> {
   const [what, ...rest] = args;
-  if (what !== 'lfw') throw new CosfaceError('BAD_INPUT', `eval: unknown evaluation '${what ?? ''}' (lfw)\n\n${USAGE}`);
+  const extra = what ? EXTRA_COMMANDS[`eval-${what}`] : undefined;
+  if (extra) return (await extra())(rest);
+  if (what !== 'lfw') throw new CosfaceError('BAD_INPUT', `eval: unknown evaluation '${what ?? ''}' (lfw, ${Object.keys(EXTRA_COMMANDS).filter((k) => k.startsWith('eval-')).map((k) => k.slice(5)).join(', ')})\n\n${USAGE}`);
   const { values } = parse(rest, {
     data: { type: 'string' },
     pairs: { type: 'string' },
@@ -202,7 +204,10 @@ async function cmdBench(args: string[]): Promise<void> {
     });
     return;
   }
-  throw new CosfaceError('BAD_INPUT', `bench: unknown benchmark '${what ?? ''}' (embed)\n\n${USAGE}`);
+  const extra = what ? EXTRA_COMMANDS[`bench-${what}`] : undefined;
+  if (extra) return (await extra())(rest);
+  const known = ['embed', ...Object.keys(EXTRA_COMMANDS).filter((k) => k.startsWith('bench-')).map((k) => k.slice(6))];
+  throw new CosfaceError('BAD_INPUT', `bench: unknown benchmark '${what ?? ''}' (${known.join(', ')})\n\n${USAGE}`);
 }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
