@@ -2,7 +2,9 @@
 // and each error code, responses checked against the schemas the OpenAPI description publishes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { createApp } from '../../src/server/app.js';
 import { describedRoutes } from '../../src/server/openapi.js';
+import { openStore } from '../../src/store/store.js';
 import * as s from '../../src/server/schemas.js';
 import { expectError, json, makeServer, personVector, type TestServer } from './helpers.js';
 
@@ -293,6 +295,19 @@ describe('bodies, limits and errors', () => {
     }
   });
 
+  it('a malformed multipart body: 400 BAD_INPUT', async () => {
+    await expectError(await t.call('POST', '/v1/galleries/body/identify', 'garbage', { 'content-type': 'multipart/form-data; boundary=xyz' }), 400, 'BAD_INPUT');
+    await expectError(await t.call('POST', '/v1/galleries/body/identify', 'garbage', { 'content-type': 'multipart/form-data' }), 400, 'BAD_INPUT');
+  });
+
+  it('names with slashes and spaces work percent-encoded in paths', async () => {
+    const g = encodeURIComponent('team a/b');
+    expect((await t.call('POST', '/v1/galleries', { name: 'team a/b' })).status).toBe(201);
+    expect((await t.call('POST', `/v1/galleries/${g}/identities`, { externalId: 'x/y z' })).status).toBe(201);
+    expect(await json(await t.call('GET', `/v1/galleries/${g}/identities/${encodeURIComponent('x/y z')}`))).toMatchObject({ externalId: 'x/y z' });
+    expect((await t.call('DELETE', `/v1/galleries/${g}`)).status).toBe(200);
+  });
+
   it('unknown route: 404 NOT_FOUND as JSON', async () => {
     await expectError(await t.call('GET', '/v1/nothing-here'), 404, 'NOT_FOUND');
     await expectError(await t.call('PUT', '/v1/galleries/body'), 404, 'NOT_FOUND');
@@ -310,6 +325,19 @@ describe('bodies, limits and errors', () => {
     expect(lines.map((l) => l.requestId)).toEqual(['trace-abc.123', id]);
     expect(lines[1]).toMatchObject({ status: 404, code: 'GALLERY_NOT_FOUND', route: '/v1/galleries/:g', level: 'warn' });
     expect(t.logs.every((l) => typeof l.requestId === 'string' && l.requestId.length > 0)).toBe(true);
+  });
+});
+
+describe('createApp options', () => {
+  it('refuses an in-memory store, an unknown auth mode and bad limits with BAD_INPUT', async () => {
+    const mem = await openStore(':memory:');
+    try {
+      expect(() => createApp({ store: mem, pipeline: async () => { throw new Error('unused'); } })).toThrow(/file database/);
+    } finally {
+      await mem.close();
+    }
+    expect(() => createApp({ store: t.store, pipeline: async () => { throw new Error('unused'); }, auth: 'none' as never })).toThrow(/auth must be/);
+    expect(() => createApp({ store: t.store, pipeline: async () => { throw new Error('unused'); }, limits: { jsonBytes: 0 } })).toThrow(/limits.jsonBytes/);
   });
 });
 
