@@ -591,6 +591,11 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
   const pairs = parseLfwPairs(csv, pairsPath);
   const images = [...new Set(pairs.flatMap((p) => [p.a, p.b]))];
   for (const im of images) if (!existsSync(join(data, im))) throw new CosfaceError('BAD_INPUT', `calibrate: ${join(data, im)} (from ${pairsPath}) does not exist`);
+  // --all-pairs: every pair of the listed images, labelled by the image's folder (LFW: one per person).
+  const who = images.map((p) => basename(dirname(p)));
+  if (values['all-pairs'] && new Set(who).size < 2) {
+    throw new CosfaceError('BAD_INPUT', `calibrate --all-pairs labels images by their folder (one per person, as in LFW), but all ${images.length} images are in one folder`);
+  }
   const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
   const session = await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('calibrate', values), note: (s) => o.io.err(`${s}\n`) });
   let emb: Awaited<ReturnType<typeof embedLfwImages>>;
@@ -610,10 +615,8 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
   let scored: ScoredPair[];
   let source: string;
   if (values['all-pairs']) {
-    // Every pair of the listed images, labelled by the image's folder (LFW: one folder per person):
-    // many more impostor pairs than the list has, so stricter FARs become measurable.
+    // Many more impostor pairs than the list has, so stricter FARs become measurable.
     scored = [];
-    const who = images.map((p) => basename(dirname(p)));
     for (let i = 0; i < images.length; i++) for (let j = i + 1; j < images.length; j++) scored.push({ score: score(images[i]!, images[j]!), same: who[i] === who[j] });
     source = `all ${scored.length} pairs of the ${images.length} images in ${pairsPath} (identity = folder name)`;
   } else {
