@@ -24,3 +24,7 @@ EXTRA_USAGE.push(
   '  cosface bench-search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--json]',
   '  The store is ./cosface.db unless --db says otherwise; identify and verify decide at FAR 1e-4 when the model is calibrated there.',
 );
+
+// Whole-pipeline speed (src/bench/pipeline-bench.ts): cosface bench pipeline.
+EXTRA_COMMANDS['bench-pipeline'] = async () => (await import('../bench/pipeline-bench.js')).benchPipelineCommand;
+EXTRA_USAGE.push('  cosface bench pipeline <photo|dir>... [--backend webgpu,wasm] [--runs 3] [--json]   photos/s through the whole pipeline');
