@@ -28,3 +28,11 @@ EXTRA_USAGE.push(
 // Whole-pipeline speed (src/bench/pipeline-bench.ts): cosface bench pipeline.
 EXTRA_COMMANDS['bench-pipeline'] = async () => (await import('../bench/pipeline-bench.js')).benchPipelineCommand;
 EXTRA_USAGE.push('  cosface bench pipeline <photo|dir>... [--backend webgpu,wasm] [--runs 3] [--json]   photos/s through the whole pipeline');
+
+// The HTTP API (src/server): cosface serve, cosface keys.
+EXTRA_COMMANDS.serve = async () => (await import('../server/cli-commands.js')).serveCli;
+EXTRA_COMMANDS.keys = async () => (await import('../server/cli-commands.js')).keysCli;
+EXTRA_USAGE.push(
+  '  cosface serve [--db <path>] [--port 8080] [--host 127.0.0.1] [--backend ...] [--no-auth]   the HTTP API (docs at /docs)',
+  '  cosface keys create [--gallery <g>] [--name <n>] | list | revoke <id>   [--db <path>] [--json]   API keys',
+);
