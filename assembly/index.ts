@@ -4,5 +4,5 @@ export { heapBase } from './common';
 export { gemm } from './gemm';
 export { im2col, depthwise } from './conv';
 export { add, affine, activation, pad, l2normalize } from './elementwise';
-export { scoreTopK, packRows, topKFromScores } from './score';
+export { scoreTopK, packRows, topKFromScores, sumFloats } from './score';
 export { maxPool2d, padChannels, sigmoid, copyBlocks } from './detector';

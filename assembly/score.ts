@@ -204,3 +204,24 @@ export function topKFromScores(scores: usize, q: i32, rows: i32, k: i32, base: i
   }
   return bad;
 }
+
+/**
+ * Sum of n floats at ptr: a plain streaming read with four independent accumulators, the memory
+ * bandwidth reference the score benchmark puts beside scoreTopK.
+ */
+export function sumFloats(ptr: usize, n: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  const n16 = n & ~15;
+  const end = ptr + ((<usize>n16) << 2);
+  let p = ptr;
+  for (; p < end; p += 64) {
+    a0 = f32x4.add(a0, v128.load(p));
+    a1 = f32x4.add(a1, v128.load(p, 16));
+    a2 = f32x4.add(a2, v128.load(p, 32));
+    a3 = f32x4.add(a3, v128.load(p, 48));
+  }
+  const a = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+  let s: f32 = f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3);
+  for (let i = n16; i < n; i++) s += load<f32>(ptr + ((<usize>i) << 2));
+  return s;
+}

@@ -7,6 +7,8 @@
 //           a top-k per thread, merge the 64 lists in workgroup memory, write one list per query.
 //   merge   (q, as x + y * 65535): 64 threads merge one query's block lists into its top-k.
 //   scores  (ceil(rowsN / 64), q): raw scores of rows [rowStart, rowStart + rowsN), for k > KMAX.
+//   readSum (blocks): every gallery value summed, one partial per workgroup into outS[outBase..] (a plain
+//           streaming read: the memory bandwidth reference of the score benchmark).
 // Order: higher score first, equal scores by lower row index, so results are deterministic.
 
 const WG: u32 = 64u;
@@ -243,4 +245,24 @@ fn scores(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     a = fma(gallery[g0 + d], queries[q0 + d], a);
   }
   outS[qi * p.rowsN + i] = (a.x + a.y) + (a.z + a.w);
+}
+
+@compute @workgroup_size(64)
+fn readSum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let count = p.rows * p.dim4;
+  let stride = p.blocks * WG;
+  // Grid-stride: neighbouring threads read neighbouring vec4s.
+  var a = vec4<f32>(0.0);
+  for (var i = wg.x * WG + lid3.x; i < count; i += stride) {
+    a = a + gallery[i];
+  }
+  shS[lid3.x] = (a.x + a.y) + (a.z + a.w);
+  workgroupBarrier();
+  if (lid3.x == 0u) {
+    var s = 0.0;
+    for (var t = 0u; t < WG; t++) {
+      s = s + shS[t];
+    }
+    outS[p.outBase + wg.x] = s;
+  }
 }

@@ -131,6 +131,10 @@ describe.skipIf(skipWebGpu)('WebGPU score()', () => {
     const resident = await chunked.upload(gallery, n, dim);
     try {
       expect(resident.bytes).toBe(n * dim * 4);
+      // The bandwidth reference pass reads every value of every chunk exactly once.
+      let want = 0;
+      for (const v of gallery) want += v;
+      expect(Math.abs((await resident.sumAll()) - want)).toBeLessThanOrEqual(1e-2);
       for (const q of [1, 4, 6]) {
         const queries = randomTensor(q * dim, 13 + q);
         expectMatchesBruteForce(await resident.score(queries, q, k), queries, q, gallery, n, dim, k);

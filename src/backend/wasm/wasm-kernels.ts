@@ -24,6 +24,7 @@ export interface KernelExports {
   padChannels(out: number, x: number, P: number, C: number, before: number, after: number): void;
   sigmoid(out: number, x: number, count: number): void;
   copyBlocks(out: number, outStride: number, x: number, xStride: number, rows: number, count: number): void;
+  sumFloats(ptr: number, n: number): number;
 }
 
 /** Activation codes shared with assembly/common.ts. */

@@ -42,6 +42,11 @@ export interface ResidentGallery {
   readonly bytes: number;
   /** Top-k of q queries against this gallery; contract as WebGpuScorer.score. */
   score(queries: Float32Array, q: number, k: number): Promise<TopK>;
+  /**
+   * The sum of every gallery value, by a plain streaming read of the GPU buffers (readSum in
+   * score.wgsl): the memory bandwidth reference the score benchmark sets beside score().
+   */
+  sumAll(): Promise<number>;
   dispose(): void;
 }
 
@@ -67,7 +72,7 @@ interface Chunk {
   rows: number;
 }
 
-function spec(entryPoint: 'score' | 'merge' | 'scores'): ShaderSpec {
+function spec(entryPoint: 'score' | 'merge' | 'scores' | 'readSum'): ShaderSpec {
   const code = WGSL_SOURCES['score.wgsl'];
   if (code === undefined) throw new CosfaceError('SHADER_COMPILE', 'score.wgsl is missing from wgsl-sources.generated.ts: run scripts/gen-shaders.mjs');
   return { name: 'score.wgsl', code, entryPoint };
@@ -166,6 +171,11 @@ export async function createWebGpuScorer(opts: WebGpuScorerOptions = {}): Promis
         checkQueryArgs(queries, q, dim, k);
         return scoreChunks(chunks, queries, q, n, dim, k);
       },
+      sumAll: async () => {
+        alive();
+        if (released) throw new CosfaceError('GPU_ERROR', 'this resident gallery has been disposed');
+        return sumChunks(chunks, dim4);
+      },
       dispose: () => {
         if (released) return;
         released = true;
@@ -175,6 +185,45 @@ export async function createWebGpuScorer(opts: WebGpuScorerOptions = {}): Promis
     };
     residents.add(resident);
     return resident;
+  }
+
+  async function sumChunks(chunks: Chunk[], dim4: number): Promise<number> {
+    if (chunks.length === 0) return 0;
+    const pipe = await pipelines.get(spec('readSum'));
+    const blocks = TARGET_BLOCKS * 4;
+    const temps: GPUBuffer[] = [];
+    const make = (b: GPUBuffer) => (temps.push(b), b);
+    try {
+      const bytes = chunks.length * blocks * 4;
+      const out = make(storage(bytes, STORAGE_OUT, 'read sums'));
+      const read = make(device.createBuffer({ size: out.size, usage: READBACK, label: 'read sums readback' }));
+      const encoder = device.createCommandEncoder({ label: 'readSum' });
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipe);
+      chunks.forEach((c, ci) => {
+        const params = make(uniform([dim4, c.rows, 0, 0, 0, blocks, 0, ci * blocks, 0, 0, 0, 0]));
+        pass.setBindGroup(0, device.createBindGroup({
+          layout: pipe.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: c.buffer } },
+            { binding: 5, resource: { buffer: params } },
+            { binding: 6, resource: { buffer: out } },
+          ],
+        }));
+        pass.dispatchWorkgroups(blocks);
+      });
+      pass.end();
+      encoder.copyBufferToBuffer(out, 0, read, 0, out.size);
+      device.queue.submit([encoder.finish()]);
+      await read.mapAsync(MAP_READ);
+      const sums = new Float32Array(read.getMappedRange(), 0, bytes / 4);
+      let total = 0;
+      for (const v of sums) total += v;
+      read.unmap();
+      return total;
+    } finally {
+      for (const b of temps) b.destroy();
+    }
   }
 
   async function scoreChunks(chunks: Chunk[], queries: Float32Array, q: number, n: number, dim: number, k: number): Promise<TopK> {

@@ -1,0 +1,302 @@
+// `cosface bench score`: exact top-k over N unit vectors on the WASM and WebGPU scorers, in ms,
+// GB/s (gallery bytes read per second) and GFLOP/s, each beside a plain memory-read loop over the
+// same gallery in the same runtime (the bandwidth a scan cannot beat) and the ratio between them.
+import { cpus, loadavg } from 'node:os';
+import { WasmScorer } from '../backend/wasm/wasm-score.js';
+import { loadWasmBuild, WasmKernels } from '../backend/wasm/wasm-kernels.js';
+import { createWebGpuScorer, type WebGpuScorer } from '../backend/webgpu/webgpu-score.js';
+import { CosfaceError } from '../errors.js';
+
+export type ScoreBenchBackend = 'wasm' | 'webgpu';
+
+export interface ScoreBenchOptions {
+  sizes?: number[];
+  dims?: number[];
+  queries?: number[];
+  k?: number;
+  /** Timed runs per cell; the median is reported (default 5). */
+  runs?: number;
+  backends?: ScoreBenchBackend[];
+  /** Galleries above this many bytes are skipped (default 2.5 GiB), with a note. */
+  maxGalleryBytes?: number;
+  /** Progress lines (default: none). */
+  progress?: (line: string) => void;
+}
+
+/** One memory-read loop over a gallery: its median time and bandwidth. */
+export interface ReadLoop {
+  name: string;
+  ms: number;
+  gbPerS: number;
+}
+
+export interface ScoreBenchRow {
+  backend: ScoreBenchBackend;
+  n: number;
+  dim: number;
+  q: number;
+  k: number;
+  /** Median wall time of one score call (WebGPU: gallery resident, includes submit and readback). */
+  ms: number;
+  runsMs: number[];
+  /** Gallery bytes (n * dim * 4) per second. */
+  gbPerS: number;
+  /** 2 * q * n * dim floating-point operations per second. */
+  gflops: number;
+  /** The fastest read loop of the same runtime over the same gallery: the bandwidth limit. */
+  limit: ReadLoop;
+  /** gbPerS / limit.gbPerS. */
+  ratio: number;
+}
+
+export interface ScoreBenchResult {
+  rows: ScoreBenchRow[];
+  /** Read loops per (backend, n, dim). */
+  readLoops: { backend: ScoreBenchBackend; n: number; dim: number; loops: ReadLoop[] }[];
+  env: { node: string; cpu: string; cores: number; loadavg: number[]; loadavgAfter: number[]; wasm: string; adapter: string | null };
+  k: number;
+  runs: number;
+  skipped: string[];
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** n unit vectors of dim floats from a fast seeded generator (uniform directions are not needed for timing). */
+export function unitVectors(n: number, dim: number, seed: number): Float32Array {
+  const out = new Float32Array(n * dim);
+  let s = seed >>> 0 || 1;
+  for (let r = 0; r < n; r++) {
+    let norm = 0;
+    const o = r * dim;
+    for (let d = 0; d < dim; d++) {
+      // xorshift32
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      const v = (s >>> 0) / 4294967296 - 0.5;
+      out[o + d] = v;
+      norm += v * v;
+    }
+    const inv = 1 / Math.sqrt(norm);
+    for (let d = 0; d < dim; d++) out[o + d]! *= inv;
+  }
+  return out;
+}
+
+/** A JS loop summing the gallery, four accumulators to keep the add latency off the critical path. */
+function jsReadSum(a: Float32Array): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const n4 = a.length & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    s0 += a[i]!;
+    s1 += a[i + 1]!;
+    s2 += a[i + 2]!;
+    s3 += a[i + 3]!;
+  }
+  for (let i = n4; i < a.length; i++) s0 += a[i]!;
+  return s0 + s1 + s2 + s3;
+}
+
+async function timeRuns(runs: number, fn: () => Promise<unknown> | unknown): Promise<number[]> {
+  await fn(); // warm-up: JIT, pipeline creation, first-touch of pages
+  const ms: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await fn();
+    ms.push(performance.now() - t);
+  }
+  return ms;
+}
+
+/** Linear memory the WASM read loop can take: one 2 GiB buffer at most (32-bit memory, with room). */
+const WASM_READ_MAX_BYTES = 2 ** 31;
+
+export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBenchResult> {
+  const sizes = opts.sizes ?? [100_000, 1_000_000];
+  const dims = opts.dims ?? [128, 512];
+  const queryCounts = opts.queries ?? [1, 64];
+  const k = opts.k ?? 10;
+  const runs = opts.runs ?? 5;
+  const backends = opts.backends ?? ['wasm', 'webgpu'];
+  const maxBytes = opts.maxGalleryBytes ?? 2.5 * 2 ** 30;
+  const progress = opts.progress ?? (() => undefined);
+  const loadBefore = loadavg();
+  const skipped: string[] = [];
+  const rows: ScoreBenchRow[] = [];
+  const readLoops: ScoreBenchResult['readLoops'] = [];
+
+  let wasm: WasmScorer | null = null;
+  let wasmName = 'not run';
+  let gpu: WebGpuScorer | null = null;
+  if (backends.includes('wasm')) {
+    // The calling thread scores plain (non-shared) galleries, so one worker is all the pool needs;
+    // the read loops run on the same thread, which makes the ratio a like-for-like comparison.
+    wasm = await WasmScorer.create({ workers: 1 });
+    wasmName = `${loadWasmBuild().simd === 'relaxed' ? 'relaxed SIMD' : 'SIMD'}, calling thread`;
+  }
+  if (backends.includes('webgpu')) {
+    try {
+      gpu = await createWebGpuScorer();
+    } catch (e) {
+      if (!(e instanceof CosfaceError && e.code === 'NO_ADAPTER')) throw e;
+      skipped.push(`webgpu: ${e.message}`);
+    }
+  }
+  try {
+    for (const dim of dims) {
+      for (const n of sizes) {
+        const bytes = n * dim * 4;
+        if (bytes > maxBytes) {
+          skipped.push(`N=${n} dim=${dim}: ${(bytes / 2 ** 30).toFixed(1)} GiB gallery above the ${(maxBytes / 2 ** 30).toFixed(1)} GiB limit`);
+          continue;
+        }
+        progress(`score bench: generating ${n} x ${dim} unit vectors`);
+        let gallery: Float32Array | null = unitVectors(n, dim, n ^ dim);
+        const allQueries = unitVectors(Math.max(...queryCounts), dim, 12345);
+
+        if (wasm) {
+          const loops: ReadLoop[] = [];
+          const jsMs = median(await timeRuns(runs, () => jsReadSum(gallery!)));
+          loops.push({ name: 'JS loop', ms: jsMs, gbPerS: bytes / jsMs / 1e6 });
+          if (bytes <= WASM_READ_MAX_BYTES) {
+            try {
+              // The same values copied once into linear memory, read there by sumFloats.
+              const kernels = new WasmKernels(loadWasmBuild().module);
+              const ptr = kernels.allocF32(gallery);
+              const wMs = median(await timeRuns(runs, () => kernels.k.sumFloats(ptr, n * dim)));
+              loops.push({ name: 'WASM loop', ms: wMs, gbPerS: bytes / wMs / 1e6 });
+            } catch (e) {
+              skipped.push(`WASM read loop at N=${n} dim=${dim}: ${(e as Error).message}`);
+            }
+          } else {
+            skipped.push(`WASM read loop at N=${n} dim=${dim}: the gallery does not fit one linear memory`);
+          }
+          readLoops.push({ backend: 'wasm', n, dim, loops });
+          const limit = loops.reduce((a, b) => (b.gbPerS > a.gbPerS ? b : a));
+          for (const q of queryCounts) {
+            progress(`score bench: wasm N=${n} dim=${dim} Q=${q}`);
+            const queries = allQueries.subarray(0, q * dim);
+            const runsMs = await timeRuns(runs, () => wasm!.score(queries, q, gallery!, n, dim, k));
+            rows.push(makeRow('wasm', n, dim, q, k, runsMs, limit));
+          }
+        }
+
+        if (gpu) {
+          progress(`score bench: webgpu upload N=${n} dim=${dim}`);
+          const resident = await gpu.upload(gallery, n, dim);
+          // The GPU holds its copy now: let the JS one go before the next, larger gallery.
+          gallery = null;
+          try {
+            const gMs = median(await timeRuns(runs, () => resident.sumAll()));
+            const limit: ReadLoop = { name: 'WGSL read pass', ms: gMs, gbPerS: bytes / gMs / 1e6 };
+            readLoops.push({ backend: 'webgpu', n, dim, loops: [limit] });
+            for (const q of queryCounts) {
+              progress(`score bench: webgpu N=${n} dim=${dim} Q=${q}`);
+              const queries = allQueries.subarray(0, q * dim);
+              const runsMs = await timeRuns(runs, () => resident.score(queries, q, k));
+              rows.push(makeRow('webgpu', n, dim, q, k, runsMs, limit));
+            }
+          } finally {
+            resident.dispose();
+          }
+        }
+      }
+    }
+  } finally {
+    await wasm?.dispose();
+    gpu?.dispose();
+  }
+  return {
+    rows,
+    readLoops,
+    env: {
+      node: process.version,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      loadavg: loadBefore,
+      loadavgAfter: loadavg(),
+      wasm: wasmName,
+      adapter: gpu?.adapter ?? null,
+    },
+    k,
+    runs,
+    skipped,
+  };
+}
+
+function makeRow(backend: ScoreBenchBackend, n: number, dim: number, q: number, k: number, runsMs: number[], limit: ReadLoop): ScoreBenchRow {
+  const ms = median(runsMs);
+  const gbPerS = (n * dim * 4) / ms / 1e6;
+  return { backend, n, dim, q, k, ms, runsMs, gbPerS, gflops: (2 * q * n * dim) / ms / 1e6, limit, ratio: gbPerS / limit.gbPerS };
+}
+
+export function formatScoreBench(r: ScoreBenchResult): string {
+  const f = (x: number, d = 2) => x.toFixed(d);
+  const lines: string[] = [];
+  lines.push(`### Exact top-${r.k} scoring: ${r.env.cpu} (${r.env.cores} cores), Node ${r.env.node}`);
+  lines.push('');
+  lines.push(
+    `WASM: ${r.env.wasm}; WebGPU: ${r.env.adapter ?? 'not run'}. Median of ${r.runs} runs after one warm-up. GB/s = gallery bytes ` +
+      `(N x dim x 4) per second; read limit = the fastest plain read loop over the same gallery in the same runtime ` +
+      `(WASM rows: a JS loop over the Float32Array and a WASM SIMD loop over a copy in linear memory; WebGPU rows: a WGSL ` +
+      `pass summing the resident buffers). WebGPU times are for a resident gallery and include submit and readback. ` +
+      `Load average (1/5/15 min) before: ${r.env.loadavg.map((x) => f(x)).join(' / ')}, after: ${r.env.loadavgAfter.map((x) => f(x)).join(' / ')}.`,
+  );
+  lines.push('');
+  lines.push('| backend | N | dim | Q | ms | GB/s | GFLOP/s | read limit GB/s | of limit |');
+  lines.push('|---|---|---|---|---|---|---|---|---|');
+  for (const row of r.rows) {
+    lines.push(
+      `| ${row.backend} | ${row.n.toLocaleString('en-US')} | ${row.dim} | ${row.q} | ${f(row.ms)} | ${f(row.gbPerS, 1)} | ${f(row.gflops, 1)} | ` +
+        `${f(row.limit.gbPerS, 1)} (${row.limit.name}) | ${f(row.ratio * 100, 0)}% |`,
+    );
+  }
+  lines.push('');
+  lines.push('| read loop | N | dim | ms | GB/s |');
+  lines.push('|---|---|---|---|---|');
+  for (const rl of r.readLoops) {
+    for (const l of rl.loops) lines.push(`| ${rl.backend}: ${l.name} | ${rl.n.toLocaleString('en-US')} | ${rl.dim} | ${f(l.ms)} | ${f(l.gbPerS, 1)} |`);
+  }
+  for (const s of r.skipped) lines.push(`\nSkipped: ${s}`);
+  return lines.join('\n');
+}
+
+export interface BenchScoreCommandOptions {
+  json: boolean;
+  sizes?: number[];
+  dims?: number[];
+  queries?: number[];
+  k?: number;
+  runs?: number;
+  backends?: ScoreBenchBackend[];
+  /** Where the report goes (default stdout); progress goes to stderr. */
+  write?: (text: string) => void;
+}
+
+/** `cosface bench score`: runs benchScore and prints a markdown table (or JSON). */
+export async function benchScoreCommand(opts: BenchScoreCommandOptions): Promise<ScoreBenchResult> {
+  const write = opts.write ?? ((t: string) => process.stdout.write(t));
+  for (const [name, list] of [['sizes', opts.sizes], ['dims', opts.dims], ['queries', opts.queries]] as const) {
+    if (list && (list.length === 0 || list.some((v) => !Number.isInteger(v) || v < 1))) {
+      throw new CosfaceError('BAD_INPUT', `bench score: ${name} must be positive integers, got ${JSON.stringify(list)}`);
+    }
+  }
+  if (opts.backends) {
+    const bad = opts.backends.filter((b) => b !== 'wasm' && b !== 'webgpu');
+    if (bad.length) throw new CosfaceError('UNKNOWN_BACKEND', `bench score: unknown backend ${bad.join(', ')} (valid: wasm, webgpu)`);
+  }
+  const result = await benchScore({
+    sizes: opts.sizes,
+    dims: opts.dims,
+    queries: opts.queries,
+    k: opts.k,
+    runs: opts.runs,
+    backends: opts.backends,
+    progress: (line) => process.stderr.write(`${line}\n`),
+  });
+  write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatScoreBench(result)}\n`);
+  return result;
+}
