@@ -53,3 +53,23 @@ describe('experiments', () => {
     expect([png.info.width, png.info.height]).toEqual([900, 688]);
   });
 });
+
+describe('train head command', () => {
+  it('trains on a feature file, saves a head that loads, and refuses unknown options', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { saveFeatures } = await import('../../src/train/orl.js');
+    const { loadHead } = await import('../../src/train/head.js');
+    const { trainHeadCommand } = await import('../../src/train/train-head.js');
+    const dir = mkdtempSync(path.join(tmpdir(), 'cosface-train-'));
+    // Identities numbered sparsely in the file (10, 20, ...): the command renumbers them.
+    saveFeatures(path.join(dir, 'f.json'), { ...set, labels: set.labels.map((l) => 10 * (l + 1)) });
+    const lines: string[] = [];
+    const t = await trainHeadCommand(['--features', path.join(dir, 'f.json'), '--out', path.join(dir, 'h.json'), '--dim', '16', '--epochs', '2', '--batch', '8'], (s) => lines.push(s));
+    expect(t.classes).toBe(8);
+    expect(loadHead(path.join(dir, 'h.json')).dOut).toBe(16);
+    expect(lines.at(-1)).toMatch(/saved 128 -> 16 head \(8 identities, 16 rows\)/);
+    await expect(trainHeadCommand(['--features', path.join(dir, 'f.json'), '--out', path.join(dir, 'h.json'), '--bogus', '1'])).rejects.toMatchObject({ code: 'BAD_INPUT' });
+  });
+});
