@@ -36,3 +36,29 @@ EXTRA_USAGE.push(
   '  cosface serve [--db <path>] [--port 8080] [--host 127.0.0.1] [--backend ...] [--no-auth]   the HTTP API (docs at /docs)',
   '  cosface keys create [--gallery <g>] [--name <n>] | list | revoke <id>   [--db <path>] [--json]   API keys',
 );
+
+// Exact scoring speed against the memory-read limit (src/bench/score-bench.ts): cosface bench score.
+EXTRA_COMMANDS['bench-score'] = async () => (await import('../bench/score-command.js')).scoreCli;
+EXTRA_USAGE.push('  cosface bench score [--sizes 100k,1m] [--dims 128,512] [--queries 1,64] [--k 10] [--backend wasm,webgpu] [--json]');
+
+// The CosFace loss (src/train): margin bounds and head training on frozen features.
+EXTRA_COMMANDS.loss = async () => async (args: string[]) => {
+  const [what, ...rest] = args;
+  if (what !== 'bounds') {
+    const { CosfaceError } = await import('../errors.js');
+    throw new CosfaceError('BAD_INPUT', `loss: unknown subcommand '${what ?? ''}' (bounds)`);
+  }
+  process.stdout.write(`${(await import('../train/loss-bounds.js')).lossBoundsCommand(rest)}\n`);
+};
+EXTRA_COMMANDS.train = async () => async (args: string[]) => {
+  const [what, ...rest] = args;
+  if (what !== 'head') {
+    const { CosfaceError } = await import('../errors.js');
+    throw new CosfaceError('BAD_INPUT', `train: unknown subcommand '${what ?? ''}' (head)`);
+  }
+  await (await import('../train/train-head.js')).trainHeadCommand(rest);
+};
+EXTRA_USAGE.push(
+  '  cosface loss bounds --classes C --dim d [--posterior 0.9] [--json]   CosFace margin and scale bounds',
+  '  cosface train head --features <file> --out <head.json> [...]   fit an embedding head with LMCL on frozen features',
+);
