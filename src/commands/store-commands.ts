@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DEFAULT_EMBEDDER_ID } from '../embedder.js';
-import { createBackend } from '../engine.js';
+import { createBackend, parseBackendChoice } from '../engine.js';
 import { CosfaceError, isCosfaceError } from '../errors.js';
 import { decodeImage } from '../pipeline/decode.js';
 import { createFacePipeline, type Face, type FacePipeline } from '../pipeline/face-pipeline.js';
@@ -155,8 +155,13 @@ function intOpt(cmd: string, v: string | boolean | undefined, name: string, dflt
   return n;
 }
 
-function workersOpt(cmd: string, v: Values): number | undefined {
-  return v.workers === undefined ? undefined : intOpt(cmd, v.workers, 'workers', 1, 256);
+/** --backend and --workers, checked before anything is opened or written. */
+function pipelineOpts(cmd: string, v: Values, o: Required<StoreCommandOptions>): Parameters<PipelineOpener>[0] {
+  return {
+    backend: parseBackendChoice(str(v.backend) ?? 'auto'),
+    workers: v.workers === undefined ? undefined : intOpt(cmd, v.workers, 'workers', 1, 256),
+    note: (s) => o.io.err(`${s}\n`),
+  };
 }
 
 /** --far and --threshold: at most one; a FAR in (0, 1), a threshold in [-1, 1] (cosine). */
@@ -285,6 +290,7 @@ export interface EnrollSummary {
 
 async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const { values, positionals } = parse('enroll', args, { gallery: { type: 'string' }, db: { type: 'string' }, json: { type: 'boolean' }, ...PIPELINE_OPTIONS });
+  const pipe = pipelineOpts('enroll', values, o);
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'enroll: give one folder: cosface enroll <dir> --gallery <name>');
   const gallery = str(values.gallery);
   if (!gallery) throw new CosfaceError('BAD_INPUT', 'enroll: --gallery <name> is required');
@@ -338,7 +344,7 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
         continue;
       }
       // The pipeline compiles three networks (seconds): only when there is something to enroll.
-      session ??= await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('enroll', values), note: (s) => o.io.err(`${s}\n`) });
+      session ??= await o.openPipeline(pipe);
       let found: Awaited<ReturnType<typeof facesOf>>;
       try {
         found = await facesOf(session.pipeline, p.path, bytes);
@@ -413,6 +419,7 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'identify: give one photo: cosface identify <photo> --gallery <name>');
+  const pipe = pipelineOpts('identify', values, o);
   const gallery = str(values.gallery);
   if (!gallery) throw new CosfaceError('BAD_INPUT', 'identify: --gallery <name> is required');
   const k = intOpt('identify', values.k, 'k', 5, 1000);
@@ -426,7 +433,7 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
     const rule = defaultDecision(store, g.modelId, chosen);
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const bytes = await photoBytes(photo);
-    session = await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('identify', values), note: (s) => o.io.err(`${s}\n`) });
+    session = await o.openPipeline(pipe);
     const { faces } = await facesOf(session.pipeline, photo, bytes);
     if (faces.length === 0) throw new CosfaceError('NO_FACE', `${photo}: no face found`);
     const results = [];
@@ -463,6 +470,7 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
 
 async function verify(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const { values, positionals } = parse('verify', args, { db: { type: 'string' }, far: { type: 'string' }, threshold: { type: 'string' }, json: { type: 'boolean' }, ...PIPELINE_OPTIONS });
+  const pipe = pipelineOpts('verify', values, o);
   if (positionals.length !== 2) throw new CosfaceError('BAD_INPUT', 'verify: give two photos: cosface verify <a> <b>');
   const chosen = thresholdOpts('verify', values);
   const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
@@ -474,7 +482,7 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const [a, b] = positionals as [string, string];
     const bytes = [await photoBytes(a), await photoBytes(b)];
-    session = await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('verify', values), note: (s) => o.io.err(`${s}\n`) });
+    session = await o.openPipeline(pipe);
     const sides = [];
     for (const [i, p] of [a, b].entries()) {
       const found = await facesOf(session.pipeline, p, bytes[i]);
@@ -578,6 +586,7 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `calibrate: unexpected argument '${positionals[0]}'`);
+  const pipe = pipelineOpts('calibrate', values, o);
   const data = str(values.data);
   if (!data) throw new CosfaceError('BAD_INPUT', 'calibrate: --data <dir> is required');
   const { parseLfwPairs, embedLfwImages } = await import('../eval/lfw.js');
@@ -597,7 +606,7 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
     throw new CosfaceError('BAD_INPUT', `calibrate --all-pairs labels images by their folder (one per person, as in LFW), but all ${images.length} images are in one folder`);
   }
   const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
-  const session = await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('calibrate', values), note: (s) => o.io.err(`${s}\n`) });
+  const session = await o.openPipeline(pipe);
   let emb: Awaited<ReturnType<typeof embedLfwImages>>;
   try {
     const bar = new ProgressBar(o.io, images.length, 'embedding');
@@ -670,6 +679,7 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `eval orl: unexpected argument '${positionals[0]}'`);
+  const pipe = pipelineOpts('eval orl', values, o);
   const data = str(values.data);
   if (!data) throw new CosfaceError('BAD_INPUT', 'eval orl: --data <dir> is required (the folder with identities.csv or att_faces/)');
   const { listOrlImages, embedOrlImages, scoreOrl } = await import('../eval/orl.js');
@@ -682,7 +692,7 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
   const images = await listOrlImages(data);
   const store = calibration === 'stored' ? await openExistingStore(str(values.db) ?? DEFAULT_DB_PATH) : null;
   try {
-    const session = await o.openPipeline({ backend: str(values.backend) ?? 'auto', workers: workersOpt('eval orl', values), note: (s) => o.io.err(`${s}\n`) });
+    const session = await o.openPipeline(pipe);
     let emb;
     try {
       const bar = new ProgressBar(o.io, images.length, 'embedding');

@@ -77,12 +77,16 @@ describe('cosface enroll', () => {
     expect(more).toMatchObject({ added: 1, skipped: 4, identitiesAdded: 1, gallerySize: { identities: 4, faces: 5 } });
   }, 60_000);
 
-  it('refuses a missing folder, a folder without photos and a missing --gallery, before touching the database', async () => {
+  it('refuses a missing folder, a folder without photos, a missing --gallery and a bad backend, before touching the database', async () => {
     const before = dbFingerprint(db);
     await expectCode(cmd.enroll, [join(dir, 'nope'), '--gallery', 'people', ...dbArgs()], 'BAD_INPUT');
     await expectCode(cmd.enroll, [join(dir, 'bad'), '--gallery', 'people', ...dbArgs()], 'BAD_INPUT');
     await expectCode(cmd.enroll, [people, ...dbArgs()], 'BAD_INPUT');
+    await expectCode(cmd.enroll, [people, '--gallery', 'other', '--backend', 'cuda', ...dbArgs()], 'UNKNOWN_BACKEND');
+    await expectCode(cmd.enroll, [people, '--gallery', 'other', '--workers', '0', ...dbArgs()], 'BAD_INPUT');
     expect(dbFingerprint(db)).toBe(before);
+    await expectCode(cmd.enroll, [people, '--gallery', 'other', '--backend', 'cuda', '--db', join(dir, 'fresh.db')], 'UNKNOWN_BACKEND');
+    expect(existsSync(join(dir, 'fresh.db'))).toBe(false);
   });
 });
 
