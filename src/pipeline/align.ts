@@ -103,42 +103,99 @@ export function warpToCrop(
 ): Float32Array {
   const dst = out ?? new Float32Array(outW * outH * 3);
   const fill = opts.fill ?? 0;
-  const scale = similarityScale(toImage);
+  let scale = similarityScale(toImage);
+  let src = img;
+  let { a, b, tx, ty } = toImage;
+  if (opts.supersample === undefined && scale > 2) {
+    // Large downscales read a box-filtered half-size level of the image (each level averages
+    // 2x2 pixels of the one above), so that at most 2x2 bilinear samples per output pixel remain.
+    const level = Math.floor(Math.log2(scale));
+    src = pyramidLevel(img, level);
+    const f = 1 / 2 ** level;
+    a *= f;
+    b *= f;
+    tx *= f;
+    ty *= f;
+    scale *= f;
+  }
   const k = Math.max(1, Math.min(8, opts.supersample ?? Math.ceil(scale - 1e-6)));
-  const { width: W, height: H, data } = img;
+  const { width: W, height: H, data } = src;
   const inv = 1 / (k * k);
-  const px = [0, 0, 0];
-  const sample = (x: number, y: number): void => {
-    // continuous -> pixel-centre coordinates for bilinear interpolation
-    const fx = x - 0.5, fy = y - 0.5;
-    const x0 = Math.floor(fx), y0 = Math.floor(fy);
-    const wx = fx - x0, wy = fy - y0;
-    for (let c = 0; c < 3; c++) {
-      const v00 = x0 >= 0 && x0 < W && y0 >= 0 && y0 < H ? data[(y0 * W + x0) * 3 + c]! : fill;
-      const v10 = x0 + 1 >= 0 && x0 + 1 < W && y0 >= 0 && y0 < H ? data[(y0 * W + x0 + 1) * 3 + c]! : fill;
-      const v01 = x0 >= 0 && x0 < W && y0 + 1 >= 0 && y0 + 1 < H ? data[((y0 + 1) * W + x0) * 3 + c]! : fill;
-      const v11 = x0 + 1 >= 0 && x0 + 1 < W && y0 + 1 >= 0 && y0 + 1 < H ? data[((y0 + 1) * W + x0 + 1) * 3 + c]! : fill;
-      px[c]! += (v00 * (1 - wx) + v10 * wx) * (1 - wy) + (v01 * (1 - wx) + v11 * wx) * wy;
-    }
-  };
-  const { a, b, tx, ty } = toImage;
   for (let v = 0; v < outH; v++) {
     for (let u = 0; u < outW; u++) {
-      px[0] = px[1] = px[2] = 0;
+      let r = 0;
+      let g = 0;
+      let bl = 0;
       for (let sy = 0; sy < k; sy++) {
         const cy = v + (sy + 0.5) / k;
         for (let sx = 0; sx < k; sx++) {
           const cx = u + (sx + 0.5) / k;
-          sample(a * cx - b * cy + tx, b * cx + a * cy + ty);
+          // continuous -> pixel-centre coordinates for bilinear interpolation
+          const fx = a * cx - b * cy + tx - 0.5;
+          const fy = b * cx + a * cy + ty - 0.5;
+          const x0 = Math.floor(fx);
+          const y0 = Math.floor(fy);
+          const wx = fx - x0;
+          const wy = fy - y0;
+          const w00 = (1 - wx) * (1 - wy);
+          const w10 = wx * (1 - wy);
+          const w01 = (1 - wx) * wy;
+          const w11 = wx * wy;
+          if (x0 >= 0 && y0 >= 0 && x0 + 1 < W && y0 + 1 < H) {
+            const i00 = (y0 * W + x0) * 3;
+            const i01 = i00 + W * 3;
+            r += data[i00]! * w00 + data[i00 + 3]! * w10 + data[i01]! * w01 + data[i01 + 3]! * w11;
+            g += data[i00 + 1]! * w00 + data[i00 + 4]! * w10 + data[i01 + 1]! * w01 + data[i01 + 4]! * w11;
+            bl += data[i00 + 2]! * w00 + data[i00 + 5]! * w10 + data[i01 + 2]! * w01 + data[i01 + 5]! * w11;
+          } else {
+            // Border: samples outside the image take the fill value.
+            const in00 = x0 >= 0 && x0 < W && y0 >= 0 && y0 < H;
+            const in10 = x0 + 1 >= 0 && x0 + 1 < W && y0 >= 0 && y0 < H;
+            const in01 = x0 >= 0 && x0 < W && y0 + 1 >= 0 && y0 + 1 < H;
+            const in11 = x0 + 1 >= 0 && x0 + 1 < W && y0 + 1 >= 0 && y0 + 1 < H;
+            const i00 = (y0 * W + x0) * 3;
+            const i10 = i00 + 3;
+            const i01 = i00 + W * 3;
+            const i11 = i01 + 3;
+            r += (in00 ? data[i00]! : fill) * w00 + (in10 ? data[i10]! : fill) * w10 + (in01 ? data[i01]! : fill) * w01 + (in11 ? data[i11]! : fill) * w11;
+            g += (in00 ? data[i00 + 1]! : fill) * w00 + (in10 ? data[i10 + 1]! : fill) * w10 + (in01 ? data[i01 + 1]! : fill) * w01 + (in11 ? data[i11 + 1]! : fill) * w11;
+            bl += (in00 ? data[i00 + 2]! : fill) * w00 + (in10 ? data[i10 + 2]! : fill) * w10 + (in01 ? data[i01 + 2]! : fill) * w01 + (in11 ? data[i11 + 2]! : fill) * w11;
+          }
         }
       }
       const o = offset + (v * outW + u) * 3;
-      dst[o] = px[0]! * inv;
-      dst[o + 1] = px[1]! * inv;
-      dst[o + 2] = px[2]! * inv;
+      dst[o] = r * inv;
+      dst[o + 1] = g * inv;
+      dst[o + 2] = bl * inv;
     }
   }
   return dst;
+}
+
+const pyramids = new WeakMap<RgbImage, RgbImage[]>();
+
+/** The image box-filtered `level` times to half size (level 0 is the image itself), cached per image. */
+export function pyramidLevel(img: RgbImage, level: number): RgbImage {
+  let levels = pyramids.get(img);
+  if (!levels) pyramids.set(img, (levels = [img]));
+  while (levels.length <= level) {
+    const prev = levels[levels.length - 1]!;
+    const w = prev.width >> 1;
+    const h = prev.height >> 1;
+    if (w < 1 || h < 1) return prev;
+    const out = new Uint8Array(w * h * 3);
+    const pw = prev.width * 3;
+    const d = prev.data;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const i = (2 * y) * pw + 2 * x * 3;
+        const o = (y * w + x) * 3;
+        for (let c = 0; c < 3; c++) out[o + c] = (d[i + c]! + d[i + 3 + c]! + d[i + pw + c]! + d[i + pw + 3 + c]! + 2) >> 2;
+      }
+    }
+    levels.push({ width: w, height: h, data: out });
+  }
+  return levels[level]!;
 }
 
 /** The aligned 112x112 crop (float RGB 0..255) of a face with five landmarks. */
