@@ -14,7 +14,7 @@ export PATH=/tmp/nodebin:$PATH
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv | tee "$OUT/gpu.txt"
 node dist/src/cli.js info 2>&1 | tee -a "$OUT/gpu.txt" || true
 timeout 300 node scripts/gpu-bench.mjs --crops .devrun/crops.f32 --reference .devrun/reference.f32 --batches 1,16,64,256,1024 --runs 9 --out "$OUT/webgpu.json" 2>&1 | grep -v 'artificially reduced' | tee "$OUT/webgpu.txt"
-timeout 200 python3 - <<'PY' 2>&1 | tee "$OUT/ort.txt"
+timeout 120 python3 - <<'PY' 2>&1 | tee "$OUT/ort.txt"
 import time, numpy as np, onnxruntime as ort, os, json
 crops = np.fromfile('.devrun/crops.f32', dtype=np.float32).reshape(-1, 112, 112, 3)
 res = {}
@@ -33,3 +33,9 @@ for threads in (1, 16):
         res[f'{threads}:{n}'] = n / m
 json.dump(res, open(os.environ.get('OUT', '/tmp') + '/ort.json', 'w'))
 PY
+
+# Search at 1M vectors (needs .devrun/nm.tar.xz: hnswlib-node, better-sqlite3, drizzle-orm built here).
+if [ -f .devrun/nm.tar.xz ] && [ -n "${SEARCH_SIZES:-}" ]; then
+  tar xJf .devrun/nm.tar.xz
+  timeout "${SEARCH_TIMEOUT:-300}" node scripts/search-bench-run.mjs --sizes "$SEARCH_SIZES" --ef 64,128,256 --queries 300 --out "$OUT/search.json" 2>&1 | tee "$OUT/search.txt"
+fi

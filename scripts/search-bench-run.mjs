@@ -1,0 +1,17 @@
+// Runs the search benchmark from the compiled dist/ (for a machine without the dev toolchain).
+// Usage: node scripts/search-bench-run.mjs [--sizes 1000000] [--ef 64,128,256] [--queries 500] [--out file.json]
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { benchSearch, formatSearchBench } from '../dist/src/bench/search-bench.js';
+
+const { values } = parseArgs({ options: { sizes: { type: 'string' }, ef: { type: 'string' }, queries: { type: 'string' }, out: { type: 'string' } } });
+const nums = (s, d) => (s ?? d).split(',').map(Number);
+const result = await benchSearch({
+  sizes: nums(values.sizes, '1000000'),
+  efs: nums(values.ef, '64,128,256'),
+  queries: Number(values.queries ?? 500),
+  log: (line) => process.stderr.write(`${line}\n`),
+});
+process.stdout.write(`${formatSearchBench(result)}\n`);
+if (values.out) writeFileSync(values.out, JSON.stringify(result, null, 1));
+process.exit(0);
