@@ -218,6 +218,18 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
 };
 
 export async function main(argv: string[]): Promise<number> {
+  // WASM worker threads are unref'd between requests, so while a command awaits a worker's reply
+  // nothing else may keep the event loop alive and Node would exit early with status 0. A ref'd
+  // timer holds the process until the command has finished.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  try {
+    return await runCommand(argv);
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+async function runCommand(argv: string[]): Promise<number> {
   const [cmd, ...args] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(usage());

@@ -35,6 +35,12 @@ export interface FacePipelineOptions {
    * detection and dropped.
    */
   fallbackMinScore?: number;
+  /**
+   * Face-flag probability from the mesh above which the mesh's landmarks are trusted (default
+   * 0.9). Real faces score about 1.0; a false detection on a patterned background
+   * (face_recognition's obama1.jpg: a window grid) scored 0.60 and went through at 0.5.
+   */
+  meshMinFlag?: number;
 }
 
 export interface Face {
@@ -101,7 +107,8 @@ export async function createFacePipeline(opts: FacePipelineOptions): Promise<Fac
     if (found.length === 0) return [];
     const meshesAll = await meshLandmarks(img, found, (x, n) => mesh.run(x, n), opts.landmarks);
     const minFallback = opts.fallbackMinScore ?? 0.75;
-    const keep = found.map((d, i) => meshesAll[i]!.faceFlag >= 0.5 || d.score >= minFallback);
+    const minFlag = opts.meshMinFlag ?? 0.9;
+    const keep = found.map((d, i) => meshesAll[i]!.faceFlag >= minFlag || d.score >= minFallback);
     const dets = found.filter((_, i) => keep[i]);
     const meshes = meshesAll.filter((_, i) => keep[i]);
     if (dets.length === 0) return [];
@@ -110,7 +117,7 @@ export async function createFacePipeline(opts: FacePipelineOptions): Promise<Fac
       const m = meshes[i]!;
       let five: Point[];
       let alignment: Face['alignment'];
-      if (m.faceFlag >= 0.5) {
+      if (m.faceFlag >= minFlag) {
         five = m.five;
         alignment = 'mesh';
       } else {
