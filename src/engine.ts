@@ -30,19 +30,35 @@ async function createWebGpu(): Promise<Backend> {
 }
 
 /**
- * Creates a backend. 'webgpu' fails with NO_ADAPTER when there is no adapter; 'auto' then falls
- * back to WASM (the chosen backend's describe() says which one it is).
+ * Creates a backend. 'webgpu' fails with NO_ADAPTER when there is no adapter. 'auto' takes WebGPU
+ * when there is a hardware adapter, and WASM when there is none or when the only adapter is a
+ * software rasteriser (lavapipe, SwiftShader): those run the same WGSL several times slower than
+ * the WASM kernels on the same cores (BENCHMARKS.md). `--backend webgpu` still selects them.
+ * The chosen backend's describe() says which one it is and why.
  */
 export async function createBackend(choice: BackendChoice | string = 'auto', opts: BackendOptions = {}): Promise<Backend> {
   const c = parseBackendChoice(choice);
   if (c === 'webgpu') return createWebGpu();
   if (c === 'wasm') return createWasm(opts);
+  let gpu: Backend & { gpu?: { software: boolean; adapterName: string } };
   try {
-    return await createWebGpu();
+    gpu = await createWebGpu();
   } catch (e) {
-    if (e instanceof CosfaceError && e.code === 'NO_ADAPTER') return createWasm(opts);
+    if (e instanceof CosfaceError && e.code === 'NO_ADAPTER') return withReason(await createWasm(opts), 'no WebGPU adapter');
     throw e;
   }
+  if (gpu.gpu?.software) {
+    const reason = `WebGPU adapter is software (${gpu.gpu.adapterName}); WASM is faster on this CPU`;
+    await gpu.dispose();
+    return withReason(await createWasm(opts), reason);
+  }
+  return gpu;
+}
+
+/** The same backend, with describe() saying why auto chose it. */
+function withReason(backend: Backend, reason: string): Backend {
+  const describe = backend.describe.bind(backend);
+  return Object.assign(backend, { describe: () => `${describe()} [auto: ${reason}]` });
 }
 
 /** Reads a model file into a Graph (format from its content: TFLite now; TF.js and ONNX later). */
