@@ -103,23 +103,10 @@ export function warpToCrop(
 ): Float32Array {
   const dst = out ?? new Float32Array(outW * outH * 3);
   const fill = opts.fill ?? 0;
-  let scale = similarityScale(toImage);
-  let src = img;
-  let { a, b, tx, ty } = toImage;
-  if (opts.supersample === undefined && scale > 2) {
-    // Large downscales read a box-filtered half-size level of the image (each level averages
-    // 2x2 pixels of the one above), so that at most 2x2 bilinear samples per output pixel remain.
-    const level = Math.floor(Math.log2(scale));
-    src = pyramidLevel(img, level);
-    const f = 1 / 2 ** level;
-    a *= f;
-    b *= f;
-    tx *= f;
-    ty *= f;
-    scale *= f;
-  }
+  const scale = similarityScale(toImage);
+  const { a, b, tx, ty } = toImage;
   const k = Math.max(1, Math.min(8, opts.supersample ?? Math.ceil(scale - 1e-6)));
-  const { width: W, height: H, data } = src;
+  const { width: W, height: H, data } = img;
   const inv = 1 / (k * k);
   for (let v = 0; v < outH; v++) {
     for (let u = 0; u < outW; u++) {
@@ -170,32 +157,6 @@ export function warpToCrop(
     }
   }
   return dst;
-}
-
-const pyramids = new WeakMap<RgbImage, RgbImage[]>();
-
-/** The image box-filtered `level` times to half size (level 0 is the image itself), cached per image. */
-export function pyramidLevel(img: RgbImage, level: number): RgbImage {
-  let levels = pyramids.get(img);
-  if (!levels) pyramids.set(img, (levels = [img]));
-  while (levels.length <= level) {
-    const prev = levels[levels.length - 1]!;
-    const w = prev.width >> 1;
-    const h = prev.height >> 1;
-    if (w < 1 || h < 1) return prev;
-    const out = new Uint8Array(w * h * 3);
-    const pw = prev.width * 3;
-    const d = prev.data;
-    for (let y = 0; y < h; y++) {
-      for (let x = 0; x < w; x++) {
-        const i = (2 * y) * pw + 2 * x * 3;
-        const o = (y * w + x) * 3;
-        for (let c = 0; c < 3; c++) out[o + c] = (d[i + c]! + d[i + 3 + c]! + d[i + pw + c]! + d[i + pw + 3 + c]! + 2) >> 2;
-      }
-    }
-    levels.push({ width: w, height: h, data: out });
-  }
-  return levels[level]!;
 }
 
 /** The aligned 112x112 crop (float RGB 0..255) of a face with five landmarks. */
