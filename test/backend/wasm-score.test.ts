@@ -4,48 +4,9 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWasmBackend, score, WasmScorer, type WasmBackend } from '../../src/backend/wasm/index.js';
-import type { TopK } from '../../src/backend/backend.js';
-import { isCosfaceError, type ErrorCode } from '../../src/errors.js';
 import { randomTensor } from '../helpers/fixtures.js';
+import { expectCode, expectMatchesBruteForce } from '../helpers/score.js';
 
-/** Brute force in float64: all scores, sorted best first, ties to the lower index. */
-function bruteForce(queries: Float32Array, q: number, gallery: Float32Array, n: number, dim: number, k: number) {
-  const rows: { index: number; score: number }[][] = [];
-  for (let i = 0; i < q; i++) {
-    const all = Array.from({ length: n }, (_, j) => {
-      let s = 0;
-      for (let d = 0; d < dim; d++) s += queries[i * dim + d]! * gallery[j * dim + d]!;
-      return { index: j, score: s };
-    });
-    all.sort((a, b) => b.score - a.score || a.index - b.index);
-    rows.push(all.slice(0, Math.min(k, n)));
-  }
-  return rows;
-}
-
-function expectMatchesBruteForce(got: TopK, queries: Float32Array, q: number, gallery: Float32Array, n: number, dim: number, k: number): void {
-  const want = bruteForce(queries, q, gallery, n, dim, k);
-  const kOut = Math.min(k, n);
-  expect(got.k).toBe(kOut);
-  expect(got.indices.length).toBe(q * kOut);
-  for (let i = 0; i < q; i++) {
-    for (let j = 0; j < kOut; j++) {
-      expect(got.indices[i * kOut + j], `query ${i} rank ${j}`).toBe(want[i]![j]!.index);
-      expect(Math.abs(got.scores[i * kOut + j]! - want[i]![j]!.score)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want[i]![j]!.score)));
-    }
-  }
-}
-
-async function expectCode(p: Promise<unknown>, code: ErrorCode, text?: string): Promise<void> {
-  let err: unknown;
-  try {
-    await p;
-  } catch (e) {
-    err = e;
-  }
-  expect(isCosfaceError(err, code), `expected ${code}, got ${String(err)}`).toBe(true);
-  if (text) expect((err as Error).message).toContain(text);
-}
 
 describe('WASM score()', () => {
   let scorer: WasmScorer;
