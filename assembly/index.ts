@@ -6,3 +6,4 @@ export { im2col, depthwise } from './conv';
 export { add, affine, activation, pad, l2normalize } from './elementwise';
 export { scoreTopK, packRows, topKFromScores, sumFloats } from './score';
 export { maxPool2d, padChannels, sigmoid, copyBlocks } from './detector';
+export { warp } from './warp';

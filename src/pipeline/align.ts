@@ -4,8 +4,9 @@
 //
 // Coordinates: landmarks and boxes are continuous image coordinates (pixel i covers [i, i+1]).
 // The ArcFace template follows OpenCV's convention (pixel centres at integers), so fits against
-// it first shift points by -0.5. A CPU warp for now; a WGSL and a WASM version are wanted later so
-// that all faces of a photo are warped on the backend in one batch.
+// it first shift points by -0.5. warpToCrop is the scalar reference of the warp; the backends run
+// the same warp batched, all crops of a photo in one call (Backend.warp: shaders/warp.wgsl,
+// assembly/warp.ts), and warpCrops picks one or the other.
 import type { RgbImage } from './decode.js';
 
 export type Point = [number, number];
@@ -157,6 +158,23 @@ export function warpToCrop(
     }
   }
   return dst;
+}
+
+/** Backend.warp: n crops of one image in one call, float RGB 0..255 HWC back to back. */
+export type BatchWarp = (img: RgbImage, transforms: readonly Similarity[], outW: number, outH: number, opts?: WarpOptions) => Promise<Float32Array>;
+
+/**
+ * n crops of one image (transforms[i]: crop i -> image), back to back: in one call on `warp` (a
+ * backend's batched warp) when given, else by warpToCrop one crop after the other.
+ */
+export async function warpCrops(
+  img: RgbImage, transforms: readonly Similarity[], outW: number, outH: number, opts: WarpOptions = {}, warp?: BatchWarp,
+): Promise<Float32Array> {
+  if (warp && transforms.length > 0) return warp(img, transforms, outW, outH, opts);
+  const per = outW * outH * 3;
+  const out = new Float32Array(transforms.length * per);
+  transforms.forEach((t, i) => warpToCrop(img, t, outW, outH, opts, out, i * per));
+  return out;
 }
 
 /** The aligned 112x112 crop (float RGB 0..255) of a face with five landmarks. */

@@ -11,7 +11,7 @@ import type { Graph } from '../graph/ir.js';
 import { appendL2Normalize, optimizeGraph } from '../graph/passes.js';
 import { loadTfjsGraphModel } from '../import/tfjs/read-tfjs.js';
 import { readTflite } from '../import/tflite/read-tflite.js';
-import { alignFace, alignmentTransform, ARCFACE_TEMPLATE_112, applySimilarity, invertSimilarity, type Point } from './align.js';
+import { alignmentTransform, ARCFACE_TEMPLATE_112, applySimilarity, invertSimilarity, warpCrops, type BatchWarp, type Point } from './align.js';
 import { decodeImage, type DecodeOptions, type RgbImage } from './decode.js';
 import { DETECTOR_OUTPUTS, detectFaces, type Detection, type DetectorOptions } from './detect.js';
 import { detectorFourPoints, meshLandmarks, MESH_OUTPUTS, type LandmarkOptions } from './landmarks.js';
@@ -20,6 +20,11 @@ import { faceQuality, type QualityParts } from './quality.js';
 /** Anything that compiles a graph for execution: a Backend (webgpu, wasm) or the reference adapter. */
 export interface GraphCompiler {
   compile(graph: Graph): Promise<CompiledGraph>;
+  /**
+   * The batched alignment warp (Backend.warp): the FaceMesh and aligned crops of a photo are cut
+   * in one call each. Without it (the reference adapter) warpToCrop cuts them one by one.
+   */
+  warp?: BatchWarp;
 }
 
 export interface FacePipelineOptions {
@@ -101,18 +106,19 @@ export async function createFacePipeline(opts: FacePipelineOptions): Promise<Fac
   const graphs = await loadPipelineGraphs(opts.modelDir);
   const [detector, mesh, embedder] = await Promise.all([opts.backend.compile(graphs.detector), opts.backend.compile(graphs.mesh), opts.backend.compile(graphs.embedder)]);
   const detect = (img: RgbImage) => detectFaces(img, (x, n) => detector.run(x, n), opts.detector);
+  const backendWarp = opts.backend.warp;
+  const warp: BatchWarp | undefined = backendWarp && ((img, transforms, outW, outH, o) => backendWarp.call(opts.backend, img, transforms, outW, outH, o));
 
   async function facesInImage(img: RgbImage): Promise<Face[]> {
     const found = await detect(img);
     if (found.length === 0) return [];
-    const meshesAll = await meshLandmarks(img, found, (x, n) => mesh.run(x, n), opts.landmarks);
+    const meshesAll = await meshLandmarks(img, found, (x, n) => mesh.run(x, n), opts.landmarks, warp);
     const minFallback = opts.fallbackMinScore ?? 0.75;
     const minFlag = opts.meshMinFlag ?? 0.9;
     const keep = found.map((d, i) => meshesAll[i]!.faceFlag >= minFlag || d.score >= minFallback);
     const dets = found.filter((_, i) => keep[i]);
     const meshes = meshesAll.filter((_, i) => keep[i]);
     if (dets.length === 0) return [];
-    const crops = new Float32Array(dets.length * 112 * 112 * 3);
     const prepared = dets.map((d, i) => {
       const m = meshes[i]!;
       let five: Point[];
@@ -129,9 +135,10 @@ export async function createFacePipeline(opts: FacePipelineOptions): Promise<Fac
         five = [...detectorFourPoints(d).slice(0, 3), fromTemplate(ARCFACE_TEMPLATE_112[3]!), fromTemplate(ARCFACE_TEMPLATE_112[4]!)];
         alignment = 'detector';
       }
-      const { toAligned } = alignFace(img, five, crops, i * 112 * 112 * 3);
-      return { five, alignment, toAligned };
+      return { five, alignment, toAligned: alignmentTransform(five) };
     });
+    // All aligned crops of the photo in one warp call (what alignFace cuts, face by face).
+    const crops = await warpCrops(img, prepared.map((p) => invertSimilarity(p.toAligned)), 112, 112, {}, warp);
     const emb = await embedder.run(crops, dets.length);
     return dets.map((d, i) => {
       const p = prepared[i]!;

@@ -1,7 +1,8 @@
 // Landmarks with FaceMesh (192x192): cuts an upright square crop around each detected face
-// (rotated so the eyes are level), runs all faces of a photo as one batch on the engine, maps the
-// 468 mesh points back to the photo and reduces them to the five alignment points.
-import { applySimilarity, warpToCrop, type Point, type Similarity } from './align.js';
+// (rotated so the eyes are level; all crops of a photo cut in one call on the backend's warp when
+// there is one), runs all faces of a photo as one batch on the engine, maps the 468 mesh points
+// back to the photo and reduces them to the five alignment points.
+import { applySimilarity, warpCrops, type BatchWarp, type Point, type Similarity } from './align.js';
 import type { RgbImage } from './decode.js';
 import type { Detection } from './detect.js';
 
@@ -76,11 +77,9 @@ function cropFromMesh(m: MeshResult, scale: number): Similarity {
 /** Runs the mesh graph: n crops of 192x192x3 (0..1) in, n x 1405 floats out. */
 export type RunMesh = (input: Float32Array, n: number) => Promise<Float32Array>;
 
-async function runMeshOn(img: RgbImage, crops: Similarity[], runMesh: RunMesh): Promise<MeshResult[]> {
+async function runMeshOn(img: RgbImage, crops: Similarity[], runMesh: RunMesh, warp?: BatchWarp): Promise<MeshResult[]> {
   if (crops.length === 0) return [];
-  const per = MESH_SIZE * MESH_SIZE * 3;
-  const input = new Float32Array(crops.length * per);
-  crops.forEach((c, i) => warpToCrop(img, c, MESH_SIZE, MESH_SIZE, {}, input, i * per));
+  const input = await warpCrops(img, crops, MESH_SIZE, MESH_SIZE, {}, warp);
   for (let i = 0; i < input.length; i++) input[i] = input[i]! / 255;
   const raw = await runMesh(input, crops.length);
   return crops.map((crop, i) => {
@@ -93,13 +92,16 @@ async function runMeshOn(img: RgbImage, crops: Similarity[], runMesh: RunMesh): 
   });
 }
 
-/** FaceMesh landmarks for every detection of a photo, in one batch (two with refinement). */
-export async function meshLandmarks(img: RgbImage, dets: readonly Detection[], runMesh: RunMesh, opts: LandmarkOptions = {}): Promise<MeshResult[]> {
+/**
+ * FaceMesh landmarks for every detection of a photo, in one batch (two with refinement). `warp`
+ * (a backend's batched warp) cuts the crops; without it warpToCrop does.
+ */
+export async function meshLandmarks(img: RgbImage, dets: readonly Detection[], runMesh: RunMesh, opts: LandmarkOptions = {}, warp?: BatchWarp): Promise<MeshResult[]> {
   const scale = opts.cropScale ?? 1.5;
-  const first = await runMeshOn(img, dets.map((d) => cropFromDetection(d, scale)), runMesh);
+  const first = await runMeshOn(img, dets.map((d) => cropFromDetection(d, scale)), runMesh, warp);
   if (opts.refine === false) return first;
   const again = first.map((m, i) => (m.faceFlag >= 0.5 ? i : -1)).filter((i) => i >= 0);
-  const second = await runMeshOn(img, again.map((i) => cropFromMesh(first[i]!, scale)), runMesh);
+  const second = await runMeshOn(img, again.map((i) => cropFromMesh(first[i]!, scale)), runMesh, warp);
   const out = [...first];
   again.forEach((i, k) => {
     if (second[k]!.faceFlag >= 0.5) out[i] = second[k]!;

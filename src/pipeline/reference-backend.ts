@@ -1,5 +1,6 @@
 // GraphCompilers over the scalar reference (src/graph/reference.ts): slow, but exact and always
 // there. For development and tests, and for graphs whose ops a backend does not implement yet.
+// The reference compiler has no batched warp: the pipeline then cuts crops with warpToCrop.
 import type { CompiledGraph } from '../backend/backend.js';
 import { isCosfaceError } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
@@ -20,11 +21,14 @@ export function referenceCompiler(): GraphCompiler {
 
 /**
  * Compiles on `primary`; a graph it refuses with UNSUPPORTED_OP runs on the reference instead.
- * `onFallback` hears which graphs (by source) fell back, so callers can say so.
+ * `onFallback` hears which graphs (by source) fell back, so callers can say so. The primary's
+ * batched warp, when it has one, is kept.
  */
 export function withReferenceFallback(primary: GraphCompiler, onFallback?: (graph: Graph, reason: string) => void): GraphCompiler {
   const reference = referenceCompiler();
+  const warp = primary.warp;
   return {
+    ...(warp ? { warp: (img, transforms, outW, outH, opts) => warp.call(primary, img, transforms, outW, outH, opts) } satisfies Pick<GraphCompiler, 'warp'> : {}),
     async compile(graph: Graph): Promise<CompiledGraph> {
       try {
         return await primary.compile(graph);

@@ -1,10 +1,10 @@
 // The whole photo -> faces pipeline on real photos, computed by the engine: the WASM backend, with
 // the scalar reference standing in for graphs whose ops it does not run yet (then the detector sees
 // the whole photo only, to keep the test fast). The six people of t1.jpg, one face per portrait,
-// Obama matching Obama and not Biden, no face in a photo of none.
+// Obama matching Obama and not Biden, no face in a photo of none, crops cut by the backend's warp.
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFacePipeline, type Face, type FacePipeline } from '../../src/pipeline/face-pipeline.js';
+import { createFacePipeline, type Face, type FacePipeline, type GraphCompiler } from '../../src/pipeline/face-pipeline.js';
 import { decodeImage } from '../../src/pipeline/decode.js';
 import { planDetectorViews } from '../../src/pipeline/detect.js';
 import { withReferenceFallback } from '../../src/pipeline/reference-backend.js';
@@ -13,9 +13,18 @@ import { createWasmBackend, type WasmBackend } from '../../src/backend/wasm/inde
 let pipeline: FacePipeline;
 let backend: WasmBackend;
 let detectorOnReference = false;
+/** Every backend warp call of the pipeline: crops per call and crop size. */
+const warpCalls: { n: number; size: number }[] = [];
 beforeAll(async () => {
   backend = await createWasmBackend({ workers: 2 });
-  const compiler = withReferenceFallback(backend, (g) => {
+  const counting: GraphCompiler = {
+    compile: (g) => backend.compile(g),
+    warp: (img, transforms, outW, outH, o) => {
+      warpCalls.push({ n: transforms.length, size: outW });
+      return backend.warp(img, transforms, outW, outH, o);
+    },
+  };
+  const compiler = withReferenceFallback(counting, (g) => {
     if (g.source.includes('blazeface')) detectorOnReference = true;
   });
   pipeline = await createFacePipeline({ backend: compiler });
@@ -78,6 +87,18 @@ describe('face pipeline', () => {
     expect(diff).toBeLessThan(0.2);
     // The small 240p face gets a lower quality than the larger one.
     if (obama1 !== obama2) expect(obama1[0]!.quality).toBeLessThan(obama2[0]!.quality);
+  });
+
+  it("cuts all faces' FaceMesh crops and all aligned crops of a photo in one backend warp call each", async () => {
+    warpCalls.length = 0;
+    const faces = await pipeline.facesInPhoto('test/fixtures/photos/t1.jpg');
+    expect(faces.length).toBe(6);
+    const mesh = warpCalls.filter((c) => c.size === 192);
+    const aligned = warpCalls.filter((c) => c.size === 112);
+    // The mesh runs twice (second pass on crops around the first mesh), all detections at once.
+    expect(mesh.length).toBe(2);
+    expect(mesh[0]!.n).toBeGreaterThanOrEqual(6);
+    expect(aligned).toEqual([{ n: 6, size: 112 }]);
   });
 
   it('returns no faces for a photo without any', async () => {

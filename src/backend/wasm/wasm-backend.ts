@@ -9,6 +9,7 @@ import { planGraph } from './wasm-plan.js';
 import { defaultWorkerCount, splitRanges, WorkerPool } from './wasm-pool.js';
 import type { WasmSimdChoice } from './wasm-kernels.js';
 import { scoreOnPool } from './wasm-score.js';
+import { warpOnPool } from './wasm-warp.js';
 
 export interface WasmBackendOptions {
   /** Worker threads, each with its own WASM instance (default: os.availableParallelism()). */
@@ -86,6 +87,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       return new WasmCompiledGraph(graph, pool, graphId);
     },
     score: (queries, q, gallery, n, dim, k) => scoreOnPool(pool, queries, q, gallery, n, dim, k),
+    warp: (img, transforms, outW, outH, warpOpts) => warpOnPool(pool, img, transforms, outW, outH, warpOpts),
     dispose: () => pool.close(),
   };
 }

@@ -1,4 +1,5 @@
-// Worker thread body: its own instance of the kernels, the graphs compiled onto it, and scoring.
+// Worker thread body: its own instance of the kernels, the graphs compiled onto it, scoring and
+// the alignment warp.
 // Requests come from wasm-pool.ts; every answer carries the request id, and failures carry the
 // CosfaceError code so the caller can rethrow them as they were.
 import { parentPort, workerData } from 'node:worker_threads';
@@ -7,12 +8,14 @@ import { WasmKernels } from './wasm-kernels.js';
 import type { WasmPlan } from './wasm-plan.js';
 import { WasmGraphRunner } from './wasm-runner.js';
 import { scoreOnInstance } from './wasm-topk.js';
+import { warpOnInstance, type WarpJob } from './wasm-warp.js';
 
 export type WorkerRequest =
   | { id: number; type: 'compile'; graphId: number; plan: WasmPlan }
   | { id: number; type: 'run'; graphId: number; input: Float32Array; n: number }
   | { id: number; type: 'release'; graphId: number }
-  | { id: number; type: 'score'; queries: Float32Array; q: number; gallery: Float32Array; count: number; dim: number; k: number; base: number };
+  | { id: number; type: 'score'; queries: Float32Array; q: number; gallery: Float32Array; count: number; dim: number; k: number; base: number }
+  | { id: number; type: 'warp'; job: WarpJob };
 
 export type WorkerResponse =
   | { id: number; ok: true; value: unknown }
@@ -49,6 +52,10 @@ function handle(req: WorkerRequest): { value: unknown; transfer: ArrayBuffer[] }
     case 'score': {
       const r = scoreOnInstance(kernels, req.queries, req.q, req.gallery, req.count, req.dim, req.k, req.base);
       return { value: r, transfer: [r.scores.buffer as ArrayBuffer, r.indices.buffer as ArrayBuffer] };
+    }
+    case 'warp': {
+      const out = warpOnInstance(kernels, req.job);
+      return { value: out, transfer: [out.buffer as ArrayBuffer] };
     }
   }
 }

@@ -1,6 +1,6 @@
 // The WebGPU backend: plans a graph into WGSL kernel dispatches, uploads weights once, keeps
 // activation buffers in a liveness-based arena sized for the largest batch seen, and runs a
-// whole batch as one command buffer (one submission).
+// whole batch as one command buffer (one submission). The alignment warp is in webgpu-warp.ts.
 import { CosfaceError } from '../../errors.js';
 import { nodeMacs, numel, type Graph } from '../../graph/ir.js';
 import type { Backend, CompiledGraph } from '../backend.js';
@@ -9,6 +9,7 @@ import { getGpu, type GpuContext } from './device.js';
 import type { KernelPlan } from './ops/kernel.js';
 import { ALIAS_OPS, planNode } from './ops/registry.js';
 import { PipelineCache } from './pipeline-cache.js';
+import { createWebGpuWarp } from './webgpu-warp.js';
 
 const STORAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC (GPUBufferUsage, usable before globals exist)
 const UNIFORM = 0x40 | 0x08; // UNIFORM | COPY_DST
@@ -54,6 +55,11 @@ export interface WebGpuBackendOptions {
    * measured faster (H200: 4256 against 3149 faces/s at batch 16; BENCHMARKS.md).
    */
   subgroups?: boolean;
+  /**
+   * Per-binding byte limit for warp() below the device's maxStorageBufferBindingSize (tests use a
+   * small one to exercise splitting a call into several dispatches and the CPU fallback).
+   */
+  maxWarpBindingBytes?: number;
 }
 
 export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
@@ -69,6 +75,7 @@ export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Prom
     pool,
     describe: () => `webgpu (${gpu.adapterName}${subgroupSize ? `, subgroups of ${subgroupSize}` : ''})`,
     compile: (graph) => compileGraph(gpu, pipelines, pool, graph, subgroupSize),
+    warp: createWebGpuWarp(gpu, pipelines, pool, opts.maxWarpBindingBytes),
     dispose: async () => {
       pool.destroy();
     },
