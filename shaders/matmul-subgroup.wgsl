@@ -28,15 +28,14 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(6) var<uniform> p: Params;
 
-fn finish(acc: vec4<f32>, row: u32, j: u32) {
-  var v = acc + bias[j];
-  if (p.act == 1u) {
+fn finish(acc: vec4<f32>, o: u32, bv: vec4<f32>, av: vec4<f32>, act: u32, hasRes: u32) {
+  var v = acc + bv;
+  if (act == 1u) {
     v = max(v, vec4<f32>(0.0));
-  } else if (p.act == 2u) {
-    v = select(v * alpha[j], v, v > vec4<f32>(0.0));
+  } else if (act == 2u) {
+    v = select(v * av, v, v > vec4<f32>(0.0));
   }
-  let o = row * p.N4 + j;
-  if (p.hasResidual != 0u) {
+  if (hasRes != 0u) {
     v = v + residual[o];
   }
   out[o] = v;
@@ -50,121 +49,128 @@ fn main_sg8(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) 
   let tile = min(flat / 8u, p.tiles - 1u);
   let colBlock = tile % p.colBlocks;
   let r0 = (tile / p.colBlocks) * 32u;
-  let jRaw = colBlock * 8u + sl;
-  let ok = flat / 8u < p.tiles && jRaw < p.N4;
-  let j = min(jRaw, p.N4 - 1u);
+  let inRange = flat / 8u < p.tiles;
+  let jRaw0 = colBlock * 8u + 0u + sl;
+  let ok0 = inRange && jRaw0 < p.N4;
+  let j0 = min(jRaw0, p.N4 - 1u);
   let last = p.M - 1u;
   let ra0 = min(r0 + 0u + sl, last) * p.K4;
   let ra1 = min(r0 + 8u + sl, last) * p.K4;
   let ra2 = min(r0 + 16u + sl, last) * p.K4;
   let ra3 = min(r0 + 24u + sl, last) * p.K4;
-  var c0 = vec4<f32>(0.0);
-  var c1 = vec4<f32>(0.0);
-  var c2 = vec4<f32>(0.0);
-  var c3 = vec4<f32>(0.0);
-  var c4 = vec4<f32>(0.0);
-  var c5 = vec4<f32>(0.0);
-  var c6 = vec4<f32>(0.0);
-  var c7 = vec4<f32>(0.0);
-  var c8 = vec4<f32>(0.0);
-  var c9 = vec4<f32>(0.0);
-  var c10 = vec4<f32>(0.0);
-  var c11 = vec4<f32>(0.0);
-  var c12 = vec4<f32>(0.0);
-  var c13 = vec4<f32>(0.0);
-  var c14 = vec4<f32>(0.0);
-  var c15 = vec4<f32>(0.0);
-  var c16 = vec4<f32>(0.0);
-  var c17 = vec4<f32>(0.0);
-  var c18 = vec4<f32>(0.0);
-  var c19 = vec4<f32>(0.0);
-  var c20 = vec4<f32>(0.0);
-  var c21 = vec4<f32>(0.0);
-  var c22 = vec4<f32>(0.0);
-  var c23 = vec4<f32>(0.0);
-  var c24 = vec4<f32>(0.0);
-  var c25 = vec4<f32>(0.0);
-  var c26 = vec4<f32>(0.0);
-  var c27 = vec4<f32>(0.0);
-  var c28 = vec4<f32>(0.0);
-  var c29 = vec4<f32>(0.0);
-  var c30 = vec4<f32>(0.0);
-  var c31 = vec4<f32>(0.0);
+  var c0_0 = vec4<f32>(0.0);
+  var c1_0 = vec4<f32>(0.0);
+  var c2_0 = vec4<f32>(0.0);
+  var c3_0 = vec4<f32>(0.0);
+  var c4_0 = vec4<f32>(0.0);
+  var c5_0 = vec4<f32>(0.0);
+  var c6_0 = vec4<f32>(0.0);
+  var c7_0 = vec4<f32>(0.0);
+  var c8_0 = vec4<f32>(0.0);
+  var c9_0 = vec4<f32>(0.0);
+  var c10_0 = vec4<f32>(0.0);
+  var c11_0 = vec4<f32>(0.0);
+  var c12_0 = vec4<f32>(0.0);
+  var c13_0 = vec4<f32>(0.0);
+  var c14_0 = vec4<f32>(0.0);
+  var c15_0 = vec4<f32>(0.0);
+  var c16_0 = vec4<f32>(0.0);
+  var c17_0 = vec4<f32>(0.0);
+  var c18_0 = vec4<f32>(0.0);
+  var c19_0 = vec4<f32>(0.0);
+  var c20_0 = vec4<f32>(0.0);
+  var c21_0 = vec4<f32>(0.0);
+  var c22_0 = vec4<f32>(0.0);
+  var c23_0 = vec4<f32>(0.0);
+  var c24_0 = vec4<f32>(0.0);
+  var c25_0 = vec4<f32>(0.0);
+  var c26_0 = vec4<f32>(0.0);
+  var c27_0 = vec4<f32>(0.0);
+  var c28_0 = vec4<f32>(0.0);
+  var c29_0 = vec4<f32>(0.0);
+  var c30_0 = vec4<f32>(0.0);
+  var c31_0 = vec4<f32>(0.0);
   for (var k4 = 0u; k4 < p.K4; k4 = k4 + 1u) {
     let av0 = A[ra0 + k4];
     let av1 = A[ra1 + k4];
     let av2 = A[ra2 + k4];
     let av3 = A[ra3 + k4];
-    let kb = k4 * 4u * p.N4 + j;
-    let b0 = B[kb];
-    let b1 = B[kb + p.N4];
-    let b2 = B[kb + 2u * p.N4];
-    let b3 = B[kb + 3u * p.N4];
-    { let a = subgroupBroadcast(av0, 0u); c0 = c0 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 1u); c1 = c1 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 2u); c2 = c2 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 3u); c3 = c3 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 4u); c4 = c4 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 5u); c5 = c5 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 6u); c6 = c6 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 7u); c7 = c7 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 0u); c8 = c8 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 1u); c9 = c9 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 2u); c10 = c10 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 3u); c11 = c11 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 4u); c12 = c12 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 5u); c13 = c13 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 6u); c14 = c14 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 7u); c15 = c15 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av2, 0u); c16 = c16 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av2, 1u); c17 = c17 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av2, 2u); c18 = c18 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av2, 3u); c19 = c19 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av2, 4u); c20 = c20 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av2, 5u); c21 = c21 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av2, 6u); c22 = c22 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av2, 7u); c23 = c23 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av3, 0u); c24 = c24 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av3, 1u); c25 = c25 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av3, 2u); c26 = c26 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av3, 3u); c27 = c27 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av3, 4u); c28 = c28 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av3, 5u); c29 = c29 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av3, 6u); c30 = c30 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av3, 7u); c31 = c31 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
+    let kb0 = k4 * 4u * p.N4 + j0;
+    let b0_0 = B[kb0];
+    let b0_1 = B[kb0 + p.N4];
+    let b0_2 = B[kb0 + 2u * p.N4];
+    let b0_3 = B[kb0 + 3u * p.N4];
+    { let a = subgroupBroadcast(av0, 0u); c0_0 = c0_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 1u); c1_0 = c1_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 2u); c2_0 = c2_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 3u); c3_0 = c3_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 4u); c4_0 = c4_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 5u); c5_0 = c5_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 6u); c6_0 = c6_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 7u); c7_0 = c7_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 0u); c8_0 = c8_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 1u); c9_0 = c9_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 2u); c10_0 = c10_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 3u); c11_0 = c11_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 4u); c12_0 = c12_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 5u); c13_0 = c13_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 6u); c14_0 = c14_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 7u); c15_0 = c15_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av2, 0u); c16_0 = c16_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av2, 1u); c17_0 = c17_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av2, 2u); c18_0 = c18_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av2, 3u); c19_0 = c19_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av2, 4u); c20_0 = c20_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av2, 5u); c21_0 = c21_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av2, 6u); c22_0 = c22_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av2, 7u); c23_0 = c23_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av3, 0u); c24_0 = c24_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av3, 1u); c25_0 = c25_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av3, 2u); c26_0 = c26_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av3, 3u); c27_0 = c27_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av3, 4u); c28_0 = c28_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av3, 5u); c29_0 = c29_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av3, 6u); c30_0 = c30_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av3, 7u); c31_0 = c31_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
   }
-  if (ok && r0 + 0u < p.M) { finish(c0, r0 + 0u, j); }
-  if (ok && r0 + 1u < p.M) { finish(c1, r0 + 1u, j); }
-  if (ok && r0 + 2u < p.M) { finish(c2, r0 + 2u, j); }
-  if (ok && r0 + 3u < p.M) { finish(c3, r0 + 3u, j); }
-  if (ok && r0 + 4u < p.M) { finish(c4, r0 + 4u, j); }
-  if (ok && r0 + 5u < p.M) { finish(c5, r0 + 5u, j); }
-  if (ok && r0 + 6u < p.M) { finish(c6, r0 + 6u, j); }
-  if (ok && r0 + 7u < p.M) { finish(c7, r0 + 7u, j); }
-  if (ok && r0 + 8u < p.M) { finish(c8, r0 + 8u, j); }
-  if (ok && r0 + 9u < p.M) { finish(c9, r0 + 9u, j); }
-  if (ok && r0 + 10u < p.M) { finish(c10, r0 + 10u, j); }
-  if (ok && r0 + 11u < p.M) { finish(c11, r0 + 11u, j); }
-  if (ok && r0 + 12u < p.M) { finish(c12, r0 + 12u, j); }
-  if (ok && r0 + 13u < p.M) { finish(c13, r0 + 13u, j); }
-  if (ok && r0 + 14u < p.M) { finish(c14, r0 + 14u, j); }
-  if (ok && r0 + 15u < p.M) { finish(c15, r0 + 15u, j); }
-  if (ok && r0 + 16u < p.M) { finish(c16, r0 + 16u, j); }
-  if (ok && r0 + 17u < p.M) { finish(c17, r0 + 17u, j); }
-  if (ok && r0 + 18u < p.M) { finish(c18, r0 + 18u, j); }
-  if (ok && r0 + 19u < p.M) { finish(c19, r0 + 19u, j); }
-  if (ok && r0 + 20u < p.M) { finish(c20, r0 + 20u, j); }
-  if (ok && r0 + 21u < p.M) { finish(c21, r0 + 21u, j); }
-  if (ok && r0 + 22u < p.M) { finish(c22, r0 + 22u, j); }
-  if (ok && r0 + 23u < p.M) { finish(c23, r0 + 23u, j); }
-  if (ok && r0 + 24u < p.M) { finish(c24, r0 + 24u, j); }
-  if (ok && r0 + 25u < p.M) { finish(c25, r0 + 25u, j); }
-  if (ok && r0 + 26u < p.M) { finish(c26, r0 + 26u, j); }
-  if (ok && r0 + 27u < p.M) { finish(c27, r0 + 27u, j); }
-  if (ok && r0 + 28u < p.M) { finish(c28, r0 + 28u, j); }
-  if (ok && r0 + 29u < p.M) { finish(c29, r0 + 29u, j); }
-  if (ok && r0 + 30u < p.M) { finish(c30, r0 + 30u, j); }
-  if (ok && r0 + 31u < p.M) { finish(c31, r0 + 31u, j); }
+  let act = p.act;
+  let hasRes = p.hasResidual;
+  let n4 = p.N4;
+  let m = p.M;
+  let bv0 = bias[j0];
+  let al0 = alpha[j0];
+  if (ok0 && r0 + 0u < m) { finish(c0_0, (r0 + 0u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 1u < m) { finish(c1_0, (r0 + 1u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 2u < m) { finish(c2_0, (r0 + 2u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 3u < m) { finish(c3_0, (r0 + 3u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 4u < m) { finish(c4_0, (r0 + 4u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 5u < m) { finish(c5_0, (r0 + 5u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 6u < m) { finish(c6_0, (r0 + 6u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 7u < m) { finish(c7_0, (r0 + 7u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 8u < m) { finish(c8_0, (r0 + 8u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 9u < m) { finish(c9_0, (r0 + 9u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 10u < m) { finish(c10_0, (r0 + 10u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 11u < m) { finish(c11_0, (r0 + 11u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 12u < m) { finish(c12_0, (r0 + 12u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 13u < m) { finish(c13_0, (r0 + 13u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 14u < m) { finish(c14_0, (r0 + 14u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 15u < m) { finish(c15_0, (r0 + 15u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 16u < m) { finish(c16_0, (r0 + 16u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 17u < m) { finish(c17_0, (r0 + 17u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 18u < m) { finish(c18_0, (r0 + 18u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 19u < m) { finish(c19_0, (r0 + 19u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 20u < m) { finish(c20_0, (r0 + 20u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 21u < m) { finish(c21_0, (r0 + 21u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 22u < m) { finish(c22_0, (r0 + 22u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 23u < m) { finish(c23_0, (r0 + 23u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 24u < m) { finish(c24_0, (r0 + 24u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 25u < m) { finish(c25_0, (r0 + 25u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 26u < m) { finish(c26_0, (r0 + 26u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 27u < m) { finish(c27_0, (r0 + 27u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 28u < m) { finish(c28_0, (r0 + 28u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 29u < m) { finish(c29_0, (r0 + 29u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 30u < m) { finish(c30_0, (r0 + 30u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 31u < m) { finish(c31_0, (r0 + 31u) * n4 + j0, bv0, al0, act, hasRes); }
 }
 
 @compute @workgroup_size(64)
@@ -175,117 +181,124 @@ fn main_sg16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
   let tile = min(flat / 16u, p.tiles - 1u);
   let colBlock = tile % p.colBlocks;
   let r0 = (tile / p.colBlocks) * 32u;
-  let jRaw = colBlock * 16u + sl;
-  let ok = flat / 16u < p.tiles && jRaw < p.N4;
-  let j = min(jRaw, p.N4 - 1u);
+  let inRange = flat / 16u < p.tiles;
+  let jRaw0 = colBlock * 16u + 0u + sl;
+  let ok0 = inRange && jRaw0 < p.N4;
+  let j0 = min(jRaw0, p.N4 - 1u);
   let last = p.M - 1u;
   let ra0 = min(r0 + 0u + sl, last) * p.K4;
   let ra1 = min(r0 + 16u + sl, last) * p.K4;
-  var c0 = vec4<f32>(0.0);
-  var c1 = vec4<f32>(0.0);
-  var c2 = vec4<f32>(0.0);
-  var c3 = vec4<f32>(0.0);
-  var c4 = vec4<f32>(0.0);
-  var c5 = vec4<f32>(0.0);
-  var c6 = vec4<f32>(0.0);
-  var c7 = vec4<f32>(0.0);
-  var c8 = vec4<f32>(0.0);
-  var c9 = vec4<f32>(0.0);
-  var c10 = vec4<f32>(0.0);
-  var c11 = vec4<f32>(0.0);
-  var c12 = vec4<f32>(0.0);
-  var c13 = vec4<f32>(0.0);
-  var c14 = vec4<f32>(0.0);
-  var c15 = vec4<f32>(0.0);
-  var c16 = vec4<f32>(0.0);
-  var c17 = vec4<f32>(0.0);
-  var c18 = vec4<f32>(0.0);
-  var c19 = vec4<f32>(0.0);
-  var c20 = vec4<f32>(0.0);
-  var c21 = vec4<f32>(0.0);
-  var c22 = vec4<f32>(0.0);
-  var c23 = vec4<f32>(0.0);
-  var c24 = vec4<f32>(0.0);
-  var c25 = vec4<f32>(0.0);
-  var c26 = vec4<f32>(0.0);
-  var c27 = vec4<f32>(0.0);
-  var c28 = vec4<f32>(0.0);
-  var c29 = vec4<f32>(0.0);
-  var c30 = vec4<f32>(0.0);
-  var c31 = vec4<f32>(0.0);
+  var c0_0 = vec4<f32>(0.0);
+  var c1_0 = vec4<f32>(0.0);
+  var c2_0 = vec4<f32>(0.0);
+  var c3_0 = vec4<f32>(0.0);
+  var c4_0 = vec4<f32>(0.0);
+  var c5_0 = vec4<f32>(0.0);
+  var c6_0 = vec4<f32>(0.0);
+  var c7_0 = vec4<f32>(0.0);
+  var c8_0 = vec4<f32>(0.0);
+  var c9_0 = vec4<f32>(0.0);
+  var c10_0 = vec4<f32>(0.0);
+  var c11_0 = vec4<f32>(0.0);
+  var c12_0 = vec4<f32>(0.0);
+  var c13_0 = vec4<f32>(0.0);
+  var c14_0 = vec4<f32>(0.0);
+  var c15_0 = vec4<f32>(0.0);
+  var c16_0 = vec4<f32>(0.0);
+  var c17_0 = vec4<f32>(0.0);
+  var c18_0 = vec4<f32>(0.0);
+  var c19_0 = vec4<f32>(0.0);
+  var c20_0 = vec4<f32>(0.0);
+  var c21_0 = vec4<f32>(0.0);
+  var c22_0 = vec4<f32>(0.0);
+  var c23_0 = vec4<f32>(0.0);
+  var c24_0 = vec4<f32>(0.0);
+  var c25_0 = vec4<f32>(0.0);
+  var c26_0 = vec4<f32>(0.0);
+  var c27_0 = vec4<f32>(0.0);
+  var c28_0 = vec4<f32>(0.0);
+  var c29_0 = vec4<f32>(0.0);
+  var c30_0 = vec4<f32>(0.0);
+  var c31_0 = vec4<f32>(0.0);
   for (var k4 = 0u; k4 < p.K4; k4 = k4 + 1u) {
     let av0 = A[ra0 + k4];
     let av1 = A[ra1 + k4];
-    let kb = k4 * 4u * p.N4 + j;
-    let b0 = B[kb];
-    let b1 = B[kb + p.N4];
-    let b2 = B[kb + 2u * p.N4];
-    let b3 = B[kb + 3u * p.N4];
-    { let a = subgroupBroadcast(av0, 0u); c0 = c0 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 1u); c1 = c1 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 2u); c2 = c2 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 3u); c3 = c3 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 4u); c4 = c4 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 5u); c5 = c5 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 6u); c6 = c6 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 7u); c7 = c7 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 8u); c8 = c8 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 9u); c9 = c9 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 10u); c10 = c10 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 11u); c11 = c11 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 12u); c12 = c12 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 13u); c13 = c13 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 14u); c14 = c14 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 15u); c15 = c15 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 0u); c16 = c16 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 1u); c17 = c17 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 2u); c18 = c18 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 3u); c19 = c19 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 4u); c20 = c20 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 5u); c21 = c21 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 6u); c22 = c22 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 7u); c23 = c23 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 8u); c24 = c24 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 9u); c25 = c25 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 10u); c26 = c26 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 11u); c27 = c27 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 12u); c28 = c28 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 13u); c29 = c29 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 14u); c30 = c30 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av1, 15u); c31 = c31 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
+    let kb0 = k4 * 4u * p.N4 + j0;
+    let b0_0 = B[kb0];
+    let b0_1 = B[kb0 + p.N4];
+    let b0_2 = B[kb0 + 2u * p.N4];
+    let b0_3 = B[kb0 + 3u * p.N4];
+    { let a = subgroupBroadcast(av0, 0u); c0_0 = c0_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 1u); c1_0 = c1_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 2u); c2_0 = c2_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 3u); c3_0 = c3_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 4u); c4_0 = c4_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 5u); c5_0 = c5_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 6u); c6_0 = c6_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 7u); c7_0 = c7_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 8u); c8_0 = c8_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 9u); c9_0 = c9_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 10u); c10_0 = c10_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 11u); c11_0 = c11_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 12u); c12_0 = c12_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 13u); c13_0 = c13_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 14u); c14_0 = c14_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 15u); c15_0 = c15_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 0u); c16_0 = c16_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 1u); c17_0 = c17_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 2u); c18_0 = c18_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 3u); c19_0 = c19_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 4u); c20_0 = c20_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 5u); c21_0 = c21_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 6u); c22_0 = c22_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 7u); c23_0 = c23_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 8u); c24_0 = c24_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 9u); c25_0 = c25_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 10u); c26_0 = c26_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 11u); c27_0 = c27_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 12u); c28_0 = c28_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 13u); c29_0 = c29_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 14u); c30_0 = c30_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av1, 15u); c31_0 = c31_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
   }
-  if (ok && r0 + 0u < p.M) { finish(c0, r0 + 0u, j); }
-  if (ok && r0 + 1u < p.M) { finish(c1, r0 + 1u, j); }
-  if (ok && r0 + 2u < p.M) { finish(c2, r0 + 2u, j); }
-  if (ok && r0 + 3u < p.M) { finish(c3, r0 + 3u, j); }
-  if (ok && r0 + 4u < p.M) { finish(c4, r0 + 4u, j); }
-  if (ok && r0 + 5u < p.M) { finish(c5, r0 + 5u, j); }
-  if (ok && r0 + 6u < p.M) { finish(c6, r0 + 6u, j); }
-  if (ok && r0 + 7u < p.M) { finish(c7, r0 + 7u, j); }
-  if (ok && r0 + 8u < p.M) { finish(c8, r0 + 8u, j); }
-  if (ok && r0 + 9u < p.M) { finish(c9, r0 + 9u, j); }
-  if (ok && r0 + 10u < p.M) { finish(c10, r0 + 10u, j); }
-  if (ok && r0 + 11u < p.M) { finish(c11, r0 + 11u, j); }
-  if (ok && r0 + 12u < p.M) { finish(c12, r0 + 12u, j); }
-  if (ok && r0 + 13u < p.M) { finish(c13, r0 + 13u, j); }
-  if (ok && r0 + 14u < p.M) { finish(c14, r0 + 14u, j); }
-  if (ok && r0 + 15u < p.M) { finish(c15, r0 + 15u, j); }
-  if (ok && r0 + 16u < p.M) { finish(c16, r0 + 16u, j); }
-  if (ok && r0 + 17u < p.M) { finish(c17, r0 + 17u, j); }
-  if (ok && r0 + 18u < p.M) { finish(c18, r0 + 18u, j); }
-  if (ok && r0 + 19u < p.M) { finish(c19, r0 + 19u, j); }
-  if (ok && r0 + 20u < p.M) { finish(c20, r0 + 20u, j); }
-  if (ok && r0 + 21u < p.M) { finish(c21, r0 + 21u, j); }
-  if (ok && r0 + 22u < p.M) { finish(c22, r0 + 22u, j); }
-  if (ok && r0 + 23u < p.M) { finish(c23, r0 + 23u, j); }
-  if (ok && r0 + 24u < p.M) { finish(c24, r0 + 24u, j); }
-  if (ok && r0 + 25u < p.M) { finish(c25, r0 + 25u, j); }
-  if (ok && r0 + 26u < p.M) { finish(c26, r0 + 26u, j); }
-  if (ok && r0 + 27u < p.M) { finish(c27, r0 + 27u, j); }
-  if (ok && r0 + 28u < p.M) { finish(c28, r0 + 28u, j); }
-  if (ok && r0 + 29u < p.M) { finish(c29, r0 + 29u, j); }
-  if (ok && r0 + 30u < p.M) { finish(c30, r0 + 30u, j); }
-  if (ok && r0 + 31u < p.M) { finish(c31, r0 + 31u, j); }
+  let act = p.act;
+  let hasRes = p.hasResidual;
+  let n4 = p.N4;
+  let m = p.M;
+  let bv0 = bias[j0];
+  let al0 = alpha[j0];
+  if (ok0 && r0 + 0u < m) { finish(c0_0, (r0 + 0u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 1u < m) { finish(c1_0, (r0 + 1u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 2u < m) { finish(c2_0, (r0 + 2u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 3u < m) { finish(c3_0, (r0 + 3u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 4u < m) { finish(c4_0, (r0 + 4u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 5u < m) { finish(c5_0, (r0 + 5u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 6u < m) { finish(c6_0, (r0 + 6u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 7u < m) { finish(c7_0, (r0 + 7u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 8u < m) { finish(c8_0, (r0 + 8u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 9u < m) { finish(c9_0, (r0 + 9u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 10u < m) { finish(c10_0, (r0 + 10u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 11u < m) { finish(c11_0, (r0 + 11u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 12u < m) { finish(c12_0, (r0 + 12u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 13u < m) { finish(c13_0, (r0 + 13u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 14u < m) { finish(c14_0, (r0 + 14u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 15u < m) { finish(c15_0, (r0 + 15u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 16u < m) { finish(c16_0, (r0 + 16u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 17u < m) { finish(c17_0, (r0 + 17u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 18u < m) { finish(c18_0, (r0 + 18u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 19u < m) { finish(c19_0, (r0 + 19u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 20u < m) { finish(c20_0, (r0 + 20u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 21u < m) { finish(c21_0, (r0 + 21u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 22u < m) { finish(c22_0, (r0 + 22u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 23u < m) { finish(c23_0, (r0 + 23u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 24u < m) { finish(c24_0, (r0 + 24u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 25u < m) { finish(c25_0, (r0 + 25u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 26u < m) { finish(c26_0, (r0 + 26u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 27u < m) { finish(c27_0, (r0 + 27u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 28u < m) { finish(c28_0, (r0 + 28u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 29u < m) { finish(c29_0, (r0 + 29u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 30u < m) { finish(c30_0, (r0 + 30u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 31u < m) { finish(c31_0, (r0 + 31u) * n4 + j0, bv0, al0, act, hasRes); }
 }
 
 @compute @workgroup_size(64)
@@ -296,113 +309,120 @@ fn main_sg32(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
   let tile = min(flat / 32u, p.tiles - 1u);
   let colBlock = tile % p.colBlocks;
   let r0 = (tile / p.colBlocks) * 32u;
-  let jRaw = colBlock * 32u + sl;
-  let ok = flat / 32u < p.tiles && jRaw < p.N4;
-  let j = min(jRaw, p.N4 - 1u);
+  let inRange = flat / 32u < p.tiles;
+  let jRaw0 = colBlock * 32u + 0u + sl;
+  let ok0 = inRange && jRaw0 < p.N4;
+  let j0 = min(jRaw0, p.N4 - 1u);
   let last = p.M - 1u;
   let ra0 = min(r0 + 0u + sl, last) * p.K4;
-  var c0 = vec4<f32>(0.0);
-  var c1 = vec4<f32>(0.0);
-  var c2 = vec4<f32>(0.0);
-  var c3 = vec4<f32>(0.0);
-  var c4 = vec4<f32>(0.0);
-  var c5 = vec4<f32>(0.0);
-  var c6 = vec4<f32>(0.0);
-  var c7 = vec4<f32>(0.0);
-  var c8 = vec4<f32>(0.0);
-  var c9 = vec4<f32>(0.0);
-  var c10 = vec4<f32>(0.0);
-  var c11 = vec4<f32>(0.0);
-  var c12 = vec4<f32>(0.0);
-  var c13 = vec4<f32>(0.0);
-  var c14 = vec4<f32>(0.0);
-  var c15 = vec4<f32>(0.0);
-  var c16 = vec4<f32>(0.0);
-  var c17 = vec4<f32>(0.0);
-  var c18 = vec4<f32>(0.0);
-  var c19 = vec4<f32>(0.0);
-  var c20 = vec4<f32>(0.0);
-  var c21 = vec4<f32>(0.0);
-  var c22 = vec4<f32>(0.0);
-  var c23 = vec4<f32>(0.0);
-  var c24 = vec4<f32>(0.0);
-  var c25 = vec4<f32>(0.0);
-  var c26 = vec4<f32>(0.0);
-  var c27 = vec4<f32>(0.0);
-  var c28 = vec4<f32>(0.0);
-  var c29 = vec4<f32>(0.0);
-  var c30 = vec4<f32>(0.0);
-  var c31 = vec4<f32>(0.0);
+  var c0_0 = vec4<f32>(0.0);
+  var c1_0 = vec4<f32>(0.0);
+  var c2_0 = vec4<f32>(0.0);
+  var c3_0 = vec4<f32>(0.0);
+  var c4_0 = vec4<f32>(0.0);
+  var c5_0 = vec4<f32>(0.0);
+  var c6_0 = vec4<f32>(0.0);
+  var c7_0 = vec4<f32>(0.0);
+  var c8_0 = vec4<f32>(0.0);
+  var c9_0 = vec4<f32>(0.0);
+  var c10_0 = vec4<f32>(0.0);
+  var c11_0 = vec4<f32>(0.0);
+  var c12_0 = vec4<f32>(0.0);
+  var c13_0 = vec4<f32>(0.0);
+  var c14_0 = vec4<f32>(0.0);
+  var c15_0 = vec4<f32>(0.0);
+  var c16_0 = vec4<f32>(0.0);
+  var c17_0 = vec4<f32>(0.0);
+  var c18_0 = vec4<f32>(0.0);
+  var c19_0 = vec4<f32>(0.0);
+  var c20_0 = vec4<f32>(0.0);
+  var c21_0 = vec4<f32>(0.0);
+  var c22_0 = vec4<f32>(0.0);
+  var c23_0 = vec4<f32>(0.0);
+  var c24_0 = vec4<f32>(0.0);
+  var c25_0 = vec4<f32>(0.0);
+  var c26_0 = vec4<f32>(0.0);
+  var c27_0 = vec4<f32>(0.0);
+  var c28_0 = vec4<f32>(0.0);
+  var c29_0 = vec4<f32>(0.0);
+  var c30_0 = vec4<f32>(0.0);
+  var c31_0 = vec4<f32>(0.0);
   for (var k4 = 0u; k4 < p.K4; k4 = k4 + 1u) {
     let av0 = A[ra0 + k4];
-    let kb = k4 * 4u * p.N4 + j;
-    let b0 = B[kb];
-    let b1 = B[kb + p.N4];
-    let b2 = B[kb + 2u * p.N4];
-    let b3 = B[kb + 3u * p.N4];
-    { let a = subgroupBroadcast(av0, 0u); c0 = c0 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 1u); c1 = c1 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 2u); c2 = c2 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 3u); c3 = c3 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 4u); c4 = c4 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 5u); c5 = c5 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 6u); c6 = c6 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 7u); c7 = c7 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 8u); c8 = c8 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 9u); c9 = c9 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 10u); c10 = c10 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 11u); c11 = c11 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 12u); c12 = c12 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 13u); c13 = c13 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 14u); c14 = c14 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 15u); c15 = c15 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 16u); c16 = c16 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 17u); c17 = c17 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 18u); c18 = c18 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 19u); c19 = c19 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 20u); c20 = c20 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 21u); c21 = c21 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 22u); c22 = c22 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 23u); c23 = c23 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 24u); c24 = c24 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 25u); c25 = c25 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 26u); c26 = c26 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 27u); c27 = c27 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 28u); c28 = c28 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 29u); c29 = c29 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 30u); c30 = c30 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
-    { let a = subgroupBroadcast(av0, 31u); c31 = c31 + a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3; }
+    let kb0 = k4 * 4u * p.N4 + j0;
+    let b0_0 = B[kb0];
+    let b0_1 = B[kb0 + p.N4];
+    let b0_2 = B[kb0 + 2u * p.N4];
+    let b0_3 = B[kb0 + 3u * p.N4];
+    { let a = subgroupBroadcast(av0, 0u); c0_0 = c0_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 1u); c1_0 = c1_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 2u); c2_0 = c2_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 3u); c3_0 = c3_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 4u); c4_0 = c4_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 5u); c5_0 = c5_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 6u); c6_0 = c6_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 7u); c7_0 = c7_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 8u); c8_0 = c8_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 9u); c9_0 = c9_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 10u); c10_0 = c10_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 11u); c11_0 = c11_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 12u); c12_0 = c12_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 13u); c13_0 = c13_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 14u); c14_0 = c14_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 15u); c15_0 = c15_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 16u); c16_0 = c16_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 17u); c17_0 = c17_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 18u); c18_0 = c18_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 19u); c19_0 = c19_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 20u); c20_0 = c20_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 21u); c21_0 = c21_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 22u); c22_0 = c22_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 23u); c23_0 = c23_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 24u); c24_0 = c24_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 25u); c25_0 = c25_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 26u); c26_0 = c26_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 27u); c27_0 = c27_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 28u); c28_0 = c28_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 29u); c29_0 = c29_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 30u); c30_0 = c30_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
+    { let a = subgroupBroadcast(av0, 31u); c31_0 = c31_0 + a.x * b0_0 + a.y * b0_1 + a.z * b0_2 + a.w * b0_3; }
   }
-  if (ok && r0 + 0u < p.M) { finish(c0, r0 + 0u, j); }
-  if (ok && r0 + 1u < p.M) { finish(c1, r0 + 1u, j); }
-  if (ok && r0 + 2u < p.M) { finish(c2, r0 + 2u, j); }
-  if (ok && r0 + 3u < p.M) { finish(c3, r0 + 3u, j); }
-  if (ok && r0 + 4u < p.M) { finish(c4, r0 + 4u, j); }
-  if (ok && r0 + 5u < p.M) { finish(c5, r0 + 5u, j); }
-  if (ok && r0 + 6u < p.M) { finish(c6, r0 + 6u, j); }
-  if (ok && r0 + 7u < p.M) { finish(c7, r0 + 7u, j); }
-  if (ok && r0 + 8u < p.M) { finish(c8, r0 + 8u, j); }
-  if (ok && r0 + 9u < p.M) { finish(c9, r0 + 9u, j); }
-  if (ok && r0 + 10u < p.M) { finish(c10, r0 + 10u, j); }
-  if (ok && r0 + 11u < p.M) { finish(c11, r0 + 11u, j); }
-  if (ok && r0 + 12u < p.M) { finish(c12, r0 + 12u, j); }
-  if (ok && r0 + 13u < p.M) { finish(c13, r0 + 13u, j); }
-  if (ok && r0 + 14u < p.M) { finish(c14, r0 + 14u, j); }
-  if (ok && r0 + 15u < p.M) { finish(c15, r0 + 15u, j); }
-  if (ok && r0 + 16u < p.M) { finish(c16, r0 + 16u, j); }
-  if (ok && r0 + 17u < p.M) { finish(c17, r0 + 17u, j); }
-  if (ok && r0 + 18u < p.M) { finish(c18, r0 + 18u, j); }
-  if (ok && r0 + 19u < p.M) { finish(c19, r0 + 19u, j); }
-  if (ok && r0 + 20u < p.M) { finish(c20, r0 + 20u, j); }
-  if (ok && r0 + 21u < p.M) { finish(c21, r0 + 21u, j); }
-  if (ok && r0 + 22u < p.M) { finish(c22, r0 + 22u, j); }
-  if (ok && r0 + 23u < p.M) { finish(c23, r0 + 23u, j); }
-  if (ok && r0 + 24u < p.M) { finish(c24, r0 + 24u, j); }
-  if (ok && r0 + 25u < p.M) { finish(c25, r0 + 25u, j); }
-  if (ok && r0 + 26u < p.M) { finish(c26, r0 + 26u, j); }
-  if (ok && r0 + 27u < p.M) { finish(c27, r0 + 27u, j); }
-  if (ok && r0 + 28u < p.M) { finish(c28, r0 + 28u, j); }
-  if (ok && r0 + 29u < p.M) { finish(c29, r0 + 29u, j); }
-  if (ok && r0 + 30u < p.M) { finish(c30, r0 + 30u, j); }
-  if (ok && r0 + 31u < p.M) { finish(c31, r0 + 31u, j); }
+  let act = p.act;
+  let hasRes = p.hasResidual;
+  let n4 = p.N4;
+  let m = p.M;
+  let bv0 = bias[j0];
+  let al0 = alpha[j0];
+  if (ok0 && r0 + 0u < m) { finish(c0_0, (r0 + 0u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 1u < m) { finish(c1_0, (r0 + 1u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 2u < m) { finish(c2_0, (r0 + 2u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 3u < m) { finish(c3_0, (r0 + 3u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 4u < m) { finish(c4_0, (r0 + 4u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 5u < m) { finish(c5_0, (r0 + 5u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 6u < m) { finish(c6_0, (r0 + 6u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 7u < m) { finish(c7_0, (r0 + 7u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 8u < m) { finish(c8_0, (r0 + 8u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 9u < m) { finish(c9_0, (r0 + 9u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 10u < m) { finish(c10_0, (r0 + 10u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 11u < m) { finish(c11_0, (r0 + 11u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 12u < m) { finish(c12_0, (r0 + 12u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 13u < m) { finish(c13_0, (r0 + 13u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 14u < m) { finish(c14_0, (r0 + 14u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 15u < m) { finish(c15_0, (r0 + 15u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 16u < m) { finish(c16_0, (r0 + 16u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 17u < m) { finish(c17_0, (r0 + 17u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 18u < m) { finish(c18_0, (r0 + 18u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 19u < m) { finish(c19_0, (r0 + 19u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 20u < m) { finish(c20_0, (r0 + 20u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 21u < m) { finish(c21_0, (r0 + 21u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 22u < m) { finish(c22_0, (r0 + 22u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 23u < m) { finish(c23_0, (r0 + 23u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 24u < m) { finish(c24_0, (r0 + 24u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 25u < m) { finish(c25_0, (r0 + 25u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 26u < m) { finish(c26_0, (r0 + 26u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 27u < m) { finish(c27_0, (r0 + 27u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 28u < m) { finish(c28_0, (r0 + 28u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 29u < m) { finish(c29_0, (r0 + 29u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 30u < m) { finish(c30_0, (r0 + 30u) * n4 + j0, bv0, al0, act, hasRes); }
+  if (ok0 && r0 + 31u < m) { finish(c31_0, (r0 + 31u) * n4 + j0, bv0, al0, act, hasRes); }
 }

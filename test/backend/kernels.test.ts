@@ -20,11 +20,18 @@ const convCases: ConvCase[] = [
   { name: '1x1 matmul path 64->36 none', h: 5, w: 5, inC: 64, outC: 36, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'none' },
   { name: '1x1 odd channels 7->5 (generic path)', h: 6, w: 3, inC: 7, outC: 5, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'relu' },
   { name: '1x1 stride 2 with padding 4->8', h: 9, w: 9, inC: 4, outC: 8, k: [1, 1], stride: [2, 2], pads: pads(1, 0, 0, 1), activation: 'none' },
+  // Cout % 4 == 0: the subgroup implicit-GEMM path on WebGPU (first layer of MobileFaceNet: 3x3 s2, 3 -> 64).
+  { name: '3x3 s2 3->16 prelu + residual, padValue, asymmetric pads', h: 13, w: 11, inC: 3, outC: 16, k: [3, 3], stride: [2, 2], pads: pads(1, 0, 1, 2), activation: 'prelu', residual: true, padValue: true },
+  { name: '3x3 s1 5->40 relu (two column blocks, partial row tile)', h: 7, w: 5, inC: 5, outC: 40, k: [3, 3], stride: [1, 1], pads: pads(1, 1, 1, 1), activation: 'relu' },
 ];
 
 const depthwiseCases = [
   { name: 'dw 3x3 s1 pads 1, 13 ch prelu', h: 9, w: 11, inC: 13, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(1, 1, 1, 1), activation: 'prelu' as const },
   { name: 'dw 3x3 s2 asymmetric, 70 ch relu + residual', h: 12, w: 7, inC: 70, k: [3, 3] as [number, number], stride: [2, 2] as [number, number], pads: pads(0, 1, 1, 0), activation: 'relu' as const, residual: true },
+  // C % 4 == 0: the vec4 3x3 variants on WebGPU (depthwise-v4.wgsl).
+  { name: 'dw 3x3 s1 pads 1, 20 ch prelu + residual', h: 9, w: 11, inC: 20, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(1, 1, 1, 1), activation: 'prelu' as const, residual: true },
+  { name: 'dw 3x3 s2 asymmetric, 36 ch prelu', h: 13, w: 10, inC: 36, k: [3, 3] as [number, number], stride: [2, 2] as [number, number], pads: pads(1, 0, 1, 1), activation: 'prelu' as const },
+  { name: 'dw 3x3 s1 valid, 8 ch none', h: 6, w: 7, inC: 8, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(0, 0, 0, 0), activation: 'none' as const },
   { name: 'dw 7x7 valid (GDC), 16 ch', h: 7, w: 7, inC: 16, k: [7, 7] as [number, number], stride: [1, 1] as [number, number], pads: pads(0, 0, 0, 0), activation: 'none' as const },
   { name: 'dw 5x5 s2 pads 2, 6 ch', h: 10, w: 13, inC: 6, k: [5, 5] as [number, number], stride: [2, 2] as [number, number], pads: pads(2, 2, 2, 2), activation: 'none' as const },
 ];

@@ -1,6 +1,6 @@
 // Dense convolution on shaders/conv2d.wgsl (any kernel size, stride, padding, channel count).
 import type { Conv2DNode } from '../../../graph/ir.js';
-import { ACT_CODE, grid, padTo4, params, shader, type BindingRef, type KernelPlan } from './kernel.js';
+import { ACT_CODE, grid, grid1d, padTo4, params, shader, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
 
 /** [outC, kh, kw, inC] -> [kh*kw*inC, O4] vec4 along output channels, zero tail. */
 export function packConvWeights(filter: Float32Array, outC: number, kh: number, kw: number, inC: number): Float32Array {
@@ -14,7 +14,11 @@ export function packConvWeights(filter: Float32Array, outC: number, kh: number, 
   return packed;
 }
 
-export function planConv2d(node: Conv2DNode, shapes: Map<string, number[]>): KernelPlan {
+/** Subgroup sizes conv2d-subgroup.wgsl has an entry point for, and its tile height (output pixels). */
+const SUBGROUP_SIZES = new Set([8, 16, 32]);
+const SUBGROUP_TILE_ROWS = 32;
+
+export function planConv2d(node: Conv2DNode, shapes: Map<string, number[]>, ctx: PlanContext = { subgroupSize: null }): KernelPlan {
   const [H, W] = shapes.get(node.inputs[0]!)! as [number, number, number];
   const [OH, OW] = shapes.get(node.output)! as [number, number, number];
   const O4 = Math.ceil(node.outC / 4);
@@ -28,6 +32,22 @@ export function planConv2d(node: Conv2DNode, shapes: Map<string, number[]>): Ker
     { kind: 'tensor', name: node.output },
     { kind: 'const', data: node.padValue ? Float32Array.from(node.padValue) : new Float32Array(node.inC), label: `${node.name}/padValue` },
   ];
+  const sg = ctx.subgroupSize;
+  if (sg !== null && SUBGROUP_SIZES.has(sg) && node.outC % 4 === 0) {
+    // Implicit GEMM with subgroup-shared loads (conv2d-subgroup.wgsl): 32 output pixels x sg vec4
+    // output-channel columns per subgroup.
+    const colBlocks = Math.ceil(O4 / sg);
+    const M = (n: number) => n * OH * OW;
+    const tiles = (n: number) => colBlocks * Math.ceil(M(n) / SUBGROUP_TILE_ROWS);
+    return {
+      node,
+      shader: shader('conv2d-subgroup.wgsl', `main_sg${sg}`),
+      bindings,
+      params: (n) =>
+        params([H, W, node.inC, OH, OW, O4, node.kh, node.kw, node.strideH, node.strideW, node.pads.top, node.pads.left, ACT_CODE[node.activation], hasResidual ? 1 : 0, M(n), colBlocks, tiles(n), 0, 0, 0]),
+      dispatch: (n) => grid1d(Math.ceil((tiles(n) * sg) / 64)),
+    };
+  }
   const owt = Math.ceil(OW / 4);
   return {
     node,

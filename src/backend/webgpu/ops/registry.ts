@@ -12,7 +12,7 @@ import { planConcat, planMaxPool, planPadChannels, planSigmoid } from './pool.js
 type Planner = (node: never, shapes: Map<string, number[]>, ctx: PlanContext) => KernelPlan | KernelPlan[];
 
 const PLANNERS: Partial<Record<GraphNode['op'], Planner>> = {
-  conv2d: ((node, shapes, ctx) => (matmulApplies(node) ? planMatmul(node, shapes, ctx) : planConv2d(node, shapes))) as Planner,
+  conv2d: ((node, shapes, ctx) => (matmulApplies(node) ? planMatmul(node, shapes, ctx) : planConv2d(node, shapes, ctx))) as Planner,
   fullyConnected: ((node, shapes, ctx) => {
     if (matmulApplies(node)) return planMatmul(node, shapes, ctx);
     // Odd sizes: the same weights are a 1x1 convolution over a 1x1 image with inF channels.
