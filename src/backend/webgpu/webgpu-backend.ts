@@ -6,6 +6,7 @@ import { nodeMacs, numel, type Graph } from '../../graph/ir.js';
 import type { Backend, CompiledGraph } from '../backend.js';
 import { BufferPool } from './buffer-pool.js';
 import { getGpu, type GpuContext } from './device.js';
+import { GpuWait } from './gpu-wait.js';
 import type { KernelPlan } from './ops/kernel.js';
 import { ALIAS_OPS, planNode } from './ops/registry.js';
 import { PipelineCache } from './pipeline-cache.js';
@@ -223,14 +224,19 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
     });
   };
 
-  const submitAndRead = async (encoder: GPUCommandEncoder, readback: GPUBuffer, bytes: number): Promise<Float32Array> => {
+  const gpuWait = new GpuWait();
+  /** units: samples in the submission, for the wait estimate (0: do not sleep or learn). */
+  const submitAndRead = async (encoder: GPUCommandEncoder, readback: GPUBuffer, bytes: number, units = 0): Promise<Float32Array> => {
     device.pushErrorScope('validation');
     device.pushErrorScope('out-of-memory');
+    const t0 = performance.now();
     device.queue.submit([encoder.finish()]);
-    const oom = await device.popErrorScope();
-    const invalid = await device.popErrorScope();
+    const scopes = Promise.all([device.popErrorScope(), device.popErrorScope()]);
+    await gpuWait.before(units);
+    const [oom, invalid] = await scopes;
     if (oom || invalid) throw new CosfaceError('GPU_ERROR', `webgpu: ${(oom ?? invalid)!.message}`);
     await readback.mapAsync(0x0001 /* GPUMapMode.READ */, 0, bytes);
+    gpuWait.record(units, performance.now() - t0);
     const out = new Float32Array(readback.getMappedRange(0, bytes).slice(0));
     readback.unmap();
     return out;
@@ -264,7 +270,7 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
           pass.end();
           encoder.copyBufferToBuffer(outputSlot(), 0, readback, start * outFloats * 4, m * outFloats * 4);
         }
-        return await submitAndRead(encoder, readback, outBytes);
+        return await submitAndRead(encoder, readback, outBytes, n);
       } finally {
         pool.release(readback);
         if (staging) pool.release(staging);

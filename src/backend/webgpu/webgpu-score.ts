@@ -6,6 +6,7 @@ import { CosfaceError } from '../../errors.js';
 import type { TopK } from '../backend.js';
 import { badRowError, checkGalleryArgs, checkQueryArgs, mergeTopK, type PartialTopK } from '../wasm/wasm-topk.js';
 import { getGpu } from './device.js';
+import { GpuWait } from './gpu-wait.js';
 import { PipelineCache, type ShaderSpec } from './pipeline-cache.js';
 import { WGSL_SOURCES } from './wgsl-sources.generated.js';
 
@@ -115,6 +116,7 @@ export async function createWebGpuScorer(opts: WebGpuScorerOptions = {}): Promis
   const gpu = await getGpu();
   const device = gpu.device;
   const pipelines = new PipelineCache(device);
+  const topKWait = new GpuWait(); // units: queries x gallery rows / 1e6
   const limits = device.limits;
   const maxBinding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   const chunkBytes = Math.min(maxBinding, opts.maxChunkBytes ?? Infinity);
@@ -299,8 +301,12 @@ export async function createWebGpuScorer(opts: WebGpuScorerOptions = {}): Promis
         encoder.copyBufferToBuffer(outS, 0, read, 0, outBytes);
         encoder.copyBufferToBuffer(outI, 0, read, outBytes, outBytes);
         encoder.copyBufferToBuffer(bad, 0, read, 2 * outBytes, Math.ceil(chunks.length / 4) * 16);
+        const units = (qn * chunks.reduce((t, c) => t + c.rows, 0)) / 1e6;
+        const t0 = performance.now();
         device.queue.submit([encoder.finish()]);
+        await topKWait.before(units);
         await read.mapAsync(MAP_READ);
+        topKWait.record(units, performance.now() - t0);
         const mapped = read.getMappedRange();
         const s = new Float32Array(mapped, 0, outBytes / 4);
         const ix = new Int32Array(mapped, outBytes, outBytes / 4); // EMPTY (2^32 - 1) reads as -1

@@ -22,7 +22,8 @@ export function planDepthwise(node: DepthwiseConv2DNode, shapes: Map<string, num
   if (square3 && node.channels % 4 === 0) {
     // Four channels per invocation (depthwise-v4.wgsl): tiles 4x4 (stride 1) or 2x4 (stride 2).
     // (Measured on lavapipe: 2x4, 4x8, 8x4 and 6x6 tiles for stride 1, 4x4 and 2x2 for stride 2,
-    // and branch-free clamped loads were no faster.)
+    // branch-free clamped loads, and strips of 8 rows x 6 columns sharing columns between lanes by
+    // subgroupShuffleDown were no faster.)
     const [th, tw] = node.strideH === 1 ? [4, 4] : [2, 4];
     const tilesX = Math.ceil(OW / tw);
     const tilesY = Math.ceil(OH / th);
