@@ -14,12 +14,25 @@ describe('GpuWait', () => {
     expect(await timed(() => w.before(1000))).toBeLessThan(20);
   });
 
-  it('sleeps through most of the expected time, scaled by the units of work', async () => {
+  it('sleeps through most of the time measured for the same size', async () => {
     const w = new GpuWait();
-    w.record(4, 100); // 25 ms per unit
+    w.record(8, 200);
+    w.record(1, 60);
     const ms = await timed(() => w.before(8)); // expects 200 ms, sleeps 85% of it
     expect(ms).toBeGreaterThanOrEqual(165);
     expect(ms).toBeLessThan(200 + 150);
+  });
+
+  it('guesses a new size from the largest smaller size, never from a larger one', async () => {
+    const w = new GpuWait();
+    w.record(1, 100); // batch 1: 100 ms
+    w.record(64, 2000);
+    const mid = await timed(() => w.before(16)); // borrows batch 1's 100 ms, not a per-unit scaling (1600 ms)
+    expect(mid).toBeGreaterThanOrEqual(80);
+    expect(mid).toBeLessThan(100 + 150);
+    const small = new GpuWait();
+    small.record(16, 1000);
+    expect(await timed(() => small.before(4))).toBeLessThan(20); // nothing smaller known: no sleep
   });
 
   it('learns a shorter time after oversleeping, so an overestimate does not stick', async () => {
