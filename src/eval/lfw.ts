@@ -282,7 +282,7 @@ export async function evalLfw(opts: EvalLfwOptions): Promise<LfwReport> {
   return { ...report, rocPath: opts.rocPath };
 }
 
-/** The CLI's --json shape: accuracy (percent), std, tarAtFar1e3, noFace, pairs. */
-export function lfwJson(r: LfwReport): { accuracy: number; std: number; tarAtFar1e3: number | null; noFace: LfwReport['noFace']; pairs: number } {
-  return { accuracy: r.accuracy, std: r.std, tarAtFar1e3: r.tarAtFar1e3, noFace: r.noFace, pairs: r.pairs };
+/** The CLI's --json shape: accuracy (percent), std, tarAtFar1e3, noFace, pairs, and per fold its threshold. */
+export function lfwJson(r: LfwReport): { accuracy: number; std: number; tarAtFar1e3: number | null; noFace: LfwReport['noFace']; pairs: number; folds: LfwFold[] } {
+  return { accuracy: r.accuracy, std: r.std, tarAtFar1e3: r.tarAtFar1e3, noFace: r.noFace, pairs: r.pairs, folds: r.folds };
 }

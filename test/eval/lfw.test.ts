@@ -77,7 +77,9 @@ describe('LFW protocol', () => {
     expect(report.std).toBe(0);
     expect(report.noFace).toMatchObject({ count: 1, images: ['p3_0b'] });
     const json = lfwJson(report);
-    expect(Object.keys(json).sort()).toEqual(['accuracy', 'noFace', 'pairs', 'std', 'tarAtFar1e3']);
+    expect(Object.keys(json).sort()).toEqual(['accuracy', 'folds', 'noFace', 'pairs', 'std', 'tarAtFar1e3']);
+    expect(json.folds.map((f) => f.pairs).reduce((a, b) => a + b, 0)).toBe(60);
+    for (const f of json.folds) expect(f.threshold).toBeGreaterThan(-1);
     expect(json.pairs).toBe(60);
     const dir = mkdtempSync(join(tmpdir(), 'cosface-roc-'));
     const png = join(dir, 'roc.png');
