@@ -6,6 +6,10 @@
 # of a network (Cin = 3), where conv2d.wgsl reloads every input value for every 4 output channels.
 # Usage: python3 scripts/gen-conv2d-subgroup.py   (then: node scripts/gen-shaders.mjs)
 import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from wgsl_common import FINISH_VEC4  # noqa: E402
 R = 32  # output pixels per subgroup tile, a multiple of every subgroup size below
 
 def entry(sg):
@@ -86,17 +90,5 @@ struct Params {{
 @group(0) @binding(6) var<storage, read> padValue: array<f32>;
 @group(0) @binding(7) var<uniform> p: Params;
 
-fn finish(acc: vec4<f32>, o: u32, bv: vec4<f32>, av: vec4<f32>, act: u32, hasRes: u32) {{
-  var v = acc + bv;
-  if (act == 1u) {{
-    v = max(v, vec4<f32>(0.0));
-  }} else if (act == 2u) {{
-    v = select(v * av, v, v > vec4<f32>(0.0));
-  }}
-  if (hasRes != 0u) {{
-    v = v + residual[o];
-  }}
-  out[o] = v;
-}}
-''' + "".join(entry(sg) for sg in (8, 16, 32))
+''' + FINISH_VEC4 + "".join(entry(sg) for sg in (8, 16, 32))
 pathlib.Path(__file__).resolve().parent.parent.joinpath('shaders/conv2d-subgroup.wgsl').write_text(src)

@@ -7,6 +7,10 @@
 # size (main_sg8, main_sg16, main_sg32), because the broadcast lane must be a constant.
 # Usage: python3 scripts/gen-matmul-subgroup.py   (then: node scripts/gen-shaders.mjs)
 import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from wgsl_common import FINISH_VEC4  # noqa: E402
 R = 32  # rows of the tile, a multiple of every subgroup size below
 # Measured on lavapipe (MobileFaceNet, batch 16): tiles of 16x2, 32x2, 64x1, 16x4, 16x1 and 8xC
 # vec4 columns per lane, an 8-deep K step and explicit fma() were no faster than 32 rows x 1 vec4
@@ -76,17 +80,5 @@ struct Params {{
 @group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(6) var<uniform> p: Params;
 
-fn finish(acc: vec4<f32>, o: u32, bv: vec4<f32>, av: vec4<f32>, act: u32, hasRes: u32) {{
-  var v = acc + bv;
-  if (act == 1u) {{
-    v = max(v, vec4<f32>(0.0));
-  }} else if (act == 2u) {{
-    v = select(v * av, v, v > vec4<f32>(0.0));
-  }}
-  if (hasRes != 0u) {{
-    v = v + residual[o];
-  }}
-  out[o] = v;
-}}
-''' + "".join(entry(sg) for sg in (8, 16, 32)) 
+''' + FINISH_VEC4 + "".join(entry(sg) for sg in (8, 16, 32)) 
 pathlib.Path(__file__).resolve().parent.parent.joinpath('shaders/matmul-subgroup.wgsl').write_text(src)
