@@ -20,11 +20,10 @@ export function planDepthwise(node: DepthwiseConv2DNode, shapes: Map<string, num
   }
   const square3 = node.kh === 3 && node.kw === 3 && node.strideH === node.strideW && (node.strideH === 1 || node.strideH === 2);
   if (square3 && node.channels % 4 === 0) {
-    // Four channels per invocation (depthwise-v4.wgsl): tiles 4x4 (stride 1) or 2x4 (stride 2).
-    // (Measured on lavapipe: 2x4, 4x8, 8x4 and 6x6 tiles for stride 1, 4x4 and 2x2 for stride 2,
-    // branch-free clamped loads, and strips of 8 rows x 6 columns sharing columns between lanes by
-    // subgroupShuffleDown were no faster.)
-    const [th, tw] = node.strideH === 1 ? [4, 4] : [2, 4];
+    // Four channels per invocation (depthwise-v4.wgsl): tiles 8x4 (stride 1) or 8x2 (stride 2),
+    // the fastest on lavapipe of the tiles tried (see scripts/gen-depthwise.py). Strips sharing
+    // columns between lanes by subgroupShuffleDown were slower.
+    const [th, tw] = node.strideH === 1 ? [8, 4] : [8, 2];
     const tilesX = Math.ceil(OW / tw);
     const tilesY = Math.ceil(OH / th);
     const C4 = node.channels / 4;
