@@ -10,11 +10,13 @@
 // sleeps through most of the expected time on a plain timer before asking Dawn for the result,
 // so the loop only runs for the last stretch. A size not seen yet borrows the time of the largest
 // smaller size seen (more work never takes less time), so the first guess is short, not long.
-// It converges: if it oversleeps, the measured time is the sleep and the estimate shrinks. COSFACE_GPU_WAIT=spin turns it off
+// The estimate falls at once to any shorter time measured (after an oversleep the measurement is
+// the sleep, FRACTION of the estimate, so it converges from above within a few calls; a smoothed
+// average would creep down by a few percent a call) and rises halfway to a longer one. COSFACE_GPU_WAIT=spin turns it off
 // (to measure the difference).
-const FRACTION = 0.85; // of the expected time spent asleep
+const FRACTION = 0.8; // of the expected time spent asleep
 const MIN_SLEEP_MS = 2; // below this, timer granularity makes sleeping pointless
-const SMOOTHING = 0.3;
+const RISE = 0.5;
 
 const MAX_SIZES = 64;
 
@@ -33,7 +35,7 @@ export class GpuWait {
     if (!(units > 0) || !(ms >= 0) || !Number.isFinite(ms)) return;
     const old = this.ms.get(units);
     if (old === undefined && this.ms.size >= MAX_SIZES) this.ms.delete(this.ms.keys().next().value!);
-    this.ms.set(units, old === undefined ? ms : old + SMOOTHING * (ms - old));
+    this.ms.set(units, old === undefined || ms < old ? ms : old + RISE * (ms - old));
   }
 
   private expected(units: number): number {
