@@ -224,9 +224,10 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
     });
   };
 
-  const gpuWait = new GpuWait();
-  /** units: samples in the submission, for the wait estimate (0: do not sleep or learn). */
-  const submitAndRead = async (encoder: GPUCommandEncoder, readback: GPUBuffer, bytes: number, units = 0): Promise<Float32Array> => {
+  const runWait = new GpuWait();
+  const profileWait = new GpuWait(); // a profiled batch (one pass per kernel) takes longer than a run
+  /** units: samples in the submission, for the wait estimate of `wait` (see gpu-wait.ts). */
+  const submitAndRead = async (encoder: GPUCommandEncoder, readback: GPUBuffer, bytes: number, units: number, gpuWait: GpuWait): Promise<Float32Array> => {
     device.pushErrorScope('validation');
     device.pushErrorScope('out-of-memory');
     const t0 = performance.now();
@@ -270,7 +271,7 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
           pass.end();
           encoder.copyBufferToBuffer(outputSlot(), 0, readback, start * outFloats * 4, m * outFloats * 4);
         }
-        return await submitAndRead(encoder, readback, outBytes, n);
+        return await submitAndRead(encoder, readback, outBytes, n, runWait);
       } finally {
         pool.release(readback);
         if (staging) pool.release(staging);
@@ -300,7 +301,7 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
       });
       encoder.resolveQuerySet(querySet, 0, count, resolve, 0);
       encoder.copyBufferToBuffer(resolve, 0, read, 0, count * 8);
-      const t = new BigUint64Array((await submitAndRead(encoder, read, count * 8)).buffer);
+      const t = new BigUint64Array((await submitAndRead(encoder, read, count * 8, n, profileWait)).buffer);
       querySet.destroy();
       resolve.destroy();
       read.destroy();
