@@ -15,7 +15,7 @@ const device = await adapter.requestDevice({ requiredFeatures: hasSubgroups ? ['
 console.log(`adapter: ${adapter.info.description || adapter.info.device} (${adapter.info.vendor}), subgroups: ${hasSubgroups ? `${adapter.info.subgroupMinSize}-${adapter.info.subgroupMaxSize}` : 'no'}`);
 const N = 1 << 22;
 const a = device.createBuffer({ size: N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-const o = device.createBuffer({ size: N * 4, usage: GPUBufferUsage.STORAGE });
+const o = device.createBuffer({ size: N * 4 * 4, usage: GPUBufferUsage.STORAGE });
 const L = 1024;
 const G = 1024;
 async function probe(name, code, units, unitName) {
@@ -53,5 +53,25 @@ if (hasSubgroups) {
   await probe('subgroupBroadcast of a loaded value', `enable subgroups; ${hdr('f32')} @compute @workgroup_size(64) fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) { var s = 0.0;
     for (var k = 0u; k < ${L}u; k++) { let v = a[(k * 64u + l.x) % 4194304u]; s += subgroupBroadcast(v, 0u) + subgroupBroadcast(v, 1u) + subgroupBroadcast(v, 2u) + subgroupBroadcast(v, 3u); }
     o[w.x * 64u + l.x] = s; }`, lanes * 4, 'broadcast floats');
+}
+// The matrix multiply's inner loop in pieces: accumulators only (32 vs 8 vec4 accumulators: register
+// pressure), then with the subgroup broadcasts, then with the loads of matmul-subgroup.wgsl.
+if (hasSubgroups) {
+  const hdr4 = 'enable subgroups; @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>; @group(0) @binding(1) var<storage, read_write> o: array<vec4<f32>>;';
+  const L4 = 256;
+  const body = (nacc, bcast) => Array.from({ length: 32 }, (_, i) => bcast
+    ? `{ let q = subgroupBroadcast(av, ${i % 8}u); c${i % nacc} = c${i % nacc} + q.x * b0 + q.y * b1 + q.z * b2 + q.w * b3; }`
+    : `c${i % nacc} = c${i % nacc} + x.x * b0 + x.y * b1 + x.z * b2 + x.w * b3;`).join(' ');
+  const kern = (nacc, bcast, loads) => `${hdr4} @compute @workgroup_size(64) fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {
+    let x = a[l.x]; var b0 = a[l.x + 1u]; var b1 = a[l.x + 2u]; var b2 = a[l.x + 3u]; var b3 = a[l.x + 4u]; var av = a[l.x + 5u];
+    ${Array.from({ length: nacc }, (_, i) => `var c${i} = vec4<f32>(f32(${i}));`).join(' ')}
+    for (var k = 0u; k < ${L4}u; k++) { ${loads} ${body(nacc, bcast)} }
+    o[w.x * 64u + l.x] = ${Array.from({ length: nacc }, (_, i) => `c${i}`).join(' + ')}; }`;
+  const loads = 'let kb = (k * 64u + l.x) & 0xfffffu; b0 = a[kb]; b1 = a[kb + 64u]; b2 = a[kb + 128u]; b3 = a[kb + 192u]; av = a[(kb * 7u) & 0xfffffu] + a[(kb * 5u) & 0xfffffu] + a[(kb * 3u) & 0xfffffu] + a[(kb * 11u) & 0xfffffu];';
+  const fmas = G * 64 * L4 * 32 * 16;
+  await probe('GEMM body, 8 vec4 accumulators', kern(8, false, ''), fmas, 'FMAs');
+  await probe('GEMM body, 32 vec4 accumulators', kern(32, false, ''), fmas, 'FMAs');
+  await probe('  + 32 vec4 broadcasts', kern(32, true, ''), fmas, 'FMAs');
+  await probe('  + 4 A and 4 B vec4 loads', kern(32, true, loads), fmas, 'FMAs');
 }
 process.exit(0);
