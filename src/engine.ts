@@ -32,8 +32,9 @@ async function createWebGpu(): Promise<Backend> {
 /**
  * Creates a backend. 'webgpu' fails with NO_ADAPTER when there is no adapter. 'auto' takes WebGPU
  * when there is a hardware adapter, and WASM when there is none or when the only adapter is a
- * software rasteriser (lavapipe, SwiftShader): those run the same WGSL several times slower than
- * the WASM kernels on the same cores (BENCHMARKS.md). `--backend webgpu` still selects them.
+ * software rasteriser (lavapipe, SwiftShader): those run the same WGSL 2-3x slower than the WASM
+ * kernels on the same cores (batch 16 on 2 cores: 57 against 138 faces/s, 1.55 against 4.11
+ * photos/s for the whole pipeline; BENCHMARKS.md). `--backend webgpu` still selects them.
  * The chosen backend's describe() says which one it is and why.
  */
 export async function createBackend(choice: BackendChoice | string = 'auto', opts: BackendOptions = {}): Promise<Backend> {
