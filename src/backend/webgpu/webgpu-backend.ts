@@ -50,10 +50,12 @@ export interface WebGpuBackend extends Backend {
 
 export interface WebGpuBackendOptions {
   /**
-   * Use the subgroup kernel variants (matmul-subgroup.wgsl). Default: on software adapters
-   * (lavapipe), where every storage load is a per-lane gather and sharing loads through
-   * subgroup broadcasts measured 2.9x faster; off on GPUs, where the register-tiled matmul.wgsl
-   * measured faster (H200: 4256 against 3149 faces/s at batch 16; BENCHMARKS.md).
+   * Use the kernel set tuned for CPU adapters: the subgroup variants (matmul-subgroup.wgsl,
+   * conv2d-subgroup.wgsl) and the vec4 row-streamed depthwise (depthwise-v4.wgsl). Default: on
+   * software adapters (lavapipe), where every storage load is a per-lane gather and sharing
+   * loads through subgroup broadcasts measured 2.9x faster; off on GPUs, where the register-tiled
+   * matmul.wgsl measured faster (H200: 4256 against 3149 faces/s at batch 16; BENCHMARKS.md)
+   * and the other two have not been measured yet.
    */
   subgroups?: boolean;
   /**

@@ -1,9 +1,9 @@
 // Depthwise convolution on shaders/depthwise.wgsl.
 import { CosfaceError } from '../../../errors.js';
 import type { DepthwiseConv2DNode } from '../../../graph/ir.js';
-import { ACT_CODE, grid, grid1d, params, shader, type BindingRef, type KernelPlan } from './kernel.js';
+import { ACT_CODE, grid, grid1d, params, shader, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
 
-export function planDepthwise(node: DepthwiseConv2DNode, shapes: Map<string, number[]>): KernelPlan {
+export function planDepthwise(node: DepthwiseConv2DNode, shapes: Map<string, number[]>, ctx: PlanContext = { subgroupSize: null }): KernelPlan {
   const [H, W] = shapes.get(node.inputs[0]!)! as [number, number, number];
   const [OH, OW] = shapes.get(node.output)! as [number, number, number];
   const hasResidual = node.inputs.length > 1;
@@ -19,7 +19,8 @@ export function planDepthwise(node: DepthwiseConv2DNode, shapes: Map<string, num
     throw new CosfaceError('UNSUPPORTED_OP', `webgpu: depthwise ${node.name}: kernel ${node.kh}x${node.kw} stride ${node.strideW} is beyond depthwise.wgsl's limits (49 taps, 32-wide row segment)`);
   }
   const square3 = node.kh === 3 && node.kw === 3 && node.strideH === node.strideW && (node.strideH === 1 || node.strideH === 2);
-  if (square3 && node.channels % 4 === 0) {
+  // The CPU-tuned kernel set (subgroupSize set, see WebGpuBackendOptions.subgroups) has the vec4 variants.
+  if (square3 && node.channels % 4 === 0 && ctx.subgroupSize !== null) {
     // Four channels per invocation (depthwise-v4.wgsl): tiles 8x4 (stride 1) or 8x2 (stride 2),
     // the fastest on lavapipe of the tiles tried (see scripts/gen-depthwise.py). Strips sharing
     // columns between lanes by subgroupShuffleDown were slower.
