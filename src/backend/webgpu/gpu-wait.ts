@@ -15,7 +15,10 @@
 // average would creep down by a few percent a call) and rises halfway to a longer one. COSFACE_GPU_WAIT=spin turns it off
 // (to measure the difference).
 const FRACTION = 0.8; // of the expected time spent asleep
-const MIN_SLEEP_MS = 2; // below this, timer granularity makes sleeping pointless
+// No sleep below this: a timer wakes a millisecond or two late, and when that lateness is more than
+// the (1 - FRACTION) margin of a short batch the estimate would settle above the real time (a GPU
+// batch of a few ms would get slower). From 20 ms up the margin is 4 ms or more.
+const MIN_SLEEP_MS = 20;
 const RISE = 0.5;
 
 const MAX_SIZES = 64;
