@@ -15,18 +15,9 @@ import { isCosfaceError } from '../../src/errors.js';
 import { alignmentTransform, ARCFACE_TEMPLATE_112, invertSimilarity, warpToCrop, type Similarity, type WarpOptions } from '../../src/pipeline/align.js';
 import type { RgbImage } from '../../src/pipeline/decode.js';
 import { skipWebGpu } from '../helpers/webgpu.js';
+import { mulberry32 } from '../helpers/fixtures.js';
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** Random bytes (noise: the hardest case for interpolation error) with a smooth ramp mixed in. */
 function randomImage(width: number, height: number, seed: number): RgbImage {

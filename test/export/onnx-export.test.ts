@@ -12,6 +12,7 @@ import { appendL2Normalize, optimizeGraph } from '../../src/graph/passes.js';
 import { runReference } from '../../src/graph/reference.js';
 import { readTflite } from '../../src/import/tflite/read-tflite.js';
 import { isCosfaceError } from '../../src/errors.js';
+import { mulberry32 } from '../helpers/fixtures.js';
 
 const MODEL = 'models/mobilefacenet-arcface.tflite';
 const FIXTURES = 'test/fixtures/aligned';
@@ -87,16 +88,10 @@ describe('ONNX export of MobileFaceNet', () => {
 
 // ---- Small random graphs -------------------------------------------------------------------
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+const rng = (seed: number): (() => number) => {
+  const r = mulberry32(seed);
+  return () => r() - 0.5;
+};
 
 /** Builds a graph node by node, tracking per-sample shapes as the importers do. */
 class GraphBuilder {
