@@ -1,6 +1,6 @@
 // The batched alignment warp (Backend.warp on the WASM backend): n crops of outW x outH cut out of
 // one RGB8 image, each with its own similarity transform, bilinear with k x k supersampling and a
-// fill value for taps outside the image; float RGB 0..255 HWC out, crops back to back.
+// fill value (or, with `replicate`, the nearest edge pixel) for taps outside the image; float RGB 0..255 HWC out, crops back to back.
 //
 // The arithmetic is warpToCrop's (src/pipeline/align.ts) operation for operation in f64, so the
 // crops equal the scalar reference bit for bit. No SIMD: the four bilinear taps are byte gathers
@@ -18,7 +18,7 @@ const subOffsets: usize = memory.data(64, 16);
 
 export function warp(
   out: usize, img: usize, rx0: i32, ry0: i32, rw: i32, rh: i32,
-  params: usize, n: i32, outW: i32, outH: i32, fill: f64,
+  params: usize, n: i32, outW: i32, outH: i32, fill: f64, replicate: i32,
 ): void {
   const rowBytes = <usize>rw * 3;
   let dst = out;
@@ -63,6 +63,21 @@ export function warp(
               r += <f64>load<u8>(i00) * w00 + <f64>load<u8>(i00, 3) * w10 + <f64>load<u8>(i01) * w01 + <f64>load<u8>(i01, 3) * w11;
               g += <f64>load<u8>(i00, 1) * w00 + <f64>load<u8>(i00, 4) * w10 + <f64>load<u8>(i01, 1) * w01 + <f64>load<u8>(i01, 4) * w11;
               bl += <f64>load<u8>(i00, 2) * w00 + <f64>load<u8>(i00, 5) * w10 + <f64>load<u8>(i01, 2) * w01 + <f64>load<u8>(i01, 5) * w11;
+            } else if (replicate) {
+              // Border: taps outside the image read the nearest edge pixel. The caller's region
+              // is then the crop's box clamped into the image, so clamping to it is clamping to
+              // the image.
+              const xa = min(rw - 1, max(0, x0));
+              const xb = min(rw - 1, max(0, x0 + 1));
+              const ya = min(rh - 1, max(0, y0));
+              const yb = min(rh - 1, max(0, y0 + 1));
+              const p00 = img + (<usize>ya * rw + <usize>xa) * 3;
+              const p10 = img + (<usize>ya * rw + <usize>xb) * 3;
+              const p01 = img + (<usize>yb * rw + <usize>xa) * 3;
+              const p11 = img + (<usize>yb * rw + <usize>xb) * 3;
+              r += <f64>load<u8>(p00) * w00 + <f64>load<u8>(p10) * w10 + <f64>load<u8>(p01) * w01 + <f64>load<u8>(p11) * w11;
+              g += <f64>load<u8>(p00, 1) * w00 + <f64>load<u8>(p10, 1) * w10 + <f64>load<u8>(p01, 1) * w01 + <f64>load<u8>(p11, 1) * w11;
+              bl += <f64>load<u8>(p00, 2) * w00 + <f64>load<u8>(p10, 2) * w10 + <f64>load<u8>(p01, 2) * w01 + <f64>load<u8>(p11, 2) * w11;
             } else {
               // Border: taps outside the image take the fill value.
               const xin0 = x0 >= 0 && x0 < rw;

@@ -1,8 +1,9 @@
 // warp.wgsl: the batched alignment warp. One dispatch cuts n crops of outW x outH out of one RGB8
 // image, each with its own similarity transform (crop pixel-centre coords -> image coords, as
 // warpToCrop in src/pipeline/align.ts): bilinear between pixel centres, taps outside the image
-// take `fill`, k x k samples per output pixel averaged (k per crop, chosen on the host exactly as
-// warpToCrop does). Output float RGB 0..255, HWC, crops back to back.
+// take `fill` (or the nearest edge pixel with `replicate`), k x k samples per output pixel
+// averaged (k per crop, chosen on the host exactly as warpToCrop does). Output float RGB 0..255,
+// HWC, crops back to back.
 //
 // Image format: the RGB bytes as decoded (3 bytes per pixel, rows back to back), 4 bytes to a u32
 // word, plus one padding word. Not RGBA8 and not f32 RGB because the host then only copies rows
@@ -27,6 +28,7 @@
 struct Params {
   outW: u32, outH: u32, n: u32, rw: u32,
   rh: u32, rx0: i32, ry0: i32, fill: f32,
+  replicate: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 struct Crop {
@@ -54,10 +56,15 @@ fn pixel(x: i32, y: i32) -> vec3<f32> {
   return vec3<f32>(f32(v & 0xffu), f32((v >> 8u) & 0xffu), f32((v >> 16u) & 0xffu));
 }
 
-// A bilinear tap: the pixel, or the fill value outside the region (= outside the image).
+// A bilinear tap: the pixel, or outside the region (= outside the image) the fill value or, with
+// `replicate`, the nearest edge pixel (the host then clamps the region into the image instead of
+// cutting it, so clamping to the region is clamping to the image).
 fn tap(x: i32, y: i32) -> vec3<f32> {
   if (x >= 0 && y >= 0 && x < i32(p.rw) && y < i32(p.rh)) {
     return pixel(x, y);
+  }
+  if (p.replicate != 0u) {
+    return pixel(clamp(x, 0, i32(p.rw) - 1), clamp(y, 0, i32(p.rh) - 1));
   }
   return vec3<f32>(p.fill);
 }

@@ -29,6 +29,8 @@ export interface WarpPlan {
   outW: number;
   outH: number;
   fill: number;
+  /** Taps outside the image read the nearest edge pixel instead of `fill`. */
+  replicate: boolean;
   /** Samples per axis of each crop (1..8), as warpToCrop chooses them. */
   k: Int32Array;
   /** The pixels each crop can read (clipped to the image; empty when the crop misses it). */
@@ -53,6 +55,9 @@ export function planWarp(img: RgbImage, transforms: readonly Similarity[], outW:
   if (n * outW * outH * 3 > WARP_MAX_FLOATS) throw bad(`${n} crops of ${outW}x${outH} exceed ${WARP_MAX_FLOATS} output floats`);
   const fill = opts.fill ?? 0;
   if (typeof fill !== 'number' || !Number.isFinite(fill)) throw bad(`fill must be a finite number, got ${fill}`);
+  const border = opts.border ?? 'constant';
+  if (border !== 'constant' && border !== 'replicate') throw bad(`border must be 'constant' or 'replicate', got ${String(border)}`);
+  const replicate = border === 'replicate';
   const ss = opts.supersample;
   if (ss !== undefined && (!Number.isInteger(ss) || ss < 1)) throw bad(`supersample must be an integer >= 1, got ${ss}`);
 
@@ -70,9 +75,9 @@ export function planWarp(img: RgbImage, transforms: readonly Similarity[], outW:
     }
     // Exactly warpToCrop's choice.
     k[i] = Math.max(1, Math.min(8, ss ?? Math.ceil(Math.hypot(a, b) - 1e-6)));
-    regions.push(cropRegion(m, outW, outH, W, H));
+    regions.push(cropRegion(m, outW, outH, W, H, replicate));
   });
-  return { n, outW, outH, fill, k, regions };
+  return { n, outW, outH, fill, replicate, k, regions };
 }
 
 /**
@@ -80,9 +85,10 @@ export function planWarp(img: RgbImage, transforms: readonly Similarity[], outW:
  * mapped into pixel-centre coordinates, widened by one pixel on each side beyond the taps (so that
  * rounding of per-sample coordinates cannot leave it), clipped to the image. Every tap inside the
  * image lies in this region, so "inside the region" and "inside the image" agree for every tap;
- * the kernels test the region.
+ * the kernels test the region. With `replicate` the box is clamped into the image instead of cut
+ * (never empty), so clamping a tap to the region is clamping it to the image.
  */
-export function cropRegion(m: Similarity, outW: number, outH: number, W: number, H: number): PixelRegion {
+export function cropRegion(m: Similarity, outW: number, outH: number, W: number, H: number, replicate = false): PixelRegion {
   let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
   for (const cx of [0, outW]) {
     for (const cy of [0, outH]) {
@@ -92,10 +98,16 @@ export function cropRegion(m: Similarity, outW: number, outH: number, W: number,
       y0 = Math.min(y0, fy); y1 = Math.max(y1, fy);
     }
   }
-  const rx0 = Math.max(0, Math.floor(x0) - 1);
-  const ry0 = Math.max(0, Math.floor(y0) - 1);
-  const rx1 = Math.min(W, Math.floor(x1) + 3); // exclusive: taps reach floor(x) + 1
-  const ry1 = Math.min(H, Math.floor(y1) + 3);
+  let rx0 = Math.max(0, Math.floor(x0) - 1);
+  let ry0 = Math.max(0, Math.floor(y0) - 1);
+  let rx1 = Math.min(W, Math.floor(x1) + 3); // exclusive: taps reach floor(x) + 1
+  let ry1 = Math.min(H, Math.floor(y1) + 3);
+  if (replicate) {
+    rx0 = Math.min(rx0, W - 1);
+    ry0 = Math.min(ry0, H - 1);
+    rx1 = Math.max(rx1, rx0 + 1);
+    ry1 = Math.max(ry1, ry0 + 1);
+  }
   if (rx1 <= rx0 || ry1 <= ry0) return { x0: 0, y0: 0, w: 0, h: 0 };
   return { x0: rx0, y0: ry0, w: rx1 - rx0, h: ry1 - ry0 };
 }

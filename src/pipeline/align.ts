@@ -85,8 +85,16 @@ export function alignmentTransform(landmarks: readonly Point[], template: readon
 }
 
 export interface WarpOptions {
-  /** Value of samples outside the image (per channel, 0..255; default black). */
+  /** Value of samples outside the image (per channel, 0..255; default black), with border 'constant'. */
   fill?: number;
+  /**
+   * What samples outside the image read: 'constant' (default) the fill value, 'replicate' the
+   * nearest edge pixel (OpenCV's BORDER_REPLICATE). The pipeline's aligned face crops replicate:
+   * measured on face_recognition's partial faces (cut by the photo border) against Biden, cosine
+   * 0.257 -> 0.215 and 0.241 -> 0.192 compared with a black border; full faces and the LFW
+   * evaluation (99.67%, same fold thresholds) unchanged.
+   */
+  border?: 'constant' | 'replicate';
   /**
    * Samples per output pixel along each axis. Default: ceil(scale) up to 8, so that large
    * downscales average the pixels they cover instead of aliasing.
@@ -104,6 +112,7 @@ export function warpToCrop(
 ): Float32Array {
   const dst = out ?? new Float32Array(outW * outH * 3);
   const fill = opts.fill ?? 0;
+  const replicate = opts.border === 'replicate';
   const scale = similarityScale(toImage);
   const { a, b, tx, ty } = toImage;
   const k = Math.max(1, Math.min(8, opts.supersample ?? Math.ceil(scale - 1e-6)));
@@ -135,6 +144,19 @@ export function warpToCrop(
             r += data[i00]! * w00 + data[i00 + 3]! * w10 + data[i01]! * w01 + data[i01 + 3]! * w11;
             g += data[i00 + 1]! * w00 + data[i00 + 4]! * w10 + data[i01 + 1]! * w01 + data[i01 + 4]! * w11;
             bl += data[i00 + 2]! * w00 + data[i00 + 5]! * w10 + data[i01 + 2]! * w01 + data[i01 + 5]! * w11;
+          } else if (replicate) {
+            // Border: taps outside the image read the nearest edge pixel.
+            const xa = Math.min(W - 1, Math.max(0, x0));
+            const xb = Math.min(W - 1, Math.max(0, x0 + 1));
+            const ya = Math.min(H - 1, Math.max(0, y0));
+            const yb = Math.min(H - 1, Math.max(0, y0 + 1));
+            const i00 = (ya * W + xa) * 3;
+            const i10 = (ya * W + xb) * 3;
+            const i01 = (yb * W + xa) * 3;
+            const i11 = (yb * W + xb) * 3;
+            r += data[i00]! * w00 + data[i10]! * w10 + data[i01]! * w01 + data[i11]! * w11;
+            g += data[i00 + 1]! * w00 + data[i10 + 1]! * w10 + data[i01 + 1]! * w01 + data[i11 + 1]! * w11;
+            bl += data[i00 + 2]! * w00 + data[i10 + 2]! * w10 + data[i01 + 2]! * w01 + data[i11 + 2]! * w11;
           } else {
             // Border: samples outside the image take the fill value.
             const in00 = x0 >= 0 && x0 < W && y0 >= 0 && y0 < H;
@@ -177,9 +199,12 @@ export async function warpCrops(
   return out;
 }
 
+/** How aligned face crops are cut: edge pixels replicated past the photo border. */
+export const ALIGNED_WARP: WarpOptions = Object.freeze({ border: 'replicate' });
+
 /** The aligned 112x112 crop (float RGB 0..255) of a face with five landmarks. */
 export function alignFace(img: RgbImage, landmarks: readonly Point[], out?: Float32Array, offset = 0): { crop: Float32Array; toAligned: Similarity } {
   const toAligned = alignmentTransform(landmarks);
-  const crop = warpToCrop(img, invertSimilarity(toAligned), 112, 112, {}, out, offset);
+  const crop = warpToCrop(img, invertSimilarity(toAligned), 112, 112, ALIGNED_WARP, out, offset);
   return { crop, toAligned };
 }

@@ -11,7 +11,7 @@ import type { Graph } from '../graph/ir.js';
 import { appendL2Normalize, optimizeGraph } from '../graph/passes.js';
 import { loadTfjsGraphModel } from '../import/tfjs/read-tfjs.js';
 import { readTflite } from '../import/tflite/read-tflite.js';
-import { alignmentTransform, ARCFACE_TEMPLATE_112, applySimilarity, invertSimilarity, warpCrops, type BatchWarp, type Point } from './align.js';
+import { ALIGNED_WARP, alignmentTransform, ARCFACE_TEMPLATE_112, applySimilarity, invertSimilarity, warpCrops, type BatchWarp, type Point } from './align.js';
 import { decodeImage, type DecodeOptions, type RgbImage } from './decode.js';
 import { DETECTOR_OUTPUTS, detectFaces, type Detection, type DetectorOptions } from './detect.js';
 import { detectorFourPoints, meshLandmarks, MESH_OUTPUTS, type LandmarkOptions } from './landmarks.js';
@@ -138,7 +138,7 @@ export async function createFacePipeline(opts: FacePipelineOptions): Promise<Fac
       return { five, alignment, toAligned: alignmentTransform(five) };
     });
     // All aligned crops of the photo in one warp call (what alignFace cuts, face by face).
-    const crops = await warpCrops(img, prepared.map((p) => invertSimilarity(p.toAligned)), 112, 112, {}, warp);
+    const crops = await warpCrops(img, prepared.map((p) => invertSimilarity(p.toAligned)), 112, 112, ALIGNED_WARP, warp);
     const emb = await embedder.run(crops, dets.length);
     return dets.map((d, i) => {
       const p = prepared[i]!;

@@ -150,6 +150,17 @@ for (const b of backends) {
       await check(img, ts, 112, 112);
     });
 
+    it("border 'replicate': crops leaving the image on every side, wholly outside it, up- and downscaled", async () => {
+      const img = randomImage(83, 59, 21);
+      const ts = randomTransforms(6, img, 23, 17, 22, [0.4, 5], 0.45);
+      ts.push(transformAt(-300, -200, 1.1, 0.4, 23, 17), transformAt(500, 30, 2.5, -1, 23, 17), transformAt(40, 400, 0.7, 2, 23, 17));
+      await check(img, ts, 23, 17, { border: 'replicate' });
+      await check(img, ts.slice(0, 3), 23, 17, { border: 'replicate', supersample: 2 });
+      // Wholly outside: every sample is an edge pixel, so a crop beyond the top-left corner is that pixel's colour.
+      const corner = await (await get()).warp(img, [transformAt(-300, -200, 1.1, 0.4, 5, 5)], 5, 5, { border: 'replicate' });
+      for (let i = 0; i < 25; i++) expect([corner[3 * i], corner[3 * i + 1], corner[3 * i + 2]]).toEqual([img.data[0], img.data[1], img.data[2]]);
+    });
+
     it('a 1501x1203 image: crops far from the origin (coordinates in the thousands)', async () => {
       const img = randomImage(1501, 1203, 11);
       await check(img, randomTransforms(4, img, 64, 48, 12, [0.3, 3.2], 0.05), 64, 48, { fill: 100 });
@@ -167,6 +178,7 @@ for (const b of backends) {
           expect(groups.length).toBeGreaterThan(1);
           expect(cpu.length).toBeGreaterThan(0);
           await check(img, ts, 29, 19, { fill: 9 }, small);
+          await check(img, ts, 29, 19, { border: 'replicate' }, small);
         } finally {
           await small.dispose();
         }
@@ -199,6 +211,7 @@ for (const b of backends) {
         ['supersample 0', () => be.warp(img, [ok], 4, 4, { supersample: 0 })],
         ['fractional supersample', () => be.warp(img, [ok], 4, 4, { supersample: 1.5 })],
         ['NaN fill', () => be.warp(img, [ok], 4, 4, { fill: NaN })],
+        ['unknown border', () => be.warp(img, [ok], 4, 4, { border: 'wrap' as 'replicate' })],
       ];
       for (const [what, call] of cases) {
         const err = await call().then(() => null, (e: unknown) => e);

@@ -17,6 +17,8 @@ export interface WarpJob {
   outW: number;
   outH: number;
   fill: number;
+  /** Taps outside the image read the nearest edge pixel (the region is then clamped, never empty). */
+  replicate: boolean;
 }
 
 /** Runs a warp job on one kernel instance (memory is taken from the bump allocator and given back). */
@@ -30,7 +32,7 @@ export function warpOnInstance(kernels: WasmKernels, job: WarpJob): Float32Array
     const params = kernels.alloc(job.params.byteLength);
     new Float64Array(kernels.k.memory.buffer, params, job.params.length).set(job.params);
     const out = kernels.alloc(outFloats * 4);
-    kernels.k.warp(out, img, region.x0, region.y0, region.w, region.h, params, n, outW, outH, job.fill);
+    kernels.k.warp(out, img, region.x0, region.y0, region.w, region.h, params, n, outW, outH, job.fill, job.replicate ? 1 : 0);
     return kernels.f32.slice(out >> 2, (out >> 2) + outFloats);
   } finally {
     kernels.reset(mark);
@@ -53,7 +55,7 @@ export async function warpOnPool(pool: WorkerPool, img: RgbImage, transforms: re
         const m = transforms[r.start + j]!;
         params.set([m.a, m.b, m.tx, m.ty, plan.k[r.start + j]!], j * 5);
       }
-      const job: WarpJob = { pixels, region, params, n: r.count, outW, outH, fill: plan.fill };
+      const job: WarpJob = { pixels, region, params, n: r.count, outW, outH, fill: plan.fill, replicate: plan.replicate };
       return pool.request<Float32Array>(i, { type: 'warp', job }, [pixels.buffer as ArrayBuffer, params.buffer as ArrayBuffer]);
     }),
   );

@@ -117,7 +117,7 @@ export function createWebGpuWarp(gpu: GpuContext, pipelines: PipelineCache, pool
       const pipeline = await pipelines.get(spec());
       out = await runGroups(pipeline, plan, transforms, img, groups);
     }
-    for (const i of cpu) warpToCrop(img, transforms[i]!, outW, outH, { fill: plan.fill, supersample: plan.k[i]! }, out, i * per);
+    for (const i of cpu) warpToCrop(img, transforms[i]!, outW, outH, { fill: plan.fill, border: plan.replicate ? 'replicate' : 'constant', supersample: plan.k[i]! }, out, i * per);
     return out;
   }
 
@@ -158,15 +158,16 @@ export function createWebGpuWarp(gpu: GpuContext, pipelines: PipelineCache, pool
           device.queue.writeBuffer(tabBuf, 0, tabs.buffer, 0, tabs.byteLength);
           const outBuf = acquire(g.count * per * 4, STORAGE_OUT, 'warp out');
           outs.push(outBuf);
-          const params = new ArrayBuffer(32);
+          const params = new ArrayBuffer(48);
           const pu = new Uint32Array(params);
           const pi = new Int32Array(params);
           pu.set([outW, outH, g.count, r.w, r.h]);
           pi[5] = r.x0;
           pi[6] = r.y0;
           new Float32Array(params)[7] = plan.fill;
-          const uni = acquire(32, UNIFORM, 'warp params');
-          device.queue.writeBuffer(uni, 0, params, 0, 32);
+          pu[8] = plan.replicate ? 1 : 0;
+          const uni = acquire(48, UNIFORM, 'warp params');
+          device.queue.writeBuffer(uni, 0, params, 0, 48);
           const bindGroup = device.createBindGroup({
             layout: pipeline.getBindGroupLayout(0),
             label: 'warp',
@@ -175,7 +176,7 @@ export function createWebGpuWarp(gpu: GpuContext, pipelines: PipelineCache, pool
               { binding: 1, resource: { buffer: cropBuf, size: crops.byteLength } },
               { binding: 2, resource: { buffer: tabBuf, size: tabs.byteLength } },
               { binding: 3, resource: { buffer: outBuf, size: g.count * per * 4 } },
-              { binding: 4, resource: { buffer: uni, size: 32 } },
+              { binding: 4, resource: { buffer: uni, size: 48 } },
             ],
           });
           pass.setBindGroup(0, bindGroup);
