@@ -59,6 +59,16 @@ describe('GpuWait', () => {
     expect(await timed(() => w.before(1))).toBeLessThan(10);
   });
 
+  it('settle: sleeps, awaits the result, and learns the time from the submission', async () => {
+    const w = new GpuWait();
+    const t0 = performance.now();
+    const got = await w.settle(1, t0, () => new Promise<string>((resolve) => setTimeout(() => resolve('done'), 120)));
+    expect(got).toBe('done');
+    const ms = await timed(() => w.before(1)); // learned ~120 ms, sleeps 80% of it
+    expect(ms).toBeGreaterThanOrEqual(90);
+    expect(ms).toBeLessThan(96 + 150);
+  });
+
   it('ignores meaningless samples', async () => {
     const w = new GpuWait();
     w.record(0, 500);

@@ -12,8 +12,8 @@
 // smaller size seen (more work never takes less time), so the first guess is short, not long.
 // The estimate falls at once to any shorter time measured (after an oversleep the measurement is
 // the sleep, FRACTION of the estimate, so it converges from above within a few calls; a smoothed
-// average would creep down by a few percent a call) and rises halfway to a longer one. COSFACE_GPU_WAIT=spin turns it off
-// (to measure the difference).
+// average would creep down by a few percent a call) and rises halfway to a longer one.
+// COSFACE_GPU_WAIT=spin turns it off (to measure the difference).
 const FRACTION = 0.8; // of the expected time spent asleep
 // No sleep below this: a timer wakes a millisecond or two late, and when that lateness is more than
 // the (1 - FRACTION) margin of a short batch the estimate would settle above the real time (a GPU
@@ -31,6 +31,17 @@ export class GpuWait {
     if (process.env.COSFACE_GPU_WAIT === 'spin') return;
     const ms = this.expected(units) * FRACTION;
     if (ms >= MIN_SLEEP_MS) await new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  /**
+   * The whole wait for one submission made at `submittedAt` (performance.now()): sleeps, then
+   * awaits `result` (the Dawn promises: error scopes, mapAsync), and learns the time taken.
+   */
+  async settle<T>(units: number, submittedAt: number, result: () => Promise<T>): Promise<T> {
+    await this.before(units);
+    const out = await result();
+    this.record(units, performance.now() - submittedAt);
+    return out;
   }
 
   /** Records that `units` of work took `ms` from submission to result. */

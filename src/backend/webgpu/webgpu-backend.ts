@@ -234,12 +234,12 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
     device.pushErrorScope('out-of-memory');
     const t0 = performance.now();
     device.queue.submit([encoder.finish()]);
-    const scopes = Promise.all([device.popErrorScope(), device.popErrorScope()]);
-    await gpuWait.before(units);
-    const [oom, invalid] = await scopes;
-    if (oom || invalid) throw new CosfaceError('GPU_ERROR', `webgpu: ${(oom ?? invalid)!.message}`);
-    await readback.mapAsync(0x0001 /* GPUMapMode.READ */, 0, bytes);
-    gpuWait.record(units, performance.now() - t0);
+    const scopes = Promise.all([device.popErrorScope(), device.popErrorScope()]); // popped now: nothing else can push in between
+    await gpuWait.settle(units, t0, async () => {
+      const [oom, invalid] = await scopes;
+      if (oom || invalid) throw new CosfaceError('GPU_ERROR', `webgpu: ${(oom ?? invalid)!.message}`);
+      await readback.mapAsync(0x0001 /* GPUMapMode.READ */, 0, bytes);
+    });
     const out = new Float32Array(readback.getMappedRange(0, bytes).slice(0));
     readback.unmap();
     return out;

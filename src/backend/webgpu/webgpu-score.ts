@@ -304,9 +304,7 @@ export async function createWebGpuScorer(opts: WebGpuScorerOptions = {}): Promis
         const units = (qn * chunks.reduce((t, c) => t + c.rows, 0)) / 1e6;
         const t0 = performance.now();
         device.queue.submit([encoder.finish()]);
-        await topKWait.before(units);
-        await read.mapAsync(MAP_READ);
-        topKWait.record(units, performance.now() - t0);
+        await topKWait.settle(units, t0, () => read.mapAsync(MAP_READ));
         const mapped = read.getMappedRange();
         const s = new Float32Array(mapped, 0, outBytes / 4);
         const ix = new Int32Array(mapped, outBytes, outBytes / 4); // EMPTY (2^32 - 1) reads as -1

@@ -1,6 +1,6 @@
 // Dense convolution on shaders/conv2d.wgsl (any kernel size, stride, padding, channel count).
 import type { Conv2DNode } from '../../../graph/ir.js';
-import { ACT_CODE, grid, grid1d, padTo4, params, shader, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
+import { ACT_CODE, SUBGROUP_ENTRY_SIZES, grid, grid1d, padTo4, params, shader, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
 
 /** [outC, kh, kw, inC] -> [kh*kw*inC, O4] vec4 along output channels, zero tail. */
 export function packConvWeights(filter: Float32Array, outC: number, kh: number, kw: number, inC: number): Float32Array {
@@ -14,8 +14,7 @@ export function packConvWeights(filter: Float32Array, outC: number, kh: number, 
   return packed;
 }
 
-/** Subgroup sizes conv2d-subgroup.wgsl has an entry point for, and its tile height (output pixels). */
-const SUBGROUP_SIZES = new Set([8, 16, 32]);
+/** Tile height of conv2d-subgroup.wgsl (output pixels). */
 const SUBGROUP_TILE_ROWS = 32;
 
 export function planConv2d(node: Conv2DNode, shapes: Map<string, number[]>, ctx: PlanContext = { subgroupSize: null }): KernelPlan {
@@ -33,7 +32,7 @@ export function planConv2d(node: Conv2DNode, shapes: Map<string, number[]>, ctx:
     { kind: 'const', data: node.padValue ? Float32Array.from(node.padValue) : new Float32Array(node.inC), label: `${node.name}/padValue` },
   ];
   const sg = ctx.subgroupSize;
-  if (sg !== null && SUBGROUP_SIZES.has(sg) && node.outC % 4 === 0) {
+  if (sg !== null && SUBGROUP_ENTRY_SIZES.has(sg) && node.outC % 4 === 0) {
     // Implicit GEMM with subgroup-shared loads (conv2d-subgroup.wgsl): 32 output pixels x sg vec4
     // output-channel columns per subgroup.
     const colBlocks = Math.ceil(O4 / sg);

@@ -17,6 +17,9 @@ export interface PlanContext {
   subgroupSize: number | null;
 }
 
+/** Subgroup sizes the subgroup kernels (matmul-subgroup.wgsl, conv2d-subgroup.wgsl) have an entry point for (main_sgN). */
+export const SUBGROUP_ENTRY_SIZES: ReadonlySet<number> = new Set([8, 16, 32]);
+
 export interface KernelPlan {
   node: GraphNode;
   shader: ShaderSpec;

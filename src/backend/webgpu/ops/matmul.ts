@@ -2,7 +2,7 @@
 // multiply on shaders/matmul.wgsl. Needs K and N multiples of 4; the registry falls back to
 // conv2d.wgsl otherwise.
 import { numel, type Conv2DNode, type FullyConnectedNode } from '../../../graph/ir.js';
-import { ACT_CODE, grid1d, padTo4, params, shader, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
+import { ACT_CODE, SUBGROUP_ENTRY_SIZES, grid1d, padTo4, params, shader, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
 
 /** Register tile of matmul.wgsl: rows (pixels) x vec4 columns per invocation. */
 const TILE_ROWS = 8;
@@ -24,8 +24,7 @@ export function matmulApplies(node: Conv2DNode | FullyConnectedNode): boolean {
   );
 }
 
-/** Subgroup sizes matmul-subgroup.wgsl has an entry point for. */
-const SUBGROUP_SIZES = new Set([8, 16, 32]);
+/** Tile height of matmul-subgroup.wgsl (rows). */
 const SUBGROUP_TILE_ROWS = 32;
 
 export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<string, number[]>, ctx: PlanContext = { subgroupSize: null }): KernelPlan {
@@ -45,7 +44,7 @@ export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<st
   ];
   const N4 = N / 4;
   const sg = ctx.subgroupSize;
-  if (sg !== null && SUBGROUP_SIZES.has(sg)) {
+  if (sg !== null && SUBGROUP_ENTRY_SIZES.has(sg)) {
     const colBlocks = Math.ceil(N4 / sg);
     const tiles = (n: number) => colBlocks * Math.ceil((n * rowsPerSample) / SUBGROUP_TILE_ROWS);
     return {
