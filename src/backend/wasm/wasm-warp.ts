@@ -4,8 +4,9 @@
 import type { Similarity, WarpOptions } from '../../pipeline/align.js';
 import type { RgbImage } from '../../pipeline/decode.js';
 import { planWarp, regionBytes, unionRegion, type PixelRegion } from '../warp.js';
-import type { WasmKernels } from './wasm-kernels.js';
-import { splitRanges, type WorkerPool } from './wasm-pool.js';
+import type { WasmKernels } from './wasm-instance.js';
+import { splitRanges } from './split-ranges.js';
+import type { WorkerPool } from './wasm-pool.js';
 
 /** One worker's share: n crops read from `region` (its pixels in `pixels`). */
 export interface WarpJob {
