@@ -1,11 +1,11 @@
 // API keys: random bearer tokens of which only the sha256 is stored (api_keys table), each either
 // for every gallery (an admin key) or for exactly one gallery.
-import { createHash, randomBytes } from 'node:crypto';
 import { and, eq, isNull } from 'drizzle-orm';
 import { CosfaceError } from '../errors.js';
 import { openDatabase, type OpenedDb } from '../db/open-db.js';
 import { apiKeys, galleries } from '../db/schema.js';
 import type { Store } from '../store/store.js';
+import { sha256Hex } from './sha256.js';
 
 /** A key's public description (never its value or hash). */
 export interface ApiKeyInfo {
@@ -27,7 +27,13 @@ const KEY_PREFIX = 'cfk_';
 export const MIN_KEY_LENGTH = 16;
 
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
+  return sha256Hex(key);
+}
+
+/** A new key: the prefix and 24 random bytes (WebCrypto), base64url. */
+export function newKeyValue(): string {
+  const b = crypto.getRandomValues(new Uint8Array(24));
+  return KEY_PREFIX + btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
 export class ApiKeys {
@@ -58,7 +64,7 @@ export class ApiKeys {
 
   /** Creates a key; the returned `key` is the only time its value is seen. */
   create(o: { name: string; gallery?: string | null }): CreatedApiKey {
-    const key = KEY_PREFIX + randomBytes(24).toString('base64url');
+    const key = newKeyValue();
     return { ...this.insert(key, o), key };
   }
 

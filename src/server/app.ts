@@ -1,14 +1,11 @@
 // The HTTP API as a Hono app: request ids and logs, authentication, one error handler, and the
 // resource sub-apps. Tests call it with app.request(); server.ts puts it on a socket.
-import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { routePath } from 'hono/route';
 import { z } from 'zod';
 import { openDatabase } from '../db/open-db.js';
-import { DEFAULT_EMBEDDER_ID, packageRoot } from '../embedder.js';
+import { DEFAULT_EMBEDDER_ID } from '../model-id.js';
 import { CosfaceError, type ErrorCode } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { ApiKeys } from './api-keys.js';
@@ -24,6 +21,7 @@ import { galleryRoutes } from './routes/galleries.js';
 import { keyRoutes } from './routes/keys.js';
 import { searchRoutes } from './routes/search.js';
 import * as s from './schemas.js';
+import { VERSION } from './version.js';
 
 export interface LogEntry {
   time: string;
@@ -68,7 +66,7 @@ export type CosfaceApp = Hono<AppEnv> & {
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export function packageVersion(): string {
-  return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  return VERSION;
 }
 
 export function createApp(opts: CreateAppOptions): CosfaceApp {
@@ -80,7 +78,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   for (const [k, v] of Object.entries(limits)) {
     if (!Number.isInteger(v) || v < 1) throw new CosfaceError('BAD_INPUT', `createApp: limits.${k} must be a positive integer`);
   }
-  const log = opts.log === false ? () => undefined : (opts.log ?? ((e: LogEntry) => process.stdout.write(JSON.stringify(e) + '\n')));
+  const log = opts.log === false ? () => undefined : (opts.log ?? ((e: LogEntry) => console.log(JSON.stringify(e))));
   const metrics = new Metrics();
   const p = opts.pipeline;
   const finder = new FaceFinder(typeof p === 'function' ? p : async () => p, { ...opts.batch, metrics });
@@ -103,7 +101,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   // Request id and one log line per request (with the error code when there is one).
   app.use('*', async function requestLog(c, next) {
     const incoming = c.req.header('x-request-id');
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
     c.set('requestId', requestId);
     c.header('X-Request-Id', requestId);
     const t0 = performance.now();
@@ -136,7 +134,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
     else if (e instanceof HTTPException && e.status < 500) err = new CosfaceError('BAD_INPUT', e.message || `HTTP ${e.status}`);
     else {
       // A bug or an unforeseen failure: log the stack under the request id, tell the client only the id.
-      process.stderr.write(`[${c.get('requestId')}] ${(e as Error).stack ?? String(e)}\n`);
+      console.error(`[${c.get('requestId')}] ${(e as Error).stack ?? String(e)}`);
       err = new CosfaceError('INTERNAL', `internal error (request ${c.get('requestId')})`);
     }
     c.set('error' as never, { code: err.code, message: err.message } as never);
