@@ -4,7 +4,6 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { routePath } from 'hono/route';
 import { z } from 'zod';
-import { openDatabase } from '../db/open-db.js';
 import { DEFAULT_EMBEDDER_ID } from '../model-id.js';
 import { CosfaceError, type ErrorCode } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -37,7 +36,7 @@ export interface LogEntry {
 }
 
 export interface CreateAppOptions {
-  /** A store on a file database (the server keeps a second connection for API keys). */
+  /** The store (galleries, faces, API keys). */
   store: Store;
   /** The face pipeline, or a function that makes it on first use (image routes only need it). */
   pipeline: PhotoPipeline | (() => Promise<PhotoPipeline>);
@@ -58,7 +57,7 @@ export interface CreateAppOptions {
 }
 
 export type CosfaceApp = Hono<AppEnv> & {
-  /** Closes the app's own database connection and the pipeline it loaded. The store stays open. */
+  /** Closes the pipeline the app loaded. The store stays open. */
   close(): Promise<void>;
   readonly deps: ServerDeps;
 };
@@ -71,7 +70,6 @@ export function packageVersion(): string {
 
 export function createApp(opts: CreateAppOptions): CosfaceApp {
   if (!opts || !opts.store) throw new CosfaceError('BAD_INPUT', 'createApp: store is required');
-  if (!opts.store.dbPath) throw new CosfaceError('BAD_INPUT', 'createApp: the store must be on a file database (API keys and reads share it)');
   const auth = opts.auth ?? 'keys';
   if (auth !== 'keys' && auth !== 'disabled') throw new CosfaceError('BAD_INPUT', `createApp: auth must be 'keys' or 'disabled', got '${String(auth)}'`);
   const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -82,11 +80,9 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   const metrics = new Metrics();
   const p = opts.pipeline;
   const finder = new FaceFinder(typeof p === 'function' ? p : async () => p, { ...opts.batch, metrics });
-  const db = openDatabase(opts.store.dbPath);
   const deps: ServerDeps = {
     store: opts.store,
-    db,
-    keys: auth === 'keys' ? new ApiKeys(db) : null,
+    keys: auth === 'keys' ? ApiKeys.of(opts.store) : null,
     finder,
     metrics,
     limits,
@@ -180,7 +176,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
       },
       limits,
     ),
-    (c) => {
+    async (c) => {
       const visible = visibleGalleries(c.get('principal'));
       return c.json({
         version: deps.version,
@@ -190,7 +186,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
         scorer: store.scorerName,
         auth,
         pipelineLoaded: finder.loaded,
-        galleries: store.listGalleries().filter((g) => visible === null || visible.includes(g.name)).map(galleryJson),
+        galleries: (await store.listGalleries()).filter((g) => visible === null || visible.includes(g.name)).map(galleryJson),
       });
     },
   );
@@ -201,9 +197,9 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
       { tag: 'meta', summary: 'Prometheus metrics: requests, latencies, faces embedded, batch sizes, gallery sizes', access: 'admin', response: { status: 200, description: 'text/plain; version=0.0.4' }, errors: [] },
       limits,
     ),
-    (c) => {
+    async (c) => {
       c.header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
-      return c.body(metrics.render(store.listGalleries()));
+      return c.body(metrics.render(await store.listGalleries()));
     },
   );
 
@@ -229,7 +225,6 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
     deps,
     async close() {
       await finder.dispose();
-      deps.db.sqlite.close();
     },
   });
 }

@@ -1,15 +1,13 @@
 // What the route modules share: the store, the pipeline queue, keys, limits and the server's model,
 // plus the conversions from store records to the API's JSON shapes.
-import type { OpenedDb } from '../db/open-db.js';
 import { CosfaceError } from '../errors.js';
 import type { Face } from '../pipeline/face-pipeline.js';
-import type { GalleryInfo, IdentifyCandidate, IdentifyResult, IdentityInfo, Store } from '../store/store.js';
+import type { GalleryInfo, IdentifyCandidate, IdentifyResult, IdentityInfo, Store, StoredFace } from '../store/store.js';
 import type { ApiKeyInfo, ApiKeys } from './api-keys.js';
 import type { FaceFinder } from './face-finder.js';
 import type { Metrics } from './metrics.js';
 import type { Limits } from './route-spec.js';
 import { sha256Hex } from './sha256.js';
-import type { StoredFace } from './store-gaps.js';
 
 export interface ModelInfo {
   /** The id galleries filled from images must carry (their modelId). */
@@ -25,7 +23,6 @@ export interface EngineInfo {
 
 export interface ServerDeps {
   store: Store;
-  db: OpenedDb;
   keys: ApiKeys | null;
   finder: FaceFinder;
   metrics: Metrics;
