@@ -101,3 +101,16 @@ export class ApiKeys {
 function info(r: ApiKeyRecord): ApiKeyInfo {
   return { id: r.id, name: r.name, gallery: r.gallery, createdAt: r.createdAt, revokedAt: r.revokedAt };
 }
+
+/**
+ * Makes sure the database has an admin key: installs `adminKey` (from COSFACE_ADMIN_KEY) when given,
+ * else creates one when none exists and returns it (its only showing).
+ */
+export async function ensureAdminKey(keys: ApiKeys, adminKey: string | undefined): Promise<string | null> {
+  if (adminKey !== undefined && adminKey !== '') {
+    await keys.adopt(adminKey, { name: 'admin (COSFACE_ADMIN_KEY)', gallery: null });
+    return null;
+  }
+  if (await keys.hasAdminKey()) return null;
+  return (await keys.create({ name: 'admin (created on first start)', gallery: null })).key;
+}

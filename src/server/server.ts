@@ -8,7 +8,9 @@ import { CosfaceError } from '../errors.js';
 import { createFacePipeline } from '../pipeline/face-pipeline.js';
 import { withReferenceFallback } from '../pipeline/reference-backend.js';
 import { openStore, storeLocation, type Store } from '../store/index.js';
-import { ApiKeys, type CreatedApiKey } from './api-keys.js';
+import { ApiKeys, ensureAdminKey, type CreatedApiKey } from './api-keys.js';
+
+export { ensureAdminKey } from './api-keys.js';
 import { createApp, type CosfaceApp, type CreateAppOptions } from './app.js';
 
 export const DEFAULT_DB = 'cosface.db';
@@ -43,19 +45,6 @@ export interface RunningServer {
   createdAdminKey: string | null;
   /** Stops accepting connections, finishes open requests, saves indexes, closes everything. */
   close(): Promise<void>;
-}
-
-/**
- * Makes sure the database has an admin key: installs `adminKey` (from COSFACE_ADMIN_KEY) when given,
- * else creates one when none exists and returns it (its only showing).
- */
-export async function ensureAdminKey(keys: ApiKeys, adminKey: string | undefined): Promise<string | null> {
-  if (adminKey !== undefined && adminKey !== '') {
-    await keys.adopt(adminKey, { name: 'admin (COSFACE_ADMIN_KEY)', gallery: null });
-    return null;
-  }
-  if (await keys.hasAdminKey()) return null;
-  return (await keys.create({ name: 'admin (created on first start)', gallery: null })).key;
 }
 
 export async function startServer(o: StartServerOptions = {}): Promise<RunningServer> {
