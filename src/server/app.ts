@@ -23,6 +23,7 @@ import { DEFAULT_LIMITS, route, type Limits } from './route-spec.js';
 import { galleryRoutes } from './routes/galleries.js';
 import { keyRoutes } from './routes/keys.js';
 import { searchRoutes } from './routes/search.js';
+import { webAppRoutes } from './routes/web-app.js';
 import * as s from './schemas.js';
 
 export interface LogEntry {
@@ -226,6 +227,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   app.route('/v1/galleries', galleryRoutes(deps));
   app.route('/v1', searchRoutes(deps));
   app.route('/v1/keys', keyRoutes(deps));
+  app.route('/', webAppRoutes(limits));
 
   return Object.assign(app, {
     deps,
