@@ -278,6 +278,39 @@ describe.skipIf(skip)('the /app page in Chromium', () => {
     await page.close();
   });
 
+  it('works as a library in any page: import /app/cosface.js, load a pipeline, embed a photo (as in the README)', async () => {
+    const page = await context.newPage();
+    await page.goto(`${server.url}/app/style.css`); // any page of the origin
+    const photo = PHOTOS[0]!.file;
+    const got = await page.evaluate(
+      async ({ photoUrl }) => {
+        const lib = (await import('/app/cosface.js' as string)) as {
+          loadFacePipeline(o: { backend: string }): Promise<{ describe(): string; facesInPhoto(b: Blob): Promise<{ box: number[]; embedding: number[] }[]>; dispose(): void }>;
+        };
+        const faces = await lib.loadFacePipeline({ backend: 'wasm' });
+        const blob = await (await fetch(photoUrl)).blob();
+        const found = await faces.facesInPhoto(blob);
+        let badImage = '';
+        try {
+          await faces.facesInPhoto(new Blob([new Uint8Array([1, 2, 3])], { type: 'image/jpeg' }));
+        } catch (e) {
+          badImage = (e as { code?: string }).code ?? String(e);
+        }
+        faces.dispose();
+        return { describe: faces.describe(), found, badImage };
+      },
+      // The photo reaches this page from the test's server only so the page has a Blob to embed.
+      { photoUrl: `data:image/jpeg;base64,${readFileSync(join(repoRoot, photo)).toString('base64')}` },
+    );
+    await page.close();
+    expect(got.describe).toMatch(/^wasm/);
+    expect(got.badImage).toBe('BAD_IMAGE');
+    const node = nodeFaces.get(photo)!;
+    expect(got.found).toHaveLength(node.length);
+    expect(iou(got.found[0]!.box, node[0]!.box)).toBeGreaterThan(0.95);
+    expect(dot(got.found[0]!.embedding, node[0]!.embedding)).toBeGreaterThan(0.999);
+  });
+
   it('times are shown in the page: model load, first photo, later photos', () => {
     for (const run of Object.values(runs)) {
       expect(run.load.total).toBeGreaterThan(0);
