@@ -1,6 +1,7 @@
 // The k-nearest-neighbour graph that every clustering algorithm here runs on: an HNSW index
 // (hnswlib-node, inner product on unit vectors) built over the faces, one k-NN query per face, the
 // lists symmetrised into undirected edges at or above the edge threshold. No O(n^2) pass.
+import { performance } from 'node:perf_hooks';
 import hnswlib from 'hnswlib-node';
 
 /** Per face, its k most similar other faces (cosine, best first); -1 pads short lists. */
@@ -9,6 +10,8 @@ export interface KnnGraph {
   k: number;
   neighbors: Int32Array;
   sims: Float32Array;
+  /** Milliseconds spent building the index and querying it. */
+  timings?: { buildMs: number; queryMs: number };
 }
 
 export interface KnnOptions {
@@ -60,7 +63,9 @@ export function knnGraph(vectors: Float32Array, dim: number, k: number, o: KnnOp
   const neighbors = new Int32Array(n * k).fill(-1);
   const sims = new Float32Array(n * k);
   if (n === 0) return { n, k, neighbors, sims };
+  const t0 = performance.now();
   const search = hnswSearch(buildHnsw(vectors, dim, o), o.ef ?? Math.max(2 * k, 64));
+  const t1 = performance.now();
   for (let i = 0; i < n; i++) {
     const r = search(vectors.subarray(i * dim, (i + 1) * dim), k + 1);
     let c = 0;
@@ -72,7 +77,7 @@ export function knnGraph(vectors: Float32Array, dim: number, k: number, o: KnnOp
       c++;
     }
   }
-  return { n, k, neighbors, sims };
+  return { n, k, neighbors, sims, timings: { buildMs: t1 - t0, queryMs: performance.now() - t1 } };
 }
 
 /** Undirected edges, each pair once (a < b), sorted by similarity, best first. */
