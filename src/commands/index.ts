@@ -62,3 +62,11 @@ EXTRA_USAGE.push(
   '  cosface loss bounds --classes C --dim d [--posterior 0.9] [--json]   CosFace margin and scale bounds',
   '  cosface train head --features <file> --out <head.json> [...]   fit an embedding head with LMCL on frozen features',
 );
+
+// Clustering faces into people (src/cluster): cosface eval cluster, cosface bench cluster.
+EXTRA_COMMANDS['eval-cluster'] = async () => (await import('../eval/cluster-eval.js')).evalClusterCommand;
+EXTRA_COMMANDS['bench-cluster'] = async () => (await import('../bench/cluster-bench.js')).benchClusterCommand;
+EXTRA_USAGE.push(
+  '  cosface eval cluster --data <dir> [--algorithm average] [--threshold t] [--k 16] [--central-only] [--cache <file>] [--json]   clustering quality on labelled folders',
+  '  cosface bench cluster [--n 200000] [--per 10] [--algorithm average,union-find,dbscan,chinese-whispers] [--k 16] [--m 16] [--json]',
+);
