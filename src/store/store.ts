@@ -32,6 +32,7 @@ import {
 } from './gallery-index.js';
 import { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair } from './thresholds.js';
 import { VectorMatrix } from './vector-matrix.js';
+import { checkExternalId, checkGalleryName } from './names.js';
 
 export type { FaceBox, FaceKeypoints } from '../db/schema.js';
 export type { ExactScorer } from './exact-scorer.js';
@@ -313,7 +314,7 @@ export class Store {
   // ---- galleries ----
 
   createGallery(name: string, o: CreateGalleryOptions): GalleryInfo {
-    checkName(name, 'gallery name');
+    checkGalleryName(name);
     if (!o || typeof o.modelId !== 'string' || o.modelId.length === 0) {
       throw new CosfaceError('BAD_INPUT', 'createGallery: modelId is required');
     }
@@ -989,12 +990,6 @@ function isIdentityRef(b: VerifyTarget): b is { gallery: string; identity: strin
   return typeof b === 'object' && b !== null && !ArrayBuffer.isView(b) && !Array.isArray(b) && 'identity' in b;
 }
 
-function checkName(name: unknown, what: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256 || name.trim() !== name) {
-    throw new CosfaceError('BAD_INPUT', `${what} must be a non-empty string of at most 256 characters without surrounding spaces`);
-  }
-}
-
 function checkInt(v: unknown, what: string, min: number, max: number): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new CosfaceError('BAD_INPUT', `${what} must be an integer in [${min}, ${max}], got ${String(v)}`);
@@ -1003,7 +998,7 @@ function checkInt(v: unknown, what: string, min: number, max: number): void {
 
 function checkIdentityInput(input: IdentityInput): void {
   if (!input || typeof input !== 'object') throw new CosfaceError('BAD_INPUT', 'identity must be an object with externalId');
-  checkName(input.externalId, 'externalId');
+  checkExternalId(input.externalId);
   if (input.displayName !== undefined && typeof input.displayName !== 'string') {
     throw new CosfaceError('BAD_INPUT', 'displayName must be a string');
   }
