@@ -452,27 +452,46 @@ export class Store {
     return this.addFaces(gallery, [{ identity, face }])[0]!;
   }
 
-  /** Adds many faces in one transaction: all of them or, on any invalid input, none. */
-  addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[]): FaceInfo[] {
+  /**
+   * Adds many faces in one transaction: all of them or, on any invalid input, none.
+   * `newIdentities` are created in the same transaction (a crash or an error leaves neither the
+   * identities nor the faces), and items may name them.
+   */
+  addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[], opts: { newIdentities?: readonly IdentityInput[] } = {}): FaceInfo[] {
     const g = this.gallery(gallery);
     if (!Array.isArray(items) || items.length === 0) throw new CosfaceError('EMPTY_BATCH', 'addFaces: no faces given');
     // Validate everything before writing anything.
+    const fresh = new Map<string, IdentityInput>();
+    for (const n of opts.newIdentities ?? []) {
+      checkIdentityInput(n);
+      if (fresh.has(n.externalId) || this.liveIdentity(g.id, n.externalId)) {
+        throw new CosfaceError('DUPLICATE_IDENTITY', `identity "${n.externalId}" already exists in gallery "${gallery}"`);
+      }
+      fresh.set(n.externalId, n);
+    }
     const prepared = items.map((it, i) => {
       const where = items.length > 1 ? `faces[${i}]` : 'face';
       if (!it || typeof it.face !== 'object' || it.face === null) throw new CosfaceError('BAD_INPUT', `${where} is missing`);
-      const ident = this.identity(g, it.identity);
+      const ident = typeof it.identity === 'string' && fresh.has(it.identity) ? null : this.identity(g, it.identity);
       const v = toUnitVector(it.face.embedding, g.dimension, `${where}.embedding`);
       checkFaceExtras(it.face, where);
-      return { ident, v, face: it.face };
+      return { ident, externalId: it.identity, v, face: it.face };
     });
     const l = this.load(g);
     const now = new Date();
-    const rows = this.opened.sqlite.transaction(() =>
-      prepared.map(
+    const created = new Map<string, IdentityRow>();
+    const rows = this.opened.sqlite.transaction(() => {
+      for (const n of fresh.values()) {
+        created.set(
+          n.externalId,
+          this.q.insertIdentity.get({ galleryId: g.id, externalId: n.externalId, displayName: n.displayName ?? null, metadata: n.metadata ?? null, createdAt: now })!,
+        );
+      }
+      return prepared.map(
         (p) =>
           this.q.insertFace.get({
             galleryId: g.id,
-            identityId: p.ident.id,
+            identityId: (p.ident ?? created.get(p.externalId)!).id,
             photoPath: p.face.photoPath ?? null,
             photoHash: p.face.photoHash ?? null,
             box: p.face.box ?? null,
@@ -481,8 +500,8 @@ export class Store {
             embedding: embeddingToBlob(p.v),
             createdAt: now,
           })!,
-      ),
-    )();
+      );
+    })();
     // Committed. From here on a failure only costs index freshness, never data.
     try {
       rows.forEach((r, i) => {
@@ -497,8 +516,8 @@ export class Store {
     }
     return rows.map((r, i) => ({
       id: r.id,
-      identity: prepared[i]!.ident.externalId,
-      identityId: prepared[i]!.ident.id,
+      identity: prepared[i]!.externalId,
+      identityId: (prepared[i]!.ident ?? created.get(prepared[i]!.externalId)!).id,
       createdAt: now,
     }));
   }
