@@ -13,6 +13,7 @@ import { decodeImage } from '../pipeline/decode.js';
 import { createFacePipeline, type Face, type FacePipeline } from '../pipeline/face-pipeline.js';
 import { withReferenceFallback } from '../pipeline/reference-backend.js';
 import { openStore, type Store } from '../store/index.js';
+import { checkGalleryName, EXTERNAL_ID_RULE, isExternalId } from '../store/names.js';
 import type { ScoredPair } from '../store/thresholds.js';
 import { primaryFace } from '../eval/orl.js';
 import type { Command } from './index.js';
@@ -258,7 +259,7 @@ async function listEnrollPhotos(dir: string): Promise<{ photos: EnrollPhoto[]; f
   const ignored = entries.filter((e) => !e.isDirectory() && !e.name.startsWith('.')).map((e) => join(dir, e.name));
   const photos: EnrollPhoto[] = [];
   for (const f of folders) {
-    if (f.trim() !== f || f.length > 256) throw new CosfaceError('BAD_INPUT', `enroll: folder name ${JSON.stringify(f)} is not a usable identity id (no surrounding spaces, at most 256 characters)`);
+    if (!isExternalId(f)) throw new CosfaceError('BAD_INPUT', `enroll: folder name ${JSON.stringify(f)} is not a usable identity id (${EXTERNAL_ID_RULE})`);
     const files = (await readdir(join(dir, f), { withFileTypes: true })).filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => e.name).sort();
     for (const name of files) {
       if (PHOTO_EXTENSIONS.has(extname(name).toLowerCase())) photos.push({ identity: f, path: join(dir, f, name) });
@@ -294,6 +295,7 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'enroll: give one folder: cosface enroll <dir> --gallery <name>');
   const gallery = str(values.gallery);
   if (!gallery) throw new CosfaceError('BAD_INPUT', 'enroll: --gallery <name> is required');
+  checkGalleryName(gallery); // before anything is opened or created
   const dir = positionals[0]!;
   const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
   const { photos, folders, ignored } = await listEnrollPhotos(dir);

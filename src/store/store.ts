@@ -32,6 +32,7 @@ import {
 } from './gallery-index.js';
 import { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair } from './thresholds.js';
 import { VectorMatrix } from './vector-matrix.js';
+import { checkExternalId, checkGalleryName } from './names.js';
 
 export type { FaceBox, FaceKeypoints } from '../db/schema.js';
 export type { ExactScorer } from './exact-scorer.js';
@@ -313,7 +314,7 @@ export class Store {
   // ---- galleries ----
 
   createGallery(name: string, o: CreateGalleryOptions): GalleryInfo {
-    checkName(name, 'gallery name');
+    checkGalleryName(name);
     if (!o || typeof o.modelId !== 'string' || o.modelId.length === 0) {
       throw new CosfaceError('BAD_INPUT', 'createGallery: modelId is required');
     }
@@ -451,27 +452,46 @@ export class Store {
     return this.addFaces(gallery, [{ identity, face }])[0]!;
   }
 
-  /** Adds many faces in one transaction: all of them or, on any invalid input, none. */
-  addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[]): FaceInfo[] {
+  /**
+   * Adds many faces in one transaction: all of them or, on any invalid input, none.
+   * `newIdentities` are created in the same transaction (a crash or an error leaves neither the
+   * identities nor the faces), and items may name them.
+   */
+  addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[], opts: { newIdentities?: readonly IdentityInput[] } = {}): FaceInfo[] {
     const g = this.gallery(gallery);
     if (!Array.isArray(items) || items.length === 0) throw new CosfaceError('EMPTY_BATCH', 'addFaces: no faces given');
     // Validate everything before writing anything.
+    const fresh = new Map<string, IdentityInput>();
+    for (const n of opts.newIdentities ?? []) {
+      checkIdentityInput(n);
+      if (fresh.has(n.externalId) || this.liveIdentity(g.id, n.externalId)) {
+        throw new CosfaceError('DUPLICATE_IDENTITY', `identity "${n.externalId}" already exists in gallery "${gallery}"`);
+      }
+      fresh.set(n.externalId, n);
+    }
     const prepared = items.map((it, i) => {
       const where = items.length > 1 ? `faces[${i}]` : 'face';
       if (!it || typeof it.face !== 'object' || it.face === null) throw new CosfaceError('BAD_INPUT', `${where} is missing`);
-      const ident = this.identity(g, it.identity);
+      const ident = typeof it.identity === 'string' && fresh.has(it.identity) ? null : this.identity(g, it.identity);
       const v = toUnitVector(it.face.embedding, g.dimension, `${where}.embedding`);
       checkFaceExtras(it.face, where);
-      return { ident, v, face: it.face };
+      return { ident, externalId: it.identity, v, face: it.face };
     });
     const l = this.load(g);
     const now = new Date();
-    const rows = this.opened.sqlite.transaction(() =>
-      prepared.map(
+    const created = new Map<string, IdentityRow>();
+    const rows = this.opened.sqlite.transaction(() => {
+      for (const n of fresh.values()) {
+        created.set(
+          n.externalId,
+          this.q.insertIdentity.get({ galleryId: g.id, externalId: n.externalId, displayName: n.displayName ?? null, metadata: n.metadata ?? null, createdAt: now })!,
+        );
+      }
+      return prepared.map(
         (p) =>
           this.q.insertFace.get({
             galleryId: g.id,
-            identityId: p.ident.id,
+            identityId: (p.ident ?? created.get(p.externalId)!).id,
             photoPath: p.face.photoPath ?? null,
             photoHash: p.face.photoHash ?? null,
             box: p.face.box ?? null,
@@ -480,8 +500,8 @@ export class Store {
             embedding: embeddingToBlob(p.v),
             createdAt: now,
           })!,
-      ),
-    )();
+      );
+    })();
     // Committed. From here on a failure only costs index freshness, never data.
     try {
       rows.forEach((r, i) => {
@@ -496,8 +516,8 @@ export class Store {
     }
     return rows.map((r, i) => ({
       id: r.id,
-      identity: prepared[i]!.ident.externalId,
-      identityId: prepared[i]!.ident.id,
+      identity: prepared[i]!.externalId,
+      identityId: (prepared[i]!.ident ?? created.get(prepared[i]!.externalId)!).id,
       createdAt: now,
     }));
   }
@@ -989,12 +1009,6 @@ function isIdentityRef(b: VerifyTarget): b is { gallery: string; identity: strin
   return typeof b === 'object' && b !== null && !ArrayBuffer.isView(b) && !Array.isArray(b) && 'identity' in b;
 }
 
-function checkName(name: unknown, what: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256 || name.trim() !== name) {
-    throw new CosfaceError('BAD_INPUT', `${what} must be a non-empty string of at most 256 characters without surrounding spaces`);
-  }
-}
-
 function checkInt(v: unknown, what: string, min: number, max: number): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new CosfaceError('BAD_INPUT', `${what} must be an integer in [${min}, ${max}], got ${String(v)}`);
@@ -1003,7 +1017,7 @@ function checkInt(v: unknown, what: string, min: number, max: number): void {
 
 function checkIdentityInput(input: IdentityInput): void {
   if (!input || typeof input !== 'object') throw new CosfaceError('BAD_INPUT', 'identity must be an object with externalId');
-  checkName(input.externalId, 'externalId');
+  checkExternalId(input.externalId);
   if (input.displayName !== undefined && typeof input.displayName !== 'string') {
     throw new CosfaceError('BAD_INPUT', 'displayName must be a string');
   }
