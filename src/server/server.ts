@@ -10,6 +10,7 @@ import { withReferenceFallback } from '../pipeline/reference-backend.js';
 import { openStore, type Store } from '../store/store.js';
 import { ApiKeys } from './api-keys.js';
 import { createApp, type CosfaceApp, type CreateAppOptions } from './app.js';
+import { nodeWebAppFiles } from './web-app-files.js';
 
 export const DEFAULT_DB = 'cosface.db';
 export const DEFAULT_PORT = 8080;
@@ -96,6 +97,7 @@ export async function startServer(o: StartServerOptions = {}): Promise<RunningSe
       pipeline,
       auth,
       engine: { backend: backend.name, adapter: backend.describe() },
+      webApp: nodeWebAppFiles(),
       ...(o.log !== undefined ? { log: o.log } : {}),
       ...(o.limits ? { limits: o.limits } : {}),
     });

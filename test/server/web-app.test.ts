@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/fixtures.js';
+import { nodeWebAppFiles } from '../../src/server/web-app-files.js';
 import { makeServer, type TestServer } from './helpers.js';
 
 // In CI (where `npm ci` builds dist/web) a missing bundle fails; elsewhere the page tests skip.
@@ -13,7 +14,7 @@ const built = existsSync(join(repoRoot, 'dist/web/index.html')) || process.env.C
 describe('/app', () => {
   let t: TestServer;
   beforeAll(async () => {
-    t = await makeServer();
+    t = await makeServer({ webApp: nodeWebAppFiles() });
   });
   afterAll(async () => t.close());
 
@@ -49,6 +50,15 @@ describe('/app', () => {
     }
     expect((await t.app.request('/app/wasm/cosface.wasm')).headers.get('content-type')).toBe('application/wasm');
     expect(files['models/mobilefacenet-arcface.tflite']!.sha256).toBe(createHash('sha256').update(readFileSync(join(repoRoot, 'models/mobilefacenet-arcface.tflite'))).digest('hex'));
+  });
+
+  it('is not there unless the app is given its files', async () => {
+    const bare = await makeServer();
+    try {
+      expect((await bare.app.request('/app')).status).toBe(404);
+    } finally {
+      await bare.close();
+    }
   });
 
   it('answers NOT_FOUND for anything else under /app, never a file outside the bundle', async () => {
