@@ -72,16 +72,10 @@ export class PgVectorIndex implements VectorIndex {
 
   async search(g: GalleryRecord, probe: Float32Array, k: number, o: VectorSearchOptions): Promise<VectorSearch> {
     await this.ensureIndex(g);
-    const d = int(g.dimension);
-    const id = int(g.id);
     const limit = int(k);
     const useIndex = o.method === 'hnsw' && g.dimension <= PGVECTOR_LIMITS.maxIndexDimension;
     const ef = Math.min(Math.max(int(o.ef), limit, 1), PGVECTOR_LIMITS.maxEfSearch);
-    // The ORDER BY expression and the WHERE clause are the partial index's own, literally (the
-    // planner matches partial-index predicates against constants, not parameters).
-    const query = sql`SELECT id, -(embedding::vector(${sql.raw(String(d))}) <#> ${vectorLiteral(probe)}::vector(${sql.raw(String(d))})) AS score
-      FROM faces WHERE gallery_id = ${sql.raw(String(id))} AND NOT deleted
-      ORDER BY embedding::vector(${sql.raw(String(d))}) <#> ${vectorLiteral(probe)}::vector(${sql.raw(String(d))}) LIMIT ${sql.raw(String(limit))}`;
+    const query = searchSql(g, probe, limit);
     const rows = await this.db.transaction(async (tx) => {
       if (useIndex) await tx.execute(sql.raw(`SET LOCAL hnsw.ef_search = ${ef}`));
       // An exact scan: the planner may not take the graph (its answers are approximate).
@@ -91,6 +85,16 @@ export class PgVectorIndex implements VectorIndex {
     // Scores come back from float4 arithmetic in the database; the store re-ranks with its scorer
     // so that both backends report the same numbers.
     return { faces: rows.map((r) => ({ faceId: Number(r.id), score: Number(r.score) })), exactScores: false };
+  }
+
+  /** The plan Postgres chooses for a search (EXPLAIN), to check that it walks the gallery's index. */
+  async explain(g: GalleryRecord, probe: Float32Array, k: number, ef: number): Promise<string> {
+    await this.ensureIndex(g);
+    const rows = await this.db.transaction(async (tx) => {
+      await tx.execute(sql.raw(`SET LOCAL hnsw.ef_search = ${Math.min(Math.max(int(ef), 1), PGVECTOR_LIMITS.maxEfSearch)}`));
+      return rawRows<{ 'QUERY PLAN': string }>(tx, sql`EXPLAIN ${searchSql(g, probe, int(k))}`);
+    });
+    return rows.map((r) => r['QUERY PLAN']).join('\n');
   }
 
   async added(g: GalleryRecord, faces: readonly { id: number; v: Float32Array }[]): Promise<void> {
@@ -162,6 +166,18 @@ export class PgVectorIndex implements VectorIndex {
     this.ensured.clear();
     this.liveCache.clear();
   }
+}
+
+/**
+ * A gallery's search. The ORDER BY expression and the WHERE clause are the partial index's own,
+ * literally (the planner matches a partial index's predicate against constants, not parameters).
+ */
+function searchSql(g: GalleryRecord, probe: Float32Array, limit: number) {
+  const d = sql.raw(String(int(g.dimension)));
+  const lit = vectorLiteral(probe);
+  return sql`SELECT id, -(embedding::vector(${d}) <#> ${lit}::vector(${d})) AS score
+    FROM faces WHERE gallery_id = ${sql.raw(String(int(g.id)))} AND NOT deleted
+    ORDER BY embedding::vector(${d}) <#> ${lit}::vector(${d}) LIMIT ${sql.raw(String(int(limit)))}`;
 }
 
 /** A value spliced into SQL text must be a plain integer. */
