@@ -247,12 +247,12 @@ describe.skipIf(skip)('the /app page in Chromium', () => {
     expectSameFacesAsNode(run);
     expectIdentified(run);
     expectOnlyEmbeddingsSent(run);
-    const shot = await page.screenshot({ fullPage: true });
+    const shot = await page.screenshot({ fullPage: true, type: 'jpeg', quality: 80 });
     expect(shot.byteLength).toBeGreaterThan(50_000);
     // The figure in docs/ is written on request only, so a test run leaves the tree as it was.
     const figure = process.env.COSFACE_WRITE_FIGURES === '1' ? join(repoRoot, 'docs/figures') : dir;
     mkdirSync(figure, { recursive: true });
-    writeFileSync(join(figure, 'web-app.png'), shot);
+    writeFileSync(join(figure, 'web-app.jpg'), shot);
     await page.close();
   });
 
