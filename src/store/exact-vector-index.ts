@@ -34,7 +34,7 @@ const MAP_ENTRY_BYTES = 40;
 export class ExactVectorIndex {
   readonly dimension: number;
   readonly storage: VectorStorage;
-  private ids: Float64Array;
+  private idsArray: Float64Array;
   private f32: Float32Array | null = null;
   private f16: Uint16Array | null = null;
   private i8: Int8Array | null = null;
@@ -53,7 +53,7 @@ export class ExactVectorIndex {
     this.dimension = o.dimension;
     this.storage = storage;
     const cap = Math.max(16, o.capacity ?? 1024);
-    this.ids = new Float64Array(cap);
+    this.idsArray = new Float64Array(cap);
     this.allocate(cap);
     this.decoded = storage === 'f32' ? new Float32Array(0) : new Float32Array(DECODE_ROWS * this.dimension);
   }
@@ -68,9 +68,14 @@ export class ExactVectorIndex {
    * plus an estimate of 40 bytes per entry for the id -> row map.
    */
   get bytes(): number {
-    const cap = this.ids.length;
+    const cap = this.idsArray.length;
     const per = this.storage === 'f32' ? 4 * this.dimension : this.storage === 'f16' ? 2 * this.dimension : this.dimension + 4;
     return cap * (per + 8) + this.rowOf.size * MAP_ENTRY_BYTES + this.decoded.byteLength;
+  }
+
+  /** The face ids held, in row order. */
+  ids(): number[] {
+    return Array.from(this.idsArray.subarray(0, this.n));
   }
 
   has(id: number): boolean {
@@ -82,10 +87,10 @@ export class ExactVectorIndex {
     if (v.length !== this.dimension) throw new CosfaceError('DIMENSION_MISMATCH', `vector has ${v.length} values, the index holds ${this.dimension}`);
     let row = this.rowOf.get(id);
     if (row === undefined) {
-      if (this.n === this.ids.length) this.grow(this.n * 2);
+      if (this.n === this.idsArray.length) this.grow(this.n * 2);
       row = this.n++;
       this.rowOf.set(id, row);
-      this.ids[row] = id;
+      this.idsArray[row] = id;
     }
     this.write(row, v);
   }
@@ -97,8 +102,8 @@ export class ExactVectorIndex {
     const last = this.n - 1;
     if (row !== last) {
       const d = this.dimension;
-      const lastId = this.ids[last]!;
-      this.ids[row] = lastId;
+      const lastId = this.idsArray[last]!;
+      this.idsArray[row] = lastId;
       this.rowOf.set(lastId, row);
       if (this.f32) this.f32.copyWithin(row * d, last * d, last * d + d);
       if (this.f16) this.f16.copyWithin(row * d, last * d, last * d + d);
@@ -156,7 +161,7 @@ export class ExactVectorIndex {
     for (let i = 0; i < top.k; i++) {
       const r = top.indices[i]!;
       if (r < 0) continue;
-      ids.push(this.ids[r]!);
+      ids.push(this.idsArray[r]!);
       scores.push(top.scores[i]!);
     }
     return { ids, scores };
@@ -174,8 +179,8 @@ export class ExactVectorIndex {
 
   private grow(cap: number): void {
     const ids = new Float64Array(cap);
-    ids.set(this.ids);
-    this.ids = ids;
+    ids.set(this.idsArray);
+    this.idsArray = ids;
     const { f32, f16, i8, scales } = this;
     this.allocate(cap);
     if (f32) this.f32!.set(f32);

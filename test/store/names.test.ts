@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCosfaceError } from '../../src/errors.js';
-import { openStore, type Store } from '../../src/store/store.js';
+import { openStore, type Store } from '../../src/store/index.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { expectError, makeServer, type TestServer } from '../server/helpers.js';
 import { dbFingerprint, tempDir } from './helpers.js';
@@ -19,9 +19,9 @@ const GOOD_ID = ['alice', 'x/y z', '../../etc', 'José Ferreira', '山田 太郎
 const dir = tempDir('names');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function code(f: () => unknown): string {
+async function code(f: () => unknown): Promise<string> {
   try {
-    f();
+    await f();
     return 'ok';
   } catch (e) {
     if (isCosfaceError(e)) return e.code;
@@ -36,19 +36,19 @@ describe('names in the store API', () => {
   });
   afterAll(async () => store.close());
 
-  it('gallery names: identifiers only', () => {
-    for (const n of BAD_GALLERY) expect([n, code(() => store.createGallery(n, { modelId: 'm', dimension: 4 }))]).toEqual([n, 'BAD_INPUT']);
-    for (const n of GOOD_GALLERY) expect([n, code(() => store.createGallery(n, { modelId: 'm', dimension: 4 }))]).toEqual([n, 'ok']);
-    expect(store.listGalleries().map((g) => g.name).sort()).toEqual([...GOOD_GALLERY].sort());
+  it('gallery names: identifiers only', async () => {
+    for (const n of BAD_GALLERY) expect([n, await code(() => store.createGallery(n, { modelId: 'm', dimension: 4 }))]).toEqual([n, 'BAD_INPUT']);
+    for (const n of GOOD_GALLERY) expect([n, await code(() => store.createGallery(n, { modelId: 'm', dimension: 4 }))]).toEqual([n, 'ok']);
+    expect((await store.listGalleries()).map((g) => g.name).sort()).toEqual([...GOOD_GALLERY].sort());
   });
 
-  it('identity ids: printable Unicode, no control characters, at most 256', () => {
+  it('identity ids: printable Unicode, no control characters, at most 256', async () => {
     for (const n of BAD_ID) {
-      expect([n, code(() => store.addIdentity('staff', { externalId: n }))]).toEqual([n, 'BAD_INPUT']);
-      expect([n, code(() => store.ensureIdentity('staff', { externalId: n }))]).toEqual([n, 'BAD_INPUT']);
+      expect([n, await code(() => store.addIdentity('staff', { externalId: n }))]).toEqual([n, 'BAD_INPUT']);
+      expect([n, await code(() => store.ensureIdentity('staff', { externalId: n }))]).toEqual([n, 'BAD_INPUT']);
     }
-    for (const n of GOOD_ID) expect([n, code(() => store.addIdentity('staff', { externalId: n }))]).toEqual([n, 'ok']);
-    expect(store.getGallery('staff').identities).toBe(GOOD_ID.length);
+    for (const n of GOOD_ID) expect([n, await code(() => store.addIdentity('staff', { externalId: n }))]).toEqual([n, 'ok']);
+    expect((await store.getGallery('staff')).identities).toBe(GOOD_ID.length);
   });
 });
 

@@ -63,10 +63,9 @@ export function readTensor(t: OnnxTypes.ITensorProto): ConstTensor {
   switch (type) {
     case DataType.FLOAT: {
       if (raw) {
-        const dv = rawView(raw, n, 4, name);
-        const f = new Float32Array(n);
-        for (let i = 0; i < n; i++) f[i] = dv.getFloat32(i * 4, true);
-        return { dims, f32: f };
+        rawView(raw, n, 4, name);
+        // An aligned copy (raw may be a Buffer view); raw data is little-endian, as is every platform Node runs on.
+        return { dims, f32: new Float32Array(new Uint8Array(raw).buffer) };
       }
       count(t.floatData?.length ?? 0);
       return { dims, f32: Float32Array.from(t.floatData ?? []) };
