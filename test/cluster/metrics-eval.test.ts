@@ -78,6 +78,11 @@ describe('cosface eval cluster', () => {
     expect(again.out).toContain('9 images of 5 people');
     for (const a of ['average', 'union-find', 'dbscan', 'chinese-whispers']) expect(again.out).toContain(`${a}, threshold 0.5`);
     expect(again.out).toMatch(/average, threshold 0\.4, k 16 \([\d.]+ s\):\n {2}pairwise {2}precision 1\.0000 {2}recall 1\.0000 {2}F 1\.0000/);
+    // A library that grows: half the photos first, the rest in two imports, same people.
+    const grown = JSON.parse((await run(['--data', join(repoRoot, 'examples/gallery'), '--cache', cache, '--incremental', '0.5', '--batches', '2', '--json'])).out) as ClusterEvalReport;
+    expect(grown.runs[0]!.incremental).toEqual({ first: 0.5, batches: 2 });
+    expect(grown.runs[0]!.pairwise.f).toBe(1);
+    expect(grown.runs[0]!.clustersOfTwoOrMore).toBe(4);
   });
 
   it('bad input: a clear error and nothing written', async () => {
@@ -98,6 +103,7 @@ describe('cosface eval cluster', () => {
     await expectBad(['--data', join(dir, 'empty')], /no images/);
     await expectBad(['--data', dir, '--algorithm', 'kmeans'], /unknown algorithm 'kmeans'/);
     await expectBad(['--data', dir, '--threshold', '1.5'], /--threshold must be cosines/);
+    await expectBad(['--data', dir, '--incremental', '1'], /--incremental must be a fraction/);
     await expectBad(['--data', dir, '--backend', 'cuda'], /unknown backend/, 'UNKNOWN_BACKEND');
     mkdirSync(join(dir, 'people/a'), { recursive: true });
     copyFileSync(join(repoRoot, 'examples/gallery/obama/obama.jpg'), join(dir, 'people/a/1.jpg'));
