@@ -3,6 +3,7 @@
 export type ErrorCode =
   | 'BAD_MODEL' // truncated, corrupt or not a model file
   | 'UNSUPPORTED_OP' // the model uses an op (or a variant of one) the engine does not implement
+  | 'UNSUPPORTED_MODEL' // a valid model of a kind the engine does not run (quantised, external data, other opsets)
   | 'NO_ADAPTER' // no WebGPU adapter or device
   | 'SHADER_COMPILE' // a WGSL shader failed to compile or validate
   | 'GPU_ERROR' // a WebGPU validation or out-of-memory error at run time

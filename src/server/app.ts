@@ -19,6 +19,7 @@ import { DEFAULT_LIMITS, route, type Limits } from './route-spec.js';
 import { galleryRoutes } from './routes/galleries.js';
 import { keyRoutes } from './routes/keys.js';
 import { searchRoutes } from './routes/search.js';
+import { webAppRoutes, type WebAppFiles } from './routes/web-app.js';
 import * as s from './schemas.js';
 import { VERSION } from './version.js';
 
@@ -52,6 +53,8 @@ export interface CreateAppOptions {
   engine?: EngineInfo | null;
   /** One entry per request; default: a JSON line on stdout; false: none. */
   log?: ((entry: LogEntry) => void) | false;
+  /** The browser page at /app and the files it runs (nodeWebAppFiles() in Node); without it there is no /app. */
+  webApp?: WebAppFiles;
   /** Cross-request batching of photos for the pipeline. */
   batch?: { windowMs?: number; maxBatch?: number; maxQueue?: number };
 }
@@ -220,6 +223,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   app.route('/v1/galleries', galleryRoutes(deps));
   app.route('/v1', searchRoutes(deps));
   app.route('/v1/keys', keyRoutes(deps));
+  if (opts.webApp) app.route('/', webAppRoutes(opts.webApp, limits));
 
   return Object.assign(app, {
     deps,

@@ -1,6 +1,7 @@
 // Request and response shapes of the HTTP API, as zod schemas: the validators every input goes
 // through and the source the OpenAPI description is generated from.
 import { z } from 'zod';
+import { EXTERNAL_ID_MAX, EXTERNAL_ID_RULE, GALLERY_NAME_PATTERN, GALLERY_NAME_RULE, isExternalId } from '../store/names.js';
 
 /** Multipart fields arrive as strings: numbers and JSON values are parsed before validation. */
 const fromString = (parse: (s: string) => unknown) => (v: unknown) => {
@@ -59,7 +60,16 @@ export const embedding = json(z.array(z.number()).min(1).max(65536)).meta({
 });
 
 const name = z.string().min(1).max(256);
-const externalId = name.describe('The identity\'s id in your system, unique among live identities of the gallery');
+const galleryName = z
+  .string()
+  .regex(GALLERY_NAME_PATTERN, { message: `a gallery name is ${GALLERY_NAME_RULE}` })
+  .describe(`Gallery name: ${GALLERY_NAME_RULE}`);
+const externalId = z
+  .string()
+  .min(1)
+  .max(EXTERNAL_ID_MAX)
+  .refine(isExternalId, { message: `an identity id is ${EXTERNAL_ID_RULE}` })
+  .describe(`The identity's id in your system, unique among live identities of the gallery: ${EXTERNAL_ID_RULE}`);
 const metadata = json(z.record(z.string(), z.unknown())).describe('Any JSON object');
 const k = num(z.number().int().min(1).max(1000)).describe('Identities to return (default 5)');
 const far = num(z.number().gt(0).lt(1)).describe('Open-set decision at this calibrated false-accept rate');
@@ -68,7 +78,7 @@ const threshold = num(z.number().min(-1).max(1)).describe('Open-set decision at 
 // ---- requests ----
 
 export const createGalleryBody = z.strictObject({
-  name,
+  name: galleryName,
   modelId: z.string().min(1).optional().describe('Embedding model of the gallery (default: the server\'s model)'),
   dimension: z.number().int().min(1).max(65536).optional().describe('Embedding dimension (default: the model\'s)'),
   m: z.number().int().min(2).max(256).optional(),

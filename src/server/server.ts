@@ -12,6 +12,7 @@ import { ApiKeys, ensureAdminKey, type CreatedApiKey } from './api-keys.js';
 
 export { ensureAdminKey } from './api-keys.js';
 import { createApp, type CosfaceApp, type CreateAppOptions } from './app.js';
+import { nodeWebAppFiles } from './web-app-files.js';
 
 export const DEFAULT_DB = 'cosface.db';
 export const DEFAULT_PORT = 8080;
@@ -80,6 +81,7 @@ export async function startServer(o: StartServerOptions = {}): Promise<RunningSe
       pipeline,
       auth,
       engine: { backend: backend.name, adapter: backend.describe() },
+      webApp: nodeWebAppFiles(),
       ...(o.log !== undefined ? { log: o.log } : {}),
       ...(o.limits ? { limits: o.limits } : {}),
     });

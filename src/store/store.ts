@@ -7,6 +7,7 @@ import { CosfaceError } from '../errors.js';
 import { toUnitVector } from './embedding.js';
 import type { ExactScorer } from './exact-scorer.js';
 import type { CandidateRecord, GalleryRecord, IdentityRecord, MetaStore, ThresholdRecord } from './meta.js';
+import { checkExternalId, checkGalleryName } from './names.js';
 import { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair } from './thresholds.js';
 import type { IndexConsistency, ScoredFace, VectorIndex, VectorIndexStats } from './vector-index.js';
 import type { FaceBox, FaceKeypoints } from '../db/schema.js';
@@ -238,7 +239,7 @@ export class Store {
 
   async createGallery(name: string, o: CreateGalleryOptions): Promise<GalleryInfo> {
     this.open();
-    checkName(name, 'gallery name');
+    checkGalleryName(name);
     if (!o || typeof o.modelId !== 'string' || o.modelId.length === 0) {
       throw new CosfaceError('BAD_INPUT', 'createGallery: modelId is required');
     }
@@ -260,6 +261,7 @@ export class Store {
       createdAt: new Date(),
     });
     if (!row) throw new CosfaceError('GALLERY_EXISTS', `gallery "${name}" already exists`);
+    await this.index.addGallery(row);
     return { ...galleryInfo(row), identities: 0, faces: 0 };
   }
 
@@ -443,12 +445,12 @@ export class Store {
     const { threshold, far } = await this.resolveThreshold(o, g.modelId);
     const live = await this.index.liveCount(g);
     // Several templates per identity: fetch more faces than identities asked for.
-    const kFaces = Math.min(live, Math.max(k * 4, 32));
+    const kFaces = Math.max(k * 4, 32);
     const method: 'hnsw' | 'exact' = o.exact || live <= this.exactBelow ? 'exact' : 'hnsw';
 
     let scored: ScoredFace[] = [];
     let rows = new Map<number, CandidateRecord>();
-    if (kFaces > 0) {
+    {
       const found = await this.index.search(g, v, kFaces, { method, ef: o.ef ?? effectiveEf(g.hnswEf, live) });
       const ids = found.faces.map((f) => f.faceId);
       rows = new Map((await this.meta.candidates(g.id, ids)).map((r) => [r.faceId, r]));
@@ -674,11 +676,6 @@ function isIdentityRef(b: VerifyTarget): b is { gallery: string; identity: strin
   return typeof b === 'object' && b !== null && !ArrayBuffer.isView(b) && !Array.isArray(b) && 'identity' in b;
 }
 
-function checkName(name: unknown, what: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256 || name.trim() !== name) {
-    throw new CosfaceError('BAD_INPUT', `${what} must be a non-empty string of at most 256 characters without surrounding spaces`);
-  }
-}
 
 function checkInt(v: unknown, what: string, min: number, max: number): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -688,7 +685,7 @@ function checkInt(v: unknown, what: string, min: number, max: number): void {
 
 function checkIdentityInput(input: IdentityInput): void {
   if (!input || typeof input !== 'object') throw new CosfaceError('BAD_INPUT', 'identity must be an object with externalId');
-  checkName(input.externalId, 'externalId');
+  checkExternalId(input.externalId);
   if (input.displayName !== undefined && typeof input.displayName !== 'string') {
     throw new CosfaceError('BAD_INPUT', 'displayName must be a string');
   }

@@ -1,4 +1,4 @@
-// How a batch or a gallery is cut into contiguous runs, one per worker (or one for a single thread).
+// How a batch (samples, crops, gallery rows) is shared among a fixed number of workers.
 
 /** Splits count items into at most parts contiguous ranges, sizes differing by at most one. */
 export function splitRanges(count: number, parts: number, multiple = 1): { start: number; count: number }[] {

@@ -1,7 +1,6 @@
-// One instance of the AssemblyScript kernels (build/cosface.wasm) in its own linear memory: typed
-// kernel exports, a bump allocator that grows memory on demand, and Float32Array views remade
-// after every growth. Runtime-neutral: it takes a compiled WebAssembly.Module, so Node
-// (wasm-kernels.ts reads the file), Deno, Bun and workerd (the .wasm imported as a module) share it.
+// One instance of the WASM kernels (build/cosface*.wasm) over its own linear memory: typed kernel
+// exports, a bump allocator that grows memory on demand, and Float32Array views remade after every
+// growth. No file access here: Node (wasm-kernels.ts) and browsers (src/web/) bring the module.
 import { CosfaceError } from '../../errors.js';
 
 /** The exports of assembly/index.ts. Pointers are byte offsets into memory. */
@@ -31,6 +30,11 @@ export interface KernelExports {
 export const ACT_CODES = { none: 0, relu: 1, prelu: 2 } as const;
 /** Or-ed into a GEMM's activation code: act(acc + bias + res) instead of act(acc + bias) + res. */
 export const ACT_AFTER_RESIDUAL = 4;
+
+/** The two builds of assembly/: plain 128-bit SIMD, and SIMD plus relaxed-SIMD fused multiply-add. */
+export type WasmSimd = 'simd' | 'relaxed';
+/** Which build to load: the relaxed one where the runtime validates it ('auto'), or a given one. */
+export type WasmSimdChoice = 'auto' | WasmSimd;
 
 const PAGE = 65536;
 const ALIGN = 64;

@@ -1,16 +1,12 @@
-// Loads build/cosface.wasm from the package (Node): which build, where it is, compiled once per
-// thread. The instance wrapper itself is runtime-neutral and lives in wasm-instance.ts.
+// Loads build/cosface.wasm (or the relaxed-SIMD build) from the package in Node and compiles it once
+// per thread; the instance wrapper itself (WasmKernels) is in wasm-instance.ts.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CosfaceError } from '../../errors.js';
+import type { WasmSimd, WasmSimdChoice } from './wasm-instance.js';
 
-export { ACT_AFTER_RESIDUAL, ACT_CODES, WasmKernels, type KernelExports } from './wasm-instance.js';
-
-/** The two builds of assembly/: plain 128-bit SIMD, and SIMD plus relaxed-SIMD fused multiply-add. */
-export type WasmSimd = 'simd' | 'relaxed';
-/** Which build to load: the relaxed one where the runtime validates it ('auto'), or a given one. */
-export type WasmSimdChoice = 'auto' | WasmSimd;
+export * from './wasm-instance.js';
 
 const WASM_FILES: Record<WasmSimd, string> = { simd: 'build/cosface.wasm', relaxed: 'build/cosface-relaxed.wasm' };
 

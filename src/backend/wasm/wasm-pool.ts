@@ -7,12 +7,10 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CosfaceError, type ErrorCode } from '../../errors.js';
 import { loadWasmBuild, type WasmSimd, type WasmSimdChoice } from './wasm-kernels.js';
-import type { WorkerRequest, WorkerResponse } from './wasm-worker.js';
+import type { RequestBody, WasmWorkers, WorkerResponse } from './wasm-protocol.js';
 
 export { splitRanges } from './split-ranges.js';
-
-type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
-export type RequestBody = Body<WorkerRequest>;
+export type { RequestBody } from './wasm-protocol.js';
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -75,7 +73,7 @@ export function defaultWorkerCount(): number {
   return availableParallelism();
 }
 
-export class WorkerPool {
+export class WorkerPool implements WasmWorkers {
   private closed = false;
 
   private constructor(
