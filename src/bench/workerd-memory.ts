@@ -1,7 +1,8 @@
 // workerd memory: cosface on `wrangler dev --local`, N faces enrolled by embedding over HTTP
 // (default 10,000: 2,000 identities x 5), then P probes identified; the isolate's memory read
 // through the V8 inspector (Runtime.getHeapUsage: JS heap used/total and ArrayBuffer backing
-// stores; after a forced GC, and sampled without one during the identify loop), beside the RSS of
+// stores, garbage included: workerd's inspector does not answer HeapProfiler.collectGarbage), sampled
+// every 100 requests; beside the RSS of
 // the whole workerd process (runtime, miniflare's own workers and the isolate: an upper bound).
 // The limit this is measured against: 128 MB per isolate on Cloudflare.
 // Run: node --experimental-websocket --import tsx src/bench/workerd-memory.ts [--faces 10000] [--probes 1000] [--storage f32|f16|int8]
@@ -71,10 +72,10 @@ async function inspector(port: number) {
       ws.send(JSON.stringify({ id: i, method, params: {} }));
     });
   return {
-    async usage(gc: boolean): Promise<HeapUsage> {
-      if (gc) await send('HeapProfiler.collectGarbage');
+    async usage(): Promise<HeapUsage> {
       return send<HeapUsage>('Runtime.getHeapUsage');
     },
+    enable: () => send('Runtime.enable'),
     close: () => ws.close(),
   };
 }
@@ -93,8 +94,11 @@ try {
   await post('/v1/galleries', { name: 'mem' });
   const workerd = groupPids(r).filter((p) => p.comm === 'workerd').map((p) => p.pid);
   const rss = () => workerd.reduce((s, pid) => s + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024, 0);
+  process.stderr.write(`started ${r.url}; inspector on ${inspectorPort}\n`);
   const insp = await inspector(inspectorPort);
-  const idle = await insp.usage(true);
+  process.stderr.write('inspector connected\n');
+  await insp.enable();
+  const idle = await insp.usage();
   const rssIdle = rss();
   const identities = Math.ceil(FACES / 5);
   const t0 = performance.now();
@@ -106,7 +110,7 @@ try {
   const enrollS = (performance.now() - t0) / 1000;
   // The first identify loads the gallery's vectors into the index (after a restart it would too).
   await post('/v1/galleries/mem/identify', { embedding: near(centre(0)), k: 1 });
-  const enrolled = await insp.usage(true);
+  const enrolled = await insp.usage();
   let peak = enrolled;
   let rssPeak = rss();
   let correct = 0;
@@ -115,22 +119,22 @@ try {
     const res = await post('/v1/galleries/mem/identify', { embedding: near(centre(who)), k: 5 });
     if ((res.candidates as { identity: string }[])[0]!.identity === `id${who}`) correct++;
     if (i % 100 === 99) {
-      const u = await insp.usage(false);
+      const u = await insp.usage();
       if (isolateBytes(u) > isolateBytes(peak)) peak = u;
       rssPeak = Math.max(rssPeak, rss());
     }
   }
-  const after = await insp.usage(true);
+  const after = await insp.usage();
   insp.close();
   console.log(`workerd memory: ${FACES} faces enrolled by embedding (${enrollS.toFixed(1)} s), ${PROBES} identify requests (top-1 correct ${correct}/${PROBES}), exact-scan storage ${a.storage}`);
   console.log('| point | JS heap used MiB | JS heap total MiB | ArrayBuffer backing stores MiB | heap used + backing MiB | workerd process RSS MiB |');
   console.log('|---|---|---|---|---|---|');
   const row = (name: string, u: HeapUsage, rssBytes: number | null) =>
     console.log(`| ${name} | ${mib(u.usedSize)} | ${mib(u.totalSize)} | ${u.backingStorageSize === undefined ? 'n/a' : mib(u.backingStorageSize)} | ${mib(isolateBytes(u))} | ${rssBytes === null ? '' : mib(rssBytes)} |`);
-  row('started (after GC)', idle, rssIdle);
-  row(`${FACES} enrolled, index loaded (after GC)`, enrolled, null);
-  row('peak during identify (no GC)', peak, rssPeak);
-  row('after identify (after GC)', after, rss());
+  row('started', idle, rssIdle);
+  row(`${FACES} enrolled, index loaded`, enrolled, null);
+  row('peak sample during identify', peak, rssPeak);
+  row('after identify', after, rss());
 } finally {
   await r.stop();
 }
