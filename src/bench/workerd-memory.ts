@@ -93,7 +93,15 @@ try {
   };
   await post('/v1/galleries', { name: 'mem' });
   const workerd = groupPids(r).filter((p) => p.comm === 'workerd').map((p) => p.pid);
-  const rss = () => workerd.reduce((s, pid) => s + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024, 0);
+  const rss = () =>
+    workerd.reduce((sum, pid) => {
+      try {
+        return sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+      } catch {
+        process.stderr.write(`workerd process ${pid} is gone\n`);
+        return sum;
+      }
+    }, 0);
   process.stderr.write(`started ${r.url}; inspector on ${inspectorPort}\n`);
   const insp = await inspector(inspectorPort);
   process.stderr.write('inspector connected\n');
