@@ -19,6 +19,8 @@ export {
   type VerifyTarget,
   type VerifyResult,
   type ConsistencyReport,
+  type DuplicateIdentityPair,
+  type DuplicateIdentitiesResult,
   type FaceBox,
   type FaceKeypoints,
 } from './store.js';
