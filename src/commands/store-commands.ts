@@ -481,6 +481,7 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
 
 async function galleryCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const [sub, ...rest] = args;
+  if (sub === 'duplicates') return galleryDuplicates(rest, o);
   const { values, positionals } = parse(`gallery ${sub ?? ''}`.trim(), rest, { db: { type: 'string' }, json: { type: 'boolean' }, check: { type: 'boolean' } });
   const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
   const json = (x: unknown) => o.io.out(`${JSON.stringify(x)}\n`);
@@ -502,7 +503,6 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
     }
     return;
   }
-  if (sub === 'duplicates') return galleryDuplicates(rest, o);
   if (sub !== 'stats' && sub !== 'delete') throw new CosfaceError('BAD_INPUT', `gallery: unknown subcommand '${sub ?? ''}' (list, stats <name>, delete <name>, duplicates <name>)`);
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', `gallery ${sub}: give one gallery name`);
   const name = positionals[0]!;
