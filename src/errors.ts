@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'FORBIDDEN' // a valid API key used outside its scope
   | 'NOT_FOUND' // no such route or resource (resources with their own code use that)
   | 'INTERNAL' // a bug: anything not foreseen
-  | 'OVERLOADED'; // too much work queued already: try again shortly
+  | 'OVERLOADED' // too much work queued already: try again shortly
+  | 'INTERRUPTED'; // long work stopped before the end (a server shutting down); what was done is kept
 
 export class CosfaceError extends Error {
   readonly code: ErrorCode;

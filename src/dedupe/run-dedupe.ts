@@ -44,6 +44,8 @@ export interface DedupeOptions {
   onProgress?: (p: DedupeProgress) => void;
   /** Called after each committed batch (tests and jobs use it). */
   onCommit?: (embeddedSoFar: number) => void;
+  /** Stops between batches (what is committed stays: a later run resumes). */
+  signal?: AbortSignal;
 }
 
 export interface DedupeFace {
@@ -111,6 +113,7 @@ export async function runDedupe(o: DedupeOptions): Promise<DedupeResult> {
   let done = 0;
   progress({ phase: 'embed', done, total });
   for (let b = 0; b < walk.photos.length; b += batchSize) {
+    if (o.signal?.aborted) throw new CosfaceError('INTERRUPTED', `stopped after ${embedded} photos embedded (they are kept: run again to resume)`);
     const batch = walk.photos.slice(b, b + batchSize);
     const read = await Promise.all(batch.map((p) => readFile(p.path).then((x) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength), (e: NodeJS.ErrnoException) => e)));
     const pending: NewLibraryPhoto[] = [];

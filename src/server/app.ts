@@ -23,6 +23,8 @@ import { DEFAULT_LIMITS, route, type Limits } from './route-spec.js';
 import { galleryRoutes } from './routes/galleries.js';
 import { keyRoutes } from './routes/keys.js';
 import { searchRoutes } from './routes/search.js';
+import { dedupeRoutes } from './routes/dedupe.js';
+import { DedupeJobs } from './dedupe-jobs.js';
 import * as s from './schemas.js';
 
 export interface LogEntry {
@@ -63,6 +65,8 @@ export type CosfaceApp = Hono<AppEnv> & {
   /** Closes the app's own database connection and the pipeline it loaded. The store stays open. */
   close(): Promise<void>;
   readonly deps: ServerDeps;
+  /** The de-duplication job queue (POST /v1/dedupe). */
+  readonly dedupeJobs: DedupeJobs;
 };
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -226,10 +230,14 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   app.route('/v1/galleries', galleryRoutes(deps));
   app.route('/v1', searchRoutes(deps));
   app.route('/v1/keys', keyRoutes(deps));
+  const dedupeJobs = new DedupeJobs(deps);
+  app.route('/v1', dedupeRoutes(deps, dedupeJobs));
 
   return Object.assign(app, {
     deps,
+    dedupeJobs,
     async close() {
+      await dedupeJobs.close();
       await finder.dispose();
       deps.db.sqlite.close();
     },
