@@ -90,13 +90,13 @@ td .face { display: inline-block; vertical-align: middle; margin-right: 6px; } .
 </style></head><body>
 <h1>cosface dedupe</h1>
 <p class="summary">${r.photos} photos, ${r.faces} faces: <b>${r.people.length} people</b> (${clusteredFaces} faces), ${r.unclustered.length} unclustered faces,
-${r.nearDuplicates.length} near-duplicate groups, ${r.skipped.length} files skipped. Clustering threshold ${r.threshold.toFixed(3)} (cosine);
+${r.nearDuplicates.length} near-duplicate group${r.nearDuplicates.length === 1 ? "" : "s"}, ${r.skipped.length} file${r.skipped.length === 1 ? "" : "s"} skipped. Clustering threshold ${r.threshold.toFixed(3)} (cosine);
 library "${esc(r.library.name)}": ${r.library.embedded} photos embedded in this run, ${r.library.reused} already known.</p>
 <h2 id="people">People <span class="count">${r.people.length}, largest first</span></h2>
 ${people.join('\n') || '<p>none</p>'}
 <h2 id="unclustered">Unclustered faces <span class="count">${r.unclustered.length}${r.unclustered.length > unclusteredShown ? `, ${unclusteredShown} shown` : ''}</span></h2>
 <div class="sheet">${unclustered || '<p>none</p>'}</div>
-<h2 id="near-duplicates">Near-duplicate photos <span class="count">${r.nearDuplicateDetails.length} groups, largest photo first</span></h2>
+<h2 id="near-duplicates">Near-duplicate photos <span class="count">${r.nearDuplicateDetails.length} group${r.nearDuplicateDetails.length === 1 ? "" : "s"}, largest photo first</span></h2>
 ${dupGroups.join('\n') || '<p>none</p>'}
 <h2 id="duplicate-people">Possibly the same person twice <span class="count">${r.duplicatePeople.length} pairs of people with a face pair at or above the threshold</span></h2>
 ${pairs.length ? `<table><tr><th>person</th><th>person</th><th>best cosine</th></tr>${pairs.join('\n')}</table>` : '<p>none</p>'}
