@@ -5,13 +5,12 @@ import { openDatabase } from '../db/open-db.js';
 import { runDedupe, dedupeJson, walkDedupeRoots, type DedupeProgress, type DedupeResult } from '../dedupe/run-dedupe.js';
 import { CosfaceError } from '../errors.js';
 import { PhotoLibrary } from '../library/library-store.js';
-import { openStore } from '../store/index.js';
+import { openStore, storeLocation } from '../store/index.js';
 import type { Command } from './index.js';
 import { ProgressBar } from './progress.js';
 import {
   CLI_MODEL_DIM,
   CLI_MODEL_ID,
-  DEFAULT_DB_PATH,
   intOpt,
   keepAlive,
   openCliPipeline,
@@ -45,7 +44,7 @@ async function dedupe(args: string[], o: Required<StoreCommandOptions>): Promise
   if (positionals.length === 0) throw new CosfaceError('BAD_INPUT', 'dedupe: give at least one folder: cosface dedupe <dir>...');
   const libraryName = str(values.library) ?? DEFAULT_LIBRARY;
   if (libraryName.length === 0 || libraryName.length > 256 || libraryName.trim() !== libraryName) throw new CosfaceError('BAD_INPUT', 'dedupe: --library must be 1 to 256 characters without surrounding spaces');
-  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const dbPath = storeLocation(str(values.db));
   const quiet = !!values.quiet;
   // Missing folders and folders without photos fail here, before the database is created or changed.
   const walked = await walkDedupeRoots(positionals);
@@ -53,11 +52,15 @@ async function dedupe(args: string[], o: Required<StoreCommandOptions>): Promise
   const store = await openStore(dbPath);
   let threshold: number | undefined;
   let session: PipelineSession | null = null;
-  const opened = openDatabase(store.dbPath ?? ':memory:');
+  if (!store.dbPath) {
+    await store.close();
+    throw new CosfaceError('BAD_INPUT', `dedupe: the photo library needs a SQLite file store for now; ${dbPath} is not one`);
+  }
+  const opened = openDatabase(store.dbPath);
   try {
     if (chosen.threshold !== undefined) threshold = chosen.threshold;
     else if (chosen.far !== undefined) {
-      const have = store.thresholds(CLI_MODEL_ID);
+      const have = await store.thresholds(CLI_MODEL_ID);
       const hit = have.find((r) => Math.abs(r.far - chosen.far!) <= 1e-9 * chosen.far!);
       if (!hit) throw new CosfaceError('NOT_CALIBRATED', `dedupe: no threshold calibrated at FAR ${chosen.far} for model "${CLI_MODEL_ID}" (calibrated: ${have.map((r) => r.far).join(', ') || 'none'}); run cosface calibrate, or pass --threshold`);
       threshold = hit.threshold;

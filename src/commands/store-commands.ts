@@ -12,7 +12,8 @@ import { CosfaceError, isCosfaceError } from '../errors.js';
 import { decodeImage } from '../pipeline/decode.js';
 import { createFacePipeline, type Face, type FacePipeline } from '../pipeline/face-pipeline.js';
 import { withReferenceFallback } from '../pipeline/reference-backend.js';
-import { openStore, type Store } from '../store/index.js';
+import { describeLocation, openStore, storeLocation, storeMayExist, type Store } from '../store/index.js';
+import { checkGalleryName, EXTERNAL_ID_RULE, isExternalId } from '../store/names.js';
 import type { ScoredPair } from '../store/thresholds.js';
 import { primaryFace } from '../eval/orl.js';
 import type { Command } from './index.js';
@@ -136,10 +137,10 @@ export function thresholdOpts(cmd: string, v: Values): { far?: number; threshold
  * The decision rule when neither --far nor --threshold is given: DEFAULT_FAR if the model is
  * calibrated there, else the strictest calibrated FAR, else none (scores only).
  */
-function defaultDecision(store: Store | null, modelId: string, chosen: { far?: number; threshold?: number }): { far?: number; threshold?: number; note?: string } {
+async function defaultDecision(store: Store | null, modelId: string, chosen: { far?: number; threshold?: number }): Promise<{ far?: number; threshold?: number; note?: string }> {
   if (chosen.far !== undefined || chosen.threshold !== undefined) {
     if (chosen.far !== undefined) {
-      const have = store ? store.thresholds(modelId) : [];
+      const have = store ? await store.thresholds(modelId) : [];
       if (!have.some((r) => Math.abs(r.far - chosen.far!) <= 1e-9 * chosen.far!)) {
         throw new CosfaceError(
           'NOT_CALIBRATED',
@@ -149,7 +150,7 @@ function defaultDecision(store: Store | null, modelId: string, chosen: { far?: n
     }
     return chosen;
   }
-  const have = store ? store.thresholds(modelId) : [];
+  const have = store ? await store.thresholds(modelId) : [];
   if (have.length === 0) return { note: `no calibrated threshold for ${modelId}: scores only (run cosface calibrate, or pass --threshold)` };
   const exact = have.find((r) => Math.abs(r.far - DEFAULT_FAR) <= 1e-9 * DEFAULT_FAR);
   if (exact) return { far: exact.far };
@@ -159,7 +160,7 @@ function defaultDecision(store: Store | null, modelId: string, chosen: { far?: n
 
 /** Opens the store at an existing path; never creates a database as a side effect of a read. */
 async function openExistingStore(dbPath: string): Promise<Store> {
-  if (!existsSync(dbPath)) throw new CosfaceError('GALLERY_NOT_FOUND', `no database at ${dbPath} (cosface enroll creates one; --db chooses another)`);
+  if (!storeMayExist(dbPath)) throw new CosfaceError('GALLERY_NOT_FOUND', `no database at ${dbPath} (cosface enroll creates one; --db chooses another)`);
   return openStore(dbPath);
 }
 
@@ -220,7 +221,7 @@ async function listEnrollPhotos(dir: string): Promise<{ photos: EnrollPhoto[]; f
   }
   const photos: EnrollPhoto[] = [];
   for (const f of folders) {
-    if (f.trim() !== f || f.length > 256) throw new CosfaceError('BAD_INPUT', `enroll: folder name ${JSON.stringify(f)} is not a usable identity id (no surrounding spaces, at most 256 characters)`);
+    if (!isExternalId(f)) throw new CosfaceError('BAD_INPUT', `enroll: folder name ${JSON.stringify(f)} is not a usable identity id (${EXTERNAL_ID_RULE})`);
     const walked = await walkPhotos([join(dir, f)], { recursive: false });
     for (const p of walked.photos) photos.push({ identity: f, path: p.path });
     for (const s of walked.skipped) {
@@ -259,8 +260,9 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'enroll: give one folder: cosface enroll <dir> --gallery <name>');
   const gallery = str(values.gallery);
   if (!gallery) throw new CosfaceError('BAD_INPUT', 'enroll: --gallery <name> is required');
+  checkGalleryName(gallery); // before anything is opened or created
   const dir = positionals[0]!;
-  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const dbPath = storeLocation(str(values.db));
   const { photos, folders, ignored, skipped } = await listEnrollPhotos(dir);
   if (photos.length === 0) throw new CosfaceError('BAD_INPUT', `enroll: no photos (JPEG, PNG or WebP) in identity folders under ${dir}${skipped.length ? `; left out: ${skipped.slice(0, 5).map(describeSkip).join(', ')}` : ''}`);
 
@@ -269,18 +271,18 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
   try {
     let createdGallery = false;
     try {
-      const g = store.getGallery(gallery);
+      const g = await store.getGallery(gallery);
       if (g.modelId !== CLI_MODEL_ID || g.dimension !== CLI_MODEL_DIM) {
         throw new CosfaceError('MODEL_MISMATCH', `gallery "${gallery}" holds ${g.modelId} (${g.dimension}-d) embeddings; this pipeline makes ${CLI_MODEL_ID} (${CLI_MODEL_DIM}-d)`);
       }
     } catch (e) {
       if (!isCosfaceError(e, 'GALLERY_NOT_FOUND')) throw e;
-      store.createGallery(gallery, { modelId: CLI_MODEL_ID, dimension: CLI_MODEL_DIM });
+      await store.createGallery(gallery, { modelId: CLI_MODEL_ID, dimension: CLI_MODEL_DIM });
       createdGallery = true;
     }
     const summary: EnrollSummary = {
       gallery,
-      db: resolve(dbPath),
+      db: describeLocation(dbPath),
       createdGallery,
       identityFolders: folders.length,
       photos: photos.length,
@@ -304,7 +306,7 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
         continue;
       }
       const hash = createHash('sha256').update(bytes).digest('hex');
-      if (store.hasPhoto(gallery, hash)) {
+      if (await store.hasPhoto(gallery, hash)) {
         summary.skipped++;
         bar.tick();
         continue;
@@ -327,9 +329,9 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
         continue;
       }
       if (found.faces.length > 1) summary.multipleFaces.push({ photo: p.path, faces: found.faces.length });
-      store.ensureIdentity(gallery, { externalId: p.identity });
+      await store.ensureIdentity(gallery, { externalId: p.identity });
       const [x, y, w, h] = face.box;
-      store.addFaces(gallery, [
+      await store.addFaces(gallery, [
         {
           identity: p.identity,
           face: {
@@ -347,7 +349,7 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
       bar.tick();
     }
     summary.identitiesAdded = touched.size;
-    const g = store.getGallery(gallery);
+    const g = await store.getGallery(gallery);
     summary.gallerySize = { identities: g.identities, faces: g.faces };
     if (values.json) {
       o.io.out(`${JSON.stringify(summary)}\n`);
@@ -392,12 +394,12 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
   const k = intOpt('identify', values.k, 'k', 5, 1000);
   const chosen = thresholdOpts('identify', values);
   const photo = positionals[0]!;
-  const store = await openExistingStore(str(values.db) ?? DEFAULT_DB_PATH);
+  const store = await openExistingStore(storeLocation(str(values.db)));
   let session: PipelineSession | null = null;
   try {
     // Everything that can fail without a pipeline fails before one is loaded.
-    const g = store.getGallery(gallery);
-    const rule = defaultDecision(store, g.modelId, chosen);
+    const g = await store.getGallery(gallery);
+    const rule = await defaultDecision(store, g.modelId, chosen);
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const bytes = await photoBytes(photo);
     session = await o.openPipeline(pipe);
@@ -440,12 +442,12 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
   const pipe = pipelineOpts('verify', values, o);
   if (positionals.length !== 2) throw new CosfaceError('BAD_INPUT', 'verify: give two photos: cosface verify <a> <b>');
   const chosen = thresholdOpts('verify', values);
-  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const dbPath = storeLocation(str(values.db));
   // The calibration lives in the database; without one, a raw --threshold still decides.
-  const store = existsSync(dbPath) ? await openStore(dbPath) : await openStore(':memory:');
+  const store = storeMayExist(dbPath) ? await openStore(dbPath) : await openStore(':memory:');
   let session: PipelineSession | null = null;
   try {
-    const rule = defaultDecision(store, CLI_MODEL_ID, chosen);
+    const rule = await defaultDecision(store, CLI_MODEL_ID, chosen);
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const [a, b] = positionals as [string, string];
     const bytes = [await photoBytes(a), await photoBytes(b)];
@@ -483,18 +485,18 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
   const [sub, ...rest] = args;
   if (sub === 'duplicates') return galleryDuplicates(rest, o);
   const { values, positionals } = parse(`gallery ${sub ?? ''}`.trim(), rest, { db: { type: 'string' }, json: { type: 'boolean' }, check: { type: 'boolean' } });
-  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const dbPath = storeLocation(str(values.db));
   const json = (x: unknown) => o.io.out(`${JSON.stringify(x)}\n`);
   if (sub === 'list') {
     if (positionals.length) throw new CosfaceError('BAD_INPUT', 'gallery list takes no names');
-    if (!existsSync(dbPath)) {
+    if (!storeMayExist(dbPath)) {
       if (values.json) json({ galleries: [] });
       else o.io.out(`no galleries (no database at ${dbPath})\n`);
       return;
     }
     const store = await openStore(dbPath);
     try {
-      const list = store.listGalleries();
+      const list = await store.listGalleries();
       if (values.json) json({ galleries: list });
       else if (list.length === 0) o.io.out('no galleries\n');
       else o.io.out(`${list.map((g) => `${g.name}: ${g.identities} identities, ${g.faces} faces (${g.modelId}, ${g.dimension}-d)`).join('\n')}\n`);
@@ -509,14 +511,14 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
   const store = await openExistingStore(dbPath);
   try {
     if (sub === 'delete') {
-      const g = store.getGallery(name);
+      const g = await store.getGallery(name);
       await store.deleteGallery(name);
       if (values.json) json({ deleted: name, identities: g.identities, faces: g.faces });
       else o.io.out(`deleted gallery "${name}" (${g.identities} identities, ${g.faces} faces)\n`);
       return;
     }
-    const s = store.galleryStats(name);
-    const check = values.check ? store.checkConsistency(name) : undefined;
+    const s = await store.galleryStats(name);
+    const check = values.check ? await store.checkConsistency(name) : undefined;
     if (values.json) {
       json({ ...s, ...(check ? { consistency: check } : {}) });
       return;
@@ -548,10 +550,10 @@ async function galleryDuplicates(args: string[], o: Required<StoreCommandOptions
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'gallery duplicates: give one gallery name');
   const chosen = thresholdOpts('gallery duplicates', values);
   const k = intOpt('gallery duplicates', values.k, 'k', 10, 1000);
-  const store = await openExistingStore(str(values.db) ?? DEFAULT_DB_PATH);
+  const store = await openExistingStore(storeLocation(str(values.db)));
   try {
-    const g = store.getGallery(positionals[0]!);
-    const rule = defaultDecision(store, g.modelId, chosen);
+    const g = await store.getGallery(positionals[0]!);
+    const rule = await defaultDecision(store, g.modelId, chosen);
     if (rule.far === undefined && rule.threshold === undefined) throw new CosfaceError('NOT_CALIBRATED', `gallery duplicates: ${rule.note ?? 'no threshold'}`);
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const r = await store.duplicateIdentities(g.name, { far: rule.far, threshold: rule.threshold, k });
@@ -599,7 +601,7 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
   if (values['all-pairs'] && new Set(who).size < 2) {
     throw new CosfaceError('BAD_INPUT', `calibrate --all-pairs labels images by their folder (one per person, as in LFW), but all ${images.length} images are in one folder`);
   }
-  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const dbPath = storeLocation(str(values.db));
   const session = await o.openPipeline(pipe);
   let emb: Awaited<ReturnType<typeof embedLfwImages>>;
   try {
@@ -629,10 +631,10 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
   const noFace = [...emb.entries()].filter(([, e]) => e.source === 'fallback').map(([p]) => p);
   const store = await openStore(dbPath);
   try {
-    const c = store.calibrateModel(CLI_MODEL_ID, scored);
+    const c = await store.calibrateModel(CLI_MODEL_ID, scored);
     const out = {
       model: CLI_MODEL_ID,
-      db: resolve(dbPath),
+      db: describeLocation(dbPath),
       source,
       genuinePairs: c.genuinePairs,
       impostorPairs: c.impostorPairs,
@@ -685,7 +687,7 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
   const calibration = str(values.calibration) ?? 'enrolled';
   if (calibration !== 'enrolled' && calibration !== 'stored') throw new CosfaceError('BAD_INPUT', `eval orl: --calibration must be enrolled or stored, got '${calibration}'`);
   const images = await listOrlImages(data);
-  const store = calibration === 'stored' ? await openExistingStore(str(values.db) ?? DEFAULT_DB_PATH) : null;
+  const store = calibration === 'stored' ? await openExistingStore(storeLocation(str(values.db))) : null;
   try {
     const session = await o.openPipeline(pipe);
     let emb;

@@ -252,9 +252,9 @@ const MODEL_ID = 'mobilefacenet-arcface';
 /** Enrolls the given images into a fresh in-memory gallery (exact search), one identity per subject. */
 async function galleryOf(images: readonly OrlImage[], emb: Map<string, OrlEmbedding>): Promise<Store> {
   const store = await openStore(':memory:');
-  store.createGallery('orl', { modelId: MODEL_ID, dimension: 128 });
-  for (const s of new Set(images.map((i) => i.subject))) store.addIdentity('orl', { externalId: s });
-  store.addFaces('orl', images.map((im) => ({ identity: im.subject, face: { embedding: emb.get(im.path)!.embedding, photoPath: im.path } })));
+  await store.createGallery('orl', { modelId: MODEL_ID, dimension: 128 });
+  for (const s of new Set(images.map((i) => i.subject))) await store.addIdentity('orl', { externalId: s });
+  await store.addFaces('orl', images.map((im) => ({ identity: im.subject, face: { embedding: emb.get(im.path)!.embedding, photoPath: im.path } })));
   return store;
 }
 
@@ -330,7 +330,7 @@ export async function scoreOrl(images: readonly OrlImage[], emb: Map<string, Orl
       thresholdSource = `calibrated on all ${cal.genuinePairs + cal.impostorPairs} pairs of the enrolled images (${cal.impostorPairs} impostor)`;
       calib = { genuinePairs: cal.genuinePairs, impostorPairs: cal.impostorPairs, unsupported: cal.unsupported };
     } else {
-      const hit = c.store.thresholds(c.modelId).find((r) => Math.abs(r.far - far!) <= 1e-9 * far!);
+      const hit = (await c.store.thresholds(c.modelId)).find((r) => Math.abs(r.far - far!) <= 1e-9 * far!);
       if (!hit) throw new CosfaceError('NOT_CALIBRATED', `ORL: no stored threshold at FAR ${far} for model "${c.modelId}" (run cosface calibrate)`);
       threshold = hit.threshold;
       thresholdSource = `stored calibration of ${c.modelId} (${hit.impostorPairs} impostor pairs)`;

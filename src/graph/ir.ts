@@ -104,10 +104,25 @@ export interface MulNode extends NodeBase {
   value?: Float32Array;
 }
 
-/** Zero padding of an [H, W, C] tensor. Folded into the next convolution by the passes. */
+/**
+ * Padding of an [H, W, C] tensor. Folded into the next convolution by the passes. `value` is the
+ * border value (default 0; ONNX Pad may give another): only a zero pad has a kernel of its own, a
+ * non-zero one must fold into a dense convolution (as its padValue).
+ */
 export interface PadNode extends NodeBase {
   op: 'pad';
   pads: Pads;
+  value?: number;
+}
+
+/** Elementwise a - b of two same-shape tensors. Pre-fusion only (a spelling of PReLU). */
+export interface SubNode extends NodeBase {
+  op: 'sub';
+}
+
+/** Elementwise |x|. Pre-fusion only (a spelling of PReLU: relu(x) + alpha * (x - |x|) / 2). */
+export interface AbsNode extends NodeBase {
+  op: 'abs';
 }
 
 /** Changes the per-sample shape only (row-major data is unchanged). */
@@ -130,6 +145,8 @@ export type GraphNode =
   | ActivationNode
   | ClampNode
   | MulNode
+  | SubNode
+  | AbsNode
   | PadNode
   | ReshapeNode
   | L2NormalizeNode

@@ -3,6 +3,7 @@
 // table for GET /v1/jobs/:id. A job a stopped server left unfinished is marked failed at start;
 // posting it again resumes, because the library keeps every photo already embedded.
 import { stat } from 'node:fs/promises';
+import { openDatabase, type OpenedDb } from '../db/open-db.js';
 import { runDedupe, dedupeJson, type DedupeProgress } from '../dedupe/run-dedupe.js';
 import { CosfaceError, isCosfaceError } from '../errors.js';
 import { JobStore, type JobInfo } from '../jobs/job-store.js';
@@ -19,13 +20,24 @@ export interface DedupeJobParams {
 }
 
 export class DedupeJobs {
-  readonly store: JobStore;
   private chain: Promise<void> = Promise.resolve();
   private readonly stop = new AbortController();
+  /** The jobs' and the library's own connection to the store's SQLite file, opened on first use. */
+  private opened: OpenedDb | null = null;
+  private jobs: JobStore | null = null;
 
-  constructor(private readonly deps: ServerDeps) {
-    this.store = new JobStore(deps.db);
-    this.store.failUnfinished(DEDUPE_JOB, 'interrupted: the server stopped before the job finished (post it again: photos already embedded are kept)');
+  constructor(private readonly deps: ServerDeps) {}
+
+  /** The job table; BAD_INPUT on a store that is not a SQLite file (the library lives there for now). */
+  get store(): JobStore {
+    if (!this.jobs) {
+      const path = this.deps.store.dbPath;
+      if (!path) throw new CosfaceError('BAD_INPUT', 'de-duplication jobs need the SQLite file store for now');
+      this.opened = openDatabase(path);
+      this.jobs = new JobStore(this.opened);
+      this.jobs.failUnfinished(DEDUPE_JOB, 'interrupted: the server stopped before the job finished (post it again: photos already embedded are kept)');
+    }
+    return this.jobs;
   }
 
   /** Checks the request, queues the job and returns it; the work happens after the response. */
@@ -36,7 +48,7 @@ export class DedupeJobs {
     }
     let threshold = p.threshold;
     if (threshold === undefined && p.far !== undefined) {
-      const hit = this.deps.store.thresholds(this.deps.model.id).find((r) => Math.abs(r.far - p.far!) <= 1e-9 * p.far!);
+      const hit = (await this.deps.store.thresholds(this.deps.model.id)).find((r) => Math.abs(r.far - p.far!) <= 1e-9 * p.far!);
       if (!hit) throw new CosfaceError('NOT_CALIBRATED', `no threshold calibrated at FAR ${p.far} for model "${this.deps.model.id}"`);
       threshold = hit.threshold;
     }
@@ -53,7 +65,7 @@ export class DedupeJobs {
     this.store.start(id);
     let last = 0;
     try {
-      const library = PhotoLibrary.open(this.deps.db, p.library, this.deps.model);
+      const library = PhotoLibrary.open(this.opened!, p.library, this.deps.model);
       const r = await runDedupe({
         roots: p.paths,
         library,
@@ -79,6 +91,9 @@ export class DedupeJobs {
   async close(): Promise<void> {
     this.stop.abort();
     await this.chain;
+    this.opened?.sqlite.close();
+    this.opened = null;
+    this.jobs = null;
   }
 
   /** Resolves when every queued job has ended (tests). */

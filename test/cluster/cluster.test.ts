@@ -1,7 +1,7 @@
 // Clustering faces into people: each algorithm on the HNSW k-NN graph against a plain O(n^2)
 // reference written here, the cannot-link and named rules, incremental assignment, unclustered.
 import { describe, expect, it } from 'vitest';
-import { assignNewFaces, clusterFaces, clusterGraph, knnGraph, type ClusterAlgorithm } from '../../src/cluster/index.js';
+import { assignNewFaces, clusterFaces, clusterFacesParallel, clusterGraph, knnGraph, knnGraphParallel, type ClusterAlgorithm } from '../../src/cluster/index.js';
 import { ClusterGenerator, seededRandom } from '../../src/bench/search-bench.js';
 
 const DIM = 48;
@@ -351,5 +351,38 @@ describe('assignNewFaces', () => {
     };
     const input = { dim: DIM, existing: { vectors: ex, labels, photoOf: Int32Array.from(oldRows) }, added: { vectors: added, photoOf: Int32Array.from(newRows) } };
     expect(Array.from(assignNewFaces({ ...input, searchExisting: brute }).labels)).toEqual(Array.from(assignNewFaces(input).labels));
+  });
+});
+
+describe('the k-NN graph', () => {
+  const { vectors, person } = faces(40, 6, 17, 0.8, 0.1);
+  const n = person.length;
+  /** Exact k nearest other faces of each face, by brute force. */
+  const exact = (k: number): number[][] => Array.from({ length: n }, (_, i) => {
+    const s = Array.from({ length: n }, (_, j) => [j === i ? -Infinity : dot(vectors, i, j), j] as const);
+    return s.sort((a, b) => b[0] - a[0]).slice(0, k).map((x) => x[1]);
+  });
+
+  it('HNSW lists equal the brute-force k nearest (small set, wide search), on one thread and on three workers', async () => {
+    const want = exact(8).map((l) => [...l].sort((a, b) => a - b));
+    const one = knnGraph(vectors, DIM, 8, { ef: 300 });
+    const par = await knnGraphParallel(vectors, DIM, 8, { ef: 300, workers: 3 });
+    for (const g of [one, par]) {
+      const got = Array.from({ length: n }, (_, i) => Array.from(g.neighbors.subarray(i * 8, (i + 1) * 8)).sort((a, b) => a - b));
+      expect(got).toEqual(want);
+      // Best first, with the cosine of each listed neighbour.
+      for (let i = 0; i < n; i += 17) {
+        for (let t = 0; t < 8; t++) expect(g.sims[i * 8 + t]).toBeCloseTo(dot(vectors, i, g.neighbors[i * 8 + t]!), 5);
+        for (let t = 1; t < 8; t++) expect(g.sims[i * 8 + t]!).toBeLessThanOrEqual(g.sims[i * 8 + t - 1]! + 1e-6);
+      }
+    }
+  });
+
+  it('clusterFacesParallel gives the same people as clusterFaces', async () => {
+    const photoOf = photosFor(n, 9);
+    const a = clusterFaces({ vectors, dim: DIM, photoOf }, { knn: { ef: 300 } });
+    const b = await clusterFacesParallel({ vectors, dim: DIM, photoOf }, { knn: { ef: 300 }, workers: 2 });
+    expect(Array.from(b.labels)).toEqual(Array.from(a.labels));
+    expect(new Set(a.labels).size).toBeGreaterThan(30);
   });
 });

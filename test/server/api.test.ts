@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createApp } from '../../src/server/app.js';
 import { describedRoutes } from '../../src/server/openapi.js';
-import { openStore } from '../../src/store/store.js';
+import { openStore } from '../../src/store/index.js';
 import * as s from '../../src/server/schemas.js';
 import { expectError, json, makeServer, personVector, type TestServer } from './helpers.js';
 
@@ -188,7 +188,7 @@ describe('identify and verify', () => {
     const pairs = [];
     for (let i = 0; i < 1000; i++) pairs.push({ score: -0.2 + (0.5 * i) / 1000, same: false });
     for (let i = 0; i < 100; i++) pairs.push({ score: 0.6 + (0.3 * i) / 100, same: true });
-    t.store.calibrateModel('mobilefacenet-arcface', pairs, [1e-2, 1e-3]);
+    await t.store.calibrateModel('mobilefacenet-arcface', pairs, [1e-2, 1e-3]);
     const res = documented(s.identifyResult, await json(await t.call('POST', '/v1/galleries/search/identify', { embedding: personVector(2, 3), far: 0.001 })));
     expect(res.far).toBe(0.001);
     expect(res.threshold).toBeGreaterThan(0.29);
@@ -300,9 +300,10 @@ describe('bodies, limits and errors', () => {
     await expectError(await t.call('POST', '/v1/galleries/body/identify', 'garbage', { 'content-type': 'multipart/form-data' }), 400, 'BAD_INPUT');
   });
 
-  it('names with slashes and spaces work percent-encoded in paths', async () => {
-    const g = encodeURIComponent('team a/b');
-    expect((await t.call('POST', '/v1/galleries', { name: 'team a/b' })).status).toBe(201);
+  it('identity ids with slashes and spaces work percent-encoded in paths (gallery names are identifiers: src/store/names.ts)', async () => {
+    await expectError(await t.call('POST', '/v1/galleries', { name: 'team a/b' }), 400, 'BAD_INPUT');
+    const g = 'team-a.b_2';
+    expect((await t.call('POST', '/v1/galleries', { name: g })).status).toBe(201);
     expect((await t.call('POST', `/v1/galleries/${g}/identities`, { externalId: 'x/y z' })).status).toBe(201);
     expect(await json(await t.call('GET', `/v1/galleries/${g}/identities/${encodeURIComponent('x/y z')}`))).toMatchObject({ externalId: 'x/y z' });
     expect((await t.call('DELETE', `/v1/galleries/${g}`)).status).toBe(200);
@@ -329,10 +330,13 @@ describe('bodies, limits and errors', () => {
 });
 
 describe('createApp options', () => {
-  it('refuses an in-memory store, an unknown auth mode and bad limits with BAD_INPUT', async () => {
+  it('serves an in-memory store (keys share the store); refuses an unknown auth mode and bad limits with BAD_INPUT', async () => {
     const mem = await openStore(':memory:');
     try {
-      expect(() => createApp({ store: mem, pipeline: async () => { throw new Error('unused'); } })).toThrow(/file database/);
+      const app = createApp({ store: mem, pipeline: async () => { throw new Error('unused'); }, auth: 'disabled', log: false });
+      expect((await app.request('/v1/galleries', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"m"}' })).status).toBe(201);
+      expect((await mem.listGalleries()).map((g) => g.name)).toEqual(['m']);
+      await app.close();
     } finally {
       await mem.close();
     }

@@ -2,7 +2,8 @@
 // hashes are stored; admin keys from the environment or created once on first start.
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeys, createApiKey, hashKey } from '../../src/server/api-keys.js';
+import { ApiKeys, hashKey } from '../../src/server/api-keys.js';
+import { createApiKey } from '../../src/server/server.js';
 import { describedRoutes } from '../../src/server/openapi.js';
 import { ensureAdminKey } from '../../src/server/server.js';
 import { expectError, json, makeServer, personVector, type TestServer } from './helpers.js';
@@ -34,7 +35,7 @@ beforeAll(async () => {
   const r = await t.call('POST', '/v1/keys', { name: 'mine only', gallery: 'mine' });
   expect(r.status).toBe(201);
   mineKey = (await json<{ key: string }>(r)).key;
-  otherKey = createApiKey(t.store, { gallery: 'other' }).key;
+  otherKey = (await createApiKey(t.store, { gallery: 'other' })).key;
 });
 afterAll(async () => {
   await t?.close();
@@ -126,7 +127,7 @@ describe('a gallery key', () => {
 });
 
 describe('key storage and bootstrap', () => {
-  it('stores only sha256 hashes, never the key', () => {
+  it('stores only sha256 hashes, never the key', async () => {
     const db = new Database(t.dbPath, { readonly: true });
     try {
       const rows = db.prepare('SELECT * FROM api_keys').all() as Record<string, unknown>[];
@@ -149,23 +150,22 @@ describe('key storage and bootstrap', () => {
 
   it('ensureAdminKey: adopts COSFACE_ADMIN_KEY, else creates one only when there is none', async () => {
     const fresh = await makeServer();
-    const keys = ApiKeys.open(fresh.dbPath);
+    const keys = ApiKeys.of(fresh.store);
     try {
       // makeServer made an admin key already: nothing new.
-      expect(ensureAdminKey(keys, undefined)).toBeNull();
+      expect(await ensureAdminKey(keys, undefined)).toBeNull();
       const chosen = 'my-own-admin-key-0123456789';
-      expect(ensureAdminKey(keys, chosen)).toBeNull();
-      expect(ensureAdminKey(keys, chosen)).toBeNull(); // idempotent
-      expect(keys.list().filter((k) => k.name.includes('COSFACE_ADMIN_KEY'))).toHaveLength(1);
+      expect(await ensureAdminKey(keys, chosen)).toBeNull();
+      expect(await ensureAdminKey(keys, chosen)).toBeNull(); // idempotent
+      expect((await keys.list()).filter((k) => k.name.includes('COSFACE_ADMIN_KEY'))).toHaveLength(1);
       expect((await fresh.call('GET', '/v1/keys', undefined, { authorization: `Bearer ${chosen}` })).status).toBe(200);
-      expect(() => ensureAdminKey(keys, 'short')).toThrow(/at least 16/);
-      for (const k of keys.list()) keys.revoke(k.id);
-      const created = ensureAdminKey(keys, undefined);
+      await expect(ensureAdminKey(keys, 'short')).rejects.toThrow(/at least 16/);
+      for (const k of await keys.list()) await keys.revoke(k.id);
+      const created = await ensureAdminKey(keys, undefined);
       expect(created).toMatch(/^cfk_/);
-      expect(ensureAdminKey(keys, undefined)).toBeNull();
+      expect(await ensureAdminKey(keys, undefined)).toBeNull();
       expect((await fresh.call('GET', '/v1/keys', undefined, { authorization: `Bearer ${created}` })).status).toBe(200);
     } finally {
-      keys.close();
       await fresh.close();
     }
   });

@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../src/server/api-keys.js';
+import { createApiKey } from '../../src/server/server.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { expectError, json, makeServer, personVector, type TestServer } from './helpers.js';
 
@@ -51,7 +51,7 @@ describe('GET /v1/galleries/:g/duplicates', () => {
     await expectError(await t.call('GET', '/v1/galleries/staff/duplicates?threshold=high'), 400, 'BAD_INPUT');
     await expectError(await t.call('GET', '/v1/galleries/staff/duplicates?threshold=0.5&far=0.001'), 400, 'BAD_INPUT');
     await t.call('POST', '/v1/galleries', { name: 'other', dimension: 128, modelId: 'test-model' });
-    const other = createApiKey(t.store, { gallery: 'other' }).key;
+    const other = (await createApiKey(t.store, { gallery: 'other' })).key;
     await expectError(await t.call('GET', '/v1/galleries/staff/duplicates?threshold=0.5', undefined, { authorization: `Bearer ${other}` }), 403, 'FORBIDDEN');
   });
 });
@@ -100,7 +100,7 @@ describe('POST /v1/dedupe and GET /v1/jobs/:id', () => {
     await expectError(await t.call('POST', '/v1/dedupe', { paths: [repoRoot], far: 1e-4 }), 422, 'NOT_CALIBRATED');
     await expectError(await t.call('GET', '/v1/jobs/999999'), 404, 'NOT_FOUND');
     await expectError(await t.call('GET', '/v1/jobs/abc'), 400, 'BAD_INPUT');
-    const scoped = createApiKey(t.store, { gallery: 'staff' }).key;
+    const scoped = (await createApiKey(t.store, { gallery: 'staff' })).key;
     await expectError(await t.call('POST', '/v1/dedupe', { paths: [repoRoot] }, { authorization: `Bearer ${scoped}` }), 403, 'FORBIDDEN');
     await expectError(await t.call('GET', '/v1/jobs/1', undefined, { authorization: `Bearer ${scoped}` }), 403, 'FORBIDDEN');
   });

@@ -4,12 +4,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp, type CosfaceApp, type CreateAppOptions, type LogEntry } from '../../src/server/app.js';
-import { createApiKey } from '../../src/server/api-keys.js';
+import { createApiKey } from '../../src/server/server.js';
 import type { PhotoPipeline } from '../../src/server/face-finder.js';
 import { createBackend } from '../../src/engine.js';
 import { createFacePipeline } from '../../src/pipeline/face-pipeline.js';
 import { withReferenceFallback } from '../../src/pipeline/reference-backend.js';
-import { openStore, type Store } from '../../src/store/store.js';
+import { openStore, type Store } from '../../src/store/index.js';
 import { randomTensor } from '../helpers/fixtures.js';
 
 export interface TestServer {
@@ -37,7 +37,7 @@ export async function makeServer(o: Partial<CreateAppOptions> = {}): Promise<Tes
   const store = await openStore(dbPath, { synchronous: 'normal' });
   const logs: LogEntry[] = [];
   const app = createApp({ store, pipeline: realPipeline, log: (e) => logs.push(e), ...o });
-  const adminKey = createApiKey(store, { name: 'test admin' }).key;
+  const adminKey = (await createApiKey(store, { name: 'test admin' })).key;
   const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const h: Record<string, string> = { authorization: `Bearer ${adminKey}`, ...headers };
     let payload: BodyInit | undefined;
