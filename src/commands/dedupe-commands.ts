@@ -1,8 +1,9 @@
 // cosface dedupe (group the faces of photo folders into people, find near-duplicate photos, write
 // an HTML report) and cosface eval near-dup (the near-duplicate acceptance measurement).
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { openDatabase } from '../db/open-db.js';
-import { runDedupe, dedupeJson, walkDedupeRoots, type DedupeProgress, type DedupeResult } from '../dedupe/run-dedupe.js';
+import { clusterThreshold, personId, runDedupe, dedupeJson, walkDedupeRoots, type DedupeProgress, type DedupeResult } from '../dedupe/run-dedupe.js';
 import { CosfaceError } from '../errors.js';
 import { PhotoLibrary } from '../library/library-store.js';
 import { openStore, storeLocation } from '../store/index.js';
@@ -58,13 +59,7 @@ async function dedupe(args: string[], o: Required<StoreCommandOptions>): Promise
   }
   const opened = openDatabase(store.dbPath);
   try {
-    if (chosen.threshold !== undefined) threshold = chosen.threshold;
-    else if (chosen.far !== undefined) {
-      const have = await store.thresholds(CLI_MODEL_ID);
-      const hit = have.find((r) => Math.abs(r.far - chosen.far!) <= 1e-9 * chosen.far!);
-      if (!hit) throw new CosfaceError('NOT_CALIBRATED', `dedupe: no threshold calibrated at FAR ${chosen.far} for model "${CLI_MODEL_ID}" (calibrated: ${have.map((r) => r.far).join(', ') || 'none'}); run cosface calibrate, or pass --threshold`);
-      threshold = hit.threshold;
-    }
+    threshold = await clusterThreshold(await store.thresholds(CLI_MODEL_ID), chosen, CLI_MODEL_ID);
     const library = PhotoLibrary.open(opened, libraryName, { id: CLI_MODEL_ID, dimension: CLI_MODEL_DIM });
     const bar = new ProgressBar(o.io, walked.photos.length, 'dedupe', { quiet, unit: 'photos' });
     let phase: DedupeProgress['phase'] = 'walk';
@@ -166,10 +161,34 @@ async function evalNearDupCommand(args: string[], o: Required<StoreCommandOption
   }
 }
 
-export function dedupeCommands(opts: StoreCommandOptions = {}): Record<'dedupe' | 'eval-near-dup', Command> {
+/** cosface people name <person-id> <name>: a confirmed person, never merged with another automatically. */
+async function peopleCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parse(`people ${sub ?? ''}`.trim(), rest, { db: { type: 'string' }, library: { type: 'string' }, json: { type: 'boolean' } });
+  if (sub !== 'name') throw new CosfaceError('BAD_INPUT', `people: unknown subcommand '${sub ?? ''}' (name <person-id> <name>)`);
+  if (positionals.length !== 2) throw new CosfaceError('BAD_INPUT', 'people name: give a person id (as dedupe printed it, person-12) and a name');
+  const [ref, name] = positionals as [string, string];
+  const id = personId(ref);
+  if (id === null) throw new CosfaceError('BAD_INPUT', `people name: "${ref}" is not a person id like person-12`);
+  if (name.length === 0 || name.length > 256 || name.trim() !== name) throw new CosfaceError('BAD_INPUT', 'people name: the name must be 1 to 256 characters without surrounding spaces');
+  const dbPath = storeLocation(str(values.db));
+  if (!existsSync(dbPath)) throw new CosfaceError('NOT_FOUND', `no database at ${dbPath} (cosface dedupe creates one; --db chooses another)`);
+  const opened = openDatabase(dbPath);
+  try {
+    const library = PhotoLibrary.open(opened, str(values.library) ?? DEFAULT_LIBRARY, { id: CLI_MODEL_ID, dimension: CLI_MODEL_DIM });
+    library.namePerson(id, name);
+    if (values.json) o.io.out(`${JSON.stringify({ id: ref, name })}\n`);
+    else o.io.out(`${ref} is now "${name}" (never merged with another person automatically)\n`);
+  } finally {
+    opened.sqlite.close();
+  }
+}
+
+export function dedupeCommands(opts: StoreCommandOptions = {}): Record<'dedupe' | 'eval-near-dup' | 'people', Command> {
   const o: Required<StoreCommandOptions> = { io: opts.io ?? processIo, openPipeline: opts.openPipeline ?? openCliPipeline };
   return {
     dedupe: keepAlive((a) => dedupe(a, o)),
     'eval-near-dup': keepAlive((a) => evalNearDupCommand(a, o)),
+    people: keepAlive((a) => peopleCommand(a, o)),
   };
 }

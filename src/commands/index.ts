@@ -28,13 +28,14 @@ EXTRA_USAGE.push(
 );
 
 // Photo-library de-duplication (src/commands/dedupe-commands.ts): cosface dedupe, cosface eval near-dup.
-for (const name of ['dedupe', 'eval-near-dup'] as const) {
+for (const name of ['dedupe', 'eval-near-dup', 'people'] as const) {
   EXTRA_COMMANDS[name] = async () => (await import('./dedupe-commands.js')).dedupeCommands()[name];
 }
 EXTRA_USAGE.push(
   '  cosface dedupe <dir>... [--db <path>] [--library <name>] [--out <report-dir>] [--json] [--threshold t | --far f] [--quiet]',
   '         every face of every photo (folders walked, links followed) grouped into people; near-duplicate photos;',
   '         kept in the store, so a second run embeds nothing and a killed run resumes; --out writes an HTML report',
+  '  cosface people name <person-id> <name> [--db <path>] [--library <name>]   a person dedupe found, confirmed: never merged automatically',
   '  cosface eval near-dup --data <lfw-dir> [--images 500] [--cache <json>] [--no-faces] [--json]   near-duplicate recall and false pairs',
 );
 

@@ -50,7 +50,7 @@ export async function writeDedupeReport(r: DedupeResult, dir: string, o: ReportO
     const faces = [...p.faces].sort((a, b) => b.quality - a.quality);
     const shown = faces.slice(0, perPerson);
     const photos = new Set(p.faces.map((f) => f.photo)).size;
-    return `<section class="person" id="${esc(p.id)}"><h3>${esc(p.id)} <span class="count">${p.faces.length} face${p.faces.length === 1 ? '' : 's'} in ${photos} photo${photos === 1 ? '' : 's'}</span></h3>
+    return `<section class="person" id="${esc(p.id)}"><h3>${p.name ? `${esc(p.name)} <span class="count">(${esc(p.id)})</span>` : esc(p.id)} <span class="count">${p.faces.length} face${p.faces.length === 1 ? '' : 's'} in ${photos} photo${photos === 1 ? '' : 's'}</span></h3>
 <div class="sheet">${shown.map(faceImg).join('')}${faces.length > shown.length ? `<p class="more">and ${faces.length - shown.length} more</p>` : ''}</div></section>`;
   });
   const unclustered = r.unclustered.slice(0, unclusteredShown).map(faceImg).join('');

@@ -5,7 +5,7 @@
 // search; the face pipeline comes in as a function, so the CLI and the server share this.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { assignNewFaces, clusterFaces, DEFAULT_CLUSTER_K, DEFAULT_CLUSTER_THRESHOLD, edgesAbove, knnGraph } from '../cluster/index.js';
+import { assignNewFaces, clusterFaces, DEFAULT_CLUSTER_FAR, DEFAULT_CLUSTER_K, DEFAULT_CLUSTER_THRESHOLD, edgesAbove, knnGraph } from '../cluster/index.js';
 import { CosfaceError, isCosfaceError } from '../errors.js';
 import { walkPhotos, type SkippedFile, type WalkedPhoto, type WalkResult } from '../files/walk.js';
 import type { LibraryFace, LibraryPhoto, NewLibraryFace, NewLibraryPhoto, PhotoLibrary } from '../library/library-store.js';
@@ -56,6 +56,8 @@ export interface DedupeFace {
 
 export interface DedupePerson {
   id: string;
+  /** The name a user gave (cosface people name); named people are never merged automatically. */
+  name: string | null;
   faces: DedupeFace[];
 }
 
@@ -199,10 +201,11 @@ export async function runDedupe(o: DedupeOptions): Promise<DedupeResult> {
     }
   }
   const byPath = (a: DedupeFace, b: DedupeFace) => (a.photo < b.photo ? -1 : a.photo > b.photo ? 1 : a.box[0] - b.box[0]);
+  const names = o.library.peopleNames();
   const peopleOut: DedupePerson[] = [...people.entries()]
-    .map(([id, faces]) => ({ id: `person-${id}`, faces: faces.sort(byPath), key: id }))
+    .map(([id, faces]) => ({ id: personRef(id), name: names.get(id) ?? null, faces: faces.sort(byPath), key: id }))
     .sort((a, b) => b.faces.length - a.faces.length || a.key - b.key)
-    .map(({ id, faces }) => ({ id, faces }));
+    .map(({ id, name, faces }) => ({ id, name, faces }));
   unclustered.sort(byPath);
   const duplicatePeople = peoplePairs(allFaces.filter((f) => shownPath.has(f.photoId)), o.library.info.dimension, threshold);
 
@@ -262,9 +265,25 @@ function peoplePairs(faces: readonly LibraryFace[], dim: number, threshold: numb
     const key = `${x}:${y}`;
     const w = e.w[i]!;
     const had = best.get(key);
-    if (!had || w > had.score) best.set(key, { a: `person-${x}`, b: `person-${y}`, score: Math.round(w * 1e4) / 1e4 });
+    if (!had || w > had.score) best.set(key, { a: personRef(x), b: personRef(y), score: Math.round(w * 1e4) / 1e4 });
   }
   return [...best.values()].sort((p, q) => q.score - p.score);
+}
+
+/**
+ * The clustering's edge threshold: --threshold as given; --far's calibrated threshold (NOT_CALIBRATED
+ * without one); else the threshold calibrated at DEFAULT_CLUSTER_FAR when there is one, else
+ * undefined (the clustering's DEFAULT_CLUSTER_THRESHOLD, measured at that FAR on LFW).
+ */
+export async function clusterThreshold(calibrated: readonly { far: number; threshold: number }[], chosen: { far?: number; threshold?: number }, modelId: string): Promise<number | undefined> {
+  if (chosen.threshold !== undefined) return chosen.threshold;
+  const at = (far: number) => calibrated.find((r) => Math.abs(r.far - far) <= 1e-9 * far);
+  if (chosen.far !== undefined) {
+    const hit = at(chosen.far);
+    if (!hit) throw new CosfaceError('NOT_CALIBRATED', `no threshold calibrated at FAR ${chosen.far} for model "${modelId}" (calibrated: ${calibrated.map((r) => r.far).join(', ') || 'none'}); run cosface calibrate, or pass --threshold`);
+    return hit.threshold;
+  }
+  return at(DEFAULT_CLUSTER_FAR)?.threshold;
 }
 
 /** The photos under the roots; BAD_INPUT when a root is missing or there is no photo at all. */
@@ -278,6 +297,13 @@ export async function walkDedupeRoots(roots: readonly string[]): Promise<WalkRes
     );
   }
   return walk;
+}
+
+/** A person's id in outputs ("person-12"), and back. */
+export const personRef = (id: number) => `person-${id}`;
+export function personId(ref: string): number | null {
+  const m = /^person-([1-9]\d{0,15})$/.exec(ref);
+  return m ? Number(m[1]) : null;
 }
 
 function skipJson(s: SkippedFile): DedupeResult['skipped'][number] {
@@ -345,7 +371,7 @@ export function dedupeJson(r: DedupeResult): Record<string, unknown> {
   return {
     photos: r.photos,
     faces: r.faces,
-    people: r.people.map((p) => ({ id: p.id, faces: p.faces.map(face) })),
+    people: r.people.map((p) => ({ id: p.id, ...(p.name !== null ? { name: p.name } : {}), faces: p.faces.map(face) })),
     unclustered: r.unclustered.map(face),
     nearDuplicates: r.nearDuplicates,
     skipped: r.skipped,

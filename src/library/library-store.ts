@@ -186,12 +186,17 @@ export class PhotoLibrary {
 
   /** People a user named: they are never merged with another person automatically. */
   namedPeople(): Set<number> {
+    return new Set(this.peopleNames().keys());
+  }
+
+  /** person id -> name, for the people a user named. */
+  peopleNames(): Map<number, string> {
     const rows = this.opened.db
-      .select({ id: libraryPeople.id })
+      .select({ id: libraryPeople.id, name: libraryPeople.name })
       .from(libraryPeople)
       .where(and(eq(libraryPeople.libraryId, this.info.id), isNotNull(libraryPeople.name)))
       .all();
-    return new Set(rows.map((r) => r.id));
+    return new Map(rows.map((r) => [r.id, r.name!]));
   }
 
   /** Names a person (confirmed by the user). */

@@ -4,7 +4,7 @@
 // posting it again resumes, because the library keeps every photo already embedded.
 import { stat } from 'node:fs/promises';
 import { openDatabase, type OpenedDb } from '../db/open-db.js';
-import { runDedupe, dedupeJson, type DedupeProgress } from '../dedupe/run-dedupe.js';
+import { clusterThreshold, runDedupe, dedupeJson, type DedupeProgress } from '../dedupe/run-dedupe.js';
 import { CosfaceError, isCosfaceError } from '../errors.js';
 import { JobStore, type JobInfo } from '../jobs/job-store.js';
 import { PhotoLibrary } from '../library/library-store.js';
@@ -46,12 +46,7 @@ export class DedupeJobs {
       const st = await stat(path).catch((e: NodeJS.ErrnoException) => e);
       if (st instanceof Error) throw new CosfaceError('BAD_INPUT', `${path}: ${st.code === 'ENOENT' ? 'no such file or folder on the server' : `cannot read (${st.code})`}`);
     }
-    let threshold = p.threshold;
-    if (threshold === undefined && p.far !== undefined) {
-      const hit = (await this.deps.store.thresholds(this.deps.model.id)).find((r) => Math.abs(r.far - p.far!) <= 1e-9 * p.far!);
-      if (!hit) throw new CosfaceError('NOT_CALIBRATED', `no threshold calibrated at FAR ${p.far} for model "${this.deps.model.id}"`);
-      threshold = hit.threshold;
-    }
+    const threshold = await clusterThreshold(await this.deps.store.thresholds(this.deps.model.id), p, this.deps.model.id);
     const job = this.store.create(DEDUPE_JOB, { ...p });
     this.chain = this.chain.then(() => this.run(job.id, p, threshold));
     return job;

@@ -20,7 +20,7 @@ interface FaceRef {
 interface DedupeJson {
   photos: number;
   faces: number;
-  people: { id: string; faces: FaceRef[] }[];
+  people: { id: string; name?: string; faces: FaceRef[] }[];
   unclustered: FaceRef[];
   nearDuplicates: string[][];
   skipped: { photo: string; reason: string }[];
@@ -115,6 +115,20 @@ describe('cosface dedupe', () => {
     const people = (r: DedupeJson) => r.people.map((p) => p.faces.map((f) => `${f.photo.replace('kit_with_rose', 'renamed')}|${f.box}`).sort().join(';')).sort();
     expect(people(again)).toEqual(people(first));
     expect(again.nearDuplicates.length).toBe(2);
+  }, 60_000);
+
+  it('a named person keeps the name in later runs; bad person ids are refused', async () => {
+    const people = dedupeCommands({ io, openPipeline: shared.opener }).people;
+    const obama = personOf(first, 'obama/obama.jpg')!;
+    io.clear();
+    await people(['name', obama, 'Barack Obama', '--db', db]);
+    expect(io.stdout).toContain(`${obama} is now "Barack Obama"`);
+    const named = await runJson<DedupeJson>(io, dedupe, [lib, '--db', db, '--quiet']);
+    expect(named.people.find((p) => p.id === obama)!.name).toBe('Barack Obama');
+    expect(named.people.filter((p) => p.name !== undefined)).toHaveLength(1);
+    await expectCode(people, ['name', 'person-999', 'X', '--db', db], 'NOT_FOUND');
+    await expectCode(people, ['name', 'obama', 'X', '--db', db], 'BAD_INPUT');
+    await expectCode(people, ['name', obama, ' X', '--db', db], 'BAD_INPUT');
   }, 60_000);
 
   it('a missing folder, an empty folder, an unknown option: a clear error and no database created', async () => {

@@ -18,8 +18,8 @@ const result: DedupeResult = {
   photos: 6,
   faces: 5,
   people: [
-    { id: 'person-1', faces: [{ photo: g('obama/obama.jpg'), box: [191.82, 80.8, 135.83, 135.83], quality: 0.9 }, { photo: g('obama/obama2.jpg'), box: [144.83, 237.39, 234.29, 234.29], quality: 0.8 }] },
-    { id: 'person-2', faces: [{ photo: g('biden/biden.jpg'), box: [203.59, 131.11, 147.87, 147.87], quality: 0.9 }, { photo: g('biden/biden2.jpg'), box: [161.77, 97.35, 202.85, 202.87], quality: 0.9 }] },
+    { id: 'person-1', name: 'Barack <b>Obama</b>', faces: [{ photo: g('obama/obama.jpg'), box: [191.82, 80.8, 135.83, 135.83], quality: 0.9 }, { photo: g('obama/obama2.jpg'), box: [144.83, 237.39, 234.29, 234.29], quality: 0.8 }] },
+    { id: 'person-2', name: null, faces: [{ photo: g('biden/biden.jpg'), box: [203.59, 131.11, 147.87, 147.87], quality: 0.9 }, { photo: g('biden/biden2.jpg'), box: [161.77, 97.35, 202.85, 202.87], quality: 0.9 }] },
   ],
   unclustered: [{ photo: g('alex_lacamoire/img1.jpg'), box: [149.56, 108.24, 190.33, 190.33], quality: 0.7 }],
   nearDuplicates: [[g('biden/biden.jpg'), join(repoRoot, 'test/fixtures/photos/biden-400.jpg')]],
@@ -83,7 +83,7 @@ describe('dedupe HTML report', () => {
     const images = await page.$$eval('img', (els) => els.map((e) => ({ ok: (e as HTMLImageElement).complete && (e as HTMLImageElement).naturalWidth > 0, w: (e as HTMLImageElement).naturalWidth })));
     expect(images).toHaveLength(9);
     for (const i of images) expect(i.ok).toBe(true);
-    expect(await page.$$eval('section.person h3', (els) => els.map((e) => e.textContent))).toEqual(['person-1 2 faces in 2 photos', 'person-2 2 faces in 2 photos']);
+    expect(await page.$$eval('section.person h3', (els) => els.map((e) => e.textContent))).toEqual(['Barack <b>Obama</b> (person-1) 2 faces in 2 photos', 'person-2 2 faces in 2 photos']);
     expect(await page.$$eval('section.person', (els) => els.map((e) => e.querySelectorAll('img').length))).toEqual([2, 2]);
     expect(await page.textContent('#unclustered')).toContain('1');
     expect(await page.$$eval('.dups figcaption b', (els) => els.map((e) => e.textContent))).toEqual(['480 x 1091', '400 x 909']);
