@@ -247,12 +247,12 @@ describe.skipIf(skip)('the /app page in Chromium', () => {
     expectSameFacesAsNode(run);
     expectIdentified(run);
     expectOnlyEmbeddingsSent(run);
-    const shot = await page.screenshot({ fullPage: true });
+    const shot = await page.screenshot({ fullPage: true, type: 'jpeg', quality: 80 });
     expect(shot.byteLength).toBeGreaterThan(50_000);
     // The figure in docs/ is written on request only, so a test run leaves the tree as it was.
     const figure = process.env.COSFACE_WRITE_FIGURES === '1' ? join(repoRoot, 'docs/figures') : dir;
     mkdirSync(figure, { recursive: true });
-    writeFileSync(join(figure, 'web-app.png'), shot);
+    writeFileSync(join(figure, 'web-app.jpg'), shot);
     await page.close();
   });
 
@@ -278,7 +278,7 @@ describe.skipIf(skip)('the /app page in Chromium', () => {
     await page.close();
   });
 
-  it('works as a library in any page: import /app/cosface.js, load a pipeline, embed a photo (as in the README)', async () => {
+  it('works as a library in any page: import /app/cosface.js, load a pipeline (auto), embed a photo (as in the README)', async () => {
     const page = await context.newPage();
     await page.goto(`${server.url}/app/style.css`); // any page of the origin
     const photo = PHOTOS[0]!.file;
@@ -286,7 +286,7 @@ describe.skipIf(skip)('the /app page in Chromium', () => {
     const photoUrl = `data:image/jpeg;base64,${readFileSync(join(repoRoot, photo)).toString('base64')}`;
     const got = (await page.evaluate(`(async () => {
       const { loadFacePipeline } = await import('/app/cosface.js');
-      const faces = await loadFacePipeline({ backend: 'wasm' });
+      const faces = await loadFacePipeline({ backend: 'auto' });
       const blob = await (await fetch(${JSON.stringify(photoUrl)})).blob();
       const found = await faces.facesInPhoto(blob);
       let badImage = '';
@@ -299,7 +299,8 @@ describe.skipIf(skip)('the /app page in Chromium', () => {
       return { describe: faces.describe(), found, badImage };
     })()`)) as { describe: string; found: { box: number[]; embedding: number[] }[]; badImage: string };
     await page.close();
-    expect(got.describe).toMatch(/^wasm/);
+    // auto: WebGPU on a hardware adapter; WASM without one or on a software one (SwiftShader), saying why.
+    expect(got.describe).toMatch(/^webgpu \(|^wasm \(.*\) \[auto: (no WebGPU adapter|WebGPU adapter is software \(.*swiftshader)/);
     expect(got.badImage).toBe('BAD_IMAGE');
     const node = nodeFaces.get(photo)!;
     expect(got.found).toHaveLength(node.length);

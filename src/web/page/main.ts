@@ -171,8 +171,8 @@ function drawPhoto(canvas: HTMLCanvasElement, bitmap: ImageBitmap, photo: PhotoR
   canvas.height = Math.round(bitmap.height * scale);
   const ctx = canvas.getContext('2d')!;
   ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  const line = Math.max(2, canvas.width / 300);
-  ctx.font = `600 ${Math.max(12, Math.round(canvas.width / 45))}px system-ui, sans-serif`;
+  const line = Math.max(2, Math.max(canvas.width, canvas.height) / 300);
+  ctx.font = `600 ${Math.max(12, Math.round(Math.max(canvas.width, canvas.height) / 40))}px system-ui, sans-serif`;
   for (const f of photo.faces) {
     const color = COLORS[f.index % COLORS.length]!;
     const [x, y, w, h] = f.box.map((v) => v * scale) as [number, number, number, number];
@@ -189,9 +189,10 @@ function drawPhoto(canvas: HTMLCanvasElement, bitmap: ImageBitmap, photo: PhotoR
     const tw = ctx.measureText(label).width;
     const th = parseInt(ctx.font.split(' ')[1]!, 10);
     const ly = y > th + 6 ? y - th - 6 : y + h;
-    ctx.fillRect(x - line / 2, ly, tw + 8, th + 6);
+    const lx = Math.max(0, Math.min(x - line / 2, canvas.width - tw - 8)); // inside the photo
+    ctx.fillRect(lx, ly, tw + 8, th + 6);
     ctx.fillStyle = '#fff';
-    ctx.fillText(label, x + 4 - line / 2, ly + th);
+    ctx.fillText(label, lx + 4, ly + th);
   }
 }
 
