@@ -4,7 +4,7 @@
 // hashes) group only when their contents are identical. The hash search is checked against a
 // comparison of all pairs, and the face confirmation on embeddings.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,8 @@ import { MultiIndexHash } from '../../src/near-dup/multi-index-hash.js';
 import { facesAgree, nearDuplicateGroups, type NearDupPhoto } from '../../src/near-dup/near-duplicates.js';
 import { hamming, hashesToText, photoSignature, textToHashes, type Hash64 } from '../../src/near-dup/perceptual-hash.js';
 import { mulberry32, repoRoot } from '../helpers/fixtures.js';
+import { dedupeCommands } from '../../src/commands/dedupe-commands.js';
+import { tempDir } from '../store/helpers.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -110,6 +112,26 @@ describe('near-duplicate photos', () => {
     expect(facesAgree([a, b], [a2, a], 0.7)).toBe(false); // b has no partner; a2 and a are one face's
     expect(facesAgree([b], [a], 0.7)).toBe(false);
     expect(facesAgree([], [a], 0.7)).toBe(false);
+  });
+
+  it('cosface eval near-dup prints the table (hashes only, on an LFW-style folder of the aligned fixtures)', async () => {
+    const data = join(tempDir('near-dup-eval'), 'lfw');
+    for (const f of readdirSync(join(repoRoot, 'test/fixtures/aligned')).filter((x) => x.endsWith('.png'))) {
+      const who = f.replace(/_\d{4}\.png$/, '');
+      mkdirSync(join(data, who), { recursive: true });
+      symlinkSync(join(repoRoot, 'test/fixtures/aligned', f), join(data, who, f));
+    }
+    let out = '';
+    const io = { out: (s: string) => void (out += s), err: () => undefined, errIsTTY: false };
+    const cmd = dedupeCommands({ io, openPipeline: async () => { throw new Error('--no-faces must not open the pipeline'); } })['eval-near-dup'];
+    await cmd(['--data', join(data, '..'), '--images', '10', '--no-faces', '--json']);
+    const r = JSON.parse(out) as { withFaces: null; hashOnly: { photos: number; images: number; recall: number; falsePairs: number } };
+    expect(r.withFaces).toBeNull();
+    expect(r.hashOnly).toMatchObject({ photos: 10, images: 60, recall: 1, falsePairs: 0 });
+    out = '';
+    await cmd(['--data', join(data, '..'), '--images', '10', '--no-faces']);
+    expect(out).toMatch(/\| hash only <= 6 \| 60 \| 10 \| 10\/10 = 1\.0000 \| 0 \/ 1620 = 0\.0000% \|/);
+    await expect(cmd(['--data', join(data, '..'), '--images', '99', '--no-faces'])).rejects.toThrow(/16 images under .* 99 asked for/);
   });
 
   it('the multi-index hash search finds exactly what a comparison of all pairs finds, with far fewer distance computations', () => {
