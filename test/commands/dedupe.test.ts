@@ -131,6 +131,24 @@ describe('cosface dedupe', () => {
     await expectCode(people, ['name', obama, ' X', '--db', db], 'BAD_INPUT');
   }, 60_000);
 
+  it('photos added later join the people found before: ids kept, nothing re-clustered', async () => {
+    const grow = join(dir, 'grow');
+    mkdirSync(grow);
+    for (const f of ['biden/biden.jpg', 'biden/biden2.jpg', 'obama/obama.jpg', 'obama/obama2.jpg']) copyFileSync(gallery(f), join(grow, f.replace('/', '-')));
+    const gdb = join(dir, 'grow.db');
+    const before = await runJson<DedupeJson>(io, dedupe, [grow, '--db', gdb, '--quiet']);
+    expect(before.people).toHaveLength(2);
+    copyFileSync(join(repoRoot, 'examples/probes/obama1.jpg'), join(grow, 'later-obama1.jpg'));
+    copyFileSync(gallery('kit_harington/john1.jpg'), join(grow, 'later-kit.jpg'));
+    const after = await runJson<DedupeJson>(io, dedupe, [grow, '--db', gdb, '--quiet']);
+    expect(after.library.embedded).toBe(2);
+    const ids = (r: DedupeJson) => Object.fromEntries(r.people.map((p) => [p.id, p.faces.map((f) => f.photo.split('/').pop()).sort()]));
+    const obama = personOf(before, 'obama-obama.jpg')!;
+    const biden = personOf(before, 'biden-biden.jpg')!;
+    expect(ids(after)).toEqual({ [obama]: ['later-obama1.jpg', 'obama-obama.jpg', 'obama-obama2.jpg'], [biden]: ['biden-biden.jpg', 'biden-biden2.jpg'] });
+    expect(after.unclustered.map((f) => f.photo.split('/').pop())).toEqual(['later-kit.jpg']);
+  }, 60_000);
+
   it('a missing folder, an empty folder, an unknown option: a clear error and no database created', async () => {
     const fresh = join(dir, 'fresh.db');
     expect(await expectCode(dedupe, [join(dir, 'nope'), '--db', fresh], 'BAD_INPUT')).toContain('nope: no such file or folder');
