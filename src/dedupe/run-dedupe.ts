@@ -293,7 +293,7 @@ export async function walkDedupeRoots(roots: readonly string[]): Promise<WalkRes
   if (walk.photos.length === 0) {
     throw new CosfaceError(
       'BAD_INPUT',
-      `no photos (JPEG, PNG or WebP) under ${roots.join(', ')}${walk.skipped.length ? `; ${walk.skipped.length} files left out (${walk.skipped.slice(0, 3).map((s) => `${s.photo}: ${s.reason}`).join(', ')}${walk.skipped.length > 3 ? ', ...' : ''})` : ''}`,
+      `no photos (JPEG, PNG or WebP) under ${roots.join(', ')}${walk.skipped.length ? `; ${walk.skipped.length} file${walk.skipped.length === 1 ? '' : 's'} left out (${walk.skipped.slice(0, 3).map((s) => `${s.photo}: ${s.reason}`).join(', ')}${walk.skipped.length > 3 ? ', ...' : ''})` : ''}`,
     );
   }
   return walk;

@@ -154,7 +154,7 @@ describe('cosface dedupe', () => {
     expect(await expectCode(dedupe, [join(dir, 'nope'), '--db', fresh], 'BAD_INPUT')).toContain('nope: no such file or folder');
     mkdirSync(join(dir, 'empty'));
     writeFileSync(join(dir, 'empty', 'readme.txt'), 'no photos here');
-    expect(await expectCode(dedupe, [join(dir, 'empty'), '--db', fresh], 'BAD_INPUT')).toMatch(/no photos .* 1 files left out .*readme.txt: not an image/);
+    expect(await expectCode(dedupe, [join(dir, 'empty'), '--db', fresh], 'BAD_INPUT')).toMatch(/no photos .* 1 file left out .*readme.txt: not an image/);
     await expectCode(dedupe, [lib, '--db', fresh, '--threshold', '2'], 'BAD_INPUT');
     await expectCode(dedupe, [lib, '--db', fresh, '--far', '1e-4'], 'NOT_CALIBRATED');
     await expectCode(dedupe, [], 'BAD_INPUT');
