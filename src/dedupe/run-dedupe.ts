@@ -11,6 +11,7 @@ import { walkPhotos, type SkippedFile, type WalkedPhoto, type WalkResult } from 
 import type { LibraryFace, LibraryPhoto, NewLibraryFace, NewLibraryPhoto, PhotoLibrary } from '../library/library-store.js';
 import { nearDuplicateGroups, type NearDupOptions } from '../near-dup/near-duplicates.js';
 import { hashesToText, photoSignature, textToHashes } from '../near-dup/perceptual-hash.js';
+import { toUnitVector } from '../store/embedding.js';
 
 /** A face as the pipeline gives it (the fields the library keeps). */
 export interface DetectedFace {
@@ -247,6 +248,59 @@ export async function runDedupe(o: DedupeOptions): Promise<DedupeResult> {
     threshold,
     duplicatePeople,
     nearDuplicateDetails: details,
+  };
+}
+
+/** A face computed elsewhere (a browser, an edge device): its photo's name, box and embedding. */
+export interface UploadedFace {
+  photo: string;
+  box?: [number, number, number, number];
+  embedding: readonly number[];
+}
+
+/**
+ * People among faces whose embeddings were computed elsewhere (POST /v1/dedupe with `faces`):
+ * the same clustering and cannot-link rule (faces with the same `photo` are never one person),
+ * nothing stored, no near-duplicate search (no pixels). Embeddings are L2-normalised here;
+ * a wrong length is DIMENSION_MISMATCH, a zero or non-finite one BAD_INPUT.
+ */
+export function clusterUploadedFaces(faces: readonly UploadedFace[], dim: number, threshold?: number): DedupeResult {
+  const photoIds = new Map<string, number>();
+  const vectors = new Float32Array(faces.length * dim);
+  const photoOf = new Int32Array(faces.length);
+  faces.forEach((f, i) => {
+    vectors.set(toUnitVector(f.embedding, dim, `faces[${i}].embedding`), i * dim);
+    let p = photoIds.get(f.photo);
+    if (p === undefined) photoIds.set(f.photo, (p = photoIds.size));
+    photoOf[i] = p;
+  });
+  const labels = faces.length ? clusterFaces({ vectors, dim, photoOf }, threshold === undefined ? {} : { threshold }).labels : new Int32Array(0);
+  const people = new Map<number, DedupeFace[]>();
+  const unclustered: DedupeFace[] = [];
+  const listed: LibraryFace[] = [];
+  faces.forEach((f, i) => {
+    const face: DedupeFace = { photo: f.photo, box: f.box ?? [0, 0, 0, 0], quality: 1 };
+    const l = labels[i]!;
+    if (l < 0) unclustered.push(face);
+    else {
+      let list = people.get(l);
+      if (!list) people.set(l, (list = []));
+      list.push(face);
+    }
+    listed.push({ id: i, photoId: photoOf[i]!, box: face.box, score: 1, quality: 1, embedding: vectors.subarray(i * dim, (i + 1) * dim), personId: l < 0 ? null : l + 1, clustered: true });
+  });
+  const used = threshold ?? DEFAULT_CLUSTER_THRESHOLD;
+  return {
+    photos: photoIds.size,
+    faces: faces.length,
+    people: [...people.entries()].sort((a, b) => b[1].length - a[1].length || a[0] - b[0]).map(([l, f]) => ({ id: personRef(l + 1), name: null, faces: f })),
+    unclustered,
+    nearDuplicates: [],
+    skipped: [],
+    library: { name: '', embedded: 0, reused: 0, moved: 0, photos: 0, faces: 0 },
+    threshold: used,
+    duplicatePeople: peoplePairs(listed, dim, used),
+    nearDuplicateDetails: [],
   };
 }
 

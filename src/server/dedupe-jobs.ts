@@ -4,7 +4,8 @@
 // posting it again resumes, because the library keeps every photo already embedded.
 import { stat } from 'node:fs/promises';
 import { openDatabase, type OpenedDb } from '../db/open-db.js';
-import { clusterThreshold, runDedupe, dedupeJson, type DedupeProgress } from '../dedupe/run-dedupe.js';
+import { toUnitVector } from '../store/embedding.js';
+import { clusterThreshold, clusterUploadedFaces, runDedupe, dedupeJson, type DedupeProgress, type UploadedFace } from '../dedupe/run-dedupe.js';
 import { CosfaceError, isCosfaceError } from '../errors.js';
 import { JobStore, type JobInfo } from '../jobs/job-store.js';
 import { PhotoLibrary } from '../library/library-store.js';
@@ -13,7 +14,10 @@ import type { ServerDeps } from './deps.js';
 export const DEDUPE_JOB = 'dedupe';
 
 export interface DedupeJobParams {
-  paths: string[];
+  /** Folders on the server; or */
+  paths?: string[];
+  /** faces whose embeddings the client computed (clustered only: nothing stored, no near duplicates). */
+  faces?: UploadedFace[];
   library: string;
   threshold?: number;
   far?: number;
@@ -42,12 +46,17 @@ export class DedupeJobs {
 
   /** Checks the request, queues the job and returns it; the work happens after the response. */
   async submit(p: DedupeJobParams): Promise<JobInfo> {
-    for (const path of p.paths) {
+    if ((p.paths === undefined) === (p.faces === undefined)) throw new CosfaceError('BAD_INPUT', 'give paths (folders on the server) or faces (uploaded embeddings), not both');
+    for (const [i, f] of (p.faces ?? []).entries()) {
+      // Checked now, so a bad upload is a 400 rather than a failed job.
+      toUnitVector(f.embedding, this.deps.model.dimension, `faces[${i}].embedding`); // DIMENSION_MISMATCH, or BAD_INPUT for NaN or zero
+    }
+    for (const path of p.paths ?? []) {
       const st = await stat(path).catch((e: NodeJS.ErrnoException) => e);
       if (st instanceof Error) throw new CosfaceError('BAD_INPUT', `${path}: ${st.code === 'ENOENT' ? 'no such file or folder on the server' : `cannot read (${st.code})`}`);
     }
     const threshold = await clusterThreshold(await this.deps.store.thresholds(this.deps.model.id), p, this.deps.model.id);
-    const job = this.store.create(DEDUPE_JOB, { ...p });
+    const job = this.store.create(DEDUPE_JOB, p.faces ? { faces: p.faces.length, library: p.library, ...(p.threshold !== undefined ? { threshold: p.threshold } : {}), ...(p.far !== undefined ? { far: p.far } : {}) } : { ...p });
     this.chain = this.chain.then(() => this.run(job.id, p, threshold));
     return job;
   }
@@ -60,9 +69,18 @@ export class DedupeJobs {
     this.store.start(id);
     let last = 0;
     try {
+      if (p.faces) {
+        this.store.progress(id, 0, p.faces.length);
+        const r = clusterUploadedFaces(p.faces, this.deps.model.dimension, threshold);
+        this.store.progress(id, p.faces.length, p.faces.length);
+        const { library: _unused, ...json } = dedupeJson(r);
+        void _unused;
+        this.store.finish(id, json);
+        return;
+      }
       const library = PhotoLibrary.open(this.opened!, p.library, this.deps.model);
       const r = await runDedupe({
-        roots: p.paths,
+        roots: p.paths!,
         library,
         threshold,
         signal: this.stop.signal,

@@ -93,6 +93,34 @@ describe('POST /v1/dedupe and GET /v1/jobs/:id', () => {
     expect(second.result!.library.embedded).toBe(0);
   }, 120_000);
 
+  it('clusters uploaded embeddings (computed by the client): people, the cannot-link rule, nothing stored', async () => {
+    const faces = [
+      { photo: 'a.jpg', box: [1, 2, 3, 4], embedding: personVector(1, 1) },
+      { photo: 'b.jpg', embedding: personVector(1, 2) },
+      { photo: 'c.jpg', embedding: personVector(1, 3) },
+      { photo: 'c.jpg', embedding: personVector(1, 4) }, // the same person twice in one photo: one of them stays out
+      { photo: 'b.jpg', embedding: personVector(2, 1) },
+      { photo: 'd.jpg', embedding: personVector(2, 2) },
+      { photo: 'e.jpg', embedding: personVector(3, 1) },
+    ];
+    const job = await json<Job>(await t.call('POST', '/v1/dedupe', { faces, threshold: 0.5 }));
+    await t.app.dedupeJobs.idle();
+    const r = await json<Job & { result: { unclustered: { photo: string }[] } }>(await t.call('GET', `/v1/jobs/${job.id}`));
+    expect(r.status).toBe('done');
+    expect(r).toMatchObject({ done: 7, total: 7 });
+    expect(r.result).toMatchObject({ photos: 5, faces: 7, nearDuplicates: [] });
+    const people = r.result!.people.map((p) => p.faces.map((f) => f.photo));
+    expect(people[0]).toHaveLength(3);
+    expect(new Set(people[0]).size).toBe(3); // a, b and one face of c
+    expect(people[1]).toEqual(['b.jpg', 'd.jpg']);
+    expect(r.result!.people[0]!.faces.find((f) => f.photo === 'a.jpg')!.box).toEqual([1, 2, 3, 4]);
+    expect(r.result!.unclustered.map((f) => f.photo).sort()).toEqual(['c.jpg', 'e.jpg']);
+    await expectError(await t.call('POST', '/v1/dedupe', { faces: [{ photo: 'x', embedding: [1, 2, 3] }] }), 400, 'DIMENSION_MISMATCH');
+    await expectError(await t.call('POST', '/v1/dedupe', { faces: [{ photo: 'x', embedding: new Array(128).fill(0) }] }), 400, 'BAD_INPUT');
+    await expectError(await t.call('POST', '/v1/dedupe', { faces, paths: [repoRoot] }), 400, 'BAD_INPUT');
+    await expectError(await t.call('POST', '/v1/dedupe', {}), 400, 'BAD_INPUT');
+  });
+
   it('refuses missing folders, bad bodies, unknown jobs and keys that are not admin keys', async () => {
     await expectError(await t.call('POST', '/v1/dedupe', { paths: [join(repoRoot, 'no-such-folder')] }), 400, 'BAD_INPUT');
     await expectError(await t.call('POST', '/v1/dedupe', { paths: [] }), 400, 'BAD_INPUT');

@@ -11,8 +11,20 @@ import type { AppEnv } from '../env.js';
 import { inputOf, route } from '../route-spec.js';
 import { num } from '../schemas.js';
 
+const uploadedFace = z.strictObject({
+  photo: z.string().min(1).max(4096).describe('The photo the face is in: faces of one photo are never one person'),
+  box: z.tuple([z.number(), z.number(), z.number(), z.number()]).optional().describe('[x, y, w, h], echoed in the result'),
+  embedding: z.array(z.number()).min(1).max(65536).describe("The face's embedding from this server's model (POST /v1/embed, or the browser library)"),
+});
+
 export const dedupeBody = z.strictObject({
-  paths: z.array(z.string().min(1).max(4096)).min(1).max(100).describe('Folders (or photo files) on the server, walked recursively, links followed'),
+  paths: z.array(z.string().min(1).max(4096)).min(1).max(100).optional().describe('Folders (or photo files) on the server, walked recursively, links followed'),
+  faces: z
+    .array(uploadedFace)
+    .min(1)
+    .max(20000)
+    .optional()
+    .describe('Instead of paths: faces whose embeddings the client computed. Clustered into people only: nothing is stored, no near-duplicate search (the photos are not here)'),
   library: z
     .string()
     .min(1)
@@ -33,7 +45,7 @@ export const dedupeResult = z
     unclustered: z.array(face),
     nearDuplicates: z.array(z.array(z.string())).describe('Groups of near-identical photos, largest photo first'),
     skipped: z.array(z.object({ photo: z.string(), reason: z.string(), detail: z.string().optional() })),
-    library: z.object({ name: z.string(), embedded: z.number().int(), reused: z.number().int(), moved: z.number().int(), photos: z.number().int(), faces: z.number().int() }),
+    library: z.object({ name: z.string(), embedded: z.number().int(), reused: z.number().int(), moved: z.number().int(), photos: z.number().int(), faces: z.number().int() }).optional().describe('Jobs over paths: what the job did to the photo library'),
     threshold: z.number(),
     duplicatePeople: z.array(z.object({ a: z.string(), b: z.string(), score: z.number() })),
   })
@@ -78,18 +90,18 @@ export function dedupeRoutes(deps: ServerDeps, jobs: DedupeJobs): Hono<AppEnv> {
         tag: 'dedupe',
         summary: 'Start de-duplicating photo folders on the server: faces grouped into people, near-duplicate photos',
         description:
-          'Queues a job and answers at once with it (202). Jobs run one at a time; poll GET /v1/jobs/{id} for progress and the result. Embeddings are kept in the store\'s photo library, so a job that stopped, or a second job over the same photos, embeds only what is new.',
+          'Queues a job and answers at once with it (202). Jobs run one at a time; poll GET /v1/jobs/{id} for progress and the result. With paths, embeddings are kept in the store\'s photo library, so a job that stopped, or a second job over the same photos, embeds only what is new. With faces (embeddings computed by the client, e.g. in a browser), the faces are only clustered into people.',
         access: 'admin',
-        body: { schema: dedupeBody, media: ['json'] },
+        body: { schema: dedupeBody, media: ['json'], size: 'image' },
         response: { status: 202, description: 'The queued job', schema: jobResponse },
-        errors: ['NOT_CALIBRATED'],
+        errors: ['NOT_CALIBRATED', 'DIMENSION_MISMATCH'],
       },
       limits,
     ),
     async (c) => {
       const b = inputOf(c, dedupeBody);
       if (b.far !== undefined && b.threshold !== undefined) throw new CosfaceError('BAD_INPUT', 'give far or threshold, not both');
-      const job = await jobs.submit({ paths: b.paths, library: b.library ?? 'default', ...(b.threshold !== undefined ? { threshold: b.threshold } : {}), ...(b.far !== undefined ? { far: b.far } : {}) });
+      const job = await jobs.submit({ ...(b.paths ? { paths: b.paths } : {}), ...(b.faces ? { faces: b.faces } : {}), library: b.library ?? 'default', ...(b.threshold !== undefined ? { threshold: b.threshold } : {}), ...(b.far !== undefined ? { far: b.far } : {}) });
       c.header('Location', `/v1/jobs/${job.id}`);
       return c.json(jobJson(job), 202);
     },
