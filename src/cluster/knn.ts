@@ -1,7 +1,10 @@
 // The k-nearest-neighbour graph that every clustering algorithm here runs on: an HNSW index
 // (hnswlib-node, inner product on unit vectors) built over the faces, one k-NN query per face, the
 // lists symmetrised into undirected edges at or above the edge threshold. No O(n^2) pass.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import hnswlib from 'hnswlib-node';
@@ -155,13 +158,58 @@ for (let i = 0; i < n; i++) {
 parentPort.postMessage({ buildMs: t1 - t0, queryMs: Date.now() - t1 });
 `;
 
+// The shared-index strategy's worker: loads the index the main thread built and saved, and
+// answers the k+1 nearest for its rows [lo, hi).
+const QUERY_WORKER_SOURCE = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+const hnswlib = require(w.hnswModule);
+const { dim, lo, hi, n, kk, ef } = w;
+const vectors = new Float32Array(w.vectors);
+const nb = new Int32Array(w.nb);
+const sim = new Float32Array(w.sim);
+const index = new hnswlib.HierarchicalNSW('ip', dim);
+index.readIndexSync(w.path);
+index.setEf(ef);
+const t1 = Date.now();
+const want = Math.min(kk, n);
+const row = new Array(dim);
+for (let i = lo; i < hi; i++) {
+  for (let d = 0; d < dim; d++) row[d] = vectors[i * dim + d];
+  const r = index.searchKnn(row, want);
+  for (let t = 0; t < kk; t++) {
+    nb[i * kk + t] = t < r.neighbors.length ? r.neighbors[t] : -1;
+    sim[i * kk + t] = t < r.neighbors.length ? 1 - r.distances[t] : -2;
+  }
+}
+parentPort.postMessage({ buildMs: 0, queryMs: Date.now() - t1 });
+`;
+
+function runWorker(source: string, workerData: Record<string, unknown>): Promise<{ buildMs: number; queryMs: number }> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(source, { eval: true, workerData });
+    worker.once('message', (msg: { buildMs: number; queryMs: number }) => {
+      resolve(msg);
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`k-NN worker exited with code ${code}`));
+    });
+  });
+}
+
 /**
- * knnGraph on worker threads: `workers` slices of the faces, one HNSW index each, built and
- * queried in parallel (every face is searched in every slice). Same result format as knnGraph;
- * timings are the slowest worker's. Costs more CPU in total than one index (each face is searched
- * `workers` times, in smaller indexes) for less wall time on several cores.
+ * knnGraph on worker threads. Two strategies:
+ * - 'shared' (default): one HNSW index built on the calling thread, saved to a temporary file,
+ *   loaded by `workers` threads that split the queries. The same CPU work as knnGraph (plus the
+ *   loads), the queries in parallel.
+ * - 'shards': `workers` slices of the faces, one index each, built and queried in parallel; every
+ *   face is searched in every slice, so the queries cost about `workers` times as much CPU, for a
+ *   build that is parallel too.
+ * Same result format as knnGraph; timings are the build and the slowest worker's queries.
  */
-export async function knnGraphParallel(vectors: Float32Array, dim: number, k: number, o: KnnOptions & { workers: number }): Promise<KnnGraph> {
+export async function knnGraphParallel(vectors: Float32Array, dim: number, k: number, o: KnnOptions & { workers: number; strategy?: 'shared' | 'shards' }): Promise<KnnGraph> {
+  if ((o.strategy ?? 'shared') === 'shared') return knnGraphSharedIndex(vectors, dim, k, o);
   const n = vectors.length / dim;
   const workers = Math.max(1, Math.min(o.workers, Math.floor(n / 2) || 1));
   const shared = new SharedArrayBuffer(vectors.byteLength);
@@ -175,19 +223,8 @@ export async function knnGraphParallel(vectors: Float32Array, dim: number, k: nu
     nb: new SharedArrayBuffer(n * kk * 4),
     sim: new SharedArrayBuffer(n * kk * 4),
   }));
-  const times = await Promise.all(parts.map((p) => new Promise<{ buildMs: number; queryMs: number }>((resolve, reject) => {
-    const worker = new Worker(KNN_WORKER_SOURCE, {
-      eval: true,
-      workerData: { hnswModule, dim, n, kk, lo: p.lo, hi: p.hi, m: o.m ?? 16, efConstruction: o.efConstruction ?? 100, ef: o.ef ?? Math.max(2 * k, 64), seed: RANDOM_SEED, vectors: shared, nb: p.nb, sim: p.sim },
-    });
-    worker.once('message', (msg: { buildMs: number; queryMs: number }) => {
-      resolve(msg);
-      void worker.terminate();
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`k-NN worker exited with code ${code}`));
-    });
+  const times = await Promise.all(parts.map((p) => runWorker(KNN_WORKER_SOURCE, {
+    hnswModule, dim, n, kk, lo: p.lo, hi: p.hi, m: o.m ?? 16, efConstruction: o.efConstruction ?? 100, ef: o.ef ?? Math.max(2 * k, 64), seed: RANDOM_SEED, vectors: shared, nb: p.nb, sim: p.sim,
   })));
   // Merge: per face, the best k of all slices' lists, without the face itself.
   const neighbors = new Int32Array(n * k).fill(-1);
@@ -224,4 +261,47 @@ export async function knnGraphParallel(vectors: Float32Array, dim: number, k: nu
     sims,
     timings: { buildMs: Math.max(...times.map((t) => t.buildMs)), queryMs: Math.max(...times.map((t) => t.queryMs)) },
   };
+}
+
+async function knnGraphSharedIndex(vectors: Float32Array, dim: number, k: number, o: KnnOptions & { workers: number }): Promise<KnnGraph> {
+  const n = vectors.length / dim;
+  const neighbors = new Int32Array(n * k).fill(-1);
+  const sims = new Float32Array(n * k);
+  if (n === 0) return { n, k, neighbors, sims, timings: { buildMs: 0, queryMs: 0 } };
+  const workers = Math.max(1, Math.min(o.workers, n));
+  const t0 = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), 'cosface-knn-'));
+  const path = join(dir, 'index.hnsw');
+  try {
+    buildHnsw(vectors, dim, o).writeIndexSync(path);
+    const buildMs = performance.now() - t0;
+    const shared = new SharedArrayBuffer(vectors.byteLength);
+    new Float32Array(shared).set(vectors);
+    const kk = k + 1;
+    const nbBuf = new SharedArrayBuffer(n * kk * 4);
+    const simBuf = new SharedArrayBuffer(n * kk * 4);
+    const hnswModule = createRequire(import.meta.url).resolve('hnswlib-node');
+    const t1 = performance.now();
+    await Promise.all(Array.from({ length: workers }, (_, w) => runWorker(QUERY_WORKER_SOURCE, {
+      hnswModule, dim, n, kk, path, ef: o.ef ?? Math.max(2 * k, 64), lo: Math.floor((w * n) / workers), hi: Math.floor(((w + 1) * n) / workers),
+      vectors: shared, nb: nbBuf, sim: simBuf,
+    })));
+    const queryMs = performance.now() - t1;
+    const nb = new Int32Array(nbBuf);
+    const sim = new Float32Array(simBuf);
+    for (let i = 0; i < n; i++) {
+      let c = 0;
+      for (let t = 0; t < kk && c < k; t++) {
+        const j = nb[i * kk + t]!;
+        if (j < 0) break;
+        if (j === i) continue;
+        neighbors[i * k + c] = j;
+        sims[i * k + c] = sim[i * kk + t]!;
+        c++;
+      }
+    }
+    return { n, k, neighbors, sims, timings: { buildMs, queryMs } };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -363,11 +363,12 @@ describe('the k-NN graph', () => {
     return s.sort((a, b) => b[0] - a[0]).slice(0, k).map((x) => x[1]);
   });
 
-  it('HNSW lists equal the brute-force k nearest (small set, wide search), on one thread and on three workers', async () => {
+  it('HNSW lists equal the brute-force k nearest (small set, wide search), on one thread and on three workers (both strategies)', async () => {
     const want = exact(8).map((l) => [...l].sort((a, b) => a - b));
     const one = knnGraph(vectors, DIM, 8, { ef: 300 });
-    const par = await knnGraphParallel(vectors, DIM, 8, { ef: 300, workers: 3 });
-    for (const g of [one, par]) {
+    const shards = await knnGraphParallel(vectors, DIM, 8, { ef: 300, workers: 3, strategy: 'shards' });
+    const shared = await knnGraphParallel(vectors, DIM, 8, { ef: 300, workers: 3, strategy: 'shared' });
+    for (const g of [one, shards, shared]) {
       const got = Array.from({ length: n }, (_, i) => Array.from(g.neighbors.subarray(i * 8, (i + 1) * 8)).sort((a, b) => a - b));
       expect(got).toEqual(want);
       // Best first, with the cosine of each listed neighbour.
