@@ -19,8 +19,10 @@
 //     labels         Int32Array, the person id per face; -1 = unclustered (joined nobody). New people
 //                    are numbered from max(fixed) + 1 (0 without fixed), largest first.
 //
-//   clusterFacesParallel(input, { ...opts, workers }) -> Promise of the same: the k-NN graph built on
-//     worker threads (one HNSW index per slice of the faces), for large libraries.
+//   clusterFacesParallel(input, { ...opts, workers }) -> Promise of the same: the k-NN graph on
+//     worker threads (one index built in a worker, the queries split over `workers` threads), so a
+//     server's event loop is free during it; the clustering step itself (seconds at 200k faces)
+//     runs on the calling thread. For large libraries.
 //
 //   assignNewFaces(input, opts?) -> { labels, existing }
 //     Photos added later: input.existing { vectors, labels, photoOf } are the faces already

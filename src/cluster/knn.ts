@@ -184,6 +184,24 @@ for (let i = lo; i < hi; i++) {
 parentPort.postMessage({ buildMs: 0, queryMs: Date.now() - t1 });
 `;
 
+// The shared-index strategy's builder: one index over every face, written to a file.
+const BUILD_WORKER_SOURCE = `
+const { parentPort, workerData: w } = require('node:worker_threads');
+const hnswlib = require(w.hnswModule);
+const { dim, n, m, efConstruction, seed } = w;
+const vectors = new Float32Array(w.vectors);
+const t0 = Date.now();
+const index = new hnswlib.HierarchicalNSW('ip', dim);
+index.initIndex(Math.max(n, 1), m, efConstruction, seed);
+const row = new Array(dim);
+for (let i = 0; i < n; i++) {
+  for (let d = 0; d < dim; d++) row[d] = vectors[i * dim + d];
+  index.addPoint(row, i);
+}
+index.writeIndexSync(w.path);
+parentPort.postMessage({ buildMs: Date.now() - t0, queryMs: 0 });
+`;
+
 function runWorker(source: string, workerData: Record<string, unknown>): Promise<{ buildMs: number; queryMs: number }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(source, { eval: true, workerData });
@@ -200,9 +218,9 @@ function runWorker(source: string, workerData: Record<string, unknown>): Promise
 
 /**
  * knnGraph on worker threads. Two strategies:
- * - 'shared' (default): one HNSW index built on the calling thread, saved to a temporary file,
+ * - 'shared' (default): one HNSW index built by a worker thread and saved to a temporary file,
  *   loaded by `workers` threads that split the queries. The same CPU work as knnGraph (plus the
- *   loads), the queries in parallel.
+ *   save and loads), the queries in parallel; the calling thread stays free throughout.
  * - 'shards': `workers` slices of the faces, one index each, built and queried in parallel; every
  *   face is searched in every slice, so the queries cost about `workers` times as much CPU, for a
  *   build that is parallel too.
@@ -273,14 +291,15 @@ async function knnGraphSharedIndex(vectors: Float32Array, dim: number, k: number
   const dir = mkdtempSync(join(tmpdir(), 'cosface-knn-'));
   const path = join(dir, 'index.hnsw');
   try {
-    buildHnsw(vectors, dim, o).writeIndexSync(path);
-    const buildMs = performance.now() - t0;
     const shared = new SharedArrayBuffer(vectors.byteLength);
     new Float32Array(shared).set(vectors);
+    const hnswModule = createRequire(import.meta.url).resolve('hnswlib-node');
+    // Built in a worker too, so that the calling thread (a server's event loop) stays free.
+    await runWorker(BUILD_WORKER_SOURCE, { hnswModule, dim, n, m: o.m ?? 16, efConstruction: o.efConstruction ?? 100, seed: RANDOM_SEED, vectors: shared, path });
+    const buildMs = performance.now() - t0;
     const kk = k + 1;
     const nbBuf = new SharedArrayBuffer(n * kk * 4);
     const simBuf = new SharedArrayBuffer(n * kk * 4);
-    const hnswModule = createRequire(import.meta.url).resolve('hnswlib-node');
     const t1 = performance.now();
     await Promise.all(Array.from({ length: workers }, (_, w) => runWorker(QUERY_WORKER_SOURCE, {
       hnswModule, dim, n, kk, path, ef: o.ef ?? Math.max(2 * k, 64), lo: Math.floor((w * n) / workers), hi: Math.floor(((w + 1) * n) / workers),
