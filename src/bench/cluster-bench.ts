@@ -23,7 +23,7 @@ export interface ClusterBenchOptions {
   seed?: number;
   /** Worker threads for the k-NN graph queries (default 1: everything on the main thread). */
   workers?: number;
-  /** With workers: one shared index (default) or one index per slice. */
+  /** With workers: one index per slice (default) or one shared index. */
   strategy?: 'shared' | 'shards';
 }
 
@@ -111,7 +111,7 @@ export async function benchCluster(o: ClusterBenchOptions, log: (line: string) =
   const knnCpuSeconds = cpu() - c0;
   const hnswBuildSeconds = graph.timings!.buildMs / 1000;
   const knnQuerySeconds = graph.timings!.queryMs / 1000;
-  log(`k-NN graph (k ${k}, M ${m}, efConstruction ${efConstruction}, ef ${ef}, ${workers} worker${workers > 1 ? `s, ${o.strategy ?? 'shared'}` : ''}): ${knnSeconds.toFixed(1)} s = HNSW build ${hnswBuildSeconds.toFixed(1)} s + queries ${knnQuerySeconds.toFixed(1)} s${workers > 1 ? ' (workers) + merge' : ''}; CPU ${knnCpuSeconds.toFixed(1)} s`);
+  log(`k-NN graph (k ${k}, M ${m}, efConstruction ${efConstruction}, ef ${ef}, ${workers} worker${workers > 1 ? `s, ${o.strategy ?? 'shards'}` : ''}): ${knnSeconds.toFixed(1)} s = HNSW build ${hnswBuildSeconds.toFixed(1)} s + queries ${knnQuerySeconds.toFixed(1)} s${workers > 1 ? ' (workers) + merge' : ''}; CPU ${knnCpuSeconds.toFixed(1)} s`);
   const rows: ClusterBenchRow[] = [];
   for (const algorithm of o.algorithms ?? ['average']) {
     const c1 = cpu();
@@ -138,7 +138,7 @@ const int = (v: string | boolean | undefined, name: string, dflt?: number): numb
   return x;
 };
 
-/** cosface bench cluster [--n 200000] [--per 10] [--workers 1] [--strategy shared|shards] [--algorithm average,union-find,...] [--threshold t] [--k 16] [--m 16] [--ef-construction 100] [--ef 64] [--json] */
+/** cosface bench cluster [--n 200000] [--per 10] [--workers 1] [--strategy shards|shared] [--algorithm average,union-find,...] [--threshold t] [--k 16] [--m 16] [--ef-construction 100] [--ef 64] [--json] */
 export async function benchClusterCommand(args: string[]): Promise<void> {
   let values: Record<string, string | boolean | undefined>;
   try {

@@ -20,9 +20,9 @@
 //                    are numbered from max(fixed) + 1 (0 without fixed), largest first.
 //
 //   clusterFacesParallel(input, { ...opts, workers }) -> Promise of the same: the k-NN graph on
-//     worker threads (one index built in a worker, the queries split over `workers` threads), so a
-//     server's event loop is free during it; the clustering step itself (seconds at 200k faces)
-//     runs on the calling thread. For large libraries.
+//     `workers` threads (one HNSW index per slice of the faces, knnGraphParallel), so a server's
+//     event loop is free during it; the clustering step itself (seconds at 200k faces) runs on the
+//     calling thread. For large libraries.
 //
 //   assignNewFaces(input, opts?) -> { labels, existing }
 //     Photos added later: input.existing { vectors, labels, photoOf } are the faces already

@@ -217,17 +217,18 @@ function runWorker(source: string, workerData: Record<string, unknown>): Promise
 }
 
 /**
- * knnGraph on worker threads. Two strategies:
- * - 'shared' (default): one HNSW index built by a worker thread and saved to a temporary file,
- *   loaded by `workers` threads that split the queries. The same CPU work as knnGraph (plus the
- *   save and loads), the queries in parallel; the calling thread stays free throughout.
- * - 'shards': `workers` slices of the faces, one index each, built and queried in parallel; every
- *   face is searched in every slice, so the queries cost about `workers` times as much CPU, for a
- *   build that is parallel too.
+ * knnGraph on worker threads (the calling thread stays free). Two strategies:
+ * - 'shards' (default): `workers` slices of the faces, one index each, built and queried in
+ *   parallel; every face is searched in every slice. The build (most of the work) is parallel;
+ *   the queries cost about `workers` times the CPU of one index's, and the smaller indexes give a
+ *   better recall at the same ef (BENCHMARKS.md, "Clustering").
+ * - 'shared': one HNSW index built by a worker thread and saved to a temporary file, loaded by
+ *   `workers` threads that split the queries. The least CPU (that of knnGraph plus the save and
+ *   loads), but the build is sequential.
  * Same result format as knnGraph; timings are the build and the slowest worker's queries.
  */
 export async function knnGraphParallel(vectors: Float32Array, dim: number, k: number, o: KnnOptions & { workers: number; strategy?: 'shared' | 'shards' }): Promise<KnnGraph> {
-  if ((o.strategy ?? 'shared') === 'shared') return knnGraphSharedIndex(vectors, dim, k, o);
+  if (o.strategy === 'shared') return knnGraphSharedIndex(vectors, dim, k, o);
   const n = vectors.length / dim;
   const workers = Math.max(1, Math.min(o.workers, Math.floor(n / 2) || 1));
   const shared = new SharedArrayBuffer(vectors.byteLength);

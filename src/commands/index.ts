@@ -69,5 +69,5 @@ EXTRA_COMMANDS['eval-cluster'] = async () => (await import('../eval/cluster-eval
 EXTRA_COMMANDS['bench-cluster'] = async () => (await import('../bench/cluster-bench.js')).benchClusterCommand;
 EXTRA_USAGE.push(
   '  cosface eval cluster --data <dir> [--algorithm average] [--threshold t] [--k 16] [--central-only] [--incremental 0.5 [--batches 4]] [--cache <file>] [--json]   clustering quality on labelled folders',
-  '  cosface bench cluster [--n 200000] [--per 10] [--workers 1 [--strategy shared|shards]] [--algorithm average,union-find,dbscan,chinese-whispers] [--k 16] [--m 16] [--json]',
+  '  cosface bench cluster [--n 200000] [--per 10] [--workers 1 [--strategy shards|shared]] [--algorithm average,union-find,dbscan,chinese-whispers] [--k 16] [--m 16] [--json]',
 );
