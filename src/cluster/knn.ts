@@ -65,11 +65,21 @@ export function hnswSearch(index: InstanceType<typeof hnswlib.HierarchicalNSW>, 
  */
 export function knnGraph(vectors: Float32Array, dim: number, k: number, o: KnnOptions = {}): KnnGraph {
   const n = vectors.length / dim;
-  const neighbors = new Int32Array(n * k).fill(-1);
-  const sims = new Float32Array(n * k);
-  if (n === 0) return { n, k, neighbors, sims };
+  if (n === 0) return { n, k, neighbors: new Int32Array(0), sims: new Float32Array(0) };
   const t0 = performance.now();
   const search = hnswSearch(buildHnsw(vectors, dim, o), o.ef ?? Math.max(2 * k, 64));
+  const g = knnGraphFromSearch(vectors, dim, k, search);
+  return { ...g, timings: { buildMs: performance.now() - t0 - g.timings!.queryMs, queryMs: g.timings!.queryMs } };
+}
+
+/**
+ * The k-NN graph from an existing neighbour search over the same faces (ids = rows), e.g. the
+ * library's own HNSW index: no index is built.
+ */
+export function knnGraphFromSearch(vectors: Float32Array, dim: number, k: number, search: NeighborSearch): KnnGraph {
+  const n = vectors.length / dim;
+  const neighbors = new Int32Array(n * k).fill(-1);
+  const sims = new Float32Array(n * k);
   const t1 = performance.now();
   for (let i = 0; i < n; i++) {
     const r = search(vectors.subarray(i * dim, (i + 1) * dim), k + 1);
@@ -77,12 +87,13 @@ export function knnGraph(vectors: Float32Array, dim: number, k: number, o: KnnOp
     for (let t = 0; t < r.ids.length && c < k; t++) {
       const j = r.ids[t]!;
       if (j === i) continue;
+      if (!(Number.isInteger(j) && j >= 0 && j < n)) throw new RangeError(`the neighbour search returned id ${j} for ${n} faces`);
       neighbors[i * k + c] = j;
       sims[i * k + c] = r.sims[t]!;
       c++;
     }
   }
-  return { n, k, neighbors, sims, timings: { buildMs: t1 - t0, queryMs: performance.now() - t1 } };
+  return { n, k, neighbors, sims, timings: { buildMs: 0, queryMs: performance.now() - t1 } };
 }
 
 /** Undirected edges, each pair once (a < b), sorted by similarity, best first. */

@@ -379,6 +379,22 @@ describe('the k-NN graph', () => {
     }
   });
 
+  it("clusterFaces on the caller's neighbour search (no index built) gives the same people", () => {
+    const photoOf = photosFor(n, 4);
+    const brute = (q: Float32Array, k: number) => {
+      const s = Array.from({ length: n }, (_, j) => {
+        let d = 0;
+        for (let x = 0; x < DIM; x++) d += q[x]! * vectors[j * DIM + x]!;
+        return [d, j] as const;
+      }).sort((a, b) => b[0] - a[0]).slice(0, k);
+      return { ids: s.map((x) => x[1]), sims: s.map((x) => x[0]) };
+    };
+    const a = clusterFaces({ vectors, dim: DIM, photoOf }, { knn: { ef: 300 } });
+    const b = clusterFaces({ vectors, dim: DIM, photoOf }, { search: brute });
+    expect(Array.from(b.labels)).toEqual(Array.from(a.labels));
+    expect(() => clusterFaces({ vectors, dim: DIM, photoOf }, { search: () => ({ ids: [n + 5], sims: [0.9] }) })).toThrow(/returned id/);
+  });
+
   it('clusterFacesParallel gives the same people as clusterFaces', async () => {
     const photoOf = photosFor(n, 9);
     const a = clusterFaces({ vectors, dim: DIM, photoOf }, { knn: { ef: 300 } });
