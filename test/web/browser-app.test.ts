@@ -278,6 +278,13 @@ describe.skipIf(skip)('the /app page in Chromium', () => {
     expect(enrolled.faces).toHaveLength(1);
     expectOnlyEmbeddingsSent(run);
     expect(run.requests.some((r) => r.url().endsWith(`/v1/galleries/${GALLERY}/enroll`))).toBe(true);
+    // A file that is not an image: its own error with the stable code, nothing else changes.
+    const bogus = join(dir, 'not-a-photo.jpg');
+    writeFileSync(bogus, 'this is text, not a JPEG');
+    await page.setInputFiles('#files', [bogus]);
+    await page.waitForFunction(() => document.body.dataset.state === 'ready' && document.querySelector('.photo-error') !== null);
+    expect(await page.locator('.photo-error').textContent()).toMatch(/^BAD_IMAGE: not-a-photo\.jpg: not a decodable image/);
+    expect(await page.evaluate(() => document.body.dataset.faceCount)).toBe(run.faceCount);
     await page.close();
   });
 
