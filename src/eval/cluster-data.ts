@@ -1,5 +1,5 @@
 // The data side of `cosface eval cluster`: a labelled folder (one sub-folder per person, e.g.
-// lfw-dev/lfw/<Name>/<Name>_NNNN.jpg) -> every face of every image through the pipeline, with the
+// lfw-dev/lfw/<Name>/<Name>_NNNN.jpg or orl/att_faces/sN/K.pgm) -> every face of every image through the pipeline, with the
 // face nearest the image centre marked as the one that is scored. Images without a detected face
 // get LFW's fallback (a crop on the mean landmarks, as `eval lfw` does) so every image is scored.
 // The result can be cached in a JSON file so clustering experiments need not re-embed.
@@ -8,8 +8,10 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { CosfaceError } from '../errors.js';
 import type { FacePipeline } from '../pipeline/face-pipeline.js';
-import { decodeImage } from '../pipeline/decode.js';
-import { centralFace, embedLfwImages, type LfwImageEmbedding } from './lfw.js';
+import { decodeImage, type RgbImage } from '../pipeline/decode.js';
+import { centralFace } from './lfw.js';
+import { decodePgm, greyToRgb } from './orl.js';
+import { alignFace } from '../pipeline/align.js';
 import type { Point } from '../pipeline/align.js';
 
 export interface LabelledImage {
@@ -27,15 +29,18 @@ export interface EmbeddedImage extends LabelledImage {
   source: 'face' | 'fallback';
 }
 
-const IMAGE_EXT = /\.(jpe?g|png|webp)$/i;
+const IMAGE_EXT = /\.(jpe?g|png|webp|pgm)$/i;
 
 /**
- * Lists the labelled images: `<data>/lfw/<person>/*` when `<data>/lfw` exists, else
- * `<data>/<person>/*`. Sorted by path so runs are reproducible.
+ * Lists the labelled images (.jpg, .png, .webp, binary .pgm): `<data>/<person>/*`, or
+ * `<data>/<only sub-folder>/<person>/*`. Sorted by path so runs are reproducible.
  */
 export async function listLabelledImages(data: string): Promise<LabelledImage[]> {
   if (!existsSync(data) || !(await stat(data)).isDirectory()) throw new CosfaceError('BAD_INPUT', `eval cluster: --data ${data} is not a folder`);
-  const root = existsSync(join(data, 'lfw')) ? join(data, 'lfw') : data;
+  // The person folders are in <data>, or in its only sub-folder (lfw-dev/lfw, orl/att_faces).
+  const subdirs = (await readdir(data, { withFileTypes: true })).filter((d) => d.isDirectory());
+  const only = subdirs.length === 1 ? join(data, subdirs[0]!.name) : null;
+  const root = only && (await readdir(only, { withFileTypes: true })).some((d) => d.isDirectory()) ? only : data;
   const out: LabelledImage[] = [];
   for (const person of (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
     for (const f of (await readdir(join(root, person))).sort()) {
@@ -76,9 +81,17 @@ async function writeCache(file: string, images: EmbeddedImage[]): Promise<void> 
   await writeFile(file, JSON.stringify(body));
 }
 
+/** Decodes an image file; binary PGM (ORL) through the project's reader, centred on a 2x canvas as `eval orl` does. */
+async function decodeLabelled(file: string): Promise<RgbImage> {
+  if (/\.pgm$/i.test(file)) return greyToRgb(decodePgm(await readFile(file), file), 2);
+  return decodeImage(file);
+}
+
 /**
  * Embeds every face of every image (pipeline needed only for images missing from the cache).
- * With `cache`, reads what is there and writes the complete result back.
+ * An image without a detected face gets one embedding from a crop on the mean landmarks of the
+ * faces found in images of the same size (of all images when none has that size), as `eval lfw`
+ * does. With `cache`, reads what is there and writes the complete result back.
  */
 export async function embedLabelledImages(opts: {
   data: string;
@@ -92,28 +105,33 @@ export async function embedLabelledImages(opts: {
   if (missing.length > 0) {
     if (!opts.pipeline) throw new CosfaceError('BAD_INPUT', `eval cluster: ${missing.length} images are not in the cache and no pipeline was given`);
     const pipeline = await opts.pipeline();
-    const noFace: LabelledImage[] = [];
-    const known = new Map<string, LfwImageEmbedding>();
+    const noFace: { im: LabelledImage; img: RgbImage }[] = [];
+    const found: { landmarks: Point[]; width: number; height: number }[] = [];
     let done = 0;
     for (const im of missing) {
-      const img = await decodeImage(join(opts.data, im.rel));
+      const img = await decodeLabelled(join(opts.data, im.rel));
       const faces = await pipeline.facesInImage(img);
       const c = centralFace(faces, img.width, img.height);
       if (c) {
         cached.set(im.rel, { ...im, source: 'face', central: faces.indexOf(c), faces: faces.map((f) => ({ box: f.box, embedding: Float32Array.from(f.embedding) })) });
-        known.set(im.rel, { embedding: Float32Array.from(c.embedding), source: 'face', landmarks: c.landmarks as Point[], width: img.width, height: img.height });
+        found.push({ landmarks: c.landmarks as Point[], width: img.width, height: img.height });
       } else {
-        noFace.push(im);
+        noFace.push({ im, img });
       }
       opts.onProgress?.(++done, missing.length);
     }
-    if (noFace.length > 0) {
-      // The fallback crop sits on the mean landmarks of the faces detected in this run.
-      const fb = await embedLfwImages(pipeline, opts.data, noFace.map((m) => m.rel), undefined, known);
-      for (const im of noFace) {
-        const e = fb.get(im.rel)!;
-        cached.set(im.rel, { ...im, source: 'fallback', central: 0, faces: [{ box: [0, 0, e.width, e.height], embedding: e.embedding }] });
-      }
+    for (const { im, img } of noFace) {
+      const same = found.filter((f) => f.width === img.width && f.height === img.height);
+      const pool = same.length ? same : found;
+      if (pool.length === 0) throw new CosfaceError('NO_FACE', `eval cluster: no face was detected in any of the ${missing.length} images`);
+      // Mean landmarks, in pixels for images of this size, else relative to each image's size.
+      const mean: Point[] = [0, 1, 2, 3, 4].map((k) => [0, 1].map((c) => {
+        const scale = (f: { width: number; height: number }) => (same.length ? 1 : c === 0 ? img.width / f.width : img.height / f.height);
+        return pool.reduce((sum, f) => sum + f.landmarks[k]![c]! * scale(f), 0) / pool.length;
+      }) as Point);
+      const { crop } = alignFace(img, mean);
+      const embedding = Float32Array.from(await pipeline.embedAligned(crop, 1));
+      cached.set(im.rel, { ...im, source: 'fallback', central: 0, faces: [{ box: [0, 0, img.width, img.height], embedding }] });
     }
   }
   const out = opts.images.map((im) => cached.get(im.rel)!);

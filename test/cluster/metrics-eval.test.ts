@@ -1,6 +1,7 @@
 // Clustering quality metrics against hand-computed values, and `cosface eval cluster` end to end on
-// the example gallery (one folder per person) with the real WASM pipeline.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+// the example gallery plus an ORL subject as PGM (one folder per person) with the real WASM pipeline.
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -58,26 +59,44 @@ describe('cosface eval cluster', () => {
     return io;
   };
 
-  it('clusters the example gallery (one folder per person) into its people, and reuses the cache', async () => {
+  /** The example gallery (5 people, 9 photos) plus one ORL subject as three binary PGMs. */
+  async function labelledFolder(): Promise<string> {
     const dir = mkdtempSync(join(tmpdir(), 'cosface-eval-cluster-'));
-    const cache = join(dir, 'cache.json');
-    const first = await run(['--data', join(repoRoot, 'examples/gallery'), '--backend', 'wasm', '--workers', '2', '--cache', cache, '--json']);
+    const data = join(dir, 'people');
+    cpSync(join(repoRoot, 'examples/gallery'), data, { recursive: true });
+    mkdirSync(join(data, 'orl_s1'));
+    for (const shot of ['1', '2', '6']) {
+      const { data: grey, info } = await sharp(join(repoRoot, 'test/fixtures/orl/s1', `${shot}.png`)).greyscale().raw().toBuffer({ resolveWithObject: true });
+      writeFileSync(join(data, 'orl_s1', `${shot}.pgm`), Buffer.concat([Buffer.from(`P5\n${info.width} ${info.height}\n255\n`), grey.subarray(0, info.width * info.height)]));
+    }
+    return data;
+  }
+
+  it('clusters a labelled folder (JPEG and PGM) into its people, and reuses the cache', async () => {
+    const data = await labelledFolder();
+    const cache = join(data, '..', 'cache.json');
+    const first = await run(['--data', data, '--backend', 'wasm', '--workers', '2', '--cache', cache, '--json']);
     const r = JSON.parse(first.out) as ClusterEvalReport;
-    expect(r.images).toBe(9);
-    expect(r.people).toBe(5);
+    expect(r.images).toBe(12);
+    expect(r.people).toBe(6);
     expect(r.runs).toHaveLength(1);
     expect(r.runs[0]!.algorithm).toBe('average');
-    // Four people with two photos each, one with a single photo: all found, none mixed.
+    // Five people with two or three photos each, one with a single photo: all found, none mixed.
     expect(r.runs[0]!.pairwise.f).toBe(1);
-    expect(r.runs[0]!.clustersOfTwoOrMore).toBe(4);
+    expect(r.runs[0]!.clustersOfTwoOrMore).toBe(5);
     expect(r.runs[0]!.unclustered).toBe(1);
     expect(existsSync(cache)).toBe(true);
     // From the cache: no pipeline, same answer, and every algorithm in the text report.
-    const again = await run(['--data', join(repoRoot, 'examples/gallery'), '--cache', cache, '--algorithm', 'all', '--threshold', '0.4,0.5']);
+    const again = await run(['--data', data, '--cache', cache, '--algorithm', 'all', '--threshold', '0.4,0.5']);
     expect(again.err).not.toContain('backend:');
-    expect(again.out).toContain('9 images of 5 people');
+    expect(again.out).toContain('12 images of 6 people');
     for (const a of ['average', 'union-find', 'dbscan', 'chinese-whispers']) expect(again.out).toContain(`${a}, threshold 0.5`);
     expect(again.out).toMatch(/average, threshold 0\.4, k 16 \([\d.]+ s\):\n {2}pairwise {2}precision 1\.0000 {2}recall 1\.0000 {2}F 1\.0000/);
+    // A library that grows: half the photos first, the rest in two imports, same people.
+    const grown = JSON.parse((await run(['--data', data, '--cache', cache, '--incremental', '0.5', '--batches', '2', '--json'])).out) as ClusterEvalReport;
+    expect(grown.runs[0]!.incremental).toEqual({ first: 0.5, batches: 2 });
+    expect(grown.runs[0]!.pairwise.f).toBe(1);
+    expect(grown.runs[0]!.clustersOfTwoOrMore).toBe(5);
   });
 
   it('bad input: a clear error and nothing written', async () => {
@@ -98,6 +117,7 @@ describe('cosface eval cluster', () => {
     await expectBad(['--data', join(dir, 'empty')], /no images/);
     await expectBad(['--data', dir, '--algorithm', 'kmeans'], /unknown algorithm 'kmeans'/);
     await expectBad(['--data', dir, '--threshold', '1.5'], /--threshold must be cosines/);
+    await expectBad(['--data', dir, '--incremental', '1'], /--incremental must be a fraction/);
     await expectBad(['--data', dir, '--backend', 'cuda'], /unknown backend/, 'UNKNOWN_BACKEND');
     mkdirSync(join(dir, 'people/a'), { recursive: true });
     copyFileSync(join(repoRoot, 'examples/gallery/obama/obama.jpg'), join(dir, 'people/a/1.jpg'));
