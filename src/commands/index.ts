@@ -21,8 +21,8 @@ EXTRA_USAGE.push(
   '  cosface verify <a> <b> [--db <path>] [--far 1e-4 | --threshold t] [--json]   the largest face of each photo',
   '  cosface gallery list | stats <name> [--check] | delete <name>   [--db <path>] [--json]',
   '  cosface calibrate --data <dir> [--pairs <csv>] [--all-pairs] [--db <path>] [--json]   store thresholds for FAR 1e-2..1e-6',
-  '  cosface eval orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--json]',
-  '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--json]',
+  '  cosface eval orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--gallery-db <location>] [--search exact|index] [--json]',
+  '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index]] [--json]',
   '  The store is ./cosface.db unless --db says otherwise; identify and verify decide at FAR 1e-4 when the model is calibrated there.',
 );
 

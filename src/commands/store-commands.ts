@@ -12,7 +12,7 @@ import { CosfaceError, isCosfaceError } from '../errors.js';
 import { decodeImage } from '../pipeline/decode.js';
 import { createFacePipeline, type Face, type FacePipeline } from '../pipeline/face-pipeline.js';
 import { withReferenceFallback } from '../pipeline/reference-backend.js';
-import { describeLocation, openStore, storeLocation, storeMayExist, type Store } from '../store/index.js';
+import { describeLocation, openStore, parseLocation, storeLocation, storeMayExist, type Store } from '../store/index.js';
 import { checkGalleryName, EXTERNAL_ID_RULE, isExternalId } from '../store/names.js';
 import type { ScoredPair } from '../store/thresholds.js';
 import { primaryFace } from '../eval/orl.js';
@@ -677,10 +677,15 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
     pad: { type: 'string' },
     calibration: { type: 'string' },
     db: { type: 'string' },
+    'gallery-db': { type: 'string' },
+    search: { type: 'string' },
     json: { type: 'boolean' },
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `eval orl: unexpected argument '${positionals[0]}'`);
+  const search = str(values.search) ?? 'exact';
+  if (search !== 'exact' && search !== 'index') throw new CosfaceError('BAD_INPUT', `eval orl: --search must be exact or index, got '${search}'`);
+  const galleryDb = str(values['gallery-db']);
   const pipe = pipelineOpts('eval orl', values, o);
   const data = str(values.data);
   if (!data) throw new CosfaceError('BAD_INPUT', 'eval orl: --data <dir> is required (the folder with identities.csv or att_faces/)');
@@ -702,15 +707,22 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
     } finally {
       await session.close();
     }
-    const r = await scoreOrl(images, emb, { ...chosen, holdOut, calibration: store ? { store, modelId: CLI_MODEL_ID } : 'enrolled' });
+    const r = await scoreOrl(images, emb, {
+      ...chosen,
+      holdOut,
+      calibration: store ? { store, modelId: CLI_MODEL_ID } : 'enrolled',
+      search,
+      ...(galleryDb ? { galleryDb } : {}),
+    });
     if (values.json) {
-      o.io.out(`${JSON.stringify({ ...r, pad })}\n`);
+      o.io.out(`${JSON.stringify({ ...r, pad, search, galleryDb: galleryDb ? describeLocation(galleryDb) : ':memory:' })}\n`);
       return;
     }
     const s = r.openSet;
     const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
     const lines = [
       `ORL: ${r.images} images of ${r.subjects} subjects (grey replicated to RGB, padded ${pad}x before detection); no face detected: ${r.noFace.count}`,
+      `galleries in ${galleryDb ? describeLocation(galleryDb) : 'memory (SQLite)'}, ${search} search`,
       `closed set: enrolled shots ${r.enrollShots.join(',')}, ${r.closedSet.probes} probes: rank-1 ${pct(r.closedSet.rank1)} (${r.closedSet.correct}/${r.closedSet.probes})`,
       ...r.closedSet.misses.map((m) => `  miss: ${m.probe} (${m.subject}) -> ${m.got} ${m.score.toFixed(4)}`),
       `open set: ${s.holdOutSubjects.length} subjects held out (${s.holdOutSubjects[0]}..${s.holdOutSubjects[s.holdOutSubjects.length - 1]}), ${s.enrolledSubjects} enrolled; ` +
@@ -735,9 +747,15 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     'ef-construction': { type: 'string' },
     queries: { type: 'string' },
     cache: { type: 'string' },
+    db: { type: 'string' },
+    'shared-index': { type: 'boolean' },
     json: { type: 'boolean' },
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `bench search: unexpected argument '${positionals[0]}'`);
+  const pgLocation = str(values.db);
+  if (pgLocation !== undefined && parseLocation(pgLocation).kind === 'sqlite') {
+    throw new CosfaceError('BAD_INPUT', 'bench search: --db takes a Postgres location (pglite:<dir> or postgres://...) to run pgvector beside hnswlib');
+  }
   const list = (v: string | boolean | undefined, name: string) =>
     v === undefined ? undefined : String(v).split(',').map((s) => intOpt('bench search', s.trim(), name, 1, 100_000_000));
   const { benchSearch, formatSearchBench } = await import('../bench/search-bench.js');
@@ -748,6 +766,7 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 200, 100_000),
     queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
     cacheDir: str(values.cache),
+    ...(pgLocation ? { pg: { location: pgLocation, sharedIndexCheck: values['shared-index'] === true } } : {}),
     log: (s) => o.io.err(`${s}\n`),
   });
   o.io.out(values.json ? `${JSON.stringify(r)}\n` : `${formatSearchBench(r)}\n`);

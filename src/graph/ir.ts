@@ -251,3 +251,20 @@ export interface SigmoidNode extends NodeBase {
 export interface ConcatNode extends NodeBase {
   op: 'concat';
 }
+
+/**
+ * The mean over the spatial axes of an [H, W, C] tensor (global average pooling: TFLite MEAN,
+ * ONNX GlobalAveragePool/ReduceMean) as depthwise convolutions with weights 1/size, whose output
+ * is [1, 1, C]. One kernel for windows up to 7x7; larger ones separably (H x 1, then 1 x W), which
+ * keeps each kernel within the depthwise kernels' window limits. Returns the nodes in order and
+ * their shapes; the last node writes `output`.
+ */
+export function spatialMeanNodes(name: string, input: string, output: string, h: number, w: number, C: number): { nodes: DepthwiseConv2DNode[]; shapes: number[][] } {
+  const dw = (n: string, inp: string, out: string, kh: number, kw: number): DepthwiseConv2DNode => ({
+    op: 'depthwiseConv2d', name: n, inputs: [inp], output: out, filter: new Float32Array(kh * kw * C).fill(1 / (kh * kw)), bias: new Float32Array(C),
+    kh, kw, channels: C, strideH: 1, strideW: 1, pads: { ...noPads }, activation: 'none',
+  });
+  if (h * w <= 49) return { nodes: [dw(name, input, output, h, w)], shapes: [[1, 1, C]] };
+  const rows = `${output}/rows`;
+  return { nodes: [dw(`${name}/rows`, input, rows, h, 1), dw(name, rows, output, 1, w)], shapes: [[1, w, C], [1, 1, C]] };
+}

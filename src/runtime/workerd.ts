@@ -11,6 +11,7 @@ import png from '../../node_modules/@jsquash/png/codec/pkg/squoosh_png_bg.wasm';
 import kernels from '../../build/cosface.wasm';
 import * as schema from '../db/schema.js';
 import type { CosfaceApp } from '../server/app.js';
+import { DEFAULT_LIMITS } from '../server/route-spec.js';
 import { openEdgeStore } from '../store/edge/open-edge-store.js';
 import type { SyncSqliteDb } from '../store/edge/sync-sqlite-meta.js';
 import type { VectorStorage } from '../store/exact-vector-index.js';
@@ -53,12 +54,48 @@ export class CosfaceServer extends DurableObject<Env> {
   }
 
   async fetch(req: Request): Promise<Response> {
-    return (await this.app).fetch(req);
+    const res = await (await this.app).fetch(req);
+    // A request refused before its body was read (415, 401, ...): cancel the body here, or the
+    // Worker keeps streaming it into a finished request and fails the next one.
+    if (req.body && !req.bodyUsed) await req.body.cancel().catch(() => undefined);
+    return res;
   }
 }
 
 export default {
-  fetch(req: Request, env: Env): Promise<Response> {
-    return env.COSFACE.get(env.COSFACE.idFromName('cosface')).fetch(req);
+  async fetch(req: Request, env: Env): Promise<Response> {
+    // The body is read here, whole, before the Durable Object sees the request: a stream handed
+    // on to it fails the Worker ("Can't read from request stream after response has been sent")
+    // whenever the app answers without reading the body (401, 403, 415). At most the largest body
+    // limit plus one byte is kept, so an oversized upload still gets PAYLOAD_TOO_LARGE from the app.
+    const body = req.body ? await readCapped(req.body, DEFAULT_LIMITS.imageBytes + 1) : null;
+    const headers = new Headers(req.headers);
+    headers.delete('content-length');
+    return env.COSFACE.get(env.COSFACE.idFromName('cosface')).fetch(new Request(req.url, { method: req.method, headers, body: body as BodyInit | null }));
   },
 };
+
+async function readCapped(stream: ReadableStream<Uint8Array>, max: number): Promise<Uint8Array> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+    if (size >= max) {
+      await reader.cancel().catch(() => undefined);
+      break;
+    }
+  }
+  const out = new Uint8Array(Math.min(size, max));
+  let at = 0;
+  for (const c of chunks) {
+    const take = Math.min(c.byteLength, out.length - at);
+    out.set(c.subarray(0, take), at);
+    at += take;
+    if (at === out.length) break;
+  }
+  return out;
+}

@@ -261,6 +261,7 @@ export class Store {
       createdAt: new Date(),
     });
     if (!row) throw new CosfaceError('GALLERY_EXISTS', `gallery "${name}" already exists`);
+    await this.index.addGallery(row);
     return { ...galleryInfo(row), identities: 0, faces: 0 };
   }
 
@@ -444,12 +445,12 @@ export class Store {
     const { threshold, far } = await this.resolveThreshold(o, g.modelId);
     const live = await this.index.liveCount(g);
     // Several templates per identity: fetch more faces than identities asked for.
-    const kFaces = Math.min(live, Math.max(k * 4, 32));
+    const kFaces = Math.max(k * 4, 32);
     const method: 'hnsw' | 'exact' = o.exact || live <= this.exactBelow ? 'exact' : 'hnsw';
 
     let scored: ScoredFace[] = [];
     let rows = new Map<number, CandidateRecord>();
-    if (kFaces > 0) {
+    {
       const found = await this.index.search(g, v, kFaces, { method, ef: o.ef ?? effectiveEf(g.hnswEf, live) });
       const ids = found.faces.map((f) => f.faceId);
       rows = new Map((await this.meta.candidates(g.id, ids)).map((r) => [r.faceId, r]));

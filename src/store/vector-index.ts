@@ -47,9 +47,11 @@ export interface IndexConsistency {
 export interface VectorIndex {
   /** 'hnswlib' or 'pgvector'. */
   readonly kind: string;
-  /** Live faces of the gallery the index would search. */
+  /** A gallery was created (pgvector: its partial HNSW index is made here). */
+  addGallery(g: GalleryRecord): Promise<void>;
+  /** Live faces of the gallery the index would search (may lag other processes' writes by a moment). */
   liveCount(g: GalleryRecord): Promise<number>;
-  /** The k nearest live faces to a unit probe. */
+  /** The k nearest live faces to a unit probe (fewer when the gallery has fewer). */
   search(g: GalleryRecord, probe: Float32Array, k: number, o: VectorSearchOptions): Promise<VectorSearch>;
   /** Faces committed to the database (ids with their unit vectors). */
   added(g: GalleryRecord, faces: readonly { id: number; v: Float32Array }[]): Promise<void>;

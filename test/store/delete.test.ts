@@ -1,11 +1,13 @@
 // Deleting an identity: it is never returned again, by HNSW or exact search, after a restart,
-// after a background rebuild, and when the delete happened after the last index snapshot.
+// after a rebuild, and (SQLite) when the delete happened after the last index snapshot. On both
+// backends; the automatic background rebuild is hnswlib's own.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type IndexEvent, type Store } from '../../src/store/index.js';
 import { makeClusteredGallery } from '../../src/bench/search-bench.js';
 import { tempDir } from './helpers.js';
+import { BACKENDS, testDb, type TestDb } from '../helpers/backends.js';
 
 const DIM = 128;
 const PEOPLE = 400;
@@ -32,14 +34,17 @@ async function enroll(store: Store, from: number, to: number): Promise<void> {
   }
 }
 
-describe('deleting identities', () => {
-  const dir = tempDir('delete');
-  const dbPath = join(dir, 'g.db');
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+describe.each(BACKENDS)('deleting identities on %s', (backend) => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await testDb(backend, 'delete');
+  });
+  afterAll(() => db.dispose());
   const opts = { exactBelow: 0, synchronous: 'normal' as const, rebuildMinDeleted: 1_000_000 };
+  const sqlite = backend === 'sqlite';
 
   it('is never returned again: at once, after restart, after a delete newer than the snapshot, after a rebuild', async () => {
-    const store = await openStore(dbPath, opts);
+    const store = await db.open(opts);
     await store.createGallery('g', { modelId: 'synthetic', dimension: DIM });
     await enroll(store, 0, PEOPLE);
     // Before deleting: each of these people is found at rank 1.
@@ -51,18 +56,18 @@ describe('deleting identities', () => {
 
     // Restart: loaded from the snapshot written at close.
     const events: IndexEvent[] = [];
-    const s2 = await openStore(dbPath, { ...opts, onIndexEvent: (e) => events.push(e) });
+    const s2 = await db.open({ ...opts, onIndexEvent: (e) => events.push(e) });
     await expectNeverReturned(s2, victims.slice(0, 3));
-    expect(events[0]).toMatchObject({ kind: 'opened', how: 'snapshot' });
+    if (sqlite) expect(events[0]).toMatchObject({ kind: 'opened', how: 'snapshot' });
     // A delete after the snapshot, then a second process-like opener that never saw it in memory.
     await s2.deleteIdentity('g', person(victims[3]!));
     const events3: IndexEvent[] = [];
-    const s3 = await openStore(dbPath, { ...opts, onIndexEvent: (e) => events3.push(e) });
+    const s3 = await db.open({ ...opts, onIndexEvent: (e) => events3.push(e) });
     await expectNeverReturned(s3, victims.slice(0, 4));
-    expect(events3[0]).toMatchObject({ kind: 'opened', how: 'snapshot', deletesApplied: 2 });
+    if (sqlite) expect(events3[0]).toMatchObject({ kind: 'opened', how: 'snapshot', deletesApplied: 2 });
     await s3.close();
 
-    // Rebuild in the background (worker thread), with a delete and new faces landing meanwhile.
+    // Rebuild (SQLite: in a worker thread; Postgres: REINDEX), with a delete and new faces landing meanwhile.
     const rebuilt = s2.rebuildIndex('g');
     await s2.deleteIdentity('g', person(victims[4]!));
     await enroll(s2, PEOPLE, PEOPLE + 5);
@@ -77,7 +82,7 @@ describe('deleting identities', () => {
     await s2.close();
 
     // And after restarting on the rebuilt snapshot.
-    const s4 = await openStore(dbPath, opts);
+    const s4 = await db.open(opts);
     await expectNeverReturned(s4, victims);
     // The external id is free again: re-enrolled, only the new faces answer to it.
     await s4.addIdentity('g', { externalId: person(3) });
@@ -86,6 +91,11 @@ describe('deleting identities', () => {
     for (const c of r.candidates) if (c.identity === person(3)) expect(c.faceId).toBeGreaterThan(PEOPLE * 2);
     await s4.close();
   });
+});
+
+describe('hnswlib index upkeep', () => {
+  const dir = tempDir('delete');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('rebuilds by itself once the deleted fraction passes the limit, and swaps the new index in', async () => {
     const events: IndexEvent[] = [];

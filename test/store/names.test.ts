@@ -61,7 +61,7 @@ describe('names over HTTP', () => {
 
   it('POST /v1/galleries and POST .../identities reject bad names with 400 BAD_INPUT and change nothing', async () => {
     expect((await t.call('POST', '/v1/galleries', { name: 'staff' })).status).toBe(201);
-    const before = dbFingerprint(t.dbPath);
+    const before = await t.db.fingerprint(t.store);
     for (const name of BAD_GALLERY) await expectError(await t.call('POST', '/v1/galleries', { name }), 400, 'BAD_INPUT');
     for (const externalId of BAD_ID) await expectError(await t.call('POST', '/v1/galleries/staff/identities', { externalId }), 400, 'BAD_INPUT');
     await expectError(
@@ -69,7 +69,7 @@ describe('names over HTTP', () => {
       400,
       'BAD_INPUT',
     );
-    expect(dbFingerprint(t.dbPath)).toBe(before);
+    expect(await t.db.fingerprint(t.store)).toBe(before);
     // An unknown, ill-formed name in a path is simply not found.
     await expectError(await t.call('GET', `/v1/galleries/${encodeURIComponent('../../etc')}`), 404, 'GALLERY_NOT_FOUND');
     expect((await t.call('POST', '/v1/galleries/staff/identities', { externalId: '../../etc' })).status).toBe(201);

@@ -1,12 +1,10 @@
 // The store's library API: galleries, identities, faces, identify/verify, thresholds, and bad input
 // that gets a stable error code and leaves the database unchanged.
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCosfaceError, type ErrorCode } from '../../src/errors.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import type { Store } from '../../src/store/index.js';
 import { makeClusteredGallery, seededRandom } from '../../src/bench/search-bench.js';
-import { dbFingerprint, tempDir } from './helpers.js';
+import { BACKENDS, testDb, type TestDb } from '../helpers/backends.js';
 
 const DIM = 128;
 
@@ -25,16 +23,16 @@ async function expectCodeAsync(p: Promise<unknown>, code: ErrorCode): Promise<vo
   expect(isCosfaceError(err, code), `expected ${code}, got ${String(err)}`).toBe(true);
 }
 
-describe('store', () => {
-  const dir = tempDir('store');
-  const dbPath = join(dir, 'faces.db');
+describe.each(BACKENDS)('store on %s', (backend) => {
+  let db: TestDb;
   let store: Store;
   // 40 identities x 3 faces; enrolled faces are rows 0-1 of each identity, row 2 is a probe.
   const data = makeClusteredGallery(120, { facesPerIdentity: 3, seed: 5 });
   const face = (row: number) => data.vectors.subarray(row * DIM, (row + 1) * DIM);
 
   beforeAll(async () => {
-    store = await openStore(dbPath);
+    db = await testDb(backend, 'store');
+    store = await db.open();
     await store.createGallery('staff', { modelId: 'synthetic-128', dimension: DIM });
     for (let id = 0; id < 40; id++) {
       await store.addIdentity('staff', { externalId: `person-${id}`, displayName: `Person ${id}`, metadata: { team: id % 3 } });
@@ -43,7 +41,7 @@ describe('store', () => {
   });
   afterAll(async () => {
     await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await db.dispose();
   });
 
   it('lists galleries and identities with counts', async () => {
@@ -127,8 +125,8 @@ describe('store', () => {
 
   it('rejects bad input with a stable code and leaves the database unchanged', async () => {
     await store.close();
-    const before = dbFingerprint(dbPath);
-    store = await openStore(dbPath);
+    const before = await db.fingerprint();
+    store = await db.open();
     const good = Array.from(face(0));
     const nan = [...good];
     nan[3] = NaN;
@@ -163,8 +161,8 @@ describe('store', () => {
     await expectCodeAsync(store.verify(good, good, { far: 1e-3 }), 'BAD_INPUT'); // FAR without a model
     expect(await store.getGallery('staff')).toMatchObject({ identities: 40, faces: 80 });
     await store.close();
-    expect(dbFingerprint(dbPath)).toBe(before);
-    store = await openStore(dbPath);
+    expect(await db.fingerprint()).toBe(before);
+    store = await db.open();
   });
 
   it('skips photos already enrolled (by hash) and deletes a gallery with its index files', async () => {

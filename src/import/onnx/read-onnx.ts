@@ -7,7 +7,7 @@
 // naming the op and the node.
 import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
 import { CosfaceError } from '../../errors.js';
-import { convOutSize, numel, samePads, type Graph, type GraphNode, type Pads } from '../../graph/ir.js';
+import { convOutSize, numel, samePads, spatialMeanNodes, type Graph, type GraphNode, type Pads } from '../../graph/ir.js';
 import { Attrs, numelOf, readTensor, toNumber, type ConstTensor } from './onnx-tensors.js';
 
 const { onnx } = onnxProto;
@@ -445,9 +445,7 @@ class OnnxImporter {
         return;
       }
       case 'GlobalAveragePool': {
-        const x = this.image(ins[0], where);
-        const [c, h, w] = x.dims as [number, number, number];
-        this.averagePool(out0, x, h, w, 1, 1, { top: 0, left: 0, bottom: 0, right: 0 }, [c, 1, 1]);
+        this.spatialMean(out0, this.image(ins[0], where));
         return;
       }
       case 'ReduceMean': {
@@ -455,10 +453,9 @@ class OnnxImporter {
         const axes = (this.opset >= 18 && ins[1] ? this.ints(ins[1], where, 'axes') : a.ints('axes')) ?? [];
         const norm = axes.map((ax) => (ax < 0 ? ax + 4 : ax)).sort();
         if (!sameInts(norm, [2, 3])) throw new CosfaceError('UNSUPPORTED_OP', `${where}: mean over axes [${axes}] (only the spatial axes 2, 3)`);
-        const [c, h, w] = x.dims as [number, number, number];
-        const pooled = this.averagePool(`${out0}/pooled`, x, h, w, 1, 1, { top: 0, left: 0, bottom: 0, right: 0 }, [c, 1, 1]);
+        const pooled = this.spatialMean(`${out0}/pooled`, x);
         if (a.int('keepdims', 1) === 1) this.alias(out0, pooled);
-        else this.reshapeTo(out0, pooled, [c], where);
+        else this.reshapeTo(out0, pooled, [x.dims[0]!], where);
         return;
       }
       case 'LpNormalization': {
@@ -492,6 +489,20 @@ class OnnxImporter {
     const x = this.tensor(name, where);
     if (x.layout !== 'nchw') throw new CosfaceError('UNSUPPORTED_OP', `${where}: expects an NCHW image, got [N, ${x.dims}]`);
     return x;
+  }
+
+  /** Global average pooling of an NCHW image -> [C, 1, 1] (see spatialMeanNodes). */
+  private spatialMean(onnxName: string, x: TensorVal): TensorVal {
+    const [c, h, w] = x.dims as [number, number, number];
+    const out = this.unique(onnxName);
+    const { nodes, shapes } = spatialMeanNodes(out, x.name, out, h, w, c);
+    nodes.forEach((n, i) => {
+      this.nodes.push(n);
+      this.shapes.set(n.output, shapes[i]!);
+    });
+    const v: TensorVal = { kind: 'tensor', name: out, layout: 'nchw', dims: [c, 1, 1] };
+    this.values.set(onnxName, v);
+    return v;
   }
 
   /** Average pooling without padding as a depthwise convolution with weights 1/(kh*kw). */

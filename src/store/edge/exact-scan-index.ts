@@ -52,6 +52,10 @@ export class ExactScanIndex implements VectorIndex {
     return { faces: found.ids.map((faceId, i) => ({ faceId, score: found.scores[i]! })), exactScores: exact };
   }
 
+  async addGallery(): Promise<void> {
+    // Nothing to make: a gallery's scan is loaded from the database on first use.
+  }
+
   async added(g: GalleryRecord, faces: readonly { id: number; v: Float32Array }[]): Promise<void> {
     const idx = this.galleries.get(g.id);
     if (!idx) return; // loaded from the database, committed rows included, on first use

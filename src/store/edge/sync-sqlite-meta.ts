@@ -276,7 +276,8 @@ export class SyncSqliteMeta implements MetaStore {
   }
 
   private count(q: ReturnType<typeof sql>): number {
-    return Number(this.db.get<{ n: number }>(q)!.n);
+    // values(): rows as arrays on every driver (get() without fields is an object on some, an array on bun-sqlite).
+    return Number(this.db.values<[number]>(q)[0]![0]);
   }
 }
 

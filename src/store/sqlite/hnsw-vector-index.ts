@@ -55,6 +55,10 @@ export class HnswVectorIndex implements VectorIndex {
     private readonly o: HnswIndexOptions,
   ) {}
 
+  async addGallery(): Promise<void> {
+    // Graphs are made on first use.
+  }
+
   async liveCount(g: GalleryRecord): Promise<number> {
     return this.load(g).index.liveCount;
   }
