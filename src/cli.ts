@@ -3,6 +3,8 @@
 // exits non-zero with "error CODE: message" on failure.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import path from 'node:path';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { CosfaceError } from './errors.js';
 import { readFile } from 'node:fs/promises';
 import { Embedder, packageRoot } from './embedder.js';
@@ -287,8 +289,28 @@ async function runCommand(argv: string[]): Promise<number> {
   }
 }
 
-const invokedDirectly = process.argv[1] && path.resolve(process.argv[1]).replace(/\.ts$/, '.js').endsWith(path.join('src', 'cli.js'));
-if (invokedDirectly) {
+/**
+ * True when this module is the program Node was started with: `node dist/src/cli.js`, `tsx
+ * src/cli.ts`, or the `cosface` bin, which npm installs as a symlink (node_modules/.bin/cosface ->
+ * ../cosface/dist/src/cli.js) or, on Windows, a shim: so both paths are compared after resolving
+ * links, never by how argv[1] happens to end.
+ */
+export function isMainModule(argv1: string | undefined, moduleUrl: string): boolean {
+  if (!argv1) return false;
+  const real = (p: string): string => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  const self = real(fileURLToPath(moduleUrl));
+  const started = real(argv1);
+  // `node dist/src/cli` (no extension) resolves to the same file as Node's loader does.
+  return started === self || `${started}.js` === self || `${started}.ts` === self;
+}
+
+if (isMainModule(process.argv[1], import.meta.url)) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

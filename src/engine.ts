@@ -42,6 +42,12 @@ export async function createBackend(choice: BackendChoice | string = 'auto', opt
   const c = parseBackendChoice(choice);
   if (c === 'webgpu') return createWebGpu();
   if (c === 'wasm') return createWasm(opts);
+  // Look before opening: Dawn prints notices to stderr on some adapters as soon as it is loaded,
+  // so the adapter is probed aside and Dawn is loaded here only when WebGPU will be used.
+  const { probeAdapter } = await import('./backend/webgpu/device.js');
+  const probe = await probeAdapter();
+  if (probe.adapterName === null) return withReason(await createWasm(opts), probe.reason ?? 'no WebGPU adapter');
+  if (probe.software) return withReason(await createWasm(opts), `WebGPU adapter is software (${probe.adapterName}); WASM is faster on this CPU`);
   let gpu: Backend & { gpu?: { software: boolean; adapterName: string } };
   try {
     gpu = await createWebGpu();

@@ -30,7 +30,8 @@ export type ErrorCode =
   | 'FORBIDDEN' // a valid API key used outside its scope
   | 'NOT_FOUND' // no such route or resource (resources with their own code use that)
   | 'INTERNAL' // a bug: anything not foreseen
-  | 'OVERLOADED'; // too much work queued already: try again shortly
+  | 'OVERLOADED' // too much work queued already: try again shortly
+  | 'PHOTOS_UNAVAILABLE'; // this deployment serves embedding routes only (the face models do not fit the runtime's limits)
 
 export class CosfaceError extends Error {
   readonly code: ErrorCode;

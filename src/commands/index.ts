@@ -10,7 +10,8 @@ export const EXTRA_COMMANDS: Record<string, () => Promise<Command>> = {};
 export const EXTRA_USAGE: string[] = [];
 
 // Store commands (src/commands/store-commands.ts): enroll, identify, verify, gallery, calibrate,
-// eval-orl (cosface eval orl, once the eval command routes there), bench-search (likewise).
+// and `cosface eval orl` / `cosface bench search` (src/cli.ts routes `eval X` to the entry `eval-X`
+// and `bench X` to `bench-X`; the hyphenated names still work as unlisted aliases).
 for (const name of ['enroll', 'identify', 'verify', 'gallery', 'calibrate', 'eval-orl', 'bench-search'] as const) {
   EXTRA_COMMANDS[name] = async () => (await import('./store-commands.js')).storeCommands()[name];
 }
@@ -20,8 +21,8 @@ EXTRA_USAGE.push(
   '  cosface verify <a> <b> [--db <path>] [--far 1e-4 | --threshold t] [--json]   the largest face of each photo',
   '  cosface gallery list | stats <name> [--check] | delete <name>   [--db <path>] [--json]',
   '  cosface calibrate --data <dir> [--pairs <csv>] [--all-pairs] [--db <path>] [--json]   store thresholds for FAR 1e-2..1e-6',
-  '  cosface eval-orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--json]',
-  '  cosface bench-search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--json]',
+  '  cosface eval orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--gallery-db <location>] [--search exact|index] [--json]',
+  '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index]] [--json]',
   '  The store is ./cosface.db unless --db says otherwise; identify and verify decide at FAR 1e-4 when the model is calibrated there.',
 );
 
@@ -61,4 +62,12 @@ EXTRA_COMMANDS.train = async () => async (args: string[]) => {
 EXTRA_USAGE.push(
   '  cosface loss bounds --classes C --dim d [--posterior 0.9] [--json]   CosFace margin and scale bounds',
   '  cosface train head --features <file> --out <head.json> [...]   fit an embedding head with LMCL on frozen features',
+);
+
+// Clustering faces into people (src/cluster): cosface eval cluster, cosface bench cluster.
+EXTRA_COMMANDS['eval-cluster'] = async () => (await import('../eval/cluster-eval.js')).evalClusterCommand;
+EXTRA_COMMANDS['bench-cluster'] = async () => (await import('../bench/cluster-bench.js')).benchClusterCommand;
+EXTRA_USAGE.push(
+  '  cosface eval cluster --data <dir> [--algorithm average] [--threshold t] [--k 16] [--central-only] [--incremental 0.5 [--batches 4]] [--cache <file>] [--json]   clustering quality on labelled folders',
+  '  cosface bench cluster [--n 200000] [--per 10] [--workers 1] [--algorithm average,union-find,dbscan,chinese-whispers] [--k 16] [--m 16] [--json]',
 );
