@@ -3,7 +3,9 @@
 // `model.json`) or from flags, the flags winning; input size, layout and output dimension are read
 // from the model itself. The vendored models' values are the defaults (their normalisation is in
 // the graph, so they take raw RGB 0..255: mean 0, std 1).
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { CosfaceError } from '../errors.js';
 import { numel, type Graph } from '../graph/ir.js';
 
@@ -129,4 +131,15 @@ export async function resolveModelMetadata(modelPath: string, graph: Graph, flag
 /** True when the metadata asks for no change of the pixels the engine is fed. */
 export function isIdentityInput(m: ModelMetadata): boolean {
   return m.channels === 'rgb' && m.inputMean.every((v) => v === 0) && m.inputStd.every((v) => v === 1);
+}
+
+/**
+ * The id galleries and calibrations know a user's model by: `<file name>-<first 12 hex of its
+ * SHA-256>`, so another file (or another version of the same name) never mixes with it.
+ */
+export async function modelIdOf(path: string): Promise<string> {
+  const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
+    throw new CosfaceError('BAD_MODEL', `cannot read model file ${path}: ${e.code ?? e.message}`);
+  });
+  return `${basename(path).replace(/\.[^.]+$/, '')}-${createHash('sha256').update(bytes).digest('hex').slice(0, 12)}`;
 }
