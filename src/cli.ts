@@ -13,6 +13,7 @@ import type { Backend } from './backend/backend.js';
 import { createFacePipeline, faceJson, type FacePipeline } from './pipeline/face-pipeline.js';
 import { evalLfw, lfwJson } from './eval/lfw.js';
 import { EXTRA_COMMANDS, EXTRA_USAGE } from './commands/index.js';
+import { busyError } from './db/busy.js';
 
 const USAGE = `cosface: face embeddings on WebGPU/WASM, search, verification
 
@@ -247,7 +248,8 @@ async function runCommand(argv: string[]): Promise<number> {
     }
     await run(args);
     return 0;
-  } catch (e) {
+  } catch (caught) {
+    const e = busyError(caught) ?? caught;
     if (e instanceof CosfaceError) {
       process.stderr.write(`error ${e.code}: ${e.message}\n`);
       return 2;

@@ -23,6 +23,7 @@ import {
   adoptRebuiltSnapshot,
   buildFromDatabase,
   catchUp,
+  catchUpExternal,
   openGalleryIndex,
   rebuildInBackground,
   removeIndexFiles,
@@ -230,6 +231,8 @@ interface CandidateRow {
 
 interface LoadedGallery {
   index: GalleryIndex;
+  /** Every live face of the gallery with an id up to this one is in the index (see syncWithOtherWriters). */
+  syncedId: number;
   matrix: VectorMatrix | null;
   rebuild: { job: BackgroundRebuild; done: Promise<void> } | null;
 }
@@ -238,6 +241,8 @@ const MAX_K = 1000;
 
 export class Store {
   private readonly loaded = new Map<number, LoadedGallery>();
+  /** SQLite's data_version when the loaded indexes were last caught up with other processes' commits. */
+  private dataVersion = -1;
   private closed = false;
   private readonly scorer: ExactScorer;
   private readonly exactBelow: number;
@@ -832,8 +837,30 @@ export class Store {
     ).n;
   }
 
+  /**
+   * Another process may write the same database (a CLI `enroll` while `cosface serve` runs): SQLite's
+   * data_version changes when another connection commits, and then every loaded index is caught up
+   * (its faces and deletes) and cached vectors are dropped, before this process reads or writes it.
+   */
+  private syncWithOtherWriters(): void {
+    const version = this.opened.sqlite.pragma('data_version', { simple: true }) as number;
+    if (version === this.dataVersion) return;
+    this.dataVersion = version;
+    for (const [id, l] of this.loaded) {
+      const row = this.galleryById(id);
+      if (!row) {
+        this.loaded.delete(id);
+        continue;
+      }
+      const r = catchUpExternal(this.opened.sqlite, indexedGallery(row), l.index, l.syncedId);
+      l.syncedId = r.sinceId;
+      if (r.added > 0 || r.deleted > 0) l.matrix = null;
+    }
+  }
+
   /** The gallery's index, opened (snapshot + replay, or rebuild) on first use. */
   private load(g: GalleryRow): LoadedGallery {
+    this.syncWithOtherWriters();
     let l = this.loaded.get(g.id);
     if (!l) {
       const opened = openGalleryIndex(this.opened.sqlite, indexedGallery(g), this.indexDir);
@@ -845,7 +872,7 @@ export class Store {
         replayed: opened.replayed,
         deletesApplied: opened.deletesApplied,
       });
-      l = { index: opened.index, matrix: null, rebuild: null };
+      l = { index: opened.index, syncedId: opened.index.lastFaceId, matrix: null, rebuild: null };
       this.loaded.set(g.id, l);
     }
     return l;
@@ -945,6 +972,7 @@ export class Store {
 
   private saveIndex(g: GalleryRow, l: LoadedGallery): void {
     if (!this.indexDir) return;
+    this.syncWithOtherWriters(); // a snapshot claims every face up to its lastFaceId
     const meta = l.index.save(this.indexDir, g.id);
     this.emit({ kind: 'checkpoint', gallery: g.name, lastFaceId: meta.lastFaceId, bytes: meta.bytes });
   }
