@@ -283,6 +283,19 @@ export async function runCrashSuite(o: CrashOptions): Promise<CrashReport> {
   }
 
   // ---- kills while a gallery is deleted ----
+  // How long a delete of such a gallery takes unhurried, so the kills spread over that window.
+  let deleteMs = 50;
+  if (o.deleteKills > 0) {
+    const s = await startServer(db);
+    await must(http(s.url, 'POST', '/v1/galleries', { name: 'doomed-timing' }), 'create timing gallery');
+    await bulkEnroll(s, 'doomed-timing', 't', o.doomedFaces, 5_000_000);
+    await http(s.url, 'POST', '/v1/galleries/doomed-timing/identify', { embedding: vector(1), k: 1 });
+    const t = performance.now();
+    await must(http(s.url, 'DELETE', '/v1/galleries/doomed-timing'), 'timing delete');
+    deleteMs = Math.max(5, performance.now() - t);
+    await s.kill('SIGTERM');
+    log(`a delete of a ${o.doomedFaces}-face gallery takes ${deleteMs.toFixed(0)} ms; kills fall in [0, ${(deleteMs * 1.5).toFixed(0)}] ms after it is sent`);
+  }
   for (let k = 0; k < o.deleteKills; k++) {
     const name = `doomed-${k}`;
     const s = await startServer(db);
@@ -291,7 +304,7 @@ export async function runCrashSuite(o: CrashOptions): Promise<CrashReport> {
     await http(s.url, 'POST', `/v1/galleries/${name}/identify`, { embedding: vector(1), k: 1 }); // loads its index
     const t0 = performance.now();
     const pending = http(s.url, 'DELETE', `/v1/galleries/${name}`);
-    const delay = Math.floor(rand() * 60);
+    const delay = Math.floor(rand() * deleteMs * 1.5);
     await sleep(delay);
     const answeredBefore = await Promise.race([pending.then((r) => r.status), sleep(0).then(() => -1)]);
     await s.kill('SIGKILL');
