@@ -1,8 +1,9 @@
-// drizzle-kit configuration: `npx drizzle-kit generate` writes SQL migrations for src/db/schema.ts.
+// drizzle-kit configuration for SQLite: `npx drizzle-kit generate` writes SQL migrations for
+// src/db/schema.ts into migrations/sqlite (Postgres: drizzle.pg.config.ts).
 import { defineConfig } from 'drizzle-kit';
 
 export default defineConfig({
   dialect: 'sqlite',
   schema: './src/db/schema.ts',
-  out: './migrations',
+  out: './migrations/sqlite',
 });

@@ -22,7 +22,7 @@ Usage:
   cosface embed <image>... --aligned [--model <tflite>] [--backend ...] [--json]   already aligned face crops
   cosface eval lfw --data <dir> [--pairs <csv>] [--roc <png>] [--json]
   cosface info [--backend webgpu|wasm|auto] [--json]
-  cosface bench embed [--batch 1,16,64] [--runs 5] [--backend ...] [--json] [--no-references] [--profile]
+  cosface bench embed [--model <tflite|onnx>] [--batch 1,16,64] [--runs 5] [--backend ...] [--json] [--no-references] [--profile]
 
 Options:
   --aligned        each image is an already aligned face crop (resized to the model input if needed)
@@ -195,6 +195,7 @@ async function cmdBench(args: string[]): Promise<void> {
       json: { type: 'boolean' },
       'no-references': { type: 'boolean' },
       profile: { type: 'boolean' },
+      model: { type: 'string' },
     });
     const batches = String(values.batch ?? '1,16,64').split(',').map((s) => intOption(s.trim(), 'batch', 1)!);
     await benchEmbedCommand({
@@ -204,6 +205,8 @@ async function cmdBench(args: string[]): Promise<void> {
       json: !!values.json,
       references: !values['no-references'],
       profile: !!values.profile,
+      modelPath: values.model ? String(values.model) : undefined,
+      wasmWorkers: values.workers ? [intOption(values.workers, 'workers', undefined)!] : undefined,
     });
     return;
   }

@@ -9,6 +9,7 @@ import { CosfaceError } from './errors.js';
 import { numel, type Graph } from './graph/ir.js';
 import { appendL2Normalize, optimizeGraph, type OptimizeReport } from './graph/passes.js';
 import { decodeImage } from './pipeline/decode.js';
+import { DEFAULT_EMBEDDER_ID } from './model-id.js';
 
 /** Repository root, from src/ (tsx) or dist/src/ (compiled). */
 export const packageRoot = (() => {
@@ -17,7 +18,7 @@ export const packageRoot = (() => {
 })();
 
 export const DEFAULT_EMBEDDER_PATH = path.join(packageRoot, 'models/mobilefacenet-arcface.tflite');
-export const DEFAULT_EMBEDDER_ID = 'mobilefacenet-arcface';
+export { DEFAULT_EMBEDDER_ID } from './model-id.js';
 
 export interface EmbedderOptions extends BackendOptions {
   backend?: BackendChoice;

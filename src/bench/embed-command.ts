@@ -1,4 +1,4 @@
-// `cosface bench embed`: compiles the default embedder on the requested backends (WebGPU; WASM with
+// `cosface bench embed`: compiles the embedder (default or --model: TFLite or ONNX) on the requested backends (WebGPU; WASM with
 // 1 and 2 workers) and hands them to benchEmbed beside the onnxruntime references.
 import { cpus } from 'node:os';
 import type { Backend, CompiledGraph } from '../backend/backend.js';
@@ -6,6 +6,8 @@ import { DEFAULT_EMBEDDER_PATH } from '../embedder.js';
 import { createBackend, loadModelFile, parseBackendChoice } from '../engine.js';
 import { CosfaceError } from '../errors.js';
 import { appendL2Normalize, optimizeGraph } from '../graph/passes.js';
+import { wrapOnnxForReference } from '../export/onnx-reference.js';
+import { readFile } from 'node:fs/promises';
 import { benchEmbed, formatEmbedBench, type BenchEngine, type BenchKernelTiming } from './embed-bench.js';
 
 export interface BenchEmbedCommandOptions {
@@ -30,7 +32,11 @@ type Profilable = CompiledGraph & { profile?: (input: Float32Array, n: number) =
 export async function benchEmbedCommand(opts: BenchEmbedCommandOptions): Promise<void> {
   const write = opts.write ?? ((t: string) => process.stdout.write(t));
   const progress = (line: string) => process.stderr.write(`${line}\n`);
-  const graph = await loadModelFile(opts.modelPath ?? DEFAULT_EMBEDDER_PATH);
+  const modelPath = opts.modelPath ?? DEFAULT_EMBEDDER_PATH;
+  const graph = await loadModelFile(modelPath);
+  // An ONNX model is its own reference: onnxruntime runs the user's file (NHWC and L2 wrapped
+  // around it), which also benchmarks models whose folded form our exporter cannot write.
+  const referenceModel = graph.source.startsWith('onnx:') ? wrapOnnxForReference(await readFile(modelPath), graph, true) : undefined;
   optimizeGraph(graph);
   appendL2Normalize(graph);
 
@@ -81,6 +87,7 @@ export async function benchEmbedCommand(opts: BenchEmbedCommandOptions): Promise
       runs: opts.runs,
       warmupRuns: opts.warmupRuns,
       references: opts.references,
+      referenceModel,
       log: progress,
     });
     result.notes.push(...skipped);

@@ -11,6 +11,7 @@ import { defaultScorer } from '../store/default-scorer.js';
 import type { ExactScorer } from '../store/exact-scorer.js';
 import { GalleryIndex, type SnapshotMeta } from '../store/gallery-index.js';
 import { DEFAULT_HNSW } from '../store/store.js';
+import type { PgSearchRow } from './pg-search-bench.js';
 
 // ---- synthetic identity clusters ----
 
@@ -182,6 +183,8 @@ export interface SearchBenchOptions {
    * same N, M, efConstruction and seed, so an ef sweep does not pay for the build again.
    */
   cacheDir?: string;
+  /** Also run pgvector (the Postgres store's index and SQL) on the same galleries and probes: a pglite:<dir> or postgres:// location. */
+  pg?: { location: string; sharedIndexCheck?: boolean; incremental?: number };
 }
 
 export interface LatencyStats {
@@ -206,6 +209,8 @@ export interface SearchBenchRow {
   hnsw: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
   /** Recall@1 of the index after writeIndex + readIndex, at the first ef; must equal the in-memory one. */
   reloadedRecall1: number;
+  /** The same gallery and probes on pgvector, when asked for. */
+  pg?: PgSearchRow;
 }
 
 export interface SearchBenchResult {
@@ -344,6 +349,24 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         return { ef, ...r, speedup: exact.p50Ms / r.p50Ms };
       });
 
+      let pg: PgSearchRow | undefined;
+      if (o.pg) {
+        const { benchPgSearch } = await import('./pg-search-bench.js');
+        pg = await benchPgSearch({
+          location: o.pg.location,
+          g,
+          probes,
+          truth,
+          efs,
+          k,
+          m,
+          efConstruction,
+          ...(o.pg.incremental !== undefined ? { incremental: o.pg.incremental } : {}),
+          ...(o.pg.sharedIndexCheck ? { sharedIndexCheck: true } : {}),
+          log,
+        });
+      }
+
       const meta = index.save(tmp, n);
       const reloaded = GalleryIndex.fromFile(params, join(tmp, meta.file), meta);
       const reloadedRecall1 = runHnsw(reloaded, efs[0]!).recall1;
@@ -361,6 +384,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         exact,
         hnsw,
         reloadedRecall1,
+        ...(pg ? { pg } : {}),
       });
     }
   } finally {
@@ -411,6 +435,44 @@ export function formatSearchBench(r: SearchBenchResult): string {
       lines.push(
         `| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
       );
+    }
+  }
+  lines.push('');
+  const pgRows = r.rows.filter((row) => row.pg);
+  if (pgRows.length > 0) {
+    const p0 = pgRows[0]!.pg!;
+    lines.push('');
+    lines.push(`#### The same galleries and probes on pgvector ${p0.pgvector} (${p0.location}): a partial HNSW index per gallery, vector_ip_ops, the store's own search SQL`);
+    lines.push('');
+    lines.push('| N | load (rows/s) | index build (vec/s) | insert with index (faces/s, one per transaction) | index B/vec | table+indexes B/vec | exact SQL scan p50 / p99 ms |');
+    lines.push('|---|---|---|---|---|---|---|');
+    for (const row of pgRows) {
+      const p = row.pg!;
+      lines.push(
+        `| ${row.n.toLocaleString('en-US')} | ${Math.round(p.loadPerSecond)} (${f(p.loadSeconds, 1)} s) | ${Math.round(p.indexPerSecond)} (${f(p.indexSeconds, 1)} s) | ${Math.round(p.incrementalPerSecond)} | ${Math.round(p.indexBytesPerVector)} | ${Math.round(p.tableBytesPerVector)} | ${f(p.exactViaSql.p50Ms, 1)} / ${f(p.exactViaSql.p99Ms, 1)} |`,
+      );
+    }
+    lines.push('');
+    lines.push('| N | ef_search | pgvector recall@1 | recall@10 | p50 / p99 ms | QPS | hnswlib recall@1 at this ef | hnswlib p50 ms |');
+    lines.push('|---|---|---|---|---|---|---|---|');
+    for (const row of pgRows) {
+      for (const h of row.pg!.hnsw) {
+        const hl = row.hnsw.find((x) => x.ef === h.ef);
+        lines.push(
+          `| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 2)} / ${f(h.p99Ms, 2)} | ${Math.round(h.qps)} | ${hl ? f(hl.recall1, 4) : '-'} | ${hl ? f(hl.p50Ms, 3) : '-'} |`,
+        );
+      }
+    }
+    for (const row of pgRows) {
+      const sh = row.pg!.sharedIndex;
+      if (sh) {
+        lines.push('');
+        lines.push(
+          `N=${row.n}, one HNSW index shared with a second gallery of ${sh.otherFaces} faces, filtered by gallery_id, ef_search=${sh.ef}: ` +
+            `recall@1 ${f(sh.plain.recall1, 4)} (p50 ${f(sh.plain.p50Ms, 2)} ms) without iterative scan, ${f(sh.iterative.recall1, 4)} (p50 ${f(sh.iterative.p50Ms, 2)} ms) with hnsw.iterative_scan = relaxed_order; ` +
+            `the per-gallery partial index: ${f(row.pg!.hnsw.find((h) => h.ef === sh.ef)?.recall1 ?? NaN, 4)}.`,
+        );
+      }
     }
   }
   lines.push('');

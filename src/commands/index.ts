@@ -21,8 +21,8 @@ EXTRA_USAGE.push(
   '  cosface verify <a> <b> [--db <path>] [--far 1e-4 | --threshold t] [--json]   the largest face of each photo',
   '  cosface gallery list | stats <name> [--check] | delete <name>   [--db <path>] [--json]',
   '  cosface calibrate --data <dir> [--pairs <csv>] [--all-pairs] [--db <path>] [--json]   store thresholds for FAR 1e-2..1e-6',
-  '  cosface eval orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--json]',
-  '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--json]',
+  '  cosface eval orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--gallery-db <location>] [--search exact|index] [--json]',
+  '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index]] [--json]',
   '  The store is ./cosface.db unless --db says otherwise; identify and verify decide at FAR 1e-4 when the model is calibrated there.',
 );
 
@@ -62,4 +62,12 @@ EXTRA_COMMANDS.train = async () => async (args: string[]) => {
 EXTRA_USAGE.push(
   '  cosface loss bounds --classes C --dim d [--posterior 0.9] [--json]   CosFace margin and scale bounds',
   '  cosface train head --features <file> --out <head.json> [...]   fit an embedding head with LMCL on frozen features',
+);
+
+// Clustering faces into people (src/cluster): cosface eval cluster, cosface bench cluster.
+EXTRA_COMMANDS['eval-cluster'] = async () => (await import('../eval/cluster-eval.js')).evalClusterCommand;
+EXTRA_COMMANDS['bench-cluster'] = async () => (await import('../bench/cluster-bench.js')).benchClusterCommand;
+EXTRA_USAGE.push(
+  '  cosface eval cluster --data <dir> [--algorithm average] [--threshold t] [--k 16] [--central-only] [--incremental 0.5 [--batches 4]] [--cache <file>] [--json]   clustering quality on labelled folders',
+  '  cosface bench cluster [--n 200000] [--per 10] [--workers 1] [--algorithm average,union-find,dbscan,chinese-whispers] [--k 16] [--m 16] [--json]',
 );

@@ -12,7 +12,7 @@ import { CosfaceError, isCosfaceError } from '../errors.js';
 import { decodeImage } from '../pipeline/decode.js';
 import { createFacePipeline, type Face, type FacePipeline } from '../pipeline/face-pipeline.js';
 import { withReferenceFallback } from '../pipeline/reference-backend.js';
-import { openStore, type Store } from '../store/index.js';
+import { describeLocation, openStore, parseLocation, storeLocation, storeMayExist, type Store } from '../store/index.js';
 import { checkGalleryName, EXTERNAL_ID_RULE, isExternalId } from '../store/names.js';
 import type { ScoredPair } from '../store/thresholds.js';
 import { primaryFace } from '../eval/orl.js';
@@ -185,10 +185,10 @@ function thresholdOpts(cmd: string, v: Values): { far?: number; threshold?: numb
  * The decision rule when neither --far nor --threshold is given: DEFAULT_FAR if the model is
  * calibrated there, else the strictest calibrated FAR, else none (scores only).
  */
-function defaultDecision(store: Store | null, modelId: string, chosen: { far?: number; threshold?: number }): { far?: number; threshold?: number; note?: string } {
+async function defaultDecision(store: Store | null, modelId: string, chosen: { far?: number; threshold?: number }): Promise<{ far?: number; threshold?: number; note?: string }> {
   if (chosen.far !== undefined || chosen.threshold !== undefined) {
     if (chosen.far !== undefined) {
-      const have = store ? store.thresholds(modelId) : [];
+      const have = store ? await store.thresholds(modelId) : [];
       if (!have.some((r) => Math.abs(r.far - chosen.far!) <= 1e-9 * chosen.far!)) {
         throw new CosfaceError(
           'NOT_CALIBRATED',
@@ -198,7 +198,7 @@ function defaultDecision(store: Store | null, modelId: string, chosen: { far?: n
     }
     return chosen;
   }
-  const have = store ? store.thresholds(modelId) : [];
+  const have = store ? await store.thresholds(modelId) : [];
   if (have.length === 0) return { note: `no calibrated threshold for ${modelId}: scores only (run cosface calibrate, or pass --threshold)` };
   const exact = have.find((r) => Math.abs(r.far - DEFAULT_FAR) <= 1e-9 * DEFAULT_FAR);
   if (exact) return { far: exact.far };
@@ -208,7 +208,7 @@ function defaultDecision(store: Store | null, modelId: string, chosen: { far?: n
 
 /** Opens the store at an existing path; never creates a database as a side effect of a read. */
 async function openExistingStore(dbPath: string): Promise<Store> {
-  if (!existsSync(dbPath)) throw new CosfaceError('GALLERY_NOT_FOUND', `no database at ${dbPath} (cosface enroll creates one; --db chooses another)`);
+  if (!storeMayExist(dbPath)) throw new CosfaceError('GALLERY_NOT_FOUND', `no database at ${dbPath} (cosface enroll creates one; --db chooses another)`);
   return openStore(dbPath);
 }
 
@@ -297,7 +297,7 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
   if (!gallery) throw new CosfaceError('BAD_INPUT', 'enroll: --gallery <name> is required');
   checkGalleryName(gallery); // before anything is opened or created
   const dir = positionals[0]!;
-  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const dbPath = storeLocation(str(values.db));
   const { photos, folders, ignored } = await listEnrollPhotos(dir);
   if (photos.length === 0) throw new CosfaceError('BAD_INPUT', `enroll: no photos (${[...PHOTO_EXTENSIONS].join(' ')}) in identity folders under ${dir}`);
 
@@ -306,18 +306,18 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
   try {
     let createdGallery = false;
     try {
-      const g = store.getGallery(gallery);
+      const g = await store.getGallery(gallery);
       if (g.modelId !== CLI_MODEL_ID || g.dimension !== CLI_MODEL_DIM) {
         throw new CosfaceError('MODEL_MISMATCH', `gallery "${gallery}" holds ${g.modelId} (${g.dimension}-d) embeddings; this pipeline makes ${CLI_MODEL_ID} (${CLI_MODEL_DIM}-d)`);
       }
     } catch (e) {
       if (!isCosfaceError(e, 'GALLERY_NOT_FOUND')) throw e;
-      store.createGallery(gallery, { modelId: CLI_MODEL_ID, dimension: CLI_MODEL_DIM });
+      await store.createGallery(gallery, { modelId: CLI_MODEL_ID, dimension: CLI_MODEL_DIM });
       createdGallery = true;
     }
     const summary: EnrollSummary = {
       gallery,
-      db: resolve(dbPath),
+      db: describeLocation(dbPath),
       createdGallery,
       identityFolders: folders.length,
       photos: photos.length,
@@ -340,7 +340,7 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
         continue;
       }
       const hash = createHash('sha256').update(bytes).digest('hex');
-      if (store.hasPhoto(gallery, hash)) {
+      if (await store.hasPhoto(gallery, hash)) {
         summary.skipped++;
         bar.tick();
         continue;
@@ -363,9 +363,9 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
         continue;
       }
       if (found.faces.length > 1) summary.multipleFaces.push({ photo: p.path, faces: found.faces.length });
-      store.ensureIdentity(gallery, { externalId: p.identity });
+      await store.ensureIdentity(gallery, { externalId: p.identity });
       const [x, y, w, h] = face.box;
-      store.addFaces(gallery, [
+      await store.addFaces(gallery, [
         {
           identity: p.identity,
           face: {
@@ -383,7 +383,7 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
       bar.tick();
     }
     summary.identitiesAdded = touched.size;
-    const g = store.getGallery(gallery);
+    const g = await store.getGallery(gallery);
     summary.gallerySize = { identities: g.identities, faces: g.faces };
     if (values.json) {
       o.io.out(`${JSON.stringify(summary)}\n`);
@@ -427,12 +427,12 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
   const k = intOpt('identify', values.k, 'k', 5, 1000);
   const chosen = thresholdOpts('identify', values);
   const photo = positionals[0]!;
-  const store = await openExistingStore(str(values.db) ?? DEFAULT_DB_PATH);
+  const store = await openExistingStore(storeLocation(str(values.db)));
   let session: PipelineSession | null = null;
   try {
     // Everything that can fail without a pipeline fails before one is loaded.
-    const g = store.getGallery(gallery);
-    const rule = defaultDecision(store, g.modelId, chosen);
+    const g = await store.getGallery(gallery);
+    const rule = await defaultDecision(store, g.modelId, chosen);
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const bytes = await photoBytes(photo);
     session = await o.openPipeline(pipe);
@@ -475,12 +475,12 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
   const pipe = pipelineOpts('verify', values, o);
   if (positionals.length !== 2) throw new CosfaceError('BAD_INPUT', 'verify: give two photos: cosface verify <a> <b>');
   const chosen = thresholdOpts('verify', values);
-  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const dbPath = storeLocation(str(values.db));
   // The calibration lives in the database; without one, a raw --threshold still decides.
-  const store = existsSync(dbPath) ? await openStore(dbPath) : await openStore(':memory:');
+  const store = storeMayExist(dbPath) ? await openStore(dbPath) : await openStore(':memory:');
   let session: PipelineSession | null = null;
   try {
-    const rule = defaultDecision(store, CLI_MODEL_ID, chosen);
+    const rule = await defaultDecision(store, CLI_MODEL_ID, chosen);
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const [a, b] = positionals as [string, string];
     const bytes = [await photoBytes(a), await photoBytes(b)];
@@ -517,18 +517,18 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
 async function galleryCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const [sub, ...rest] = args;
   const { values, positionals } = parse(`gallery ${sub ?? ''}`.trim(), rest, { db: { type: 'string' }, json: { type: 'boolean' }, check: { type: 'boolean' } });
-  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const dbPath = storeLocation(str(values.db));
   const json = (x: unknown) => o.io.out(`${JSON.stringify(x)}\n`);
   if (sub === 'list') {
     if (positionals.length) throw new CosfaceError('BAD_INPUT', 'gallery list takes no names');
-    if (!existsSync(dbPath)) {
+    if (!storeMayExist(dbPath)) {
       if (values.json) json({ galleries: [] });
       else o.io.out(`no galleries (no database at ${dbPath})\n`);
       return;
     }
     const store = await openStore(dbPath);
     try {
-      const list = store.listGalleries();
+      const list = await store.listGalleries();
       if (values.json) json({ galleries: list });
       else if (list.length === 0) o.io.out('no galleries\n');
       else o.io.out(`${list.map((g) => `${g.name}: ${g.identities} identities, ${g.faces} faces (${g.modelId}, ${g.dimension}-d)`).join('\n')}\n`);
@@ -543,14 +543,14 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
   const store = await openExistingStore(dbPath);
   try {
     if (sub === 'delete') {
-      const g = store.getGallery(name);
+      const g = await store.getGallery(name);
       await store.deleteGallery(name);
       if (values.json) json({ deleted: name, identities: g.identities, faces: g.faces });
       else o.io.out(`deleted gallery "${name}" (${g.identities} identities, ${g.faces} faces)\n`);
       return;
     }
-    const s = store.galleryStats(name);
-    const check = values.check ? store.checkConsistency(name) : undefined;
+    const s = await store.galleryStats(name);
+    const check = values.check ? await store.checkConsistency(name) : undefined;
     if (values.json) {
       json({ ...s, ...(check ? { consistency: check } : {}) });
       return;
@@ -607,7 +607,7 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
   if (values['all-pairs'] && new Set(who).size < 2) {
     throw new CosfaceError('BAD_INPUT', `calibrate --all-pairs labels images by their folder (one per person, as in LFW), but all ${images.length} images are in one folder`);
   }
-  const dbPath = str(values.db) ?? DEFAULT_DB_PATH;
+  const dbPath = storeLocation(str(values.db));
   const session = await o.openPipeline(pipe);
   let emb: Awaited<ReturnType<typeof embedLfwImages>>;
   try {
@@ -637,10 +637,10 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
   const noFace = [...emb.entries()].filter(([, e]) => e.source === 'fallback').map(([p]) => p);
   const store = await openStore(dbPath);
   try {
-    const c = store.calibrateModel(CLI_MODEL_ID, scored);
+    const c = await store.calibrateModel(CLI_MODEL_ID, scored);
     const out = {
       model: CLI_MODEL_ID,
-      db: resolve(dbPath),
+      db: describeLocation(dbPath),
       source,
       genuinePairs: c.genuinePairs,
       impostorPairs: c.impostorPairs,
@@ -677,10 +677,15 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
     pad: { type: 'string' },
     calibration: { type: 'string' },
     db: { type: 'string' },
+    'gallery-db': { type: 'string' },
+    search: { type: 'string' },
     json: { type: 'boolean' },
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `eval orl: unexpected argument '${positionals[0]}'`);
+  const search = str(values.search) ?? 'exact';
+  if (search !== 'exact' && search !== 'index') throw new CosfaceError('BAD_INPUT', `eval orl: --search must be exact or index, got '${search}'`);
+  const galleryDb = str(values['gallery-db']);
   const pipe = pipelineOpts('eval orl', values, o);
   const data = str(values.data);
   if (!data) throw new CosfaceError('BAD_INPUT', 'eval orl: --data <dir> is required (the folder with identities.csv or att_faces/)');
@@ -692,7 +697,7 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
   const calibration = str(values.calibration) ?? 'enrolled';
   if (calibration !== 'enrolled' && calibration !== 'stored') throw new CosfaceError('BAD_INPUT', `eval orl: --calibration must be enrolled or stored, got '${calibration}'`);
   const images = await listOrlImages(data);
-  const store = calibration === 'stored' ? await openExistingStore(str(values.db) ?? DEFAULT_DB_PATH) : null;
+  const store = calibration === 'stored' ? await openExistingStore(storeLocation(str(values.db))) : null;
   try {
     const session = await o.openPipeline(pipe);
     let emb;
@@ -702,15 +707,22 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
     } finally {
       await session.close();
     }
-    const r = await scoreOrl(images, emb, { ...chosen, holdOut, calibration: store ? { store, modelId: CLI_MODEL_ID } : 'enrolled' });
+    const r = await scoreOrl(images, emb, {
+      ...chosen,
+      holdOut,
+      calibration: store ? { store, modelId: CLI_MODEL_ID } : 'enrolled',
+      search,
+      ...(galleryDb ? { galleryDb } : {}),
+    });
     if (values.json) {
-      o.io.out(`${JSON.stringify({ ...r, pad })}\n`);
+      o.io.out(`${JSON.stringify({ ...r, pad, search, galleryDb: galleryDb ? describeLocation(galleryDb) : ':memory:' })}\n`);
       return;
     }
     const s = r.openSet;
     const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
     const lines = [
       `ORL: ${r.images} images of ${r.subjects} subjects (grey replicated to RGB, padded ${pad}x before detection); no face detected: ${r.noFace.count}`,
+      `galleries in ${galleryDb ? describeLocation(galleryDb) : 'memory (SQLite)'}, ${search} search`,
       `closed set: enrolled shots ${r.enrollShots.join(',')}, ${r.closedSet.probes} probes: rank-1 ${pct(r.closedSet.rank1)} (${r.closedSet.correct}/${r.closedSet.probes})`,
       ...r.closedSet.misses.map((m) => `  miss: ${m.probe} (${m.subject}) -> ${m.got} ${m.score.toFixed(4)}`),
       `open set: ${s.holdOutSubjects.length} subjects held out (${s.holdOutSubjects[0]}..${s.holdOutSubjects[s.holdOutSubjects.length - 1]}), ${s.enrolledSubjects} enrolled; ` +
@@ -735,9 +747,15 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     'ef-construction': { type: 'string' },
     queries: { type: 'string' },
     cache: { type: 'string' },
+    db: { type: 'string' },
+    'shared-index': { type: 'boolean' },
     json: { type: 'boolean' },
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `bench search: unexpected argument '${positionals[0]}'`);
+  const pgLocation = str(values.db);
+  if (pgLocation !== undefined && parseLocation(pgLocation).kind === 'sqlite') {
+    throw new CosfaceError('BAD_INPUT', 'bench search: --db takes a Postgres location (pglite:<dir> or postgres://...) to run pgvector beside hnswlib');
+  }
   const list = (v: string | boolean | undefined, name: string) =>
     v === undefined ? undefined : String(v).split(',').map((s) => intOpt('bench search', s.trim(), name, 1, 100_000_000));
   const { benchSearch, formatSearchBench } = await import('../bench/search-bench.js');
@@ -748,6 +766,7 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 200, 100_000),
     queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
     cacheDir: str(values.cache),
+    ...(pgLocation ? { pg: { location: pgLocation, sharedIndexCheck: values['shared-index'] === true } } : {}),
     log: (s) => o.io.err(`${s}\n`),
   });
   o.io.out(values.json ? `${JSON.stringify(r)}\n` : `${formatSearchBench(r)}\n`);

@@ -1,4 +1,4 @@
-// Opens the SQLite database (better-sqlite3, WAL) and brings its schema up to date from migrations/.
+// Opens the SQLite database (better-sqlite3, WAL) and brings its schema up to date from migrations/sqlite.
 import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
@@ -25,11 +25,14 @@ export interface OpenedDb {
   db: Db;
 }
 
-/** The migrations folder ships next to src/ (and next to dist/src/ after a build), so walk up to it. */
-export function migrationsFolder(): string {
+/**
+ * A dialect's migrations folder (migrations/sqlite, migrations/pg). migrations/ ships next to src/
+ * (and next to dist/src/ after a build), so walk up to it.
+ */
+export function migrationsFolder(dialect: 'sqlite' | 'pg' = 'sqlite'): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, 'migrations');
+    const candidate = join(dir, 'migrations', dialect);
     if (existsSync(join(candidate, 'meta', '_journal.json'))) return candidate;
     dir = dirname(dir);
   }

@@ -214,6 +214,13 @@ export interface OrlProtocol {
    * all pairs of enrolled images; a Store uses the model's stored calibration (cosface calibrate).
    */
   calibration?: 'enrolled' | { store: Store; modelId: string };
+  /**
+   * Where the evaluation galleries are built: a store location (a SQLite path, pglite:<dir>,
+   * postgres://...); default an in-memory SQLite store. The galleries are removed afterwards.
+   */
+  galleryDb?: string;
+  /** 'exact' (default): every probe scans the gallery exactly; 'index': through the vector index (HNSW). */
+  search?: 'exact' | 'index';
 }
 
 export interface OrlOpenSet {
@@ -249,13 +256,34 @@ export interface OrlReport {
 
 const MODEL_ID = 'mobilefacenet-arcface';
 
-/** Enrolls the given images into a fresh in-memory gallery (exact search), one identity per subject. */
-async function galleryOf(images: readonly OrlImage[], emb: Map<string, OrlEmbedding>): Promise<Store> {
-  const store = await openStore(':memory:');
-  store.createGallery('orl', { modelId: MODEL_ID, dimension: 128 });
-  for (const s of new Set(images.map((i) => i.subject))) store.addIdentity('orl', { externalId: s });
-  store.addFaces('orl', images.map((im) => ({ identity: im.subject, face: { embedding: emb.get(im.path)!.embedding, photoPath: im.path } })));
-  return store;
+/** The evaluation gallery's name in its store. */
+const GALLERY = 'orl-eval';
+
+/**
+ * Enrolls the given images into a fresh gallery, one identity per subject: in memory, or in the
+ * store at `p.galleryDb` (replacing an earlier evaluation gallery there). Closing the store it
+ * returns removes the gallery again.
+ */
+async function galleryOf(images: readonly OrlImage[], emb: Map<string, OrlEmbedding>, p: OrlProtocol): Promise<Store> {
+  const store = await openStore(p.galleryDb ?? ':memory:', p.search === 'index' ? { exactBelow: 0 } : {});
+  try {
+    await store.deleteGallery(GALLERY).catch((e: unknown) => {
+      if (!(e instanceof CosfaceError && e.code === 'GALLERY_NOT_FOUND')) throw e;
+    });
+    await store.createGallery(GALLERY, { modelId: MODEL_ID, dimension: 128 });
+    for (const s of new Set(images.map((i) => i.subject))) await store.addIdentity(GALLERY, { externalId: s });
+    await store.addFaces(GALLERY, images.map((im) => ({ identity: im.subject, face: { embedding: emb.get(im.path)!.embedding, photoPath: im.path } })));
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const close = store.close.bind(store);
+  return Object.assign(store, {
+    close: async () => {
+      if (p.galleryDb) await store.deleteGallery(GALLERY).catch(() => undefined);
+      await close();
+    },
+  });
 }
 
 function dot(a: Float32Array, b: Float32Array): number {
@@ -290,11 +318,12 @@ export async function scoreOrl(images: readonly OrlImage[], emb: Map<string, Orl
   }
 
   // Closed set: every subject enrolled, every probe identified, the top candidate must be right.
-  const closed = await galleryOf(enrolled, emb);
+  const closed = await galleryOf(enrolled, emb, p);
+  const exact = p.search !== 'index';
   const misses: OrlReport['closedSet']['misses'] = [];
   try {
     for (const pr of probes) {
-      const r = await closed.identify('orl', emb.get(pr.path)!.embedding, { k: 1, exact: true });
+      const r = await closed.identify(GALLERY, emb.get(pr.path)!.embedding, { k: 1, exact });
       const top = r.candidates[0]!;
       if (top.identity !== pr.subject) misses.push({ probe: pr.path, subject: pr.subject, got: top.identity, score: top.score });
     }
@@ -330,24 +359,24 @@ export async function scoreOrl(images: readonly OrlImage[], emb: Map<string, Orl
       thresholdSource = `calibrated on all ${cal.genuinePairs + cal.impostorPairs} pairs of the enrolled images (${cal.impostorPairs} impostor)`;
       calib = { genuinePairs: cal.genuinePairs, impostorPairs: cal.impostorPairs, unsupported: cal.unsupported };
     } else {
-      const hit = c.store.thresholds(c.modelId).find((r) => Math.abs(r.far - far!) <= 1e-9 * far!);
+      const hit = (await c.store.thresholds(c.modelId)).find((r) => Math.abs(r.far - far!) <= 1e-9 * far!);
       if (!hit) throw new CosfaceError('NOT_CALIBRATED', `ORL: no stored threshold at FAR ${far} for model "${c.modelId}" (run cosface calibrate)`);
       threshold = hit.threshold;
       thresholdSource = `stored calibration of ${c.modelId} (${hit.impostorPairs} impostor pairs)`;
     }
   }
-  const open = await galleryOf(openEnrolled, emb);
+  const open = await galleryOf(openEnrolled, emb, p);
   let falseAccepts = 0;
   let correctAccepts = 0;
   const heldOutProbes = images.filter((im) => heldOut.has(im.subject));
   const enrolledProbes = probes.filter((im) => !heldOut.has(im.subject));
   try {
     for (const pr of heldOutProbes) {
-      const r = await open.identify('orl', emb.get(pr.path)!.embedding, { k: 1, exact: true, threshold });
+      const r = await open.identify(GALLERY, emb.get(pr.path)!.embedding, { k: 1, exact, threshold });
       if (r.match) falseAccepts++;
     }
     for (const pr of enrolledProbes) {
-      const r = await open.identify('orl', emb.get(pr.path)!.embedding, { k: 1, exact: true, threshold });
+      const r = await open.identify(GALLERY, emb.get(pr.path)!.embedding, { k: 1, exact, threshold });
       if (r.match?.identity === pr.subject) correctAccepts++;
     }
   } finally {

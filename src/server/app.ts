@@ -1,15 +1,11 @@
 // The HTTP API as a Hono app: request ids and logs, authentication, one error handler, and the
 // resource sub-apps. Tests call it with app.request(); server.ts puts it on a socket.
 import { busyError } from '../db/busy.js';
-import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { routePath } from 'hono/route';
 import { z } from 'zod';
-import { openDatabase } from '../db/open-db.js';
-import { DEFAULT_EMBEDDER_ID, packageRoot } from '../embedder.js';
+import { DEFAULT_EMBEDDER_ID } from '../model-id.js';
 import { CosfaceError, type ErrorCode } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { ApiKeys } from './api-keys.js';
@@ -24,7 +20,9 @@ import { DEFAULT_LIMITS, route, type Limits } from './route-spec.js';
 import { galleryRoutes } from './routes/galleries.js';
 import { keyRoutes } from './routes/keys.js';
 import { searchRoutes } from './routes/search.js';
+import { webAppRoutes, type WebAppFiles } from './routes/web-app.js';
 import * as s from './schemas.js';
+import { VERSION } from './version.js';
 
 export interface LogEntry {
   time: string;
@@ -40,7 +38,7 @@ export interface LogEntry {
 }
 
 export interface CreateAppOptions {
-  /** A store on a file database (the server keeps a second connection for API keys). */
+  /** The store (galleries, faces, API keys). */
   store: Store;
   /** The face pipeline, or a function that makes it on first use (image routes only need it). */
   pipeline: PhotoPipeline | (() => Promise<PhotoPipeline>);
@@ -56,12 +54,14 @@ export interface CreateAppOptions {
   engine?: EngineInfo | null;
   /** One entry per request; default: a JSON line on stdout; false: none. */
   log?: ((entry: LogEntry) => void) | false;
+  /** The browser page at /app and the files it runs (nodeWebAppFiles() in Node); without it there is no /app. */
+  webApp?: WebAppFiles;
   /** Cross-request batching of photos for the pipeline. */
   batch?: { windowMs?: number; maxBatch?: number; maxQueue?: number };
 }
 
 export type CosfaceApp = Hono<AppEnv> & {
-  /** Closes the app's own database connection and the pipeline it loaded. The store stays open. */
+  /** Closes the pipeline the app loaded. The store stays open. */
   close(): Promise<void>;
   readonly deps: ServerDeps;
 };
@@ -69,27 +69,24 @@ export type CosfaceApp = Hono<AppEnv> & {
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export function packageVersion(): string {
-  return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  return VERSION;
 }
 
 export function createApp(opts: CreateAppOptions): CosfaceApp {
   if (!opts || !opts.store) throw new CosfaceError('BAD_INPUT', 'createApp: store is required');
-  if (!opts.store.dbPath) throw new CosfaceError('BAD_INPUT', 'createApp: the store must be on a file database (API keys and reads share it)');
   const auth = opts.auth ?? 'keys';
   if (auth !== 'keys' && auth !== 'disabled') throw new CosfaceError('BAD_INPUT', `createApp: auth must be 'keys' or 'disabled', got '${String(auth)}'`);
   const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   for (const [k, v] of Object.entries(limits)) {
     if (!Number.isInteger(v) || v < 1) throw new CosfaceError('BAD_INPUT', `createApp: limits.${k} must be a positive integer`);
   }
-  const log = opts.log === false ? () => undefined : (opts.log ?? ((e: LogEntry) => process.stdout.write(JSON.stringify(e) + '\n')));
+  const log = opts.log === false ? () => undefined : (opts.log ?? ((e: LogEntry) => console.log(JSON.stringify(e))));
   const metrics = new Metrics();
   const p = opts.pipeline;
   const finder = new FaceFinder(typeof p === 'function' ? p : async () => p, { ...opts.batch, metrics });
-  const db = openDatabase(opts.store.dbPath);
   const deps: ServerDeps = {
     store: opts.store,
-    db,
-    keys: auth === 'keys' ? new ApiKeys(db) : null,
+    keys: auth === 'keys' ? ApiKeys.of(opts.store) : null,
     finder,
     metrics,
     limits,
@@ -104,7 +101,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   // Request id and one log line per request (with the error code when there is one).
   app.use('*', async function requestLog(c, next) {
     const incoming = c.req.header('x-request-id');
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
     c.set('requestId', requestId);
     c.header('X-Request-Id', requestId);
     const t0 = performance.now();
@@ -139,7 +136,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
     else if (e instanceof HTTPException && e.status < 500) err = new CosfaceError('BAD_INPUT', e.message || `HTTP ${e.status}`);
     else {
       // A bug or an unforeseen failure: log the stack under the request id, tell the client only the id.
-      process.stderr.write(`[${c.get('requestId')}] ${(e as Error).stack ?? String(e)}\n`);
+      console.error(`[${c.get('requestId')}] ${(e as Error).stack ?? String(e)}`);
       err = new CosfaceError('INTERNAL', `internal error (request ${c.get('requestId')})`);
     }
     c.set('error' as never, { code: err.code, message: err.message } as never);
@@ -185,7 +182,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
       },
       limits,
     ),
-    (c) => {
+    async (c) => {
       const visible = visibleGalleries(c.get('principal'));
       return c.json({
         version: deps.version,
@@ -195,7 +192,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
         scorer: store.scorerName,
         auth,
         pipelineLoaded: finder.loaded,
-        galleries: store.listGalleries().filter((g) => visible === null || visible.includes(g.name)).map(galleryJson),
+        galleries: (await store.listGalleries()).filter((g) => visible === null || visible.includes(g.name)).map(galleryJson),
       });
     },
   );
@@ -206,9 +203,9 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
       { tag: 'meta', summary: 'Prometheus metrics: requests, latencies, faces embedded, batch sizes, gallery sizes', access: 'admin', response: { status: 200, description: 'text/plain; version=0.0.4' }, errors: [] },
       limits,
     ),
-    (c) => {
+    async (c) => {
       c.header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
-      return c.body(metrics.render(store.listGalleries()));
+      return c.body(metrics.render(await store.listGalleries()));
     },
   );
 
@@ -229,12 +226,12 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   app.route('/v1/galleries', galleryRoutes(deps));
   app.route('/v1', searchRoutes(deps));
   app.route('/v1/keys', keyRoutes(deps));
+  if (opts.webApp) app.route('/', webAppRoutes(opts.webApp, limits));
 
   return Object.assign(app, {
     deps,
     async close() {
       await finder.dispose();
-      deps.db.sqlite.close();
     },
   });
 }

@@ -28,7 +28,7 @@ export function authenticate(keys: ApiKeys | null): MiddlewareHandler<AppEnv> {
     }
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m) throw new CosfaceError('UNAUTHORIZED', 'the Authorization header must be "Bearer <key>"');
-    const info = keys.lookup(m[1]!);
+    const info = await keys.lookup(m[1]!);
     if (!info) throw new CosfaceError('UNAUTHORIZED', 'unknown or revoked API key');
     c.set('principal', info.gallery === null ? { kind: 'admin', keyId: info.id } : { kind: 'gallery', keyId: info.id, gallery: info.gallery });
     return next();

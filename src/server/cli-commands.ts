@@ -2,17 +2,18 @@
 // `cosface keys create|list|revoke`.
 import { parseArgs } from 'node:util';
 import { CosfaceError } from '../errors.js';
+import { openStore, storeLocation } from '../store/index.js';
 import { ApiKeys } from './api-keys.js';
 import { parseServeArgs, SERVE_USAGE } from './main.js';
-import { DEFAULT_DB, serveCommand } from './server.js';
+import { serveCommand } from './server.js';
 
-export const KEYS_USAGE = `cosface keys create [--gallery <name>] [--name <label>] [--db <path>] [--json]   prints the key once; no --gallery: an admin key
-cosface keys list [--db <path>] [--json]
-cosface keys revoke <id> [--db <path>]`;
+export const KEYS_USAGE = `cosface keys create [--gallery <name>] [--name <label>] [--db <path|url>] [--json]   prints the key once; no --gallery: an admin key
+cosface keys list [--db <path|url>] [--json]
+cosface keys revoke <id> [--db <path|url>]`;
 
 export const SERVER_USAGE = [
-  '  cosface serve [--db <path>] [--port 8080] [--host 127.0.0.1] [--backend auto|webgpu|wasm] [--no-auth]   HTTP API; docs at /docs',
-  '  cosface keys create [--gallery <name>] [--name <label>] | list | revoke <id>   [--db <path>] [--json]   API keys',
+  '  cosface serve [--db <path|url>] [--port 8080] [--host 127.0.0.1] [--backend auto|webgpu|wasm] [--no-auth]   HTTP API; docs at /docs',
+  '  cosface keys create [--gallery <name>] [--name <label>] | list | revoke <id>   [--db <path|url>] [--json]   API keys',
 ];
 
 export async function serveCli(args: string[]): Promise<void> {
@@ -37,25 +38,26 @@ export async function keysCli(args: string[]): Promise<void> {
     throw new CosfaceError('BAD_INPUT', `${(e as Error).message}\n\n${KEYS_USAGE}`);
   }
   const { values, positionals } = parsed;
-  const keys = ApiKeys.open(String(values.db ?? DEFAULT_DB));
+  const store = await openStore(storeLocation(values.db === undefined ? undefined : String(values.db)));
+  const keys = ApiKeys.of(store);
   const out = (human: string, data: unknown) => process.stdout.write(values.json ? `${JSON.stringify(data)}\n` : `${human}\n`);
   try {
     if (sub === 'create') {
       const gallery = values.gallery === undefined ? null : String(values.gallery);
-      const k = keys.create({ name: String(values.name ?? (gallery ? `key for ${gallery}` : 'admin')), gallery });
+      const k = await keys.create({ name: String(values.name ?? (gallery ? `key for ${gallery}` : 'admin')), gallery });
       out(`${k.key}\n(key ${k.id} "${k.name}" for ${gallery ? `gallery "${gallery}"` : 'every gallery (admin)'}; shown once, only its hash is stored)`, k);
     } else if (sub === 'list') {
-      const list = keys.list();
+      const list = await keys.list();
       out(list.map((k) => `${k.id}\t${k.name}\t${k.gallery ?? '(admin)'}\t${k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : 'live'}`).join('\n') || '(no keys)', list);
     } else if (sub === 'revoke') {
       const id = Number(positionals[0]);
       if (!Number.isSafeInteger(id) || id < 1) throw new CosfaceError('BAD_INPUT', `keys revoke: give the key id (see cosface keys list)\n\n${KEYS_USAGE}`);
-      const k = keys.revoke(id);
+      const k = await keys.revoke(id);
       out(`revoked key ${k.id} "${k.name}"`, k);
     } else {
       throw new CosfaceError('BAD_INPUT', `keys: unknown subcommand '${sub ?? ''}'\n\n${KEYS_USAGE}`);
     }
   } finally {
-    keys.close();
+    await store.close();
   }
 }

@@ -19,6 +19,17 @@ export const bool = () =>
 
 const BASE64 = /^[A-Za-z0-9+/\-_]*={0,2}$/;
 
+/** Bytes of base64 or base64url text (already checked against BASE64), without Node's Buffer. */
+function base64Bytes(b64: string): Uint8Array {
+  let t = b64.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
+  // A dangling single character carries no whole byte (Buffer ignores it too).
+  if (t.length % 4 === 1) t = t.slice(0, -1);
+  const bin = atob(t + '='.repeat((4 - (t.length % 4)) % 4));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
 /**
  * An image: a file part in multipart bodies, or base64 text (optionally a data: URL) in JSON bodies.
  * Output: the bytes. Whether they are an image is the decoder's call (BAD_IMAGE).
@@ -35,7 +46,7 @@ export const image = z
           ctx.addIssue({ code: 'custom', message: 'not base64 (send the image bytes base64-encoded, or a multipart file part)' });
           return z.NEVER;
         }
-        return new Uint8Array(Buffer.from(b64, 'base64'));
+        return base64Bytes(b64);
       }),
   ])
   .meta({ id: 'Image', type: 'string', format: 'byte', description: 'A JPEG, PNG or WebP photo: base64 text in JSON bodies, a file part in multipart bodies' });

@@ -7,9 +7,12 @@ import { createBackend, parseBackendChoice } from '../engine.js';
 import { CosfaceError } from '../errors.js';
 import { createFacePipeline } from '../pipeline/face-pipeline.js';
 import { withReferenceFallback } from '../pipeline/reference-backend.js';
-import { openStore, type Store } from '../store/store.js';
-import { ApiKeys } from './api-keys.js';
+import { openStore, storeLocation, type Store } from '../store/index.js';
+import { ApiKeys, ensureAdminKey, type CreatedApiKey } from './api-keys.js';
+
+export { ensureAdminKey } from './api-keys.js';
 import { createApp, type CosfaceApp, type CreateAppOptions } from './app.js';
+import { nodeWebAppFiles } from './web-app-files.js';
 
 export const DEFAULT_DB = 'cosface.db';
 export const DEFAULT_PORT = 8080;
@@ -45,19 +48,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/**
- * Makes sure the database has an admin key: installs `adminKey` (from COSFACE_ADMIN_KEY) when given,
- * else creates one when none exists and returns it (its only showing).
- */
-export function ensureAdminKey(keys: ApiKeys, adminKey: string | undefined): string | null {
-  if (adminKey !== undefined && adminKey !== '') {
-    keys.adopt(adminKey, { name: 'admin (COSFACE_ADMIN_KEY)', gallery: null });
-    return null;
-  }
-  if (keys.hasAdminKey()) return null;
-  return keys.create({ name: 'admin (created on first start)', gallery: null }).key;
-}
-
 export async function startServer(o: StartServerOptions = {}): Promise<RunningServer> {
   const port = o.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CosfaceError('BAD_INPUT', `port must be an integer in [0, 65535], got ${String(port)}`);
@@ -66,7 +56,7 @@ export async function startServer(o: StartServerOptions = {}): Promise<RunningSe
   const notice = o.notice ?? ((l: string) => process.stderr.write(l + '\n'));
   const backendChoice = parseBackendChoice(o.backend ?? 'auto');
 
-  const store = await openStore(o.db ?? DEFAULT_DB, {
+  const store = await openStore(storeLocation(o.db), {
     onIndexEvent: (e) => notice(`index ${e.kind} ${JSON.stringify(e)}`),
   });
   let backend: Backend | null = null;
@@ -74,12 +64,7 @@ export async function startServer(o: StartServerOptions = {}): Promise<RunningSe
   try {
     let createdAdminKey: string | null = null;
     if (auth === 'keys') {
-      const keys = ApiKeys.open(store.dbPath!);
-      try {
-        createdAdminKey = ensureAdminKey(keys, o.adminKey ?? process.env.COSFACE_ADMIN_KEY);
-      } finally {
-        keys.close();
-      }
+      createdAdminKey = await ensureAdminKey(ApiKeys.of(store), o.adminKey ?? process.env.COSFACE_ADMIN_KEY);
       if (createdAdminKey) {
         notice(`Admin API key (shown once, only its hash is stored; set COSFACE_ADMIN_KEY to choose your own):\n  ${createdAdminKey}`);
       }
@@ -96,6 +81,7 @@ export async function startServer(o: StartServerOptions = {}): Promise<RunningSe
       pipeline,
       auth,
       engine: { backend: backend.name, adapter: backend.describe() },
+      webApp: nodeWebAppFiles(),
       ...(o.log !== undefined ? { log: o.log } : {}),
       ...(o.limits ? { limits: o.limits } : {}),
     });
@@ -162,4 +148,18 @@ export async function serveCommand(o: StartServerOptions = {}): Promise<void> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
+}
+
+/**
+ * Creates an API key in a store's database and returns it with its value (shown once): for the CLI
+ * (`cosface keys create`) and for scripts. `store` may be a location (it is opened and closed).
+ * `gallery` omitted or null: an admin key.
+ */
+export async function createApiKey(store: Store | string, o: { name?: string; gallery?: string | null } = {}): Promise<CreatedApiKey> {
+  const s = typeof store === 'string' ? await openStore(store) : store;
+  try {
+    return await ApiKeys.of(s).create({ name: o.name ?? (o.gallery ? `key for ${o.gallery}` : 'admin'), gallery: o.gallery ?? null });
+  } finally {
+    if (s !== store) await s.close();
+  }
 }

@@ -1,9 +1,11 @@
 // Public surface of the face store (library users and the CLI import from here).
 export {
-  openStore,
   Store,
   DEFAULT_HNSW,
+  effectiveEf,
   type StoreOptions,
+  type StoreParts,
+  type StoreBackend,
   type IndexEvent,
   type CreateGalleryOptions,
   type GalleryInfo,
@@ -12,6 +14,7 @@ export {
   type IdentityInfo,
   type FaceInput,
   type FaceInfo,
+  type StoredFace,
   type IdentifyOptions,
   type IdentifyResult,
   type IdentifyCandidate,
@@ -22,6 +25,9 @@ export {
   type FaceBox,
   type FaceKeypoints,
 } from './store.js';
+export { openStore, storeLocation, parseLocation, storeMayExist, describeLocation, DEFAULT_DB } from './open-store.js';
+export type { MetaStore } from './meta.js';
+export type { VectorIndex, VectorSearch, VectorSearchOptions, VectorIndexStats } from './vector-index.js';
 export { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair, type FarThreshold, type UnsupportedFar } from './thresholds.js';
 export { scoreExactTs, type ExactScorer } from './exact-scorer.js';
 export { defaultScorer } from './default-scorer.js';

@@ -1,42 +1,21 @@
-// The face store: galleries of identities and their face embeddings in SQLite (the source of
-// truth), one HNSW index per gallery (derived state), 1:N identify and 1:1 verify with calibrated
-// open-set thresholds.
-import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+// The face store: galleries of identities and their face embeddings in a database (the source of
+// truth: SQLite or PostgreSQL, meta.ts), a vector index per backend (hnswlib graphs derived from
+// SQLite, or pgvector inside Postgres: vector-index.ts), 1:N identify and 1:1 verify with
+// calibrated open-set thresholds. Validation, error codes, re-ranking and decisions live here, the
+// same for every backend; open-store.ts picks the backend from a location.
 import { CosfaceError } from '../errors.js';
-import { openDatabase, type Db, type OpenedDb } from '../db/open-db.js';
-import {
-  faces,
-  galleries,
-  identities,
-  modelThresholds,
-  type FaceBox,
-  type FaceKeypoints,
-  type GalleryRow,
-  type IdentityRow,
-} from '../db/schema.js';
-import { blobToEmbedding, embeddingToBlob, toUnitVector } from './embedding.js';
-import { defaultScorer } from './default-scorer.js';
+import { toUnitVector } from './embedding.js';
 import type { ExactScorer } from './exact-scorer.js';
-import {
-  adoptRebuiltSnapshot,
-  buildFromDatabase,
-  catchUp,
-  catchUpExternal,
-  openGalleryIndex,
-  rebuildInBackground,
-  removeIndexFiles,
-  type BackgroundRebuild,
-  type GalleryIndex,
-  type IndexedGallery,
-} from './gallery-index.js';
-import { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair } from './thresholds.js';
-import { VectorMatrix } from './vector-matrix.js';
+import type { CandidateRecord, GalleryRecord, IdentityRecord, MetaStore, ThresholdRecord } from './meta.js';
 import { checkExternalId, checkGalleryName } from './names.js';
+import { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair } from './thresholds.js';
+import type { IndexConsistency, ScoredFace, VectorIndex, VectorIndexStats } from './vector-index.js';
+import type { FaceBox, FaceKeypoints } from '../db/schema.js';
+import type { IndexEvent } from './sqlite/hnsw-vector-index.js';
 
 export type { FaceBox, FaceKeypoints } from '../db/schema.js';
 export type { ExactScorer } from './exact-scorer.js';
+export type { IndexEvent } from './sqlite/hnsw-vector-index.js';
 export type { Calibration, ScoredPair } from './thresholds.js';
 
 /**
@@ -79,13 +58,6 @@ export interface StoreOptions {
   /** Index lifecycle events (opened, rebuilt, swapped, failed), for logs. */
   onIndexEvent?: (e: IndexEvent) => void;
 }
-
-export type IndexEvent =
-  | { kind: 'opened'; gallery: string; how: 'snapshot' | 'rebuilt'; reason?: string; replayed: number; deletesApplied: number }
-  | { kind: 'checkpoint'; gallery: string; lastFaceId: number; bytes: number }
-  | { kind: 'rebuild-started'; gallery: string; deletedFraction: number }
-  | { kind: 'rebuild-swapped'; gallery: string; size: number; replayed: number }
-  | { kind: 'rebuild-failed'; gallery: string; error: string };
 
 export interface CreateGalleryOptions {
   modelId: string;
@@ -198,127 +170,75 @@ export interface VerifyResult {
 
 export interface GalleryStats extends GalleryInfo {
   deletedFaces: number;
-  index: {
-    size: number;
-    live: number;
-    deleted: number;
-    capacity: number;
-    snapshotLastFaceId: number | null;
-    snapshotBytes: number | null;
-    unsavedChanges: number;
-    rebuilding: boolean;
-  };
+  index: VectorIndexStats;
 }
 
-export interface ConsistencyReport {
-  dbLive: number;
-  indexLive: number;
-  /** Live faces in the database the index does not return. */
-  missingFromIndex: number[];
-  /** Faces the index would return that are deleted or absent in the database. */
-  extraInIndex: number[];
-  /** Faces whose index vector differs from the database vector (max abs diff > 1e-6). */
-  vectorMismatches: number[];
-}
+export type ConsistencyReport = IndexConsistency;
 
-interface CandidateRow {
-  faceId: number;
-  identityId: number;
-  embedding: Buffer;
-  externalId: string;
-  displayName: string | null;
-}
-
-interface LoadedGallery {
-  index: GalleryIndex;
-  /** Every live face of the gallery with an id up to this one is in the index (see syncWithOtherWriters). */
-  syncedId: number;
-  matrix: VectorMatrix | null;
-  rebuild: { job: BackgroundRebuild; done: Promise<void> } | null;
+/** A face as stored (without its vector). */
+export interface StoredFace {
+  id: number;
+  identity: string;
+  box: FaceBox | null;
+  keypoints: FaceKeypoints | null;
+  quality: number | null;
+  photoHash: string | null;
+  createdAt: Date;
 }
 
 const MAX_K = 1000;
 
+/** Where a store lives and how it is built: the parts behind the Store API. */
+export interface StoreParts {
+  meta: MetaStore;
+  index: VectorIndex;
+  /** 'sqlite' or 'postgres'. */
+  backend: StoreBackend;
+  /** The location as given (a path, ':memory:', pglite:<dir> or a postgres URL with the password hidden). */
+  location: string;
+  /** Absolute SQLite path; null for in-memory and Postgres stores. */
+  dbPath: string | null;
+  indexDir: string | null;
+  scorer: ExactScorer;
+  scorerName: string;
+  exactBelow: number;
+  /** Closes what the backend opened besides meta (a PGlite instance, a connection pool). */
+  closeBackend?: () => Promise<void>;
+}
+
+export type StoreBackend = 'sqlite' | 'postgres';
+
 export class Store {
-  private readonly loaded = new Map<number, LoadedGallery>();
-  /** SQLite's data_version when the loaded indexes were last caught up with other processes' commits. */
-  private dataVersion = -1;
   private closed = false;
+  /** The metadata repository (API keys and other server-side records use it). */
+  readonly meta: MetaStore;
+  readonly index: VectorIndex;
+  readonly backend: StoreBackend;
+  readonly location: string;
+  /** Absolute SQLite database path, or null (in-memory SQLite, Postgres). */
+  readonly dbPath: string | null;
+  readonly indexDir: string | null;
+  /** Which exact scorer this store uses, for people ('custom' when one was given). */
+  readonly scorerName: string;
   private readonly scorer: ExactScorer;
   private readonly exactBelow: number;
-  private readonly checkpointEvery: number;
-  private readonly rebuildFraction: number;
-  private readonly rebuildMinDeleted: number;
-  /** Hot-path queries prepared once: building a drizzle query costs more than running it. */
-  private readonly q;
 
-  constructor(
-    private readonly opened: OpenedDb,
-    /** Absolute database path, or null for an in-memory database. */
-    readonly dbPath: string | null,
-    readonly indexDir: string | null,
-    private readonly opts: StoreOptions,
-    scorer: ExactScorer,
-    /** Which exact scorer this store uses, for people ('custom' when one was given). */
-    readonly scorerName: string,
-  ) {
-    this.scorer = scorer;
-    this.exactBelow = opts.exactBelow ?? 2000;
-    this.checkpointEvery = opts.checkpointEvery ?? 10_000;
-    this.rebuildFraction = opts.rebuildDeletedFraction ?? 0.25;
-    this.rebuildMinDeleted = opts.rebuildMinDeleted ?? 64;
-    const db = opened.db;
-    const ph = sql.placeholder;
-    this.q = {
-      galleryByName: db.select().from(galleries).where(eq(galleries.name, ph('name'))).prepare(),
-      liveIdentity: db
-        .select()
-        .from(identities)
-        .where(and(eq(identities.galleryId, ph('galleryId')), eq(identities.externalId, ph('externalId')), isNull(identities.deletedAt)))
-        .prepare(),
-      insertFace: db
-        .insert(faces)
-        .values({
-          galleryId: ph('galleryId'),
-          identityId: ph('identityId'),
-          photoPath: ph('photoPath'),
-          photoHash: ph('photoHash'),
-          box: ph('box'),
-          keypoints: ph('keypoints'),
-          quality: ph('quality'),
-          embedding: ph('embedding'),
-          createdAt: ph('createdAt'),
-        })
-        .returning({ id: faces.id })
-        .prepare(),
-      insertIdentity: db
-        .insert(identities)
-        .values({
-          galleryId: ph('galleryId'),
-          externalId: ph('externalId'),
-          displayName: ph('displayName'),
-          metadata: ph('metadata'),
-          createdAt: ph('createdAt'),
-        })
-        .returning()
-        .prepare(),
-      // json_each keeps one prepared statement for any number of candidate ids.
-      candidates: opened.sqlite.prepare(
-        `SELECT f.id AS faceId, f.identity_id AS identityId, f.embedding, i.external_id AS externalId, i.display_name AS displayName
-         FROM faces f JOIN identities i ON i.id = f.identity_id
-         WHERE f.id IN (SELECT value FROM json_each(?)) AND f.gallery_id = ? AND f.deleted = 0 AND i.deleted_at IS NULL`,
-      ),
-    };
-  }
-
-  private get db(): Db {
-    if (this.closed) throw new CosfaceError('BAD_INPUT', 'the store is closed');
-    return this.opened.db;
+  constructor(private readonly parts: StoreParts) {
+    this.meta = parts.meta;
+    this.index = parts.index;
+    this.backend = parts.backend;
+    this.location = parts.location;
+    this.dbPath = parts.dbPath;
+    this.indexDir = parts.indexDir;
+    this.scorer = parts.scorer;
+    this.scorerName = parts.scorerName;
+    this.exactBelow = parts.exactBelow;
   }
 
   // ---- galleries ----
 
-  createGallery(name: string, o: CreateGalleryOptions): GalleryInfo {
+  async createGallery(name: string, o: CreateGalleryOptions): Promise<GalleryInfo> {
+    this.open();
     checkGalleryName(name);
     if (!o || typeof o.modelId !== 'string' || o.modelId.length === 0) {
       throw new CosfaceError('BAD_INPUT', 'createGallery: modelId is required');
@@ -330,131 +250,117 @@ export class Store {
     checkInt(m, 'm', 2, 256);
     checkInt(efConstruction, 'efConstruction', 1, 100_000);
     checkInt(ef, 'ef', 1, 100_000);
-    if (this.findGallery(name)) throw new CosfaceError('GALLERY_EXISTS', `gallery "${name}" already exists`);
-    const row = this.db
-      .insert(galleries)
-      .values({
-        name,
-        modelId: o.modelId,
-        modelVersion: o.modelVersion ?? '1',
-        dimension: o.dimension,
-        hnswM: m,
-        hnswEfConstruction: efConstruction,
-        hnswEf: ef,
-        createdAt: new Date(),
-      })
-      .returning()
-      .get();
+    const row = await this.meta.insertGallery({
+      name,
+      modelId: o.modelId,
+      modelVersion: o.modelVersion ?? '1',
+      dimension: o.dimension,
+      hnswM: m,
+      hnswEfConstruction: efConstruction,
+      hnswEf: ef,
+      createdAt: new Date(),
+    });
+    if (!row) throw new CosfaceError('GALLERY_EXISTS', `gallery "${name}" already exists`);
+    await this.index.addGallery(row);
     return { ...galleryInfo(row), identities: 0, faces: 0 };
   }
 
-  listGalleries(): GalleryInfo[] {
-    return this.db
-      .select({
-        g: galleries,
-        identities: sql<number>`(SELECT COUNT(*) FROM identities i WHERE i.gallery_id = galleries.id AND i.deleted_at IS NULL)`,
-        faces: sql<number>`(SELECT COUNT(*) FROM faces f WHERE f.gallery_id = galleries.id AND f.deleted = 0)`,
-      })
-      .from(galleries)
-      .orderBy(galleries.name)
-      .all()
-      .map((r) => ({ ...galleryInfo(r.g), identities: r.identities, faces: r.faces }));
+  async listGalleries(): Promise<GalleryInfo[]> {
+    this.open();
+    return (await this.meta.listGalleries()).map((r) => ({ ...galleryInfo(r), identities: r.identities, faces: r.faces }));
   }
 
-  getGallery(name: string): GalleryInfo {
-    const g = this.gallery(name);
-    return { ...galleryInfo(g), ...this.counts(g.id) };
+  async getGallery(name: string): Promise<GalleryInfo> {
+    const g = await this.gallery(name);
+    return { ...galleryInfo(g), ...(await this.meta.counts(g.id)) };
   }
 
-  /** Deletes a gallery with all its identities, faces and index files. */
+  /** Deletes a gallery with all its identities, faces, keys and index files. */
   async deleteGallery(name: string): Promise<void> {
-    const g = this.gallery(name);
-    const l = this.loaded.get(g.id);
-    if (l?.rebuild) await l.rebuild.job.cancel().catch(() => undefined);
-    this.loaded.delete(g.id);
-    this.db.delete(galleries).where(eq(galleries.id, g.id)).run();
-    if (this.indexDir) removeIndexFiles(this.indexDir, g.id);
+    const g = await this.gallery(name);
+    await this.index.dropGallery(g);
+    await this.meta.deleteGallery(g.id);
   }
 
   // ---- identities ----
 
-  addIdentity(gallery: string, input: IdentityInput): IdentityInfo {
-    const g = this.gallery(gallery);
+  async addIdentity(gallery: string, input: IdentityInput): Promise<IdentityInfo> {
+    const g = await this.gallery(gallery);
     checkIdentityInput(input);
-    if (this.liveIdentity(g.id, input.externalId)) {
-      throw new CosfaceError('DUPLICATE_IDENTITY', `identity "${input.externalId}" already exists in gallery "${gallery}"`);
-    }
-    const row = this.q.insertIdentity.get({
-      galleryId: g.id,
+    const row = await this.meta.insertIdentity(g.id, {
       externalId: input.externalId,
       displayName: input.displayName ?? null,
       metadata: input.metadata ?? null,
       createdAt: new Date(),
-    })!;
+    });
+    if (!row) throw new CosfaceError('DUPLICATE_IDENTITY', `identity "${input.externalId}" already exists in gallery "${gallery}"`);
     return identityInfo(row, 0);
   }
 
   /** The live identity with this external id, created if there is none (for enrollment). */
-  ensureIdentity(gallery: string, input: IdentityInput): IdentityInfo {
-    const g = this.gallery(gallery);
+  async ensureIdentity(gallery: string, input: IdentityInput): Promise<IdentityInfo> {
+    const g = await this.gallery(gallery);
     checkIdentityInput(input);
-    const row = this.liveIdentity(g.id, input.externalId);
-    return row ? identityInfo(row, this.identityFaceCount(row.id)) : this.addIdentity(gallery, input);
+    const row = await this.meta.liveIdentity(g.id, input.externalId);
+    return row ? identityInfo(row, await this.meta.identityFaceCount(g.id, row.id)) : this.addIdentity(gallery, input);
   }
 
-  getIdentity(gallery: string, externalId: string): IdentityInfo {
-    const g = this.gallery(gallery);
-    const row = this.identity(g, externalId);
-    return identityInfo(row, this.identityFaceCount(row.id));
+  async getIdentity(gallery: string, externalId: string): Promise<IdentityInfo> {
+    const g = await this.gallery(gallery);
+    const row = await this.identity(g, externalId);
+    return identityInfo(row, await this.meta.identityFaceCount(g.id, row.id));
   }
 
-  listIdentities(gallery: string, page: { limit?: number; offset?: number } = {}): IdentityInfo[] {
-    const g = this.gallery(gallery);
-    return this.db
-      .select({
-        i: identities,
-        faces: sql<number>`(SELECT COUNT(*) FROM faces f WHERE f.identity_id = identities.id AND f.deleted = 0)`,
-      })
-      .from(identities)
-      .where(and(eq(identities.galleryId, g.id), isNull(identities.deletedAt)))
-      .orderBy(identities.id)
-      .limit(page.limit ?? -1)
-      .offset(page.offset ?? 0)
-      .all()
-      .map((r) => identityInfo(r.i, r.faces));
+  async listIdentities(gallery: string, page: { limit?: number; offset?: number } = {}): Promise<IdentityInfo[]> {
+    const g = await this.gallery(gallery);
+    if (page.limit !== undefined) checkInt(page.limit, 'limit', 0, Number.MAX_SAFE_INTEGER);
+    if (page.offset !== undefined) checkInt(page.offset, 'offset', 0, Number.MAX_SAFE_INTEGER);
+    const rows = await this.meta.listIdentities(g.id, { ...(page.limit !== undefined ? { limit: page.limit } : {}), offset: page.offset ?? 0 });
+    return rows.map((r) => identityInfo(r, r.faces));
+  }
+
+  /** Changes an identity's display name and/or metadata (null clears); other fields stay. */
+  async updateIdentity(
+    gallery: string,
+    externalId: string,
+    patch: { displayName?: string | null; metadata?: Record<string, unknown> | null },
+  ): Promise<IdentityInfo> {
+    const g = await this.gallery(gallery);
+    const ident = await this.identity(g, externalId);
+    if (!patch || typeof patch !== 'object') throw new CosfaceError('BAD_INPUT', 'updateIdentity: patch must be an object');
+    const set: { displayName?: string | null; metadata?: Record<string, unknown> | null } = {};
+    if (patch.displayName !== undefined) {
+      if (patch.displayName !== null && typeof patch.displayName !== 'string') throw new CosfaceError('BAD_INPUT', 'displayName must be a string or null');
+      set.displayName = patch.displayName;
+    }
+    if (patch.metadata !== undefined) {
+      if (patch.metadata !== null) checkMetadata(patch.metadata);
+      set.metadata = patch.metadata;
+    }
+    await this.meta.updateIdentity(g.id, ident.id, set);
+    return this.getIdentity(gallery, externalId);
   }
 
   /**
    * Deletes an identity and all its faces: marked deleted in the database (one transaction) and
    * in the index. The external id can be enrolled again afterwards.
    */
-  deleteIdentity(gallery: string, externalId: string): { faces: number } {
-    const g = this.gallery(gallery);
-    const ident = this.identity(g, externalId);
-    const l = this.load(g);
-    const deletedIds = this.db.transaction((tx) => {
-      const seq = bumpDeleteSeq(tx, g.id);
-      tx.update(identities).set({ deletedAt: new Date() }).where(eq(identities.id, ident.id)).run();
-      return tx
-        .update(faces)
-        .set({ deleted: true, deleteSeq: seq })
-        .where(and(eq(faces.identityId, ident.id), eq(faces.deleted, false)))
-        .returning({ id: faces.id })
-        .all()
-        .map((r) => r.id);
-    });
-    this.applyDeletes(g, l, deletedIds);
+  async deleteIdentity(gallery: string, externalId: string): Promise<{ faces: number }> {
+    const g = await this.gallery(gallery);
+    const ident = await this.identity(g, externalId);
+    const deletedIds = await this.meta.deleteIdentity(g.id, ident.id);
+    await this.index.deleted(g, deletedIds);
     return { faces: deletedIds.length };
   }
 
   // ---- faces ----
 
   /**
-   * Adds one face to an identity. Durable when it returns: the row is committed to SQLite before
-   * the index is touched (the index is derived and is caught up from the database after a crash).
+   * Adds one face to an identity. Durable when it resolves: the row is committed to the database
+   * before the index is touched (a derived index is caught up from the database after a crash).
    */
-  addFace(gallery: string, identity: string, face: FaceInput): FaceInfo {
-    return this.addFaces(gallery, [{ identity, face }])[0]!;
+  async addFace(gallery: string, identity: string, face: FaceInput): Promise<FaceInfo> {
+    return (await this.addFaces(gallery, [{ identity, face }]))[0]!;
   }
 
   /**
@@ -462,136 +368,121 @@ export class Store {
    * `newIdentities` are created in the same transaction (a crash or an error leaves neither the
    * identities nor the faces), and items may name them.
    */
-  addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[], opts: { newIdentities?: readonly IdentityInput[] } = {}): FaceInfo[] {
-    const g = this.gallery(gallery);
+  async addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[], opts: { newIdentities?: readonly IdentityInput[] } = {}): Promise<FaceInfo[]> {
+    const g = await this.gallery(gallery);
     if (!Array.isArray(items) || items.length === 0) throw new CosfaceError('EMPTY_BATCH', 'addFaces: no faces given');
     // Validate everything before writing anything.
-    const fresh = new Map<string, IdentityInput>();
-    for (const n of opts.newIdentities ?? []) {
+    const fresh = new Map<string, number>(); // external id -> index in newIdentities
+    const newIdentities = opts.newIdentities ?? [];
+    for (const [k, n] of newIdentities.entries()) {
       checkIdentityInput(n);
-      if (fresh.has(n.externalId) || this.liveIdentity(g.id, n.externalId)) {
+      if (fresh.has(n.externalId) || (await this.meta.liveIdentity(g.id, n.externalId))) {
         throw new CosfaceError('DUPLICATE_IDENTITY', `identity "${n.externalId}" already exists in gallery "${gallery}"`);
       }
-      fresh.set(n.externalId, n);
+      fresh.set(n.externalId, k);
     }
-    const prepared = items.map((it, i) => {
+    const idents = new Map<string, IdentityRecord>();
+    const prepared: { ident: IdentityRecord | null; externalId: string; v: Float32Array; face: FaceInput }[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
       const where = items.length > 1 ? `faces[${i}]` : 'face';
       if (!it || typeof it.face !== 'object' || it.face === null) throw new CosfaceError('BAD_INPUT', `${where} is missing`);
-      const ident = typeof it.identity === 'string' && fresh.has(it.identity) ? null : this.identity(g, it.identity);
+      if (typeof it.identity !== 'string') throw new CosfaceError('BAD_INPUT', 'identity must be an external id string');
+      let ident = idents.get(it.identity) ?? null;
+      if (!ident && !fresh.has(it.identity)) {
+        ident = await this.identity(g, it.identity);
+        idents.set(it.identity, ident);
+      }
       const v = toUnitVector(it.face.embedding, g.dimension, `${where}.embedding`);
       checkFaceExtras(it.face, where);
-      return { ident, externalId: it.identity, v, face: it.face };
-    });
-    const l = this.load(g);
-    const now = new Date();
-    const created = new Map<string, IdentityRow>();
-    const rows = this.opened.sqlite.transaction(() => {
-      for (const n of fresh.values()) {
-        created.set(
-          n.externalId,
-          this.q.insertIdentity.get({ galleryId: g.id, externalId: n.externalId, displayName: n.displayName ?? null, metadata: n.metadata ?? null, createdAt: now })!,
-        );
-      }
-      return prepared.map(
-        (p) =>
-          this.q.insertFace.get({
-            galleryId: g.id,
-            identityId: (p.ident ?? created.get(p.externalId)!).id,
-            photoPath: p.face.photoPath ?? null,
-            photoHash: p.face.photoHash ?? null,
-            box: p.face.box ?? null,
-            keypoints: p.face.keypoints ?? null,
-            quality: p.face.quality ?? null,
-            embedding: embeddingToBlob(p.v),
-            createdAt: now,
-          })!,
-      );
-    })();
-    // Committed. From here on a failure only costs index freshness, never data.
-    try {
-      rows.forEach((r, i) => {
-        l.index.add(r.id, prepared[i]!.v);
-        l.matrix?.add(r.id, prepared[i]!.v);
-      });
-      this.maybeCheckpoint(g, l);
-    } catch (e) {
-      // Drop the in-memory index; the next use reloads the snapshot and replays from the database.
-      this.loaded.delete(g.id);
-      this.emit({ kind: 'rebuild-failed', gallery: g.name, error: `index update failed: ${(e as Error).message}` });
+      prepared.push({ ident, externalId: it.identity, v, face: it.face });
     }
-    return rows.map((r, i) => ({
-      id: r.id,
+    const now = new Date();
+    const rows = prepared.map((p) => ({
+      identityId: p.ident?.id ?? 0,
+      ...(p.ident ? {} : { newIdentity: fresh.get(p.externalId)! }),
+      photoPath: p.face.photoPath ?? null,
+      photoHash: p.face.photoHash ?? null,
+      box: p.face.box ?? null,
+      keypoints: p.face.keypoints ?? null,
+      quality: p.face.quality ?? null,
+      embedding: p.v,
+      createdAt: now,
+    }));
+    let ids: number[];
+    let identityIds: number[] = [];
+    if (newIdentities.length === 0) ids = await this.meta.insertFaces(g.id, rows);
+    else {
+      const made = await this.meta.insertIdentitiesAndFaces(
+        g.id,
+        newIdentities.map((n) => ({ externalId: n.externalId, displayName: n.displayName ?? null, metadata: n.metadata ?? null, createdAt: now })),
+        rows,
+      );
+      if (!made) throw new CosfaceError('DUPLICATE_IDENTITY', `one of the identities ${newIdentities.map((n) => `"${n.externalId}"`).join(', ')} already exists in gallery "${gallery}"`);
+      ids = made.faceIds;
+      identityIds = made.identityIds;
+    }
+    // Committed. From here on a failure only costs index freshness, never data.
+    await this.index.added(g, ids.map((id, i) => ({ id, v: prepared[i]!.v })));
+    return ids.map((id, i) => ({
+      id,
       identity: prepared[i]!.externalId,
-      identityId: (prepared[i]!.ident ?? created.get(prepared[i]!.externalId)!).id,
+      identityId: prepared[i]!.ident?.id ?? identityIds[fresh.get(prepared[i]!.externalId)!]!,
       createdAt: now,
     }));
   }
 
-  deleteFace(gallery: string, faceId: number): void {
-    const g = this.gallery(gallery);
+  async deleteFace(gallery: string, faceId: number): Promise<void> {
+    const g = await this.gallery(gallery);
     checkInt(faceId, 'faceId', 1, Number.MAX_SAFE_INTEGER);
-    const l = this.load(g);
-    const deleted = this.db.transaction((tx) => {
-      const row = tx
-        .select({ id: faces.id })
-        .from(faces)
-        .where(and(eq(faces.id, faceId), eq(faces.galleryId, g.id), eq(faces.deleted, false)))
-        .get();
-      if (!row) throw new CosfaceError('FACE_NOT_FOUND', `face ${faceId} not found in gallery "${gallery}"`);
-      const seq = bumpDeleteSeq(tx, g.id);
-      tx.update(faces).set({ deleted: true, deleteSeq: seq }).where(eq(faces.id, faceId)).run();
-      return [faceId];
-    });
-    this.applyDeletes(g, l, deleted);
+    if (!(await this.meta.deleteFace(g.id, faceId))) throw new CosfaceError('FACE_NOT_FOUND', `face ${faceId} not found in gallery "${gallery}"`);
+    await this.index.deleted(g, [faceId]);
+  }
+
+  /** An identity's live faces (without vectors), oldest first. */
+  async listFaces(gallery: string, externalId: string): Promise<StoredFace[]> {
+    const g = await this.gallery(gallery);
+    const ident = await this.identity(g, externalId);
+    return (await this.meta.listFaces(g.id, ident.id)).map((r) => ({ ...r, identity: ident.externalId }));
   }
 
   /** Whether a photo (by sha256) already has a live face in the gallery: resumable enrollment. */
-  hasPhoto(gallery: string, photoHash: string): boolean {
-    const g = this.gallery(gallery);
-    return !!this.db
-      .select({ id: faces.id })
-      .from(faces)
-      .where(and(eq(faces.galleryId, g.id), eq(faces.photoHash, photoHash), eq(faces.deleted, false)))
-      .limit(1)
-      .get();
+  async hasPhoto(gallery: string, photoHash: string): Promise<boolean> {
+    const g = await this.gallery(gallery);
+    if (typeof photoHash !== 'string') throw new CosfaceError('BAD_INPUT', 'photoHash must be a string');
+    return this.meta.hasPhoto(g.id, photoHash);
   }
 
   // ---- search ----
 
   /**
-   * 1:N identification. Candidates come from the HNSW graph (or an exact scan for small galleries
-   * or `exact: true`), are re-scored exactly with the stored vectors, grouped by identity (the best
-   * template wins) and ranked; the top one is a match when it reaches the threshold.
+   * 1:N identification. Candidates come from the vector index (HNSW, or an exact scan for small
+   * galleries or `exact: true`), are re-scored exactly with the stored vectors, grouped by identity
+   * (the best template wins) and ranked; the top one is a match when it reaches the threshold.
    */
   async identify(gallery: string, probe: Float32Array | readonly number[], o: IdentifyOptions = {}): Promise<IdentifyResult> {
-    const g = this.gallery(gallery);
+    const g = await this.gallery(gallery);
     const v = toUnitVector(probe, g.dimension, 'probe');
     const k = o.k ?? 5;
     checkInt(k, 'k', 1, MAX_K);
     if (o.ef !== undefined) checkInt(o.ef, 'ef', 1, 100_000);
-    const { threshold, far } = this.resolveThreshold(o, g.modelId);
-    const l = this.load(g);
-    const live = l.index.liveCount;
+    const { threshold, far } = await this.resolveThreshold(o, g.modelId);
+    const live = await this.index.liveCount(g);
     // Several templates per identity: fetch more faces than identities asked for.
-    const kFaces = Math.min(live, Math.max(k * 4, 32));
+    const kFaces = Math.max(k * 4, 32);
     const method: 'hnsw' | 'exact' = o.exact || live <= this.exactBelow ? 'exact' : 'hnsw';
 
-    let scored: { faceId: number; score: number }[] = [];
-    let rows = new Map<number, CandidateRow>();
-    if (kFaces > 0 && method === 'exact') {
-      const m = this.matrix(g, l);
-      const top = await this.scorer(v, 1, m.rows(), m.n, g.dimension, Math.min(kFaces, m.n));
-      for (let i = 0; i < top.k; i++) {
-        const r = top.indices[i]!;
-        if (r >= 0) scored.push({ faceId: m.faceIds[r]!, score: top.scores[i]! });
-      }
-      rows = this.candidateRows(g.id, scored.map((x) => x.faceId));
-    } else if (kFaces > 0) {
-      const found = l.index.search(v, kFaces, o.ef ?? effectiveEf(g.hnswEf, live));
-      rows = this.candidateRows(g.id, found.faceIds);
-      scored = await this.rerank(g, v, [...rows.values()]);
+    let scored: ScoredFace[] = [];
+    let rows = new Map<number, CandidateRecord>();
+    {
+      const found = await this.index.search(g, v, kFaces, { method, ef: o.ef ?? effectiveEf(g.hnswEf, live) });
+      const ids = found.faces.map((f) => f.faceId);
+      rows = new Map((await this.meta.candidates(g.id, ids)).map((r) => [r.faceId, r]));
+      // Deleted faces and faces of deleted identities drop out here, so search never returns them
+      // even if an index lags behind.
+      scored = found.exactScores ? found.faces.filter((f) => rows.has(f.faceId)) : await this.rerank(g, v, [...rows.values()]);
     }
-    const candidates = this.groupByIdentity(scored, rows, k);
+    const candidates = groupByIdentity(scored, rows, k);
     const top = candidates[0] ?? null;
     const match = threshold !== null && top !== null && top.score >= threshold ? top : null;
     return {
@@ -607,22 +498,19 @@ export class Store {
   /** 1:1 verification of an embedding against another embedding or an enrolled identity. */
   async verify(a: Float32Array | readonly number[], b: VerifyTarget, o: VerifyOptions = {}): Promise<VerifyResult> {
     if (isIdentityRef(b)) {
-      const g = this.gallery(b.gallery);
-      const ident = this.identity(g, b.identity);
+      const g = await this.gallery(b.gallery);
+      const ident = await this.identity(g, b.identity);
       const va = toUnitVector(a, g.dimension, 'a');
-      const { threshold, far } = this.resolveThreshold(o, o.modelId ?? g.modelId);
-      const rows = this.db
-        .select({ id: faces.id, embedding: faces.embedding })
-        .from(faces)
-        .where(and(eq(faces.identityId, ident.id), eq(faces.deleted, false)))
-        .all();
+      const { threshold, far } = await this.resolveThreshold(o, o.modelId ?? g.modelId);
+      const rows = await this.meta.identityEmbeddings(g.id, ident.id);
       if (rows.length === 0) throw new CosfaceError('FACE_NOT_FOUND', `identity "${b.identity}" has no faces`);
       const m = new Float32Array(rows.length * g.dimension);
-      rows.forEach((r, i) => blobToEmbedding(r.embedding, m, i * g.dimension));
+      rows.forEach((r, i) => m.set(r.embedding, i * g.dimension));
       const top = await this.scorer(va, 1, m, rows.length, g.dimension, 1);
       const score = top.scores[0]!;
       return { score, same: threshold === null ? null : score >= threshold, threshold, far, faceId: rows[top.indices[0]!]!.id };
     }
+    this.open();
     if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') {
       throw new CosfaceError('BAD_INPUT', 'verify: a and b must be embeddings');
     }
@@ -633,7 +521,7 @@ export class Store {
     if (o.far !== undefined && o.threshold === undefined && !o.modelId) {
       throw new CosfaceError('BAD_INPUT', 'verify: a FAR needs modelId (whose calibration to use) when both sides are embeddings');
     }
-    const { threshold, far } = this.resolveThreshold(o, o.modelId ?? '');
+    const { threshold, far } = await this.resolveThreshold(o, o.modelId ?? '');
     const top = await this.scorer(va, 1, vb, 1, dim, 1);
     const score = top.scores[0]!;
     return { score, same: threshold === null ? null : score >= threshold, threshold, far };
@@ -642,7 +530,8 @@ export class Store {
   // ---- thresholds ----
 
   /** Calibrates thresholds from labelled pair scores and stores them for the model (replacing old ones). */
-  calibrateModel(modelId: string, pairs: readonly ScoredPair[], fars: readonly number[] = DEFAULT_FARS): Calibration {
+  async calibrateModel(modelId: string, pairs: readonly ScoredPair[], fars: readonly number[] = DEFAULT_FARS): Promise<Calibration> {
+    this.open();
     if (typeof modelId !== 'string' || modelId.length === 0) throw new CosfaceError('BAD_INPUT', 'calibrateModel: modelId is required');
     let c: Calibration;
     try {
@@ -652,264 +541,93 @@ export class Store {
     }
     if (c.impostorPairs === 0) throw new CosfaceError('BAD_INPUT', 'calibrateModel: no impostor pairs (same: false) given');
     const now = new Date();
-    this.db.transaction((tx) => {
-      tx.delete(modelThresholds).where(eq(modelThresholds.modelId, modelId)).run();
-      for (const t of c.thresholds) {
-        tx.insert(modelThresholds)
-          .values({
-            modelId,
-            far: t.far,
-            threshold: t.threshold,
-            impostorPairs: c.impostorPairs,
-            genuinePairs: c.genuinePairs,
-            tar: t.tar,
-            calibratedAt: now,
-          })
-          .run();
-      }
-    });
+    await this.meta.setThresholds(
+      modelId,
+      c.thresholds.map((t) => ({ far: t.far, threshold: t.threshold, impostorPairs: c.impostorPairs, genuinePairs: c.genuinePairs, tar: t.tar, calibratedAt: now })),
+    );
     return c;
   }
 
   /** Stored thresholds of a model, strictest FAR last. */
-  thresholds(modelId: string): { far: number; threshold: number; tar: number | null; impostorPairs: number; genuinePairs: number; calibratedAt: Date }[] {
-    return this.db
-      .select()
-      .from(modelThresholds)
-      .where(eq(modelThresholds.modelId, modelId))
-      .all()
-      .sort((a, b) => b.far - a.far)
-      .map(({ modelId: _m, ...rest }) => rest);
+  async thresholds(modelId: string): Promise<ThresholdRecord[]> {
+    this.open();
+    if (typeof modelId !== 'string') throw new CosfaceError('BAD_INPUT', 'modelId must be a string');
+    return (await this.meta.thresholds(modelId)).sort((a, b) => b.far - a.far);
   }
 
   // ---- index maintenance ----
 
-  galleryStats(name: string): GalleryStats {
-    const g = this.gallery(name);
-    const l = this.load(g);
-    const deletedFaces = (
-      this.opened.sqlite.prepare('SELECT COUNT(*) AS n FROM faces WHERE gallery_id = ? AND deleted = 1').get(g.id) as { n: number }
-    ).n;
+  async galleryStats(name: string): Promise<GalleryStats> {
+    const g = await this.gallery(name);
     return {
       ...galleryInfo(g),
-      ...this.counts(g.id),
-      deletedFaces,
-      index: {
-        size: l.index.size,
-        live: l.index.liveCount,
-        deleted: l.index.deletedCount,
-        capacity: l.index.capacity,
-        snapshotLastFaceId: l.index.snapshot?.lastFaceId ?? null,
-        snapshotBytes: l.index.snapshot?.bytes ?? null,
-        unsavedChanges: l.index.unsavedChanges,
-        rebuilding: l.rebuild !== null,
-      },
+      ...(await this.meta.counts(g.id)),
+      deletedFaces: await this.meta.deletedFaceCount(g.id),
+      index: await this.index.stats(g),
     };
   }
 
   /** Writes index snapshots of every loaded gallery (or one) with unsaved changes. */
-  checkpoint(gallery?: string): void {
-    if (!this.indexDir) return;
-    for (const [id, l] of this.loaded) {
-      const g = this.galleryById(id);
-      if (!g || (gallery !== undefined && g.name !== gallery)) continue;
-      if (l.index.unsavedChanges > 0 || !l.index.snapshot) this.saveIndex(g, l);
-    }
+  async checkpoint(gallery?: string): Promise<void> {
+    this.open();
+    if (gallery === undefined) return this.index.checkpoint();
+    const g = await this.meta.galleryByName(gallery);
+    if (g) await this.index.checkpoint([g]);
   }
 
   /**
-   * Rebuilds a gallery's index from the database without deleted entries: in a worker thread for
-   * file databases (searches and writes go on meanwhile against the old index), in this thread for
-   * in-memory ones. Resolves once the new index is swapped in.
+   * Rebuilds a gallery's index without deleted entries (hnswlib: in a worker thread for file
+   * databases, searches and writes go on meanwhile against the old index). Resolves once the new
+   * index is in use.
    */
-  rebuildIndex(gallery: string): Promise<void> {
-    const g = this.gallery(gallery);
-    const l = this.load(g);
-    if (l.rebuild) return l.rebuild.done;
-    if (!this.dbPath || !this.indexDir) {
-      l.index = buildFromDatabase(this.opened.sqlite, indexedGallery(g));
-      this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: l.index.size, replayed: 0 });
-      return Promise.resolve();
-    }
-    const dir = this.indexDir;
-    const job = rebuildInBackground(this.dbPath, indexedGallery(g), dir);
-    this.emit({ kind: 'rebuild-started', gallery: g.name, deletedFraction: l.index.deletedFraction });
-    const done = job.promise.then(
-      (fresh) => {
-        l.rebuild = null;
-        if (this.closed || this.loaded.get(g.id) !== l) return;
-        // Whatever was added or deleted while the worker ran is in the database: replay it.
-        const { replayed } = catchUp(this.opened.sqlite, indexedGallery(g), fresh);
-        l.index = fresh;
-        adoptRebuiltSnapshot(dir, g.id, fresh);
-        this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: fresh.size, replayed });
-      },
-      (e: unknown) => {
-        l.rebuild = null;
-        if (!this.closed) this.emit({ kind: 'rebuild-failed', gallery: g.name, error: (e as Error).message });
-      },
-    );
-    l.rebuild = { job, done };
-    return done;
+  async rebuildIndex(gallery: string): Promise<void> {
+    const g = await this.gallery(gallery);
+    return this.index.rebuild(g);
   }
 
   /** Compares a gallery's index with the database (tests, `gallery stats --check`). */
-  checkConsistency(gallery: string): ConsistencyReport {
-    const g = this.gallery(gallery);
-    const l = this.load(g);
-    const dbRows = this.opened.sqlite
-      .prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND deleted = 0')
-      .all(g.id) as { id: number; embedding: Buffer }[];
-    const inIndex = new Map(l.index.entries().map((e) => [e.faceId, e.live]));
-    const dbIds = new Set<number>();
-    const missingFromIndex: number[] = [];
-    const vectorMismatches: number[] = [];
-    for (const r of dbRows) {
-      dbIds.add(r.id);
-      if (inIndex.get(r.id) !== true) {
-        missingFromIndex.push(r.id);
-        continue;
-      }
-      const a = blobToEmbedding(r.embedding);
-      const b = l.index.vector(r.id)!;
-      let diff = 0;
-      for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-      if (diff > 1e-6) vectorMismatches.push(r.id);
-    }
-    const extraInIndex = [...inIndex].filter(([id, live]) => live && !dbIds.has(id)).map(([id]) => id);
-    return { dbLive: dbRows.length, indexLive: l.index.liveCount, missingFromIndex, extraInIndex, vectorMismatches };
+  async checkConsistency(gallery: string): Promise<ConsistencyReport> {
+    const g = await this.gallery(gallery);
+    return this.index.check(g);
   }
 
-  /** Waits for background rebuilds, writes index snapshots and closes the database. */
+  /** Waits for background work, writes index snapshots and closes the database. */
   async close(): Promise<void> {
     if (this.closed) return;
-    for (const l of this.loaded.values()) if (l.rebuild) await l.rebuild.done;
-    this.checkpoint();
     this.closed = true;
-    this.loaded.clear();
-    this.opened.sqlite.close();
+    await this.index.close();
+    await this.meta.close();
+    await this.parts.closeBackend?.();
   }
 
   // ---- internals ----
 
-  private emit(e: IndexEvent): void {
-    this.opts.onIndexEvent?.(e);
-  }
-
-  private findGallery(name: string): GalleryRow | undefined {
+  private open(): void {
     if (this.closed) throw new CosfaceError('BAD_INPUT', 'the store is closed');
-    return this.q.galleryByName.get({ name });
   }
 
-  private galleryById(id: number): GalleryRow | undefined {
-    return this.db.select().from(galleries).where(eq(galleries.id, id)).get();
-  }
-
-  private gallery(name: string): GalleryRow {
+  private async gallery(name: string): Promise<GalleryRecord> {
+    this.open();
     if (typeof name !== 'string') throw new CosfaceError('BAD_INPUT', 'gallery name must be a string');
-    const g = this.findGallery(name);
+    const g = await this.meta.galleryByName(name);
     if (!g) throw new CosfaceError('GALLERY_NOT_FOUND', `gallery "${name}" not found`);
     return g;
   }
 
-  private counts(galleryId: number): { identities: number; faces: number } {
-    const s = this.opened.sqlite;
-    return {
-      identities: (s.prepare('SELECT COUNT(*) AS n FROM identities WHERE gallery_id = ? AND deleted_at IS NULL').get(galleryId) as { n: number }).n,
-      faces: (s.prepare('SELECT COUNT(*) AS n FROM faces WHERE gallery_id = ? AND deleted = 0').get(galleryId) as { n: number }).n,
-    };
-  }
-
-  private liveIdentity(galleryId: number, externalId: string): IdentityRow | undefined {
-    return this.q.liveIdentity.get({ galleryId, externalId });
-  }
-
-  private identity(g: GalleryRow, externalId: string): IdentityRow {
+  private async identity(g: GalleryRecord, externalId: string): Promise<IdentityRecord> {
     if (typeof externalId !== 'string') throw new CosfaceError('BAD_INPUT', 'identity must be an external id string');
-    const row = this.liveIdentity(g.id, externalId);
+    const row = await this.meta.liveIdentity(g.id, externalId);
     if (!row) throw new CosfaceError('IDENTITY_NOT_FOUND', `identity "${externalId}" not found in gallery "${g.name}"`);
     return row;
   }
 
-  private identityFaceCount(identityId: number): number {
-    return (
-      this.opened.sqlite.prepare('SELECT COUNT(*) AS n FROM faces WHERE identity_id = ? AND deleted = 0').get(identityId) as { n: number }
-    ).n;
-  }
-
-  /**
-   * Another process may write the same database (a CLI `enroll` while `cosface serve` runs): SQLite's
-   * data_version changes when another connection commits, and then every loaded index is caught up
-   * (its faces and deletes) and cached vectors are dropped, before this process reads or writes it.
-   */
-  private syncWithOtherWriters(): void {
-    const version = this.opened.sqlite.pragma('data_version', { simple: true }) as number;
-    if (version === this.dataVersion) return;
-    this.dataVersion = version;
-    for (const [id, l] of this.loaded) {
-      const row = this.galleryById(id);
-      if (!row) {
-        this.loaded.delete(id);
-        continue;
-      }
-      const r = catchUpExternal(this.opened.sqlite, indexedGallery(row), l.index, l.syncedId);
-      l.syncedId = r.sinceId;
-      if (r.added > 0 || r.deleted > 0) l.matrix = null;
-    }
-  }
-
-  /** The gallery's index, opened (snapshot + replay, or rebuild) on first use. */
-  private load(g: GalleryRow): LoadedGallery {
-    this.syncWithOtherWriters();
-    let l = this.loaded.get(g.id);
-    if (!l) {
-      const opened = openGalleryIndex(this.opened.sqlite, indexedGallery(g), this.indexDir);
-      this.emit({
-        kind: 'opened',
-        gallery: g.name,
-        how: opened.how,
-        ...(opened.reason !== undefined ? { reason: opened.reason } : {}),
-        replayed: opened.replayed,
-        deletesApplied: opened.deletesApplied,
-      });
-      l = { index: opened.index, syncedId: opened.index.lastFaceId, matrix: null, rebuild: null };
-      this.loaded.set(g.id, l);
-    }
-    return l;
-  }
-
-  /** The gallery's live vectors as one matrix, loaded from the database on first exact scan. */
-  private matrix(g: GalleryRow, l: LoadedGallery): VectorMatrix {
-    if (!l.matrix) {
-      const n = this.counts(g.id).faces;
-      const m = new VectorMatrix(g.dimension, n + 16);
-      const v = new Float32Array(g.dimension);
-      const stmt = this.opened.sqlite.prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND deleted = 0 ORDER BY id');
-      for (const r of stmt.iterate(g.id) as IterableIterator<{ id: number; embedding: Buffer }>) {
-        m.add(r.id, blobToEmbedding(r.embedding, v));
-      }
-      l.matrix = m;
-    }
-    return l.matrix;
-  }
-
-  /**
-   * The live faces among `faceIds`, with their identity and stored vector. Deleted faces and faces of
-   * deleted identities drop out here, so search never returns them even if an index lags behind.
-   */
-  private candidateRows(galleryId: number, faceIds: number[]): Map<number, CandidateRow> {
-    if (faceIds.length === 0) return new Map();
-    const rows = this.q.candidates.all(JSON.stringify(faceIds), galleryId) as CandidateRow[];
-    return new Map(rows.map((r) => [r.faceId, r]));
-  }
-
-  /** Exact scores of HNSW candidates from the stored (database) vectors. */
-  private async rerank(g: GalleryRow, v: Float32Array, rows: CandidateRow[]): Promise<{ faceId: number; score: number }[]> {
+  /** Exact scores of index candidates from the stored (database) vectors. */
+  private async rerank(g: GalleryRecord, v: Float32Array, rows: CandidateRecord[]): Promise<ScoredFace[]> {
     if (rows.length === 0) return [];
     const m = new Float32Array(rows.length * g.dimension);
-    rows.forEach((r, i) => blobToEmbedding(r.embedding, m, i * g.dimension));
+    rows.forEach((r, i) => m.set(r.embedding, i * g.dimension));
     const top = await this.scorer(v, 1, m, rows.length, g.dimension, rows.length);
-    const out: { faceId: number; score: number }[] = [];
+    const out: ScoredFace[] = [];
     for (let i = 0; i < top.k; i++) {
       const r = top.indices[i]!;
       if (r >= 0) out.push({ faceId: rows[r]!.faceId, score: top.scores[i]! });
@@ -917,20 +635,7 @@ export class Store {
     return out;
   }
 
-  private groupByIdentity(scored: { faceId: number; score: number }[], rows: Map<number, CandidateRow>, k: number): IdentifyCandidate[] {
-    const best = new Map<number, IdentifyCandidate>();
-    for (const s of scored) {
-      const r = rows.get(s.faceId);
-      if (!r) continue; // deleted since the index saw it
-      const cur = best.get(r.identityId);
-      if (!cur || s.score > cur.score) {
-        best.set(r.identityId, { identity: r.externalId, identityId: r.identityId, displayName: r.displayName, score: s.score, faceId: s.faceId });
-      }
-    }
-    return [...best.values()].sort((a, b) => b.score - a.score || a.identityId - b.identityId).slice(0, k);
-  }
-
-  private resolveThreshold(o: ThresholdChoice, modelId: string): { threshold: number | null; far: number | null } {
+  private async resolveThreshold(o: ThresholdChoice, modelId: string): Promise<{ threshold: number | null; far: number | null }> {
     if (o.threshold !== undefined) {
       if (typeof o.threshold !== 'number' || !Number.isFinite(o.threshold)) {
         throw new CosfaceError('BAD_INPUT', `threshold ${String(o.threshold)} is not a finite number`);
@@ -941,7 +646,7 @@ export class Store {
     if (typeof o.far !== 'number' || !(o.far > 0 && o.far < 1)) {
       throw new CosfaceError('BAD_INPUT', `far ${String(o.far)} must be a number in (0, 1)`);
     }
-    const rows = this.thresholds(modelId);
+    const rows = await this.thresholds(modelId);
     const hit = rows.find((r) => Math.abs(r.far - o.far!) <= 1e-9 * o.far!);
     if (!hit) {
       const have = rows.map((r) => r.far).join(', ') || 'none';
@@ -949,53 +654,24 @@ export class Store {
     }
     return { threshold: hit.threshold, far: hit.far };
   }
-
-  private applyDeletes(g: GalleryRow, l: LoadedGallery, faceIds: number[]): void {
-    for (const id of faceIds) {
-      l.index.markDeleted(id);
-      l.matrix?.remove(id);
-    }
-    l.index.deleteSeq = Math.max(l.index.deleteSeq, this.galleryById(g.id)!.deleteSeq);
-    this.maybeCheckpoint(g, l);
-    if (
-      !l.rebuild &&
-      l.index.deletedCount >= this.rebuildMinDeleted &&
-      l.index.deletedFraction > this.rebuildFraction
-    ) {
-      void this.rebuildIndex(g.name);
-    }
-  }
-
-  private maybeCheckpoint(g: GalleryRow, l: LoadedGallery): void {
-    if (this.indexDir && l.index.unsavedChanges >= this.checkpointEvery) this.saveIndex(g, l);
-  }
-
-  private saveIndex(g: GalleryRow, l: LoadedGallery): void {
-    if (!this.indexDir) return;
-    this.syncWithOtherWriters(); // a snapshot claims every face up to its lastFaceId
-    const meta = l.index.save(this.indexDir, g.id);
-    this.emit({ kind: 'checkpoint', gallery: g.name, lastFaceId: meta.lastFaceId, bytes: meta.bytes });
-  }
 }
 
-/**
- * Opens (creating if needed) a store at `path` (a SQLite file, or ':memory:'), applying migrations.
- * Index snapshots live in `<path>.index/` unless opts.indexDir says otherwise.
- */
-export async function openStore(path: string, opts: StoreOptions = {}): Promise<Store> {
-  if (typeof path !== 'string' || path.length === 0) throw new CosfaceError('BAD_INPUT', 'openStore: path is required');
-  const memory = path === ':memory:';
-  const abs = memory ? null : resolve(path);
-  if (abs) mkdirSync(dirname(abs), { recursive: true });
-  const opened = openDatabase(abs ?? ':memory:', { synchronous: opts.synchronous ?? 'full' });
-  const indexDir = opts.indexDir === undefined ? (abs ? abs + '.index' : null) : opts.indexDir && resolve(opts.indexDir);
-  const { scorer, name } = opts.scorer ? { scorer: opts.scorer, name: 'custom' } : await defaultScorer();
-  return new Store(opened, abs, indexDir, opts, scorer, name);
+function groupByIdentity(scored: ScoredFace[], rows: Map<number, CandidateRecord>, k: number): IdentifyCandidate[] {
+  const best = new Map<number, IdentifyCandidate>();
+  for (const s of scored) {
+    const r = rows.get(s.faceId);
+    if (!r) continue; // deleted since the index saw it
+    const cur = best.get(r.identityId);
+    if (!cur || s.score > cur.score) {
+      best.set(r.identityId, { identity: r.externalId, identityId: r.identityId, displayName: r.displayName, score: s.score, faceId: s.faceId });
+    }
+  }
+  return [...best.values()].sort((a, b) => b.score - a.score || a.identityId - b.identityId).slice(0, k);
 }
 
 // ---- helpers ----
 
-function galleryInfo(g: GalleryRow): Omit<GalleryInfo, 'identities' | 'faces'> {
+function galleryInfo(g: GalleryRecord): Omit<GalleryInfo, 'identities' | 'faces'> {
   return {
     id: g.id,
     name: g.name,
@@ -1009,11 +685,7 @@ function galleryInfo(g: GalleryRow): Omit<GalleryInfo, 'identities' | 'faces'> {
   };
 }
 
-function indexedGallery(g: GalleryRow): IndexedGallery {
-  return { id: g.id, dimension: g.dimension, m: g.hnswM, efConstruction: g.hnswEfConstruction, ef: g.hnswEf };
-}
-
-function identityInfo(r: IdentityRow, faceCount: number): IdentityInfo {
+function identityInfo(r: IdentityRecord, faceCount: number): IdentityInfo {
   return {
     id: r.id,
     externalId: r.externalId,
@@ -1024,18 +696,10 @@ function identityInfo(r: IdentityRow, faceCount: number): IdentityInfo {
   };
 }
 
-function bumpDeleteSeq(tx: Pick<Db, 'update'>, galleryId: number): number {
-  return tx
-    .update(galleries)
-    .set({ deleteSeq: sql`${galleries.deleteSeq} + 1` })
-    .where(eq(galleries.id, galleryId))
-    .returning({ s: galleries.deleteSeq })
-    .get()!.s;
-}
-
 function isIdentityRef(b: VerifyTarget): b is { gallery: string; identity: string } {
   return typeof b === 'object' && b !== null && !ArrayBuffer.isView(b) && !Array.isArray(b) && 'identity' in b;
 }
+
 
 function checkInt(v: unknown, what: string, min: number, max: number): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -1049,15 +713,17 @@ function checkIdentityInput(input: IdentityInput): void {
   if (input.displayName !== undefined && typeof input.displayName !== 'string') {
     throw new CosfaceError('BAD_INPUT', 'displayName must be a string');
   }
-  if (input.metadata !== undefined) {
-    if (input.metadata === null || typeof input.metadata !== 'object' || Array.isArray(input.metadata)) {
-      throw new CosfaceError('BAD_INPUT', 'metadata must be a plain object');
-    }
-    try {
-      JSON.stringify(input.metadata);
-    } catch (e) {
-      throw new CosfaceError('BAD_INPUT', `metadata is not JSON-serialisable: ${(e as Error).message}`);
-    }
+  if (input.metadata !== undefined) checkMetadata(input.metadata);
+}
+
+function checkMetadata(metadata: unknown): void {
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
+    throw new CosfaceError('BAD_INPUT', 'metadata must be a plain object');
+  }
+  try {
+    JSON.stringify(metadata);
+  } catch (e) {
+    throw new CosfaceError('BAD_INPUT', `metadata is not JSON-serialisable: ${(e as Error).message}`);
   }
 }
 

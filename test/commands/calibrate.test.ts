@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnrollSummary } from '../../src/commands/store-commands.js';
 import { alignedDir } from '../helpers/fixtures.js';
-import { dbFingerprint, tempDir } from '../store/helpers.js';
+import { tempDir } from '../store/helpers.js';
+import { BACKENDS, testDb, type TestDb } from '../helpers/backends.js';
 import { aligned, captureIo, commands, expectCode, makeEnrollDir, photo, runJson, sharedPipeline } from './helpers.js';
 
 interface CalibrateJson {
@@ -21,7 +22,6 @@ let shared: Awaited<ReturnType<typeof sharedPipeline>>;
 const io = captureIo();
 let cmd: ReturnType<typeof commands>;
 let dir: string;
-let db: string;
 /** The aligned crops in LFW's layout: one folder per person. */
 let lfw: string;
 const files = readdirSync(alignedDir).filter((f) => f.endsWith('.png')).sort();
@@ -45,7 +45,6 @@ beforeAll(async () => {
   shared = await sharedPipeline();
   cmd = commands(io, shared.opener);
   dir = tempDir('calib');
-  db = join(dir, 'faces.db');
   lfw = join(dir, 'lfw');
   for (const f of files) {
     mkdirSync(join(lfw, person(f)), { recursive: true });
@@ -59,7 +58,15 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('cosface calibrate', () => {
+describe.each(BACKENDS)('cosface calibrate on %s', (backend) => {
+  let tdb: TestDb;
+  let db: string;
+  beforeAll(async () => {
+    tdb = await testDb(backend, 'calib');
+    db = tdb.location;
+  });
+  afterAll(() => tdb?.dispose());
+
   it('40 impostor pairs support no FAR down to 1e-2; --all-pairs (112 impostor pairs) supports 1e-2 and says the rest are unsupported', async () => {
     const few = await runJson<CalibrateJson>(io, cmd.calibrate, ['--data', lfw, '--pairs', join(dir, 'few.csv'), '--db', db]);
     expect(few).toMatchObject({ genuinePairs: 8, impostorPairs: 40, thresholds: [], noFace: { count: 0 } });
@@ -82,7 +89,7 @@ describe('cosface calibrate', () => {
   }, 60_000);
 
   it('identify and verify then decide at the calibrated FAR, by default the strictest calibrated one', async () => {
-    const people = makeEnrollDir(join(dir, 'people'), { obama: [photo('obama_small.jpg')], brody: [aligned('Adrien_Brody_0002.png')] });
+    const people = makeEnrollDir(join(dir, `people-${backend}`), { obama: [photo('obama_small.jpg')], brody: [aligned('Adrien_Brody_0002.png')] });
     const s = await runJson<EnrollSummary>(io, cmd.enroll, [people, '--gallery', 'g', '--db', db]);
     expect(s.added).toBe(2);
     const r = await runJson<{ faces: { match: string | null }[]; far: number; threshold: number }>(io, cmd.identify, [aligned('Adrien_Brody_0003.png'), '--gallery', 'g', '--far', '1e-2', '--db', db]);
@@ -98,7 +105,7 @@ describe('cosface calibrate', () => {
   }, 60_000);
 
   it('a missing pair list or image fails before anything is embedded or stored', async () => {
-    const before = dbFingerprint(db);
+    const before = await tdb.fingerprint();
     const opened = shared.opened();
     await expectCode(cmd.calibrate, ['--data', lfw, '--pairs', join(dir, 'nope.csv'), '--db', db], 'BAD_INPUT');
     mkdirSync(join(dir, 'bad'), { recursive: true });
@@ -111,6 +118,6 @@ describe('cosface calibrate', () => {
     writeFileSync(join(dir, 'flat.csv'), `fold,img_a,img_b,same\n1,${files[0]},${files[2]},0\n2,${files[0]},${files[1]},1\n`);
     expect(await expectCode(cmd.calibrate, ['--data', alignedDir, '--pairs', join(dir, 'flat.csv'), '--all-pairs', '--db', db], 'BAD_INPUT')).toMatch(/one folder/);
     expect(shared.opened()).toBe(opened);
-    expect(dbFingerprint(db)).toBe(before);
+    expect(await tdb.fingerprint()).toBe(before);
   });
 });

@@ -69,7 +69,7 @@ function photoForm(file: string): FormData {
 let dir: string;
 let db: string;
 let server: Served | null = null;
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cosface-e2e-'));
   db = join(dir, 'e2e.db');
 });

@@ -1,22 +1,21 @@
 // Shared setup for the server tests: an app on a fresh file database, an admin key, request helpers,
 // and deterministic embeddings (one direction per person plus a little noise).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createApp, type CosfaceApp, type CreateAppOptions, type LogEntry } from '../../src/server/app.js';
-import { createApiKey } from '../../src/server/api-keys.js';
+import { createApiKey } from '../../src/server/server.js';
 import type { PhotoPipeline } from '../../src/server/face-finder.js';
 import { createBackend } from '../../src/engine.js';
 import { createFacePipeline } from '../../src/pipeline/face-pipeline.js';
 import { withReferenceFallback } from '../../src/pipeline/reference-backend.js';
-import { openStore, type Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/index.js';
+import { testDb, type BackendName, type TestDb } from '../helpers/backends.js';
 import { randomTensor } from '../helpers/fixtures.js';
 
 export interface TestServer {
   app: CosfaceApp;
   store: Store;
   dir: string;
-  dbPath: string;
+  /** The database under the store (its location, raw rows). */
+  db: TestDb;
   adminKey: string;
   logs: LogEntry[];
   /** app.request with JSON body and the admin key unless headers say otherwise. */
@@ -27,17 +26,23 @@ export interface TestServer {
 /** The real face pipeline on the default backend, made once per test file on first use. */
 let sharedPipeline: Promise<PhotoPipeline> | null = null;
 export function realPipeline(): Promise<PhotoPipeline> {
-  sharedPipeline ??= (async () => createFacePipeline({ backend: withReferenceFallback(await createBackend('auto')) }))();
+  sharedPipeline ??= (async () => {
+    const p = await createFacePipeline({ backend: withReferenceFallback(await createBackend('auto')) });
+    // Shared by every app of the file (one per backend): an app closing must not dispose it.
+    return { ...p, dispose: () => undefined };
+  })();
   return sharedPipeline;
 }
 
-export async function makeServer(o: Partial<CreateAppOptions> = {}): Promise<TestServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'cosface-server-'));
-  const dbPath = join(dir, 'test.db');
-  const store = await openStore(dbPath, { synchronous: 'normal' });
+/** An app on a fresh database of the backend (default SQLite). */
+export async function makeServer(o: Partial<CreateAppOptions> & { backend?: BackendName } = {}): Promise<TestServer> {
+  const { backend = 'sqlite', ...appOpts } = o;
+  const db = await testDb(backend, 'server');
+  const dir = db.dir;
+  const store = await db.open({ synchronous: 'normal' });
   const logs: LogEntry[] = [];
-  const app = createApp({ store, pipeline: realPipeline, log: (e) => logs.push(e), ...o });
-  const adminKey = createApiKey(store, { name: 'test admin' }).key;
+  const app = createApp({ store, pipeline: realPipeline, log: (e) => logs.push(e), ...appOpts });
+  const adminKey = (await createApiKey(store, { name: 'test admin' })).key;
   const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const h: Record<string, string> = { authorization: `Bearer ${adminKey}`, ...headers };
     let payload: BodyInit | undefined;
@@ -55,14 +60,14 @@ export async function makeServer(o: Partial<CreateAppOptions> = {}): Promise<Tes
     app,
     store,
     dir,
-    dbPath,
+    db,
     adminKey,
     logs,
     call,
     async close() {
       await app.close();
       await store.close();
-      rmSync(dir, { recursive: true, force: true });
+      await db.dispose();
     },
   };
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openStore } from '../../src/store/store.js';
+import { openStore } from '../../src/store/index.js';
 import { seededRandom } from '../../src/bench/search-bench.js';
 import { crashTestVector, CRASH_DIM, CRASH_GALLERY } from './crash-vectors.js';
 
@@ -97,7 +97,7 @@ describe('crash safety', () => {
           if (e.kind === 'opened') opens.push(e.how === 'snapshot' ? `snapshot+${e.replayed} replayed+${e.deletesApplied} deletes` : `rebuilt (${e.reason})`);
         },
       });
-      const check = store.checkConsistency(CRASH_GALLERY);
+      const check = await store.checkConsistency(CRASH_GALLERY);
       expect(check.missingFromIndex).toEqual([]);
       expect(check.extraInIndex).toEqual([]);
       expect(check.vectorMismatches).toEqual([]);

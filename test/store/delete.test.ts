@@ -1,11 +1,13 @@
 // Deleting an identity: it is never returned again, by HNSW or exact search, after a restart,
-// after a background rebuild, and when the delete happened after the last index snapshot.
+// after a rebuild, and (SQLite) when the delete happened after the last index snapshot. On both
+// backends; the automatic background rebuild is hnswlib's own.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { openStore, type IndexEvent, type Store } from '../../src/store/store.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore, type IndexEvent, type Store } from '../../src/store/index.js';
 import { makeClusteredGallery } from '../../src/bench/search-bench.js';
 import { tempDir } from './helpers.js';
+import { BACKENDS, testDb, type TestDb } from '../helpers/backends.js';
 
 const DIM = 128;
 const PEOPLE = 400;
@@ -27,65 +29,73 @@ async function expectNeverReturned(store: Store, deleted: number[], how: string[
 
 async function enroll(store: Store, from: number, to: number): Promise<void> {
   for (let i = from; i < to; i++) {
-    store.addIdentity('g', { externalId: person(i) });
-    store.addFaces('g', [0, 1].map((j) => ({ identity: person(i), face: { embedding: face(i * 3 + j) } })));
+    await store.addIdentity('g', { externalId: person(i) });
+    await store.addFaces('g', [0, 1].map((j) => ({ identity: person(i), face: { embedding: face(i * 3 + j) } })));
   }
 }
 
-describe('deleting identities', () => {
-  const dir = tempDir('delete');
-  const dbPath = join(dir, 'g.db');
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+describe.each(BACKENDS)('deleting identities on %s', (backend) => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await testDb(backend, 'delete');
+  });
+  afterAll(() => db.dispose());
   const opts = { exactBelow: 0, synchronous: 'normal' as const, rebuildMinDeleted: 1_000_000 };
+  const sqlite = backend === 'sqlite';
 
   it('is never returned again: at once, after restart, after a delete newer than the snapshot, after a rebuild', async () => {
-    const store = await openStore(dbPath, opts);
-    store.createGallery('g', { modelId: 'synthetic', dimension: DIM });
+    const store = await db.open(opts);
+    await store.createGallery('g', { modelId: 'synthetic', dimension: DIM });
     await enroll(store, 0, PEOPLE);
     // Before deleting: each of these people is found at rank 1.
     const victims = [3, 50, 51, 199, 398];
     for (const i of victims) expect((await store.identify('g', face(i * 3 + 2), { k: 1 })).candidates[0]!.identity).toBe(person(i));
-    for (const i of victims.slice(0, 3)) expect(store.deleteIdentity('g', person(i))).toEqual({ faces: 2 });
+    for (const i of victims.slice(0, 3)) expect(await store.deleteIdentity('g', person(i))).toEqual({ faces: 2 });
     await expectNeverReturned(store, victims.slice(0, 3));
     await store.close();
 
     // Restart: loaded from the snapshot written at close.
     const events: IndexEvent[] = [];
-    const s2 = await openStore(dbPath, { ...opts, onIndexEvent: (e) => events.push(e) });
+    const s2 = await db.open({ ...opts, onIndexEvent: (e) => events.push(e) });
     await expectNeverReturned(s2, victims.slice(0, 3));
-    expect(events[0]).toMatchObject({ kind: 'opened', how: 'snapshot' });
+    if (sqlite) expect(events[0]).toMatchObject({ kind: 'opened', how: 'snapshot' });
     // A delete after the snapshot, then a second process-like opener that never saw it in memory.
-    s2.deleteIdentity('g', person(victims[3]!));
+    await s2.deleteIdentity('g', person(victims[3]!));
     const events3: IndexEvent[] = [];
-    const s3 = await openStore(dbPath, { ...opts, onIndexEvent: (e) => events3.push(e) });
+    const s3 = await db.open({ ...opts, onIndexEvent: (e) => events3.push(e) });
     await expectNeverReturned(s3, victims.slice(0, 4));
-    expect(events3[0]).toMatchObject({ kind: 'opened', how: 'snapshot', deletesApplied: 2 });
+    if (sqlite) expect(events3[0]).toMatchObject({ kind: 'opened', how: 'snapshot', deletesApplied: 2 });
     await s3.close();
 
-    // Rebuild in the background (worker thread), with a delete and new faces landing meanwhile.
+    // Rebuild (SQLite: in a worker thread; Postgres: REINDEX), with a delete and new faces landing meanwhile.
     const rebuilt = s2.rebuildIndex('g');
-    s2.deleteIdentity('g', person(victims[4]!));
+    await s2.deleteIdentity('g', person(victims[4]!));
     await enroll(s2, PEOPLE, PEOPLE + 5);
     await rebuilt;
-    const stats = s2.galleryStats('g');
+    const stats = await s2.galleryStats('g');
     expect(stats.index.deleted).toBe(0); // the rebuilt graph holds live faces only...
     expect(stats.index.live).toBe(stats.faces); // ...all of them, the ones added during the rebuild too
     expect(stats.faces).toBe((PEOPLE + 5 - victims.length) * 2);
-    expect(s2.checkConsistency('g')).toMatchObject({ missingFromIndex: [], extraInIndex: [], vectorMismatches: [] });
+    expect(await s2.checkConsistency('g')).toMatchObject({ missingFromIndex: [], extraInIndex: [], vectorMismatches: [] });
     await expectNeverReturned(s2, victims);
     expect((await s2.identify('g', face((PEOPLE + 2) * 3 + 2), { k: 1 })).candidates[0]!.identity).toBe(person(PEOPLE + 2));
     await s2.close();
 
     // And after restarting on the rebuilt snapshot.
-    const s4 = await openStore(dbPath, opts);
+    const s4 = await db.open(opts);
     await expectNeverReturned(s4, victims);
     // The external id is free again: re-enrolled, only the new faces answer to it.
-    s4.addIdentity('g', { externalId: person(3) });
-    s4.addFace('g', person(3), { embedding: face(7 * 3) });
+    await s4.addIdentity('g', { externalId: person(3) });
+    await s4.addFace('g', person(3), { embedding: face(7 * 3) });
     const r = await s4.identify('g', face(3 * 3 + 2), { k: 10 });
     for (const c of r.candidates) if (c.identity === person(3)) expect(c.faceId).toBeGreaterThan(PEOPLE * 2);
     await s4.close();
   });
+});
+
+describe('hnswlib index upkeep', () => {
+  const dir = tempDir('delete');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('rebuilds by itself once the deleted fraction passes the limit, and swaps the new index in', async () => {
     const events: IndexEvent[] = [];
@@ -96,18 +106,18 @@ describe('deleting identities', () => {
       rebuildMinDeleted: 10,
       onIndexEvent: (e) => events.push(e),
     });
-    store.createGallery('g', { modelId: 'synthetic', dimension: DIM });
+    await store.createGallery('g', { modelId: 'synthetic', dimension: DIM });
     await enroll(store, 0, 100);
     const deleted: number[] = [];
     for (let i = 0; i < 100 && !events.some((e) => e.kind === 'rebuild-started'); i += 4) {
-      store.deleteIdentity('g', person(i));
+      await store.deleteIdentity('g', person(i));
       deleted.push(i);
     }
     // 200 faces: the rebuild starts once more than 40 are deleted (21 identities).
     expect(deleted.length).toBe(21);
     await store.rebuildIndex('g'); // joins the running rebuild
     expect(events.map((e) => e.kind)).toContain('rebuild-swapped');
-    expect(store.galleryStats('g').index).toMatchObject({ deleted: 0, live: 200 - 42, rebuilding: false });
+    expect((await store.galleryStats('g')).index).toMatchObject({ deleted: 0, live: 200 - 42, rebuilding: false });
     await expectNeverReturned(store, deleted, ['hnsw']);
     await store.close();
   });

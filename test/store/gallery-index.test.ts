@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openStore, type IndexEvent } from '../../src/store/store.js';
+import { openStore, type IndexEvent } from '../../src/store/index.js';
 import { makeClusteredGallery } from '../../src/bench/search-bench.js';
 import { tempDir } from './helpers.js';
 
@@ -22,9 +22,9 @@ describe('gallery index snapshots', () => {
   async function reopenAndCheck(expectedFaces: number): Promise<IndexEvent> {
     const events: IndexEvent[] = [];
     const store = await openStore(dbPath, { ...opts, onIndexEvent: (e) => events.push(e) });
-    const stats = store.galleryStats('g');
+    const stats = await store.galleryStats('g');
     expect(stats.index.live).toBe(expectedFaces);
-    expect(store.checkConsistency('g')).toMatchObject({ missingFromIndex: [], extraInIndex: [], vectorMismatches: [] });
+    expect(await store.checkConsistency('g')).toMatchObject({ missingFromIndex: [], extraInIndex: [], vectorMismatches: [] });
     for (let r = 0; r < expectedFaces; r += 97) {
       const res = await store.identify('g', face(r), { k: 1 });
       expect(res.candidates[0]!.identity).toBe(`id${r}`);
@@ -35,12 +35,12 @@ describe('gallery index snapshots', () => {
 
   it('grows past its initial capacity and replays faces added after the last snapshot', async () => {
     const store = await openStore(dbPath, { ...opts, checkpointEvery: 600 });
-    store.createGallery('g', { modelId: 'm', dimension: DIM, m: 12, efConstruction: 100, ef: 48 });
+    await store.createGallery('g', { modelId: 'm', dimension: DIM, m: 12, efConstruction: 100, ef: 48 });
     for (let r = 0; r < 1500; r++) {
-      store.addIdentity('g', { externalId: `id${r}` });
-      store.addFace('g', `id${r}`, { embedding: face(r) });
+      await store.addIdentity('g', { externalId: `id${r}` });
+      await store.addFace('g', `id${r}`, { embedding: face(r) });
     }
-    const stats = store.galleryStats('g');
+    const stats = await store.galleryStats('g');
     expect(stats.index.capacity).toBeGreaterThanOrEqual(1500); // started at 1024, doubled
     expect(stats.index.snapshotLastFaceId).toBe(1200); // auto checkpoints at 600 and 1200 changes
     // Not closed: the 300 faces after the snapshot exist only in the database, as after a crash.
@@ -81,7 +81,7 @@ describe('gallery index snapshots', () => {
     });
   }
 
-  it('leaves no stray index files behind', () => {
+  it('leaves no stray index files behind', async () => {
     expect(readdirSync(indexDir).sort()).toEqual(['g1.json', sidecar().file].sort());
   });
 });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCosfaceError } from '../../src/errors.js';
-import { openStore, type Store } from '../../src/store/store.js';
+import { openStore, type Store } from '../../src/store/index.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { expectError, makeServer, type TestServer } from '../server/helpers.js';
 import { dbFingerprint, tempDir } from './helpers.js';
@@ -19,9 +19,9 @@ const GOOD_ID = ['alice', 'x/y z', '../../etc', 'José Ferreira', '山田 太郎
 const dir = tempDir('names');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function code(f: () => unknown): string {
+async function code(f: () => unknown): Promise<string> {
   try {
-    f();
+    await f();
     return 'ok';
   } catch (e) {
     if (isCosfaceError(e)) return e.code;
@@ -36,19 +36,19 @@ describe('names in the store API', () => {
   });
   afterAll(async () => store.close());
 
-  it('gallery names: identifiers only', () => {
-    for (const n of BAD_GALLERY) expect([n, code(() => store.createGallery(n, { modelId: 'm', dimension: 4 }))]).toEqual([n, 'BAD_INPUT']);
-    for (const n of GOOD_GALLERY) expect([n, code(() => store.createGallery(n, { modelId: 'm', dimension: 4 }))]).toEqual([n, 'ok']);
-    expect(store.listGalleries().map((g) => g.name).sort()).toEqual([...GOOD_GALLERY].sort());
+  it('gallery names: identifiers only', async () => {
+    for (const n of BAD_GALLERY) expect([n, await code(() => store.createGallery(n, { modelId: 'm', dimension: 4 }))]).toEqual([n, 'BAD_INPUT']);
+    for (const n of GOOD_GALLERY) expect([n, await code(() => store.createGallery(n, { modelId: 'm', dimension: 4 }))]).toEqual([n, 'ok']);
+    expect((await store.listGalleries()).map((g) => g.name).sort()).toEqual([...GOOD_GALLERY].sort());
   });
 
-  it('identity ids: printable Unicode, no control characters, at most 256', () => {
+  it('identity ids: printable Unicode, no control characters, at most 256', async () => {
     for (const n of BAD_ID) {
-      expect([n, code(() => store.addIdentity('staff', { externalId: n }))]).toEqual([n, 'BAD_INPUT']);
-      expect([n, code(() => store.ensureIdentity('staff', { externalId: n }))]).toEqual([n, 'BAD_INPUT']);
+      expect([n, await code(() => store.addIdentity('staff', { externalId: n }))]).toEqual([n, 'BAD_INPUT']);
+      expect([n, await code(() => store.ensureIdentity('staff', { externalId: n }))]).toEqual([n, 'BAD_INPUT']);
     }
-    for (const n of GOOD_ID) expect([n, code(() => store.addIdentity('staff', { externalId: n }))]).toEqual([n, 'ok']);
-    expect(store.getGallery('staff').identities).toBe(GOOD_ID.length);
+    for (const n of GOOD_ID) expect([n, await code(() => store.addIdentity('staff', { externalId: n }))]).toEqual([n, 'ok']);
+    expect((await store.getGallery('staff')).identities).toBe(GOOD_ID.length);
   });
 });
 
@@ -61,7 +61,7 @@ describe('names over HTTP', () => {
 
   it('POST /v1/galleries and POST .../identities reject bad names with 400 BAD_INPUT and change nothing', async () => {
     expect((await t.call('POST', '/v1/galleries', { name: 'staff' })).status).toBe(201);
-    const before = dbFingerprint(t.dbPath);
+    const before = await t.db.fingerprint(t.store);
     for (const name of BAD_GALLERY) await expectError(await t.call('POST', '/v1/galleries', { name }), 400, 'BAD_INPUT');
     for (const externalId of BAD_ID) await expectError(await t.call('POST', '/v1/galleries/staff/identities', { externalId }), 400, 'BAD_INPUT');
     await expectError(
@@ -69,7 +69,7 @@ describe('names over HTTP', () => {
       400,
       'BAD_INPUT',
     );
-    expect(dbFingerprint(t.dbPath)).toBe(before);
+    expect(await t.db.fingerprint(t.store)).toBe(before);
     // An unknown, ill-formed name in a path is simply not found.
     await expectError(await t.call('GET', `/v1/galleries/${encodeURIComponent('../../etc')}`), 404, 'GALLERY_NOT_FOUND');
     expect((await t.call('POST', '/v1/galleries/staff/identities', { externalId: '../../etc' })).status).toBe(201);

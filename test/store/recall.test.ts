@@ -3,7 +3,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_HNSW, effectiveEf, openStore, type IndexEvent } from '../../src/store/store.js';
+import { DEFAULT_HNSW, effectiveEf, openStore, type IndexEvent } from '../../src/store/index.js';
 import { makeClusteredGallery, makeProbes } from '../../src/bench/search-bench.js';
 import { tempDir } from './helpers.js';
 
@@ -21,15 +21,15 @@ describe('HNSW recall', () => {
     const { probes } = makeProbes(g, PROBES);
     const dim = g.dim;
     const store = await openStore(dbPath, { exactBelow: 0, synchronous: 'normal' });
-    store.createGallery('g', { modelId: 'synthetic', dimension: dim });
-    for (let id = 0; id < g.identities; id++) store.addIdentity('g', { externalId: `p${id}` });
+    await store.createGallery('g', { modelId: 'synthetic', dimension: dim });
+    for (let id = 0; id < g.identities; id++) await store.addIdentity('g', { externalId: `p${id}` });
     // Bulk enrollment: 1000 faces per transaction.
     for (let r0 = 0; r0 < N; r0 += 1000) {
       const batch = [];
       for (let r = r0; r < Math.min(N, r0 + 1000); r++) {
         batch.push({ identity: `p${g.identityOf[r]}`, face: { embedding: g.vectors.subarray(r * dim, (r + 1) * dim) } });
       }
-      store.addFaces('g', batch);
+      await store.addFaces('g', batch);
     }
     const probe = (i: number) => probes.subarray(i * dim, (i + 1) * dim);
 
@@ -60,7 +60,7 @@ describe('HNSW recall', () => {
 });
 
 describe('search beam for large galleries', () => {
-  it('keeps the gallery ef up to 100k faces and raises it with size beyond (512 at 1M, where ef 128 gave recall@1 0.87)', () => {
+  it('keeps the gallery ef up to 100k faces and raises it with size beyond (512 at 1M, where ef 128 gave recall@1 0.87)', async () => {
     expect(effectiveEf(DEFAULT_HNSW.ef, 10_000)).toBe(128);
     expect(effectiveEf(DEFAULT_HNSW.ef, 100_000)).toBe(128);
     expect(effectiveEf(DEFAULT_HNSW.ef, 1_000_000)).toBe(512);

@@ -1,19 +1,17 @@
 // The store's library API: galleries, identities, faces, identify/verify, thresholds, and bad input
 // that gets a stable error code and leaves the database unchanged.
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCosfaceError, type ErrorCode } from '../../src/errors.js';
-import { openStore, type Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/index.js';
 import { makeClusteredGallery, seededRandom } from '../../src/bench/search-bench.js';
-import { dbFingerprint, tempDir } from './helpers.js';
+import { BACKENDS, testDb, type TestDb } from '../helpers/backends.js';
 
 const DIM = 128;
 
-function expectCode(fn: () => unknown, code: ErrorCode): void {
+async function expectCode(fn: () => unknown, code: ErrorCode): Promise<void> {
   let err: unknown;
   try {
-    fn();
+    await fn();
   } catch (e) {
     err = e;
   }
@@ -25,32 +23,32 @@ async function expectCodeAsync(p: Promise<unknown>, code: ErrorCode): Promise<vo
   expect(isCosfaceError(err, code), `expected ${code}, got ${String(err)}`).toBe(true);
 }
 
-describe('store', () => {
-  const dir = tempDir('store');
-  const dbPath = join(dir, 'faces.db');
+describe.each(BACKENDS)('store on %s', (backend) => {
+  let db: TestDb;
   let store: Store;
   // 40 identities x 3 faces; enrolled faces are rows 0-1 of each identity, row 2 is a probe.
   const data = makeClusteredGallery(120, { facesPerIdentity: 3, seed: 5 });
   const face = (row: number) => data.vectors.subarray(row * DIM, (row + 1) * DIM);
 
   beforeAll(async () => {
-    store = await openStore(dbPath);
-    store.createGallery('staff', { modelId: 'synthetic-128', dimension: DIM });
+    db = await testDb(backend, 'store');
+    store = await db.open();
+    await store.createGallery('staff', { modelId: 'synthetic-128', dimension: DIM });
     for (let id = 0; id < 40; id++) {
-      store.addIdentity('staff', { externalId: `person-${id}`, displayName: `Person ${id}`, metadata: { team: id % 3 } });
-      store.addFaces('staff', [0, 1].map((j) => ({ identity: `person-${id}`, face: { embedding: face(id * 3 + j), quality: 0.9 } })));
+      await store.addIdentity('staff', { externalId: `person-${id}`, displayName: `Person ${id}`, metadata: { team: id % 3 } });
+      await store.addFaces('staff', [0, 1].map((j) => ({ identity: `person-${id}`, face: { embedding: face(id * 3 + j), quality: 0.9 } })));
     }
   });
   afterAll(async () => {
     await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await db.dispose();
   });
 
-  it('lists galleries and identities with counts', () => {
-    expect(store.listGalleries().map((g) => [g.name, g.identities, g.faces])).toEqual([['staff', 40, 80]]);
-    const alice = store.getIdentity('staff', 'person-7');
+  it('lists galleries and identities with counts', async () => {
+    expect((await store.listGalleries()).map((g) => [g.name, g.identities, g.faces])).toEqual([['staff', 40, 80]]);
+    const alice = await store.getIdentity('staff', 'person-7');
     expect(alice).toMatchObject({ externalId: 'person-7', displayName: 'Person 7', metadata: { team: 1 }, faces: 2 });
-    expect(store.listIdentities('staff', { limit: 5 }).map((i) => i.externalId)).toEqual(['person-0', 'person-1', 'person-2', 'person-3', 'person-4']);
+    expect((await store.listIdentities('staff', { limit: 5 })).map((i) => i.externalId)).toEqual(['person-0', 'person-1', 'person-2', 'person-3', 'person-4']);
   });
 
   it('identifies held-out faces of enrolled people (rank 1), best template per identity', async () => {
@@ -103,7 +101,7 @@ describe('store', () => {
       const b = (a + 2 + 2 * Math.floor(rand() * 1990)) % 4000;
       pairs.push({ score: dot(a, b), same: false });
     }
-    const c = store.calibrateModel('synthetic-128', pairs);
+    const c = await store.calibrateModel('synthetic-128', pairs);
     expect(c.impostorPairs).toBe(20_000);
     expect(c.thresholds.map((t) => t.far)).toEqual([1e-2, 1e-3, 1e-4]);
     expect(c.unsupported.map((u) => [u.far, u.impostorPairsNeeded])).toEqual([[1e-5, 100_000], [1e-6, 1_000_000]]);
@@ -111,7 +109,7 @@ describe('store', () => {
     // Stricter FAR, higher threshold, lower TAR.
     expect(c.thresholds[0]!.threshold).toBeLessThan(c.thresholds[2]!.threshold);
     expect(c.thresholds[0]!.tar!).toBeGreaterThan(c.thresholds[2]!.tar!);
-    expect(store.thresholds('synthetic-128')).toHaveLength(3);
+    expect(await store.thresholds('synthetic-128')).toHaveLength(3);
 
     const enrolled = await store.identify('staff', face(3 * 11 + 2), { k: 1, far: 1e-3 });
     expect(enrolled.decision).toBe('match');
@@ -127,32 +125,32 @@ describe('store', () => {
 
   it('rejects bad input with a stable code and leaves the database unchanged', async () => {
     await store.close();
-    const before = dbFingerprint(dbPath);
-    store = await openStore(dbPath);
+    const before = await db.fingerprint();
+    store = await db.open();
     const good = Array.from(face(0));
     const nan = [...good];
     nan[3] = NaN;
-    expectCode(() => store.addFace('staff', 'person-0', { embedding: good.slice(1) }), 'DIMENSION_MISMATCH');
-    expectCode(() => store.addFace('staff', 'person-0', { embedding: nan }), 'BAD_INPUT');
-    expectCode(() => store.addFace('staff', 'person-0', { embedding: new Array(DIM).fill(0) }), 'BAD_INPUT');
-    expectCode(() => store.addFace('nope', 'person-0', { embedding: good }), 'GALLERY_NOT_FOUND');
-    expectCode(() => store.addFace('staff', 'nobody', { embedding: good }), 'IDENTITY_NOT_FOUND');
-    expectCode(() => store.addFace('staff', 'person-0', { embedding: good, box: { x: 0, y: 0, width: -1, height: 3 } }), 'BAD_INPUT');
-    expectCode(() => store.addFace('staff', 'person-0', { embedding: good, photoHash: 'not-a-hash' }), 'BAD_INPUT');
-    expectCode(() => store.addFaces('staff', []), 'EMPTY_BATCH');
+    await expectCode(() => store.addFace('staff', 'person-0', { embedding: good.slice(1) }), 'DIMENSION_MISMATCH');
+    await expectCode(() => store.addFace('staff', 'person-0', { embedding: nan }), 'BAD_INPUT');
+    await expectCode(() => store.addFace('staff', 'person-0', { embedding: new Array(DIM).fill(0) }), 'BAD_INPUT');
+    await expectCode(() => store.addFace('nope', 'person-0', { embedding: good }), 'GALLERY_NOT_FOUND');
+    await expectCode(() => store.addFace('staff', 'nobody', { embedding: good }), 'IDENTITY_NOT_FOUND');
+    await expectCode(() => store.addFace('staff', 'person-0', { embedding: good, box: { x: 0, y: 0, width: -1, height: 3 } }), 'BAD_INPUT');
+    await expectCode(() => store.addFace('staff', 'person-0', { embedding: good, photoHash: 'not-a-hash' }), 'BAD_INPUT');
+    await expectCode(() => store.addFaces('staff', []), 'EMPTY_BATCH');
     // One bad face in a batch: none of the batch is written.
-    expectCode(
+    await expectCode(
       () => store.addFaces('staff', [{ identity: 'person-0', face: { embedding: good } }, { identity: 'person-0', face: { embedding: nan } }]),
       'BAD_INPUT',
     );
-    expectCode(() => store.addIdentity('staff', { externalId: 'person-3' }), 'DUPLICATE_IDENTITY');
-    expectCode(() => store.addIdentity('staff', { externalId: '' }), 'BAD_INPUT');
-    expectCode(() => store.addIdentity('nope', { externalId: 'x' }), 'GALLERY_NOT_FOUND');
-    expectCode(() => store.createGallery('staff', { modelId: 'm', dimension: DIM }), 'GALLERY_EXISTS');
-    expectCode(() => store.createGallery('bad', { modelId: 'm', dimension: 0 }), 'BAD_INPUT');
-    expectCode(() => store.deleteIdentity('staff', 'nobody'), 'IDENTITY_NOT_FOUND');
-    expectCode(() => store.deleteFace('staff', 999_999), 'FACE_NOT_FOUND');
-    expectCode(() => store.calibrateModel('m', [{ score: NaN, same: false }]), 'BAD_INPUT');
+    await expectCode(() => store.addIdentity('staff', { externalId: 'person-3' }), 'DUPLICATE_IDENTITY');
+    await expectCode(() => store.addIdentity('staff', { externalId: '' }), 'BAD_INPUT');
+    await expectCode(() => store.addIdentity('nope', { externalId: 'x' }), 'GALLERY_NOT_FOUND');
+    await expectCode(() => store.createGallery('staff', { modelId: 'm', dimension: DIM }), 'GALLERY_EXISTS');
+    await expectCode(() => store.createGallery('bad', { modelId: 'm', dimension: 0 }), 'BAD_INPUT');
+    await expectCode(() => store.deleteIdentity('staff', 'nobody'), 'IDENTITY_NOT_FOUND');
+    await expectCode(() => store.deleteFace('staff', 999_999), 'FACE_NOT_FOUND');
+    await expectCode(() => store.calibrateModel('m', [{ score: NaN, same: false }]), 'BAD_INPUT');
     await expectCodeAsync(store.identify('staff', good.slice(2)), 'DIMENSION_MISMATCH');
     await expectCodeAsync(store.identify('staff', nan), 'BAD_INPUT');
     await expectCodeAsync(store.identify('nope', good), 'GALLERY_NOT_FOUND');
@@ -161,23 +159,23 @@ describe('store', () => {
     await expectCodeAsync(store.verify(good, good.slice(1)), 'DIMENSION_MISMATCH');
     await expectCodeAsync(store.verify(good, { gallery: 'staff', identity: 'nobody' }), 'IDENTITY_NOT_FOUND');
     await expectCodeAsync(store.verify(good, good, { far: 1e-3 }), 'BAD_INPUT'); // FAR without a model
-    expect(store.getGallery('staff')).toMatchObject({ identities: 40, faces: 80 });
+    expect(await store.getGallery('staff')).toMatchObject({ identities: 40, faces: 80 });
     await store.close();
-    expect(dbFingerprint(dbPath)).toBe(before);
-    store = await openStore(dbPath);
+    expect(await db.fingerprint()).toBe(before);
+    store = await db.open();
   });
 
   it('skips photos already enrolled (by hash) and deletes a gallery with its index files', async () => {
     const hash = 'a'.repeat(64);
-    store.createGallery('tmp', { modelId: 'm', dimension: DIM });
-    store.ensureIdentity('tmp', { externalId: 'x' });
-    expect(store.hasPhoto('tmp', hash)).toBe(false);
-    store.addFace('tmp', 'x', { embedding: face(0), photoHash: hash, photoPath: '/photos/x/1.jpg' });
-    expect(store.hasPhoto('tmp', hash)).toBe(true);
-    expect(store.ensureIdentity('tmp', { externalId: 'x' }).faces).toBe(1);
-    store.checkpoint('tmp');
+    await store.createGallery('tmp', { modelId: 'm', dimension: DIM });
+    await store.ensureIdentity('tmp', { externalId: 'x' });
+    expect(await store.hasPhoto('tmp', hash)).toBe(false);
+    await store.addFace('tmp', 'x', { embedding: face(0), photoHash: hash, photoPath: '/photos/x/1.jpg' });
+    expect(await store.hasPhoto('tmp', hash)).toBe(true);
+    expect((await store.ensureIdentity('tmp', { externalId: 'x' })).faces).toBe(1);
+    await store.checkpoint('tmp');
     await store.deleteGallery('tmp');
-    expectCode(() => store.getGallery('tmp'), 'GALLERY_NOT_FOUND');
-    expect(store.listGalleries().map((g) => g.name)).toEqual(['staff']);
+    await expectCode(() => store.getGallery('tmp'), 'GALLERY_NOT_FOUND');
+    expect((await store.listGalleries()).map((g) => g.name)).toEqual(['staff']);
   });
 });

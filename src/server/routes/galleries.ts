@@ -18,7 +18,6 @@ import {
 import type { AppEnv } from '../env.js';
 import { inputOf, route } from '../route-spec.js';
 import * as s from '../schemas.js';
-import { listFaces, updateIdentity } from '../store-gaps.js';
 
 export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
   const { store, limits } = deps;
@@ -37,9 +36,9 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => {
+    async (c) => {
       const b = inputOf(c, s.createGalleryBody);
-      const g = store.createGallery(b.name, {
+      const g = await store.createGallery(b.name, {
         modelId: b.modelId ?? deps.model.id,
         dimension: b.dimension ?? deps.model.dimension,
         ...(b.m !== undefined ? { m: b.m } : {}),
@@ -62,9 +61,9 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => {
+    async (c) => {
       const visible = visibleGalleries(c.get('principal'));
-      const all = store.listGalleries().filter((g) => visible === null || visible.includes(g.name));
+      const all = (await store.listGalleries()).filter((g) => visible === null || visible.includes(g.name));
       return c.json({ galleries: all.map(galleryJson) });
     },
   );
@@ -81,7 +80,7 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => c.json(galleryJson(store.getGallery(c.req.param('g')))),
+    async (c) => c.json(galleryJson(await store.getGallery(c.req.param('g')))),
   );
 
   app.delete(
@@ -97,7 +96,7 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       limits,
     ),
     async (c) => {
-      const g = store.getGallery(c.req.param('g'));
+      const g = await store.getGallery(c.req.param('g'));
       await store.deleteGallery(g.name);
       return c.json({ deleted: galleryJson(g) });
     },
@@ -118,9 +117,9 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => {
+    async (c) => {
       const b = inputOf(c, s.createIdentityBody);
-      const ident = store.addIdentity(c.req.param('g'), {
+      const ident = await store.addIdentity(c.req.param('g'), {
         externalId: b.externalId,
         ...(b.displayName !== undefined ? { displayName: b.displayName } : {}),
         ...(b.metadata !== undefined ? { metadata: b.metadata } : {}),
@@ -146,12 +145,12 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => {
+    async (c) => {
       const q = inputOf(c, s.pageQuery);
       const limit = q.limit ?? 100;
       const offset = q.offset ?? 0;
-      const g = store.getGallery(c.req.param('g'));
-      const page = store.listIdentities(g.name, { limit, offset });
+      const g = await store.getGallery(c.req.param('g'));
+      const page = await store.listIdentities(g.name, { limit, offset });
       const next = offset + page.length < g.identities && page.length === limit ? offset + limit : null;
       return c.json({ identities: page.map(identityJson), total: g.identities, limit, offset, next });
     },
@@ -169,7 +168,7 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => c.json(identityJson(store.getIdentity(c.req.param('g'), c.req.param('id')))),
+    async (c) => c.json(identityJson(await store.getIdentity(c.req.param('g'), c.req.param('id')))),
   );
 
   app.patch(
@@ -185,9 +184,9 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => {
+    async (c) => {
       const b = inputOf(c, s.updateIdentityBody);
-      return c.json(identityJson(updateIdentity(store, deps.db, c.req.param('g'), c.req.param('id'), b)));
+      return c.json(identityJson(await store.updateIdentity(c.req.param('g'), c.req.param('id'), b)));
     },
   );
 
@@ -203,8 +202,8 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => {
-      const r = store.deleteIdentity(c.req.param('g'), c.req.param('id'));
+    async (c) => {
+      const r = await store.deleteIdentity(c.req.param('g'), c.req.param('id'));
       return c.json({ deleted: c.req.param('id'), faces: r.faces });
     },
   );
@@ -232,11 +231,11 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       const b = inputOf(c, s.addFaceBody);
       const gallery = c.req.param('g');
       const identity = c.req.param('id');
-      store.getIdentity(gallery, identity); // fail fast, before the pipeline runs
+      await store.getIdentity(gallery, identity); // fail fast, before the pipeline runs
       let input: FaceInput;
       let detected: { face: ReturnType<typeof detectedFaceJson>; count: number } | null = null;
       if (b.image) {
-        checkGalleryModel(deps, store.getGallery(gallery));
+        checkGalleryModel(deps, await store.getGallery(gallery));
         const { face, count } = await largestFace(deps, b.image);
         const [x, y, width, height] = face.box;
         input = { embedding: face.embedding, box: { x, y, width, height }, keypoints: face.landmarks, quality: face.quality, photoHash: sha256(b.image) };
@@ -244,8 +243,8 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       } else {
         input = { embedding: b.embedding!, ...(b.quality !== undefined ? { quality: b.quality } : {}) };
       }
-      const added = store.addFace(gallery, identity, input);
-      const stored = listFaces(store, deps.db, gallery, identity).find((f) => f.id === added.id)!;
+      const added = await store.addFace(gallery, identity, input);
+      const stored = (await store.listFaces(gallery, identity)).find((f) => f.id === added.id)!;
       return c.json({ face: storedFaceJson(stored), ...(detected ? { detected: detected.face, facesInPhoto: detected.count } : {}) }, 201);
     },
   );
@@ -262,7 +261,7 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => c.json({ faces: listFaces(store, deps.db, c.req.param('g'), c.req.param('id')).map(storedFaceJson) }),
+    async (c) => c.json({ faces: (await store.listFaces(c.req.param('g'), c.req.param('id'))).map(storedFaceJson) }),
   );
 
   app.delete(
@@ -277,10 +276,10 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => {
+    async (c) => {
       const id = Number(c.req.param('faceId'));
       if (!Number.isSafeInteger(id) || id < 1) throw new CosfaceError('BAD_INPUT', `face id must be a positive integer, got "${c.req.param('faceId')}"`);
-      store.deleteFace(c.req.param('g'), id);
+      await store.deleteFace(c.req.param('g'), id);
       return c.json({ deleted: id });
     },
   );
@@ -309,7 +308,7 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
     async (c) => {
       const b = inputOf(c, s.enrollBody);
       const gallery = c.req.param('g');
-      const g = store.getGallery(gallery);
+      const g = await store.getGallery(gallery);
       if (b.faces.some((f) => f.image)) checkGalleryModel(deps, g);
       // Check what can be checked cheaply before the slow part (the pipeline).
       b.faces.forEach((f, i) => {
@@ -320,7 +319,7 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       for (const f of b.faces) {
         if (missing.has(f.identity)) continue;
         try {
-          store.getIdentity(gallery, f.identity);
+          await store.getIdentity(gallery, f.identity);
         } catch (e) {
           if (!(e instanceof CosfaceError && e.code === 'IDENTITY_NOT_FOUND') || !createIdentities) throw e;
           missing.set(f.identity, { ...(f.displayName !== undefined ? { displayName: f.displayName } : {}), ...(f.metadata !== undefined ? { metadata: f.metadata } : {}) });
@@ -338,7 +337,7 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
       }
       // Identities and faces in one transaction: a failure or a crash leaves neither.
       const newIdentities = [...missing].map(([externalId, extra]) => ({ externalId, ...extra }));
-      const added = store.addFaces(gallery, items, { newIdentities });
+      const added = await store.addFaces(gallery, items, { newIdentities });
       return c.json({ faces: added.map((f) => ({ id: f.id, identity: f.identity })), identitiesCreated: newIdentities.map((n) => n.externalId) }, 201);
     },
   );

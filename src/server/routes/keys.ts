@@ -28,9 +28,9 @@ export function keyRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => {
+    async (c) => {
       const b = inputOf(c, s.createKeyBody);
-      return c.json(keyJson(keys().create({ name: b.name, gallery: b.gallery ?? null })), 201);
+      return c.json(keyJson(await keys().create({ name: b.name, gallery: b.gallery ?? null })), 201);
     },
   );
 
@@ -46,7 +46,7 @@ export function keyRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => c.json({ keys: keys().list().map(keyJson) }),
+    async (c) => c.json({ keys: (await keys().list()).map(keyJson) }),
   );
 
   app.delete(
@@ -61,10 +61,10 @@ export function keyRoutes(deps: ServerDeps): Hono<AppEnv> {
       },
       limits,
     ),
-    (c) => {
+    async (c) => {
       const id = Number(c.req.param('id'));
       if (!Number.isSafeInteger(id) || id < 1) throw new CosfaceError('BAD_INPUT', `key id must be a positive integer, got "${c.req.param('id')}"`);
-      return c.json(keyJson(keys().revoke(id)));
+      return c.json(keyJson(await keys().revoke(id)));
     },
   );
 

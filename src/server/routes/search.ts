@@ -39,7 +39,7 @@ export function searchRoutes(deps: ServerDeps): Hono<AppEnv> {
         ...(b.exact !== undefined ? { exact: b.exact } : {}),
       };
       if (b.embedding) return c.json(identifyJson(await store.identify(gallery, b.embedding, opts)));
-      checkGalleryModel(deps, store.getGallery(gallery));
+      checkGalleryModel(deps, await store.getGallery(gallery));
       const faces = await deps.finder.find(b.image!);
       if (faces.length === 0) throw new CosfaceError('NO_FACE', 'no face found in the image');
       const results = [];
@@ -72,7 +72,7 @@ export function searchRoutes(deps: ServerDeps): Hono<AppEnv> {
         ...(b.threshold !== undefined ? { threshold: b.threshold } : {}),
         ...(b.exact !== undefined ? { exact: b.exact } : {}),
       };
-      const g = store.getGallery(gallery);
+      const g = await store.getGallery(gallery);
       // Check every probe first: one bad probe fails the request before any search runs.
       b.probes.forEach((p, i) => toUnitVector(p, g.dimension, `probes[${i}]`));
       const results = [];
@@ -99,8 +99,8 @@ export function searchRoutes(deps: ServerDeps): Hono<AppEnv> {
       const isRef = (x: unknown): x is { gallery: string; identity: string } => typeof x === 'object' && x !== null && 'identity' in x;
       if (isRef(v.b)) {
         checkAccess(c, 'gallery', v.b.gallery);
-        if (v.a instanceof Uint8Array) checkGalleryModel(deps, store.getGallery(v.b.gallery));
-        else store.getIdentity(v.b.gallery, v.b.identity);
+        if (v.a instanceof Uint8Array) checkGalleryModel(deps, await store.getGallery(v.b.gallery));
+        else await store.getIdentity(v.b.gallery, v.b.identity);
       }
       const faces: { a?: ReturnType<typeof detectedFaceJson>; b?: ReturnType<typeof detectedFaceJson> } = {};
       const side = async (x: Uint8Array | number[], name: 'a' | 'b') => {

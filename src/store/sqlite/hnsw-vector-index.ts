@@ -1,0 +1,296 @@
+// VectorIndex for the SQLite backend: one hnswlib graph per gallery, derived from the faces table
+// (snapshot + replay, or rebuild, on first use; gallery-index.ts), an exact scan on the scorer over
+// the gallery's vectors kept as one matrix, background rebuilds once many entries are deleted.
+import type Database from 'better-sqlite3';
+import type { ExactScorer } from '../exact-scorer.js';
+import { blobToEmbedding } from '../embedding.js';
+import {
+  adoptRebuiltSnapshot,
+  buildFromDatabase,
+  catchUp,
+  catchUpExternal,
+  openGalleryIndex,
+  rebuildInBackground,
+  removeIndexFiles,
+  type BackgroundRebuild,
+  type GalleryIndex,
+  type IndexedGallery,
+} from '../gallery-index.js';
+import type { GalleryRecord } from '../meta.js';
+import { VectorMatrix } from '../vector-matrix.js';
+import type { IndexConsistency, VectorIndex, VectorIndexStats, VectorSearch, VectorSearchOptions } from '../vector-index.js';
+
+export type IndexEvent =
+  | { kind: 'opened'; gallery: string; how: 'snapshot' | 'rebuilt'; reason?: string; replayed: number; deletesApplied: number }
+  | { kind: 'checkpoint'; gallery: string; lastFaceId: number; bytes: number }
+  | { kind: 'rebuild-started'; gallery: string; deletedFraction: number }
+  | { kind: 'rebuild-swapped'; gallery: string; size: number; replayed: number }
+  | { kind: 'rebuild-failed'; gallery: string; error: string };
+
+export interface HnswIndexOptions {
+  /** Absolute database path, or null for an in-memory database (rebuilds then run in this thread). */
+  dbPath: string | null;
+  /** Folder for index snapshots, or null to keep indexes in memory only. */
+  indexDir: string | null;
+  scorer: ExactScorer;
+  checkpointEvery: number;
+  rebuildDeletedFraction: number;
+  rebuildMinDeleted: number;
+  onIndexEvent?: (e: IndexEvent) => void;
+}
+
+interface LoadedGallery {
+  name: string;
+  index: GalleryIndex;
+  /** Every live face of the gallery with an id up to this one is in the index (see syncWithOtherWriters). */
+  syncedId: number;
+  matrix: VectorMatrix | null;
+  rebuild: { job: BackgroundRebuild; done: Promise<void> } | null;
+}
+
+export class HnswVectorIndex implements VectorIndex {
+  readonly kind = 'hnswlib';
+  private readonly loaded = new Map<number, LoadedGallery>();
+  /** SQLite's data_version when the loaded indexes were last caught up with other processes' commits. */
+  private dataVersion = -1;
+  private closed = false;
+
+  constructor(
+    private readonly sqlite: Database.Database,
+    private readonly o: HnswIndexOptions,
+  ) {}
+
+  async addGallery(): Promise<void> {
+    // Graphs are made on first use.
+  }
+
+  async liveCount(g: GalleryRecord): Promise<number> {
+    return this.load(g).index.liveCount;
+  }
+
+  async search(g: GalleryRecord, probe: Float32Array, k: number, o: VectorSearchOptions): Promise<VectorSearch> {
+    const l = this.load(g);
+    if (o.method === 'hnsw') {
+      const found = l.index.search(probe, k, o.ef);
+      return { faces: found.faceIds.map((faceId, i) => ({ faceId, score: found.scores[i]! })), exactScores: false };
+    }
+    const m = this.matrix(g, l);
+    const faces = [];
+    if (m.n > 0) {
+      const top = await this.o.scorer(probe, 1, m.rows(), m.n, g.dimension, Math.min(k, m.n));
+      for (let i = 0; i < top.k; i++) {
+        const r = top.indices[i]!;
+        if (r >= 0) faces.push({ faceId: m.faceIds[r]!, score: top.scores[i]! });
+      }
+    }
+    return { faces, exactScores: true };
+  }
+
+  async added(g: GalleryRecord, faces: readonly { id: number; v: Float32Array }[]): Promise<void> {
+    const l = this.load(g);
+    try {
+      for (const f of faces) {
+        l.index.add(f.id, f.v);
+        l.matrix?.add(f.id, f.v);
+      }
+      this.maybeCheckpoint(l, g.id);
+    } catch (e) {
+      // Drop the in-memory index; the next use reloads the snapshot and replays from the database.
+      this.loaded.delete(g.id);
+      this.emit({ kind: 'rebuild-failed', gallery: g.name, error: `index update failed: ${(e as Error).message}` });
+    }
+  }
+
+  async deleted(g: GalleryRecord, faceIds: readonly number[]): Promise<void> {
+    const l = this.load(g);
+    for (const id of faceIds) {
+      l.index.markDeleted(id);
+      l.matrix?.remove(id);
+    }
+    l.index.deleteSeq = Math.max(l.index.deleteSeq, this.deleteSeq(g.id));
+    this.maybeCheckpoint(l, g.id);
+    if (!l.rebuild && l.index.deletedCount >= this.o.rebuildMinDeleted && l.index.deletedFraction > this.o.rebuildDeletedFraction) {
+      void this.rebuild(g);
+    }
+  }
+
+  async dropGallery(g: GalleryRecord): Promise<void> {
+    const l = this.loaded.get(g.id);
+    if (l?.rebuild) await l.rebuild.job.cancel().catch(() => undefined);
+    this.loaded.delete(g.id);
+    if (this.o.indexDir) removeIndexFiles(this.o.indexDir, g.id);
+  }
+
+  async stats(g: GalleryRecord): Promise<VectorIndexStats> {
+    const l = this.load(g);
+    return {
+      size: l.index.size,
+      live: l.index.liveCount,
+      deleted: l.index.deletedCount,
+      capacity: l.index.capacity,
+      snapshotLastFaceId: l.index.snapshot?.lastFaceId ?? null,
+      snapshotBytes: l.index.snapshot?.bytes ?? null,
+      unsavedChanges: l.index.unsavedChanges,
+      rebuilding: l.rebuild !== null,
+    };
+  }
+
+  async check(g: GalleryRecord): Promise<IndexConsistency> {
+    const l = this.load(g);
+    const dbRows = this.sqlite
+      .prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND deleted = 0')
+      .all(g.id) as { id: number; embedding: Buffer }[];
+    const inIndex = new Map(l.index.entries().map((e) => [e.faceId, e.live]));
+    const dbIds = new Set<number>();
+    const missingFromIndex: number[] = [];
+    const vectorMismatches: number[] = [];
+    for (const r of dbRows) {
+      dbIds.add(r.id);
+      if (inIndex.get(r.id) !== true) {
+        missingFromIndex.push(r.id);
+        continue;
+      }
+      const a = blobToEmbedding(r.embedding);
+      const b = l.index.vector(r.id)!;
+      let diff = 0;
+      for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+      if (diff > 1e-6) vectorMismatches.push(r.id);
+    }
+    const extraInIndex = [...inIndex].filter(([id, live]) => live && !dbIds.has(id)).map(([id]) => id);
+    return { dbLive: dbRows.length, indexLive: l.index.liveCount, missingFromIndex, extraInIndex, vectorMismatches };
+  }
+
+  async checkpoint(galleries?: readonly GalleryRecord[]): Promise<void> {
+    this.checkpointSync(galleries?.map((g) => g.id));
+  }
+
+  rebuild(g: GalleryRecord): Promise<void> {
+    const l = this.load(g);
+    if (l.rebuild) return l.rebuild.done;
+    const dir = this.o.indexDir;
+    if (!this.o.dbPath || !dir) {
+      l.index = buildFromDatabase(this.sqlite, indexedGallery(g));
+      this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: l.index.size, replayed: 0 });
+      return Promise.resolve();
+    }
+    const job = rebuildInBackground(this.o.dbPath, indexedGallery(g), dir);
+    this.emit({ kind: 'rebuild-started', gallery: g.name, deletedFraction: l.index.deletedFraction });
+    const done = job.promise.then(
+      (fresh) => {
+        l.rebuild = null;
+        if (this.closed || this.loaded.get(g.id) !== l) return;
+        // Whatever was added or deleted while the worker ran is in the database: replay it.
+        const { replayed } = catchUp(this.sqlite, indexedGallery(g), fresh);
+        l.index = fresh;
+        adoptRebuiltSnapshot(dir, g.id, fresh);
+        this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: fresh.size, replayed });
+      },
+      (e: unknown) => {
+        l.rebuild = null;
+        if (!this.closed) this.emit({ kind: 'rebuild-failed', gallery: g.name, error: (e as Error).message });
+      },
+    );
+    l.rebuild = { job, done };
+    return done;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const l of this.loaded.values()) if (l.rebuild) await l.rebuild.done;
+    this.checkpointSync();
+    this.closed = true;
+    this.loaded.clear();
+  }
+
+  // ---- internals ----
+
+  private emit(e: IndexEvent): void {
+    this.o.onIndexEvent?.(e);
+  }
+
+  private deleteSeq(galleryId: number): number {
+    const row = this.sqlite.prepare('SELECT delete_seq AS s FROM galleries WHERE id = ?').get(galleryId) as { s: number } | undefined;
+    return row?.s ?? 0;
+  }
+
+  private checkpointSync(ids?: readonly number[]): void {
+    if (!this.o.indexDir) return;
+    for (const [id, l] of this.loaded) {
+      if (ids && !ids.includes(id)) continue;
+      if (l.index.unsavedChanges > 0 || !l.index.snapshot) this.save(l, id);
+    }
+  }
+
+  /**
+   * Another process may write the same database (a CLI `enroll` while `cosface serve` runs): SQLite's
+   * data_version changes when another connection commits, and then every loaded index is caught up
+   * (its faces and deletes) and cached vectors are dropped, before this process reads or writes it.
+   */
+  private syncWithOtherWriters(): void {
+    const version = this.sqlite.pragma('data_version', { simple: true }) as number;
+    if (version === this.dataVersion) return;
+    this.dataVersion = version;
+    for (const [id, l] of this.loaded) {
+      const row = this.sqlite.prepare('SELECT id, dimension, hnsw_m AS m, hnsw_ef_construction AS efc, hnsw_ef AS ef FROM galleries WHERE id = ?').get(id) as
+        | { id: number; dimension: number; m: number; efc: number; ef: number }
+        | undefined;
+      if (!row) {
+        this.loaded.delete(id);
+        continue;
+      }
+      const r = catchUpExternal(this.sqlite, { id: row.id, dimension: row.dimension, m: row.m, efConstruction: row.efc, ef: row.ef }, l.index, l.syncedId);
+      l.syncedId = r.sinceId;
+      if (r.added > 0 || r.deleted > 0) l.matrix = null;
+    }
+  }
+
+  /** The gallery's index, opened (snapshot + replay, or rebuild) on first use. */
+  private load(g: GalleryRecord): LoadedGallery {
+    this.syncWithOtherWriters();
+    let l = this.loaded.get(g.id);
+    if (!l) {
+      const opened = openGalleryIndex(this.sqlite, indexedGallery(g), this.o.indexDir);
+      this.emit({
+        kind: 'opened',
+        gallery: g.name,
+        how: opened.how,
+        ...(opened.reason !== undefined ? { reason: opened.reason } : {}),
+        replayed: opened.replayed,
+        deletesApplied: opened.deletesApplied,
+      });
+      l = { name: g.name, index: opened.index, syncedId: opened.index.lastFaceId, matrix: null, rebuild: null };
+      this.loaded.set(g.id, l);
+    }
+    return l;
+  }
+
+  /** The gallery's live vectors as one matrix, loaded from the database on first exact scan. */
+  private matrix(g: GalleryRecord, l: LoadedGallery): VectorMatrix {
+    if (!l.matrix) {
+      const n = (this.sqlite.prepare('SELECT COUNT(*) AS n FROM faces WHERE gallery_id = ? AND deleted = 0').get(g.id) as { n: number }).n;
+      const m = new VectorMatrix(g.dimension, n + 16);
+      const v = new Float32Array(g.dimension);
+      const stmt = this.sqlite.prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND deleted = 0 ORDER BY id');
+      for (const r of stmt.iterate(g.id) as IterableIterator<{ id: number; embedding: Buffer }>) {
+        m.add(r.id, blobToEmbedding(r.embedding, v));
+      }
+      l.matrix = m;
+    }
+    return l.matrix;
+  }
+
+  private maybeCheckpoint(l: LoadedGallery, galleryId: number): void {
+    if (this.o.indexDir && l.index.unsavedChanges >= this.o.checkpointEvery) this.save(l, galleryId);
+  }
+
+  private save(l: LoadedGallery, galleryId: number): void {
+    if (!this.o.indexDir) return;
+    this.syncWithOtherWriters(); // a snapshot claims every face up to its lastFaceId
+    const meta = l.index.save(this.o.indexDir, galleryId);
+    this.emit({ kind: 'checkpoint', gallery: l.name, lastFaceId: meta.lastFaceId, bytes: meta.bytes });
+  }
+}
+
+function indexedGallery(g: GalleryRecord): IndexedGallery {
+  return { id: g.id, dimension: g.dimension, m: g.hnswM, efConstruction: g.hnswEfConstruction, ef: g.hnswEf };
+}
