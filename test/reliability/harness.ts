@@ -231,3 +231,57 @@ export async function checkGallery(db: string, gallery: string): Promise<Consist
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * A large multipart upload through node:http, keeping the answer even when the server answers
+ * before the body is sent and closes the socket (413 from Content-Length): fetch reports the
+ * write error then and loses the status, which is a client artefact, not the server's answer.
+ */
+export function bigUpload(base: string, route: string, bytes: number): Promise<HttpResult> {
+  return new Promise((resolve) => {
+    const boundary = 'reliability-boundary';
+    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`);
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    const u = new URL(base + route);
+    let done = false;
+    const finish = (r: HttpResult) => {
+      if (!done) {
+        done = true;
+        resolve(r);
+      }
+    };
+    import('node:http').then(({ request }) => {
+      const req = request(
+        { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': head.length + bytes + tail.length } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => {
+            let body: unknown = text;
+            try {
+              body = JSON.parse(text);
+            } catch {
+              /* not JSON */
+            }
+            finish({ status: res.statusCode ?? 0, body });
+          });
+          res.on('error', () => finish({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
+      req.on('error', (e) => setTimeout(() => finish({ status: 0, body: null, error: (e as NodeJS.ErrnoException).code ?? e.message }), 2000));
+      req.write(head);
+      const chunk = Buffer.alloc(1 << 20);
+      let sent = 0;
+      const pump = () => {
+        while (sent < bytes && !done) {
+          const n = Math.min(chunk.length, bytes - sent);
+          sent += n;
+          if (!req.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void req.once('drain', pump);
+        }
+        if (!done) req.end(tail);
+      };
+      pump();
+    });
+  });
+}
