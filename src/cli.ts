@@ -14,6 +14,7 @@ import { createFacePipeline, faceJson, type FacePipeline } from './pipeline/face
 import { evalLfw, lfwJson } from './eval/lfw.js';
 import { EXTRA_COMMANDS, EXTRA_USAGE } from './commands/index.js';
 import { parseChannels, parseTriple, type MetadataOverrides } from './import/model-metadata.js';
+import { busyError } from './db/busy.js';
 
 const USAGE = `cosface: face embeddings on WebGPU/WASM, search, verification
 
@@ -279,7 +280,8 @@ async function runCommand(argv: string[]): Promise<number> {
     }
     await run(args);
     return 0;
-  } catch (e) {
+  } catch (caught) {
+    const e = busyError(caught) ?? caught;
     if (e instanceof CosfaceError) {
       process.stderr.write(`error ${e.code}: ${e.message}\n`);
       return 2;

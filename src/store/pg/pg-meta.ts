@@ -16,6 +16,7 @@ import type {
   NewFace,
   NewGallery,
   NewIdentity,
+  NewFaceOfNew,
   StoredFaceRecord,
   ThresholdRecord,
 } from '../meta.js';
@@ -173,6 +174,31 @@ export class PgMeta implements MetaStore {
       return ids;
     };
     return rows.length <= INSERT_CHUNK ? insert(this.db) : this.db.transaction(insert);
+  }
+
+  async insertIdentitiesAndFaces(galleryId: number, idents: readonly NewIdentity[], rows: readonly NewFaceOfNew[]): Promise<{ identityIds: number[]; faceIds: number[] } | undefined> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const identityIds: number[] = [];
+        for (const i of idents) {
+          const [row] = await tx.insert(identities).values({ galleryId, ...i }).returning({ id: identities.id });
+          identityIds.push(row!.id);
+        }
+        const faceIds: number[] = [];
+        for (let at = 0; at < rows.length; at += INSERT_CHUNK) {
+          const chunk = rows.slice(at, at + INSERT_CHUNK);
+          const out = await tx
+            .insert(faces)
+            .values(chunk.map(({ newIdentity, ...f }) => ({ galleryId, ...f, identityId: newIdentity === undefined ? f.identityId : identityIds[newIdentity]! })))
+            .returning({ id: faces.id });
+          faceIds.push(...out.map((r) => r.id).sort((a, b) => a - b));
+        }
+        return { identityIds, faceIds };
+      });
+    } catch (e) {
+      if (isUniqueViolation(e)) return undefined; // a live identity with one of these external ids
+      throw e;
+    }
   }
 
   async deleteFace(galleryId: number, faceId: number): Promise<boolean> {
