@@ -15,13 +15,14 @@ import { evalLfw, lfwJson } from './eval/lfw.js';
 import { EXTRA_COMMANDS, EXTRA_USAGE } from './commands/index.js';
 import { parseChannels, parseTriple, type MetadataOverrides } from './import/model-metadata.js';
 import { busyError } from './db/busy.js';
+import { ProgressBar, stderrSink } from './commands/progress.js';
 
 const USAGE = `cosface: face embeddings on WebGPU/WASM, search, verification
 
 Usage:
   cosface embed <photo>... [--backend webgpu|wasm|auto] [--json]   every face: box, landmarks, quality, embedding
   cosface embed <image>... --aligned [--model <tflite|onnx>] [--backend ...] [--json]   already aligned face crops
-  cosface eval lfw --data <dir> [--pairs <csv>] [--roc <png>] [--json]
+  cosface eval lfw --data <dir> [--pairs <csv>] [--roc <png>] [--json] [--quiet]
   cosface info [--backend webgpu|wasm|auto] [--model <tflite|onnx>] [--json]   with --model: its metadata and op counts
   cosface bench embed [--model <tflite|onnx>] [--batch 1,16,64] [--runs 5] [--backend ...] [--json] [--no-references] [--profile]
 
@@ -30,6 +31,7 @@ Options:
   --backend NAME   webgpu, wasm or auto (default auto: WebGPU when an adapter exists, else WASM)
   --workers N      WASM worker threads (default: number of cores)
   --json           machine-readable output
+  --quiet          no progress on stderr (on a terminal a bar; piped, a line every 5 s)
 
 Model options (with --model; they win over a sidecar <model>.json or <model>.onnx.json):
   --input-mean M|R,G,B   the model sees (pixel - mean) / std (default 0: the vendored model normalises inside)
@@ -159,20 +161,22 @@ async function cmdEval(args: string[]): Promise<void> {
     backend: { type: 'string' },
     workers: { type: 'string' },
     json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
   });
   if (!values.data) throw new CosfaceError('BAD_INPUT', `eval lfw: --data <dir> is required\n\n${USAGE}`);
   const data = String(values.data);
   const { pipeline, backend } = await openPipeline(parseBackendChoice(String(values.backend ?? 'auto')), intOption(values.workers, 'workers', undefined));
   try {
     const rocPath = String(values.roc ?? 'lfw-roc.png');
+    let bar: ProgressBar | null = null;
     const report = await evalLfw({
       data,
       pairs: values.pairs ? String(values.pairs) : undefined,
       pipeline,
       rocPath,
-      onProgress: (done, total) => {
-        if (process.stderr.isTTY || done === total || done % 100 === 0) process.stderr.write(`\rembedding images ${done}/${total}`);
-        if (done === total) process.stderr.write('\n');
+      onProgress: (_done, total) => {
+        bar ??= new ProgressBar(stderrSink, total, 'embedding images', { quiet: !!values.quiet, unit: 'images' });
+        bar.tick();
       },
     });
     if (values.json) {

@@ -21,6 +21,8 @@ import { galleryRoutes } from './routes/galleries.js';
 import { keyRoutes } from './routes/keys.js';
 import { searchRoutes } from './routes/search.js';
 import { webAppRoutes, type WebAppFiles } from './routes/web-app.js';
+import { dedupeRoutes } from './routes/dedupe.js';
+import { DedupeJobs } from './dedupe-jobs.js';
 import * as s from './schemas.js';
 import { VERSION } from './version.js';
 
@@ -64,6 +66,8 @@ export type CosfaceApp = Hono<AppEnv> & {
   /** Closes the pipeline the app loaded. The store stays open. */
   close(): Promise<void>;
   readonly deps: ServerDeps;
+  /** The de-duplication job queue (POST /v1/dedupe). */
+  readonly dedupeJobs: DedupeJobs;
 };
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -227,10 +231,14 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   app.route('/v1', searchRoutes(deps));
   app.route('/v1/keys', keyRoutes(deps));
   if (opts.webApp) app.route('/', webAppRoutes(opts.webApp, limits));
+  const dedupeJobs = new DedupeJobs(deps);
+  app.route('/v1', dedupeRoutes(deps, dedupeJobs));
 
   return Object.assign(app, {
     deps,
+    dedupeJobs,
     async close() {
+      await dedupeJobs.close();
       await finder.dispose();
     },
   });
