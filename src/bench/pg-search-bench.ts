@@ -123,7 +123,7 @@ export async function benchPgSearch(o: {
       log(`pg n=${n}: exact SQL scan recall@1 ${ex.recall1.toFixed(4)} p50 ${ex.p50Ms.toFixed(1)} ms`);
 
       // Steady-state enrollment with the index in place: one face per transaction.
-      const extra = o.incremental ?? 500;
+      const extra = o.incremental ?? 200;
       const t2 = performance.now();
       for (let i = 0; i < extra; i++) {
         const v = g.generator.sample(g.centres.subarray(0, dim));
