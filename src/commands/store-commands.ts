@@ -800,7 +800,7 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     sizes: list(values.sizes, 'sizes'),
     efs: list(values.ef, 'ef'),
     m: values.m === undefined ? undefined : intOpt('bench search', values.m, 'm', 16, 256),
-    efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 200, 100_000),
+    efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 16, 100_000),
     queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
     cacheDir: str(values.cache),
     ...(pgLocation ? { pg: { location: pgLocation, sharedIndexCheck: values['shared-index'] === true } } : {}),

@@ -5,10 +5,11 @@ import { CosfaceError } from '../errors.js';
 import { parseChannels, parseTriple } from '../import/model-metadata.js';
 import { serveCommand } from './server.js';
 
-export const SERVE_USAGE = `cosface serve [--db <path>] [--port <n>] [--host <addr>] [--backend auto|webgpu|wasm] [--no-auth]
+export const SERVE_USAGE = `cosface serve [--db <db>] [--port <n>] [--host <addr>] [--backend auto|webgpu|wasm] [--no-auth]
              [--model <tflite|onnx> [--input-mean M|R,G,B] [--input-std S|R,G,B] [--channels rgb|bgr]]
 
-  --db PATH     SQLite database (default cosface.db; created with its schema if missing)
+  --db DB       the store: a SQLite file, pglite:<dir> or postgres://user@host/db (default $COSFACE_DB,
+                else cosface.db; created or migrated on open)
   --port N      TCP port (default 8080; 0 picks a free one)
   --host ADDR   address to listen on (default 127.0.0.1, this machine only)
   --backend B   face pipeline backend (default auto: WebGPU when an adapter exists, else WASM)
