@@ -28,6 +28,12 @@ export async function rawRows<T>(db: Pick<PgDb, 'execute'>, q: SQL): Promise<T[]
   return ((await db.execute(q)) as unknown as { rows: T[] }).rows;
 }
 
+/** A unique-constraint violation (SQLSTATE 23505), however deep the driver wrapped it. */
+function isUniqueViolation(e: unknown): boolean {
+  for (let x = e as { code?: string; cause?: unknown } | undefined; x; x = x.cause as typeof x) if (x.code === '23505') return true;
+  return false;
+}
+
 const INSERT_CHUNK = 500;
 
 export class PgMeta implements MetaStore {
