@@ -16,11 +16,15 @@
 //     opts.threshold cosine edge threshold (default DEFAULT_CLUSTER_THRESHOLD)
 //     opts.k         neighbours per face in the k-NN graph (default DEFAULT_CLUSTER_K)
 //     opts.algorithm 'average' (default) | 'union-find' | 'dbscan' | 'chinese-whispers'
+//     opts.search?   an existing neighbour search over the same faces (ids = rows), e.g. the
+//                    library's HNSW index: the graph is queried from it, no index is built
 //     labels         Int32Array, the person id per face; -1 = unclustered (joined nobody). New people
 //                    are numbered from max(fixed) + 1 (0 without fixed), largest first.
 //
-//   clusterFacesParallel(input, { ...opts, workers }) -> Promise of the same: the k-NN graph built on
-//     worker threads (one HNSW index per slice of the faces), for large libraries.
+//   clusterFacesParallel(input, { ...opts, workers }) -> Promise of the same: the k-NN graph on
+//     `workers` threads (one HNSW index per slice of the faces, knnGraphParallel), so a server's
+//     event loop is free during it; the clustering step itself (seconds at 200k faces) runs on the
+//     calling thread. For large libraries.
 //
 //   assignNewFaces(input, opts?) -> { labels, existing }
 //     Photos added later: input.existing { vectors, labels, photoOf } are the faces already
@@ -38,9 +42,9 @@
 import { performance } from 'node:perf_hooks';
 import { averageLinkageClusters, chineseWhispersClusters, dbscanClusters, unionFindClusters, type GraphContext } from './algorithms.js';
 import { ConstrainedUnionFind, labelsFromSets } from './constraints.js';
-import { buildHnsw, edgesAbove, hnswSearch, knnGraph, knnGraphParallel, sortEdges, type Edges, type KnnGraph, type KnnOptions, type NeighborSearch } from './knn.js';
+import { buildHnsw, edgesAbove, hnswSearch, knnGraph, knnGraphFromSearch, knnGraphParallel, sortEdges, type Edges, type KnnGraph, type KnnOptions, type NeighborSearch } from './knn.js';
 
-export { buildHnsw, edgesAbove, hnswSearch, knnGraph, knnGraphParallel, type Edges, type KnnGraph, type KnnOptions, type NeighborSearch } from './knn.js';
+export { buildHnsw, edgesAbove, hnswSearch, knnGraph, knnGraphFromSearch, knnGraphParallel, type Edges, type KnnGraph, type KnnOptions, type NeighborSearch } from './knn.js';
 export { ConstrainedUnionFind } from './constraints.js';
 
 export type ClusterAlgorithm = 'average' | 'union-find' | 'dbscan' | 'chinese-whispers';
@@ -78,6 +82,11 @@ export interface ClusterOptions {
   iterations?: number;
   /** HNSW parameters for the k-NN graph. */
   knn?: KnnOptions;
+  /**
+   * clusterFaces: an existing neighbour search over the same faces (ids = rows of vectors), e.g.
+   * the library's HNSW index; the k-NN graph is then queried from it and no index is built.
+   */
+  search?: NeighborSearch;
 }
 
 export interface ClusterResult {
@@ -95,14 +104,14 @@ function validate(vectors: Float32Array, dim: number, photoOf: Int32Array, what:
   return n;
 }
 
-function options(o: ClusterOptions): Required<Omit<ClusterOptions, 'knn'>> & { knn: KnnOptions } {
+function options(o: ClusterOptions): Required<Omit<ClusterOptions, 'knn' | 'search'>> & { knn: KnnOptions; search?: NeighborSearch } {
   const threshold = o.threshold ?? DEFAULT_CLUSTER_THRESHOLD;
   if (!(threshold > -1 && threshold < 1)) throw new RangeError(`threshold must be a cosine in (-1, 1), got ${threshold}`);
   const k = o.k ?? DEFAULT_CLUSTER_K;
   if (!Number.isInteger(k) || k < 1) throw new RangeError(`k must be a positive integer, got ${k}`);
   const algorithm = o.algorithm ?? 'average';
   if (!CLUSTER_ALGORITHMS.includes(algorithm)) throw new RangeError(`unknown clustering algorithm '${String(algorithm)}' (${CLUSTER_ALGORITHMS.join(', ')})`);
-  return { threshold, k, algorithm, minFaces: o.minFaces ?? 3, iterations: o.iterations ?? 30, knn: o.knn ?? {} };
+  return { threshold, k, algorithm, minFaces: o.minFaces ?? 3, iterations: o.iterations ?? 30, knn: o.knn ?? {}, search: o.search };
 }
 
 function runAlgorithm(ctx: GraphContext, o: ReturnType<typeof options>): void {
@@ -123,7 +132,7 @@ export function clusterFaces(input: ClusterInput, opts: ClusterOptions = {}): Cl
   validate(input.vectors, input.dim, input.photoOf, 'clusterFaces');
   const o = options(opts);
   const t0 = performance.now();
-  const graph = knnGraph(input.vectors, input.dim, o.k, o.knn);
+  const graph = opts.search ? knnGraphFromSearch(input.vectors, input.dim, o.k, opts.search) : knnGraph(input.vectors, input.dim, o.k, o.knn);
   const t1 = performance.now();
   const r = clusterGraph(input, graph, opts);
   return { ...r, timings: { knnMs: t1 - t0, clusterMs: r.timings.clusterMs } };

@@ -39,7 +39,7 @@ async function dedupe(args: string[], o: Required<StoreCommandOptions>): Promise
     batch: { type: 'string' },
     ...PIPELINE_OPTIONS,
   });
-  const pipe = pipelineOpts('dedupe', values, o);
+  const pipe = await pipelineOpts('dedupe', values, o);
   const chosen = thresholdOpts('dedupe', values);
   const batchSize = intOpt('dedupe', values.batch, 'batch', 16, 10_000);
   if (positionals.length === 0) throw new CosfaceError('BAD_INPUT', 'dedupe: give at least one folder: cosface dedupe <dir>...');
@@ -122,7 +122,7 @@ async function evalNearDupCommand(args: string[], o: Required<StoreCommandOption
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `eval near-dup: unexpected argument '${positionals[0]}'`);
-  const pipe = pipelineOpts('eval near-dup', values, o);
+  const pipe = await pipelineOpts('eval near-dup', values, o);
   const data = str(values.data);
   if (!data) throw new CosfaceError('BAD_INPUT', 'eval near-dup: --data <dir> is required (an LFW-style folder: one folder of images per person)');
   const count = intOpt('eval near-dup', values.images, 'images', 500, 100_000);

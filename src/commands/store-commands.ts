@@ -7,7 +7,10 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DEFAULT_EMBEDDER_ID } from '../embedder.js';
-import { createBackend, parseBackendChoice } from '../engine.js';
+import { createBackend, loadModelFile, parseBackendChoice } from '../engine.js';
+import { numel } from '../graph/ir.js';
+import { modelIdOf, parseChannels, parseTriple, type MetadataOverrides } from '../import/model-metadata.js';
+export { modelIdOf } from '../import/model-metadata.js';
 import { CosfaceError, isCosfaceError } from '../errors.js';
 import { decodeImage } from '../pipeline/decode.js';
 import { createFacePipeline, type Face, type FacePipeline } from '../pipeline/face-pipeline.js';
@@ -20,7 +23,7 @@ import type { Command } from './index.js';
 import { ProgressBar } from './progress.js';
 import { describeSkip, walkPhotos, type SkippedFile } from '../files/walk.js';
 
-/** The embedding model the CLI's pipeline produces, as galleries and calibrations name it. */
+/** The embedding model the CLI's pipeline produces by default (--model gives another), as galleries and calibrations name it. */
 export const CLI_MODEL_ID = DEFAULT_EMBEDDER_ID;
 export const CLI_MODEL_DIM = 128;
 /** Where the CLI keeps its store unless --db says otherwise (relative to the working directory). */
@@ -52,14 +55,14 @@ export interface PipelineSession {
   close(): Promise<void>;
 }
 
-export type PipelineOpener = (o: { backend: string; workers?: number; note: (line: string) => void }) => Promise<PipelineSession>;
+export type PipelineOpener = (o: { backend: string; workers?: number; note: (line: string) => void; model?: CliModel }) => Promise<PipelineSession>;
 
 /** The face pipeline on a fresh backend; graphs the backend cannot run fall back to the reference kernels. */
-export const openCliPipeline: PipelineOpener = async ({ backend: choice, workers, note }) => {
+export const openCliPipeline: PipelineOpener = async ({ backend: choice, workers, note, model }) => {
   const backend = await createBackend(choice, { workers });
   try {
     const compiler = withReferenceFallback(backend, (g, reason) => note(`note: ${g.source ?? 'a graph'} runs on the reference kernels (${reason})`));
-    const pipeline = await createFacePipeline({ backend: compiler });
+    const pipeline = await createFacePipeline({ backend: compiler, ...(model?.path ? { embedder: { path: model.path, metadata: model.metadata } } : {}) });
     return {
       pipeline,
       describe: backend.describe(),
@@ -95,7 +98,15 @@ export function parse(cmd: string, args: string[], options: ParseArgsConfig['opt
   }
 }
 
-export const PIPELINE_OPTIONS = { backend: { type: 'string' }, workers: { type: 'string' } } as const;
+export const PIPELINE_OPTIONS = {
+  backend: { type: 'string' },
+  workers: { type: 'string' },
+  // A face embedder of the user's (TFLite or ONNX) and what its file cannot say (see model-metadata.ts).
+  model: { type: 'string' },
+  'input-mean': { type: 'string' },
+  'input-std': { type: 'string' },
+  channels: { type: 'string' },
+} as const;
 
 export function str(v: string | boolean | undefined): string | undefined {
   return typeof v === 'string' ? v : undefined;
@@ -109,12 +120,44 @@ export function intOpt(cmd: string, v: string | boolean | undefined, name: strin
 }
 
 /** --backend and --workers, checked before anything is opened or written. */
-export function pipelineOpts(cmd: string, v: Values, o: Required<StoreCommandOptions>): Parameters<PipelineOpener>[0] {
+/** The embedder a command runs: the vendored one, or --model's (its id names the file's content). */
+export interface CliModel {
+  id: string;
+  dimension: number;
+  /** Absent: the vendored embedder. */
+  path?: string;
+  metadata?: MetadataOverrides;
+}
+
+export const DEFAULT_CLI_MODEL: CliModel = { id: CLI_MODEL_ID, dimension: CLI_MODEL_DIM };
+
+export async function pipelineOpts(cmd: string, v: Values, o: Required<StoreCommandOptions>): Promise<Parameters<PipelineOpener>[0]> {
+  let model = DEFAULT_CLI_MODEL;
+  const metadata: MetadataOverrides = {
+    ...(v['input-mean'] !== undefined ? { inputMean: parseTriple(String(v['input-mean']), '--input-mean') } : {}),
+    ...(v['input-std'] !== undefined ? { inputStd: parseTriple(String(v['input-std']), '--input-std') } : {}),
+    ...(v.channels !== undefined ? { channels: parseChannels(String(v.channels)) } : {}),
+  };
+  const path = str(v.model);
+  if (path) {
+    const graph = await loadModelFile(path);
+    model = { id: await modelIdOf(path), dimension: numel(graph.output.shape), path, metadata };
+  } else if (Object.keys(metadata).length > 0) {
+    throw new CosfaceError('BAD_INPUT', `${cmd}: --input-mean, --input-std and --channels describe a --model file`);
+  }
   return {
     backend: parseBackendChoice(str(v.backend) ?? 'auto'),
     workers: v.workers === undefined ? undefined : intOpt(cmd, v.workers, 'workers', 1, 256),
     note: (s) => o.io.err(`${s}\n`),
+    model,
   };
+}
+
+/** A gallery holds one model's embeddings: another model's would be compared as if they were alike. */
+function checkGalleryModel(g: { name: string; modelId: string; dimension: number }, model: CliModel): void {
+  if (g.modelId !== model.id || g.dimension !== model.dimension) {
+    throw new CosfaceError('MODEL_MISMATCH', `gallery "${g.name}" holds ${g.modelId} (${g.dimension}-d) embeddings; this pipeline makes ${model.id} (${model.dimension}-d)${model.path ? '' : ' (give --model)'}`);
+  }
 }
 
 /** --far and --threshold: at most one; a FAR in (0, 1), a threshold in [-1, 1] (cosine). */
@@ -256,7 +299,7 @@ export interface EnrollSummary {
 
 async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const { values, positionals } = parse('enroll', args, { gallery: { type: 'string' }, db: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, ...PIPELINE_OPTIONS });
-  const pipe = pipelineOpts('enroll', values, o);
+  const pipe = await pipelineOpts('enroll', values, o);
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'enroll: give one folder: cosface enroll <dir> --gallery <name>');
   const gallery = str(values.gallery);
   if (!gallery) throw new CosfaceError('BAD_INPUT', 'enroll: --gallery <name> is required');
@@ -272,12 +315,10 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
     let createdGallery = false;
     try {
       const g = await store.getGallery(gallery);
-      if (g.modelId !== CLI_MODEL_ID || g.dimension !== CLI_MODEL_DIM) {
-        throw new CosfaceError('MODEL_MISMATCH', `gallery "${gallery}" holds ${g.modelId} (${g.dimension}-d) embeddings; this pipeline makes ${CLI_MODEL_ID} (${CLI_MODEL_DIM}-d)`);
-      }
+      checkGalleryModel(g, pipe.model!);
     } catch (e) {
       if (!isCosfaceError(e, 'GALLERY_NOT_FOUND')) throw e;
-      await store.createGallery(gallery, { modelId: CLI_MODEL_ID, dimension: CLI_MODEL_DIM });
+      await store.createGallery(gallery, { modelId: pipe.model!.id, dimension: pipe.model!.dimension });
       createdGallery = true;
     }
     const summary: EnrollSummary = {
@@ -388,7 +429,7 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'identify: give one photo: cosface identify <photo> --gallery <name>');
-  const pipe = pipelineOpts('identify', values, o);
+  const pipe = await pipelineOpts('identify', values, o);
   const gallery = str(values.gallery);
   if (!gallery) throw new CosfaceError('BAD_INPUT', 'identify: --gallery <name> is required');
   const k = intOpt('identify', values.k, 'k', 5, 1000);
@@ -399,6 +440,7 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
   try {
     // Everything that can fail without a pipeline fails before one is loaded.
     const g = await store.getGallery(gallery);
+    checkGalleryModel(g, pipe.model!);
     const rule = await defaultDecision(store, g.modelId, chosen);
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const bytes = await photoBytes(photo);
@@ -439,7 +481,7 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
 
 async function verify(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const { values, positionals } = parse('verify', args, { db: { type: 'string' }, far: { type: 'string' }, threshold: { type: 'string' }, json: { type: 'boolean' }, ...PIPELINE_OPTIONS });
-  const pipe = pipelineOpts('verify', values, o);
+  const pipe = await pipelineOpts('verify', values, o);
   if (positionals.length !== 2) throw new CosfaceError('BAD_INPUT', 'verify: give two photos: cosface verify <a> <b>');
   const chosen = thresholdOpts('verify', values);
   const dbPath = storeLocation(str(values.db));
@@ -447,7 +489,7 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
   const store = storeMayExist(dbPath) ? await openStore(dbPath) : await openStore(':memory:');
   let session: PipelineSession | null = null;
   try {
-    const rule = await defaultDecision(store, CLI_MODEL_ID, chosen);
+    const rule = await defaultDecision(store, pipe.model!.id, chosen);
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const [a, b] = positionals as [string, string];
     const bytes = [await photoBytes(a), await photoBytes(b)];
@@ -458,7 +500,7 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
       if (!found.primary) throw new CosfaceError('NO_FACE', `${p}: no face found`);
       sides.push({ photo: p, faces: found.faces.length, box: found.primary.box, embedding: found.primary.embedding });
     }
-    const r = await store.verify(sides[0]!.embedding, sides[1]!.embedding, { far: rule.far, threshold: rule.threshold, modelId: CLI_MODEL_ID });
+    const r = await store.verify(sides[0]!.embedding, sides[1]!.embedding, { far: rule.far, threshold: rule.threshold, modelId: pipe.model!.id });
     const out = {
       a: { photo: a, faces: sides[0]!.faces, box: sides[0]!.box },
       b: { photo: b, faces: sides[1]!.faces, box: sides[1]!.box },
@@ -582,7 +624,7 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `calibrate: unexpected argument '${positionals[0]}'`);
-  const pipe = pipelineOpts('calibrate', values, o);
+  const pipe = await pipelineOpts('calibrate', values, o);
   const data = str(values.data);
   if (!data) throw new CosfaceError('BAD_INPUT', 'calibrate: --data <dir> is required');
   const { parseLfwPairs, embedLfwImages } = await import('../eval/lfw.js');
@@ -631,9 +673,9 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
   const noFace = [...emb.entries()].filter(([, e]) => e.source === 'fallback').map(([p]) => p);
   const store = await openStore(dbPath);
   try {
-    const c = await store.calibrateModel(CLI_MODEL_ID, scored);
+    const c = await store.calibrateModel(pipe.model!.id, scored);
     const out = {
-      model: CLI_MODEL_ID,
+      model: pipe.model!.id,
       db: describeLocation(dbPath),
       source,
       genuinePairs: c.genuinePairs,
@@ -647,7 +689,7 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
       return;
     }
     const lines = [
-      `calibrated ${CLI_MODEL_ID} in ${dbPath} from ${source}: ${c.genuinePairs} genuine, ${c.impostorPairs} impostor pairs`,
+      `calibrated ${pipe.model!.id} in ${dbPath} from ${source}: ${c.genuinePairs} genuine, ${c.impostorPairs} impostor pairs`,
       ...c.thresholds.map(
         (t) => `  FAR ${t.far.toExponential(0)}: threshold ${t.threshold.toFixed(4)} (${t.falseAccepts} false accepts, measured FAR ${t.measuredFar.toExponential(2)}, TAR ${t.tar === null ? 'n/a' : t.tar.toFixed(4)})`,
       ),
@@ -681,7 +723,7 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
   const search = str(values.search) ?? 'exact';
   if (search !== 'exact' && search !== 'index') throw new CosfaceError('BAD_INPUT', `eval orl: --search must be exact or index, got '${search}'`);
   const galleryDb = str(values['gallery-db']);
-  const pipe = pipelineOpts('eval orl', values, o);
+  const pipe = await pipelineOpts('eval orl', values, o);
   const data = str(values.data);
   if (!data) throw new CosfaceError('BAD_INPUT', 'eval orl: --data <dir> is required (the folder with identities.csv or att_faces/)');
   const { listOrlImages, embedOrlImages, scoreOrl } = await import('../eval/orl.js');
@@ -705,7 +747,7 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
     const r = await scoreOrl(images, emb, {
       ...chosen,
       holdOut,
-      calibration: store ? { store, modelId: CLI_MODEL_ID } : 'enrolled',
+      calibration: store ? { store, modelId: pipe.model!.id } : 'enrolled',
       search,
       ...(galleryDb ? { galleryDb } : {}),
     });
@@ -758,7 +800,7 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     sizes: list(values.sizes, 'sizes'),
     efs: list(values.ef, 'ef'),
     m: values.m === undefined ? undefined : intOpt('bench search', values.m, 'm', 16, 256),
-    efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 200, 100_000),
+    efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 16, 100_000),
     queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
     cacheDir: str(values.cache),
     ...(pgLocation ? { pg: { location: pgLocation, sharedIndexCheck: values['shared-index'] === true } } : {}),

@@ -1,5 +1,6 @@
 // The HTTP API as a Hono app: request ids and logs, authentication, one error handler, and the
 // resource sub-apps. Tests call it with app.request(); server.ts puts it on a socket.
+import { busyError } from '../db/busy.js';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { routePath } from 'hono/route';
@@ -132,7 +133,9 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
 
   app.onError((e, c) => {
     let err: CosfaceError;
+    const busy = busyError(e);
     if (e instanceof CosfaceError) err = e;
+    else if (busy) err = busy;
     else if (e instanceof HTTPException && e.status === 413) err = new CosfaceError('PAYLOAD_TOO_LARGE', e.message || 'request body too large');
     else if (e instanceof HTTPException && e.status < 500) err = new CosfaceError('BAD_INPUT', e.message || `HTTP ${e.status}`);
     else {
@@ -141,7 +144,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
       err = new CosfaceError('INTERNAL', `internal error (request ${c.get('requestId')})`);
     }
     c.set('error' as never, { code: err.code, message: err.message } as never);
-    if (err.code === 'OVERLOADED') c.header('Retry-After', '1');
+    if (err.code === 'OVERLOADED' || err.code === 'BUSY') c.header('Retry-After', '1');
     return c.json(errorBody(err, c.get('requestId')), httpStatus(err.code) as 400);
   });
   app.notFound((c) => {

@@ -379,47 +379,71 @@ export class Store {
     return (await this.addFaces(gallery, [{ identity, face }]))[0]!;
   }
 
-  /** Adds many faces in one transaction: all of them or, on any invalid input, none. */
-  async addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[]): Promise<FaceInfo[]> {
+  /**
+   * Adds many faces in one transaction: all of them or, on any invalid input, none.
+   * `newIdentities` are created in the same transaction (a crash or an error leaves neither the
+   * identities nor the faces), and items may name them.
+   */
+  async addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[], opts: { newIdentities?: readonly IdentityInput[] } = {}): Promise<FaceInfo[]> {
     const g = await this.gallery(gallery);
     if (!Array.isArray(items) || items.length === 0) throw new CosfaceError('EMPTY_BATCH', 'addFaces: no faces given');
     // Validate everything before writing anything.
+    const fresh = new Map<string, number>(); // external id -> index in newIdentities
+    const newIdentities = opts.newIdentities ?? [];
+    for (const [k, n] of newIdentities.entries()) {
+      checkIdentityInput(n);
+      if (fresh.has(n.externalId) || (await this.meta.liveIdentity(g.id, n.externalId))) {
+        throw new CosfaceError('DUPLICATE_IDENTITY', `identity "${n.externalId}" already exists in gallery "${gallery}"`);
+      }
+      fresh.set(n.externalId, k);
+    }
     const idents = new Map<string, IdentityRecord>();
-    const prepared: { ident: IdentityRecord; v: Float32Array; face: FaceInput }[] = [];
+    const prepared: { ident: IdentityRecord | null; externalId: string; v: Float32Array; face: FaceInput }[] = [];
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       const where = items.length > 1 ? `faces[${i}]` : 'face';
       if (!it || typeof it.face !== 'object' || it.face === null) throw new CosfaceError('BAD_INPUT', `${where} is missing`);
       if (typeof it.identity !== 'string') throw new CosfaceError('BAD_INPUT', 'identity must be an external id string');
-      let ident = idents.get(it.identity);
-      if (!ident) {
+      let ident = idents.get(it.identity) ?? null;
+      if (!ident && !fresh.has(it.identity)) {
         ident = await this.identity(g, it.identity);
         idents.set(it.identity, ident);
       }
       const v = toUnitVector(it.face.embedding, g.dimension, `${where}.embedding`);
       checkFaceExtras(it.face, where);
-      prepared.push({ ident, v, face: it.face });
+      prepared.push({ ident, externalId: it.identity, v, face: it.face });
     }
     const now = new Date();
-    const ids = await this.meta.insertFaces(
-      g.id,
-      prepared.map((p) => ({
-        identityId: p.ident.id,
-        photoPath: p.face.photoPath ?? null,
-        photoHash: p.face.photoHash ?? null,
-        box: p.face.box ?? null,
-        keypoints: p.face.keypoints ?? null,
-        quality: p.face.quality ?? null,
-        embedding: p.v,
-        createdAt: now,
-      })),
-    );
+    const rows = prepared.map((p) => ({
+      identityId: p.ident?.id ?? 0,
+      ...(p.ident ? {} : { newIdentity: fresh.get(p.externalId)! }),
+      photoPath: p.face.photoPath ?? null,
+      photoHash: p.face.photoHash ?? null,
+      box: p.face.box ?? null,
+      keypoints: p.face.keypoints ?? null,
+      quality: p.face.quality ?? null,
+      embedding: p.v,
+      createdAt: now,
+    }));
+    let ids: number[];
+    let identityIds: number[] = [];
+    if (newIdentities.length === 0) ids = await this.meta.insertFaces(g.id, rows);
+    else {
+      const made = await this.meta.insertIdentitiesAndFaces(
+        g.id,
+        newIdentities.map((n) => ({ externalId: n.externalId, displayName: n.displayName ?? null, metadata: n.metadata ?? null, createdAt: now })),
+        rows,
+      );
+      if (!made) throw new CosfaceError('DUPLICATE_IDENTITY', `one of the identities ${newIdentities.map((n) => `"${n.externalId}"`).join(', ')} already exists in gallery "${gallery}"`);
+      ids = made.faceIds;
+      identityIds = made.identityIds;
+    }
     // Committed. From here on a failure only costs index freshness, never data.
     await this.index.added(g, ids.map((id, i) => ({ id, v: prepared[i]!.v })));
     return ids.map((id, i) => ({
       id,
-      identity: prepared[i]!.ident.externalId,
-      identityId: prepared[i]!.ident.id,
+      identity: prepared[i]!.externalId,
+      identityId: prepared[i]!.ident?.id ?? identityIds[fresh.get(prepared[i]!.externalId)!]!,
       createdAt: now,
     }));
   }

@@ -366,19 +366,10 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
           items.push({ identity: f.identity, face: { embedding: f.embedding! } });
         }
       }
-      const created: string[] = [];
-      try {
-        for (const [externalId, extra] of missing) {
-          await store.addIdentity(gallery, { externalId, ...extra });
-          created.push(externalId);
-        }
-        const added = await store.addFaces(gallery, items);
-        return c.json({ faces: added.map((f) => ({ id: f.id, identity: f.identity })), identitiesCreated: created }, 201);
-      } catch (e) {
-        // Identities made for this request go again, so a failed request leaves nothing behind.
-        for (const id of created) await store.deleteIdentity(gallery, id);
-        throw e;
-      }
+      // Identities and faces in one transaction: a failure or a crash leaves neither.
+      const newIdentities = [...missing].map(([externalId, extra]) => ({ externalId, ...extra }));
+      const added = await store.addFaces(gallery, items, { newIdentities });
+      return c.json({ faces: added.map((f) => ({ id: f.id, identity: f.identity })), identitiesCreated: newIdentities.map((n) => n.externalId) }, 201);
     },
   );
 
