@@ -39,6 +39,7 @@
 // How: a k-NN graph from an HNSW index (hnswlib-node, inner product), edges at or above the
 // threshold, then one algorithm under the rules of ConstrainedUnionFind. docs/clustering.md has the
 // measured comparison behind the default.
+import { CosfaceError } from '../errors.js';
 import { performance } from 'node:perf_hooks';
 import { averageLinkageClusters, chineseWhispersClusters, dbscanClusters, unionFindClusters, type GraphContext } from './algorithms.js';
 import { ConstrainedUnionFind, labelsFromSets } from './constraints.js';
@@ -97,20 +98,20 @@ export interface ClusterResult {
 }
 
 function validate(vectors: Float32Array, dim: number, photoOf: Int32Array, what: string): number {
-  if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`${what}: dim must be a positive integer, got ${dim}`);
-  if (vectors.length % dim !== 0) throw new RangeError(`${what}: ${vectors.length} floats are not a multiple of dim ${dim}`);
+  if (!Number.isInteger(dim) || dim < 1) throw new CosfaceError('BAD_INPUT', `${what}: dim must be a positive integer, got ${dim}`);
+  if (vectors.length % dim !== 0) throw new CosfaceError('BAD_INPUT', `${what}: ${vectors.length} floats are not a multiple of dim ${dim}`);
   const n = vectors.length / dim;
-  if (photoOf.length !== n) throw new RangeError(`${what}: photoOf has ${photoOf.length} entries for ${n} faces`);
+  if (photoOf.length !== n) throw new CosfaceError('BAD_INPUT', `${what}: photoOf has ${photoOf.length} entries for ${n} faces`);
   return n;
 }
 
 function options(o: ClusterOptions): Required<Omit<ClusterOptions, 'knn' | 'search'>> & { knn: KnnOptions; search?: NeighborSearch } {
   const threshold = o.threshold ?? DEFAULT_CLUSTER_THRESHOLD;
-  if (!(threshold > -1 && threshold < 1)) throw new RangeError(`threshold must be a cosine in (-1, 1), got ${threshold}`);
+  if (!(threshold > -1 && threshold < 1)) throw new CosfaceError('BAD_INPUT', `threshold must be a cosine in (-1, 1), got ${threshold}`);
   const k = o.k ?? DEFAULT_CLUSTER_K;
-  if (!Number.isInteger(k) || k < 1) throw new RangeError(`k must be a positive integer, got ${k}`);
+  if (!Number.isInteger(k) || k < 1) throw new CosfaceError('BAD_INPUT', `k must be a positive integer, got ${k}`);
   const algorithm = o.algorithm ?? 'average';
-  if (!CLUSTER_ALGORITHMS.includes(algorithm)) throw new RangeError(`unknown clustering algorithm '${String(algorithm)}' (${CLUSTER_ALGORITHMS.join(', ')})`);
+  if (!CLUSTER_ALGORITHMS.includes(algorithm)) throw new CosfaceError('BAD_INPUT', `unknown clustering algorithm '${String(algorithm)}' (${CLUSTER_ALGORITHMS.join(', ')})`);
   return { threshold, k, algorithm, minFaces: o.minFaces ?? 3, iterations: o.iterations ?? 30, knn: o.knn ?? {}, search: o.search };
 }
 
@@ -155,7 +156,7 @@ export async function clusterFacesParallel(input: ClusterInput, opts: ClusterOpt
 /** Clusters faces on a k-NN graph already built (knnGraph), e.g. to compare algorithms on one graph. */
 export function clusterGraph(input: ClusterInput, graph: KnnGraph, opts: ClusterOptions = {}): ClusterResult {
   const n = validate(input.vectors, input.dim, input.photoOf, 'clusterGraph');
-  if (graph.n !== n) throw new RangeError(`clusterGraph: the graph has ${graph.n} faces, the input ${n}`);
+  if (graph.n !== n) throw new CosfaceError('BAD_INPUT', `clusterGraph: the graph has ${graph.n} faces, the input ${n}`);
   const o = options(opts);
   const t0 = performance.now();
   const edges = edgesAbove(graph, o.threshold);
@@ -186,7 +187,7 @@ export function assignNewFaces(input: AssignInput, opts: ClusterOptions = {}): A
   const { dim, existing, added } = input;
   const nE = validate(existing.vectors, dim, existing.photoOf, 'assignNewFaces (existing)');
   const nA = validate(added.vectors, dim, added.photoOf, 'assignNewFaces (added)');
-  if (existing.labels.length !== nE) throw new RangeError(`assignNewFaces: existing.labels has ${existing.labels.length} entries for ${nE} faces`);
+  if (existing.labels.length !== nE) throw new CosfaceError('BAD_INPUT', `assignNewFaces: existing.labels has ${existing.labels.length} entries for ${nE} faces`);
   const o = options(opts);
   const n = nE + nA;
   const vectors = new Float32Array(n * dim);

@@ -1,6 +1,7 @@
 // The k-nearest-neighbour graph that every clustering algorithm here runs on: an HNSW index
 // (hnswlib-node, inner product on unit vectors) built over the faces, one k-NN query per face, the
 // lists symmetrised into undirected edges at or above the edge threshold. No O(n^2) pass.
+import { CosfaceError } from '../errors.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -87,7 +88,7 @@ export function knnGraphFromSearch(vectors: Float32Array, dim: number, k: number
     for (let t = 0; t < r.ids.length && c < k; t++) {
       const j = r.ids[t]!;
       if (j === i) continue;
-      if (!(Number.isInteger(j) && j >= 0 && j < n)) throw new RangeError(`the neighbour search returned id ${j} for ${n} faces`);
+      if (!(Number.isInteger(j) && j >= 0 && j < n)) throw new CosfaceError('BAD_INPUT', `the neighbour search returned id ${j} for ${n} faces`);
       neighbors[i * k + c] = j;
       sims[i * k + c] = r.sims[t]!;
       c++;

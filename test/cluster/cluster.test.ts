@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { assignNewFaces, clusterFaces, clusterFacesParallel, clusterGraph, knnGraph, knnGraphParallel, type ClusterAlgorithm } from '../../src/cluster/index.js';
 import { ClusterGenerator, seededRandom } from '../../src/bench/search-bench.js';
+import { isCosfaceError } from '../../src/errors.js';
 
 const DIM = 48;
 
@@ -271,6 +272,14 @@ describe('rules', () => {
     expect(() => clusterFaces({ vectors: new Float32Array(6), dim: 3, photoOf: new Int32Array(3) })).toThrow(/photoOf has 3 entries for 2 faces/);
     expect(() => clusterFaces({ vectors: new Float32Array(6), dim: 3, photoOf: new Int32Array(2) }, { algorithm: 'kmeans' as ClusterAlgorithm })).toThrow(/unknown clustering algorithm/);
     expect(() => clusterFaces({ vectors: new Float32Array(6), dim: 3, photoOf: new Int32Array(2) }, { threshold: 2 })).toThrow(/threshold/);
+    let err: unknown;
+    try {
+      assignNewFaces({ dim: 2, existing: { vectors: new Float32Array(4), labels: new Int32Array(1), photoOf: new Int32Array(2) }, added: { vectors: new Float32Array(2), photoOf: new Int32Array(1) } });
+    } catch (e) {
+      err = e;
+    }
+    expect(isCosfaceError(err, 'BAD_INPUT')).toBe(true);
+    expect((err as Error).message).toMatch(/existing.labels has 1 entries for 2 faces/);
   });
 
   it('no faces gives no labels', () => {
