@@ -1,5 +1,6 @@
 // The HTTP API as a Hono app: request ids and logs, authentication, one error handler, and the
 // resource sub-apps. Tests call it with app.request(); server.ts puts it on a socket.
+import { busyError } from '../db/busy.js';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { routePath } from 'hono/route';
@@ -20,6 +21,8 @@ import { galleryRoutes } from './routes/galleries.js';
 import { keyRoutes } from './routes/keys.js';
 import { searchRoutes } from './routes/search.js';
 import { webAppRoutes, type WebAppFiles } from './routes/web-app.js';
+import { dedupeRoutes } from './routes/dedupe.js';
+import { DedupeJobs } from './dedupe-jobs.js';
 import * as s from './schemas.js';
 import { VERSION } from './version.js';
 
@@ -63,6 +66,8 @@ export type CosfaceApp = Hono<AppEnv> & {
   /** Closes the pipeline the app loaded. The store stays open. */
   close(): Promise<void>;
   readonly deps: ServerDeps;
+  /** The de-duplication job queue (POST /v1/dedupe). */
+  readonly dedupeJobs: DedupeJobs;
 };
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -128,7 +133,9 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
 
   app.onError((e, c) => {
     let err: CosfaceError;
+    const busy = busyError(e);
     if (e instanceof CosfaceError) err = e;
+    else if (busy) err = busy;
     else if (e instanceof HTTPException && e.status === 413) err = new CosfaceError('PAYLOAD_TOO_LARGE', e.message || 'request body too large');
     else if (e instanceof HTTPException && e.status < 500) err = new CosfaceError('BAD_INPUT', e.message || `HTTP ${e.status}`);
     else {
@@ -137,7 +144,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
       err = new CosfaceError('INTERNAL', `internal error (request ${c.get('requestId')})`);
     }
     c.set('error' as never, { code: err.code, message: err.message } as never);
-    if (err.code === 'OVERLOADED') c.header('Retry-After', '1');
+    if (err.code === 'OVERLOADED' || err.code === 'BUSY') c.header('Retry-After', '1');
     return c.json(errorBody(err, c.get('requestId')), httpStatus(err.code) as 400);
   });
   app.notFound((c) => {
@@ -224,10 +231,14 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   app.route('/v1', searchRoutes(deps));
   app.route('/v1/keys', keyRoutes(deps));
   if (opts.webApp) app.route('/', webAppRoutes(opts.webApp, limits));
+  const dedupeJobs = new DedupeJobs(deps);
+  app.route('/v1', dedupeRoutes(deps, dedupeJobs));
 
   return Object.assign(app, {
     deps,
+    dedupeJobs,
     async close() {
+      await dedupeJobs.close();
       await finder.dispose();
     },
   });

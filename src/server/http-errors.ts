@@ -23,6 +23,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   NO_FACE: 422,
   NOT_CALIBRATED: 422,
   OVERLOADED: 503,
+  BUSY: 503,
   PHOTOS_UNAVAILABLE: 501,
 };
 

@@ -18,6 +18,7 @@ import type {
   NewFace,
   NewGallery,
   NewIdentity,
+  NewFaceOfNew,
   StoredFaceRecord,
   ThresholdRecord,
 } from '../meta.js';
@@ -153,6 +154,35 @@ export class SyncSqliteMeta implements MetaStore {
             .get().id,
       ),
     );
+  }
+
+  async insertIdentitiesAndFaces(galleryId: number, idents: readonly NewIdentity[], rows: readonly NewFaceOfNew[]): Promise<{ identityIds: number[]; faceIds: number[] } | undefined> {
+    const taken = new Error('identity taken');
+    try {
+      return this.db.transaction((tx) => {
+        const identityIds = idents.map((i) => {
+          const live = tx
+            .select({ id: identities.id })
+            .from(identities)
+            .where(and(eq(identities.galleryId, galleryId), eq(identities.externalId, i.externalId), isNull(identities.deletedAt)))
+            .get();
+          if (live) throw taken; // rolls back
+          return tx.insert(identities).values({ galleryId, ...i }).returning({ id: identities.id }).get().id;
+        });
+        const faceIds = rows.map(
+          ({ newIdentity, ...f }) =>
+            tx
+              .insert(faces)
+              .values({ galleryId, ...f, identityId: newIdentity === undefined ? f.identityId : identityIds[newIdentity]!, embedding: vectorBlob(f.embedding) as Buffer })
+              .returning({ id: faces.id })
+              .get().id,
+        );
+        return { identityIds, faceIds };
+      });
+    } catch (e) {
+      if (e === taken) return undefined;
+      throw e;
+    }
   }
 
   async deleteFace(galleryId: number, faceId: number): Promise<boolean> {
