@@ -10,6 +10,7 @@ import { modelIdOf, type MetadataOverrides } from '../import/model-metadata.js';
 import { withReferenceFallback } from '../pipeline/reference-backend.js';
 import { openStore, storeLocation, type Store } from '../store/index.js';
 import { ApiKeys, ensureAdminKey, type CreatedApiKey } from './api-keys.js';
+import { DedupeJobs } from './dedupe-jobs.js';
 
 export { ensureAdminKey } from './api-keys.js';
 import { createApp, type CosfaceApp, type CreateAppOptions } from './app.js';
@@ -83,6 +84,7 @@ export async function startServer(o: StartServerOptions = {}): Promise<RunningSe
     const model = o.model ? { id: await modelIdOf(o.model.path), dimension: pipeline.embeddingDim } : undefined;
     if (model) notice(`embedding model: ${o.model!.path} as ${model.id} (${model.dimension}-d)`);
     app = createApp({
+      dedupe: (deps) => new DedupeJobs(deps),
       ...(model ? { model } : {}),
       store,
       pipeline,

@@ -73,7 +73,7 @@ describe('POST /v1/dedupe and GET /v1/jobs/:id', () => {
     const job = await json<Job>(r);
     expect(r.headers.get('location')).toBe(`/v1/jobs/${job.id}`);
     expect(['queued', 'running']).toContain(job.status);
-    await t.app.dedupeJobs.idle();
+    await t.app.dedupeJobs!.idle();
     const done = await json<Job>(await t.call('GET', `/v1/jobs/${job.id}`));
     expect(done.error).toBeNull();
     expect(done.status).toBe('done');
@@ -87,7 +87,7 @@ describe('POST /v1/dedupe and GET /v1/jobs/:id', () => {
     );
     expect(done.result!.library.embedded).toBe(4);
     const again = await json<Job>(await t.call('POST', '/v1/dedupe', { paths, threshold: 0.4 }));
-    await t.app.dedupeJobs.idle();
+    await t.app.dedupeJobs!.idle();
     const second = await json<Job>(await t.call('GET', `/v1/jobs/${again.id}`));
     expect(second.status).toBe('done');
     expect(second.result!.library.embedded).toBe(0);
@@ -104,7 +104,7 @@ describe('POST /v1/dedupe and GET /v1/jobs/:id', () => {
       { photo: 'e.jpg', embedding: personVector(3, 1) },
     ];
     const job = await json<Job>(await t.call('POST', '/v1/dedupe', { faces, threshold: 0.5 }));
-    await t.app.dedupeJobs.idle();
+    await t.app.dedupeJobs!.idle();
     const r = await json<Job & { result: { unclustered: { photo: string }[] } }>(await t.call('GET', `/v1/jobs/${job.id}`));
     expect(r.status).toBe('done');
     expect(r).toMatchObject({ done: 7, total: 7 });
@@ -138,7 +138,7 @@ describe('POST /v1/dedupe and GET /v1/jobs/:id', () => {
     mkdirSync(empty);
     writeFileSync(join(empty, 'readme.txt'), 'nothing to see');
     const job = await json<Job>(await t.call('POST', '/v1/dedupe', { paths: [empty] }));
-    await t.app.dedupeJobs.idle();
+    await t.app.dedupeJobs!.idle();
     const r = await json<Job>(await t.call('GET', `/v1/jobs/${job.id}`));
     expect(r.status).toBe('failed');
     expect(r.error).toMatch(/^BAD_INPUT: no photos .*readme.txt: not an image/);
