@@ -214,7 +214,18 @@ async function sharedIndexCheck(
         const t = performance.now();
         const rows = await db.transaction(async (tx) => {
           await tx.execute(sql.raw(`SET LOCAL hnsw.ef_search = ${ef}`));
+          // Else the planner picks the btree on gallery_id and sorts: an exact answer, not the graph's.
+          await tx.execute(sql.raw('SET LOCAL enable_sort = off'));
           if (iterative) await tx.execute(sql.raw(`SET LOCAL hnsw.iterative_scan = relaxed_order`));
+          if (qi === 0) {
+            const plan = await rawRows<{ 'QUERY PLAN': string }>(
+              tx,
+              sql`EXPLAIN SELECT id FROM faces WHERE gallery_id IN (${sql.raw(String(gal.id))}, ${sql.raw(String(other))}) AND NOT deleted AND gallery_id = ${gal.id}
+                  ORDER BY embedding::vector(${sql.raw(String(dim))}) <#> ${lit}::vector(${sql.raw(String(dim))}) LIMIT ${o.k}`,
+            );
+            const text = plan.map((r) => r['QUERY PLAN']).join(' ');
+            if (!text.includes('bench_global_hnsw')) throw new Error(`the shared-index query does not use the shared index: ${text.slice(0, 300)}`);
+          }
           return rawRows<{ id: number }>(
             tx,
             sql`SELECT id FROM faces WHERE gallery_id IN (${sql.raw(String(gal.id))}, ${sql.raw(String(other))}) AND NOT deleted AND gallery_id = ${gal.id}
