@@ -5,6 +5,7 @@ import { CosfaceError } from './errors.js';
 import { BACKEND_NAMES, type Backend, type BackendName, type CompiledGraph } from './backend/backend.js';
 import { numel, type Graph } from './graph/ir.js';
 import { readTflite } from './import/tflite/read-tflite.js';
+import { readOnnx } from './import/onnx/read-onnx.js';
 
 export type BackendChoice = BackendName | 'auto';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', ...BACKEND_NAMES];
@@ -41,6 +42,12 @@ export async function createBackend(choice: BackendChoice | string = 'auto', opt
   const c = parseBackendChoice(choice);
   if (c === 'webgpu') return createWebGpu();
   if (c === 'wasm') return createWasm(opts);
+  // Look before opening: Dawn prints notices to stderr on some adapters as soon as it is loaded,
+  // so the adapter is probed aside and Dawn is loaded here only when WebGPU will be used.
+  const { probeAdapter } = await import('./backend/webgpu/device.js');
+  const probe = await probeAdapter();
+  if (probe.adapterName === null) return withReason(await createWasm(opts), probe.reason ?? 'no WebGPU adapter');
+  if (probe.software) return withReason(await createWasm(opts), `WebGPU adapter is software (${probe.adapterName}); WASM is faster on this CPU`);
   let gpu: Backend & { gpu?: { software: boolean; adapterName: string } };
   try {
     gpu = await createWebGpu();
@@ -62,7 +69,10 @@ function withReason(backend: Backend, reason: string): Backend {
   return Object.assign(backend, { describe: () => `${describe()} [auto: ${reason}]` });
 }
 
-/** Reads a model file into a Graph (format from its content: TFLite now; TF.js and ONNX later). */
+/**
+ * Reads a model file into a Graph, the format from its content: TFLite by its 'TFL3' identifier,
+ * ONNX by its first protobuf field (ir_version, field 1 varint: byte 0x08) or an .onnx name.
+ */
 export async function loadModelFile(path: string): Promise<Graph> {
   let bytes: Uint8Array;
   try {
@@ -73,7 +83,8 @@ export async function loadModelFile(path: string): Promise<Graph> {
   const name = path.split(/[\\/]/).pop() ?? path;
   if (bytes.byteLength >= 8 && String.fromCharCode(...bytes.subarray(4, 8)) === 'TFL3') return readTflite(bytes, name);
   if (path.endsWith('.tflite')) return readTflite(bytes, name); // gives the precise BAD_MODEL message
-  throw new CosfaceError('BAD_MODEL', `${path}: unrecognised model format (expected a TFLite file)`);
+  if (bytes[0] === 0x08 || /\.onnx$/i.test(path)) return readOnnx(bytes, name);
+  throw new CosfaceError('BAD_MODEL', `${path}: unrecognised model format (expected a TFLite or ONNX file)`);
 }
 
 /** Validates a batch before it reaches a backend: n >= 1, the right length, finite values. */

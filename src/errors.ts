@@ -3,6 +3,7 @@
 export type ErrorCode =
   | 'BAD_MODEL' // truncated, corrupt or not a model file
   | 'UNSUPPORTED_OP' // the model uses an op (or a variant of one) the engine does not implement
+  | 'UNSUPPORTED_MODEL' // a valid model of a kind the engine does not run (quantised, external data, other opsets)
   | 'NO_ADAPTER' // no WebGPU adapter or device
   | 'SHADER_COMPILE' // a WGSL shader failed to compile or validate
   | 'GPU_ERROR' // a WebGPU validation or out-of-memory error at run time
@@ -28,8 +29,11 @@ export type ErrorCode =
   | 'UNAUTHORIZED' // no API key, or one that is unknown or revoked
   | 'FORBIDDEN' // a valid API key used outside its scope
   | 'NOT_FOUND' // no such route or resource (resources with their own code use that)
+  | 'BUSY' // another process held the database's write lock past the busy timeout: try again
   | 'INTERNAL' // a bug: anything not foreseen
-  | 'OVERLOADED'; // too much work queued already: try again shortly
+  | 'OVERLOADED' // too much work queued already: try again shortly
+  | 'PHOTOS_UNAVAILABLE' // this deployment serves embedding routes only (the face models do not fit the runtime's limits)
+  | 'INTERRUPTED'; // long work stopped before the end (a server shutting down); what was done is kept
 
 export class CosfaceError extends Error {
   readonly code: ErrorCode;

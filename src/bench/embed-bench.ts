@@ -1,5 +1,6 @@
 // `cosface bench embed`: faces/s and GFLOP/s of our engines beside onnxruntime-web (wasm) and
-// onnxruntime-node (CPU) running the ONNX export of the same graph, in one process, on the same
+// onnxruntime-node (CPU) running the ONNX export of the same graph (or, for an ONNX model, the
+// user's own file), in one process, on the same
 // inputs (real aligned crops repeated to fill the batch), as the median of timed runs after warm-up,
 // interleaved round-robin between engines.
 import { existsSync, readdirSync } from 'node:fs';
@@ -51,6 +52,11 @@ export interface EmbedBenchOptions {
   warmupRuns?: number;
   /** Run the onnxruntime references (default true). */
   references?: boolean;
+  /**
+   * The ONNX model the references run (NHWC input, the graph's output). Default: our export of
+   * `graph`. For a model imported from ONNX, the user's own file (see export/onnx-reference.ts).
+   */
+  referenceModel?: Uint8Array;
   /** Thread counts of the references (default [1, 2]). */
   referenceThreads?: number[];
   /** Per-sample inputs to cycle through; default: the aligned fixture crops (see loadBenchCrops). */
@@ -200,7 +206,7 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
     let model: Uint8Array | null = null;
     if (useReferences) {
       try {
-        model = exportOnnx(graph);
+        model = opts.referenceModel ?? exportOnnx(graph);
       } catch (e) {
         // A graph the exporter cannot express is still benchmarked, only without references.
         if (!isCosfaceError(e, 'UNSUPPORTED_OP')) throw e;

@@ -1,11 +1,13 @@
-// `cosface bench embed`: compiles the default embedder on the requested backends (WebGPU; WASM with
+// `cosface bench embed`: compiles the embedder (default or --model: TFLite or ONNX) on the requested backends (WebGPU; WASM with
 // 1 and 2 workers) and hands them to benchEmbed beside the onnxruntime references.
 import { cpus } from 'node:os';
 import type { Backend, CompiledGraph } from '../backend/backend.js';
-import { DEFAULT_EMBEDDER_PATH } from '../embedder.js';
+import { DEFAULT_EMBEDDER_PATH, prepareEmbedderGraph } from '../embedder.js';
 import { createBackend, loadModelFile, parseBackendChoice } from '../engine.js';
 import { CosfaceError } from '../errors.js';
-import { appendL2Normalize, optimizeGraph } from '../graph/passes.js';
+import { resolveModelMetadata, type MetadataOverrides } from '../import/model-metadata.js';
+import { wrapOnnxForReference } from '../export/onnx-reference.js';
+import { readFile } from 'node:fs/promises';
 import { benchEmbed, formatEmbedBench, type BenchEngine, type BenchKernelTiming } from './embed-bench.js';
 
 export interface BenchEmbedCommandOptions {
@@ -21,6 +23,8 @@ export interface BenchEmbedCommandOptions {
   /** Per-kernel timings at the largest batch for engines that can profile (WebGPU). */
   profile: boolean;
   modelPath?: string;
+  /** Input normalisation and channel order flags (over a sidecar <model>.json). */
+  metadata?: MetadataOverrides;
   /** Where the report goes (default stdout); progress goes to stderr. */
   write?: (text: string) => void;
 }
@@ -30,9 +34,16 @@ type Profilable = CompiledGraph & { profile?: (input: Float32Array, n: number) =
 export async function benchEmbedCommand(opts: BenchEmbedCommandOptions): Promise<void> {
   const write = opts.write ?? ((t: string) => process.stdout.write(t));
   const progress = (line: string) => process.stderr.write(`${line}\n`);
-  const graph = await loadModelFile(opts.modelPath ?? DEFAULT_EMBEDDER_PATH);
-  optimizeGraph(graph);
-  appendL2Normalize(graph);
+  const modelPath = opts.modelPath ?? DEFAULT_EMBEDDER_PATH;
+  const graph = await loadModelFile(modelPath);
+  // An ONNX model is its own reference: onnxruntime runs the user's file (NHWC and L2 wrapped
+  // around it), which also benchmarks models whose folded form our exporter cannot write.
+  const meta = await resolveModelMetadata(modelPath, graph, opts.metadata);
+  const perm = meta.channels === 'bgr' ? [2, 1, 0] : [0, 1, 2];
+  const referenceModel = graph.source.startsWith('onnx:')
+    ? wrapOnnxForReference(await readFile(modelPath), graph, true, { bgr: meta.channels === 'bgr', mean: perm.map((p) => meta.inputMean[p]!), std: perm.map((p) => meta.inputStd[p]!) })
+    : undefined;
+  prepareEmbedderGraph(graph, meta);
 
   const backends: Backend[] = [];
   const compiled: CompiledGraph[] = [];
@@ -81,6 +92,7 @@ export async function benchEmbedCommand(opts: BenchEmbedCommandOptions): Promise
       runs: opts.runs,
       warmupRuns: opts.warmupRuns,
       references: opts.references,
+      referenceModel,
       log: progress,
     });
     result.notes.push(...skipped);

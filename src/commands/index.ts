@@ -10,20 +10,34 @@ export const EXTRA_COMMANDS: Record<string, () => Promise<Command>> = {};
 export const EXTRA_USAGE: string[] = [];
 
 // Store commands (src/commands/store-commands.ts): enroll, identify, verify, gallery, calibrate,
-// eval-orl (cosface eval orl, once the eval command routes there), bench-search (likewise).
+// and `cosface eval orl` / `cosface bench search` (src/cli.ts routes `eval X` to the entry `eval-X`
+// and `bench X` to `bench-X`; the hyphenated names still work as unlisted aliases).
 for (const name of ['enroll', 'identify', 'verify', 'gallery', 'calibrate', 'eval-orl', 'bench-search'] as const) {
   EXTRA_COMMANDS[name] = async () => (await import('./store-commands.js')).storeCommands()[name];
 }
 EXTRA_USAGE.push(
-  '  cosface enroll <dir> --gallery <name> [--db <db>] [--backend ...] [--json]   one folder per identity (folder name = id); resumable',
+  '  cosface enroll <dir> --gallery <name> [--db <db>] [--backend ...] [--json] [--quiet]   one folder per identity (folder name = id); resumable',
   '  cosface identify <photo> --gallery <name> [--db <db>] [--k 5] [--far 1e-4 | --threshold t] [--exact] [--json]',
   '  cosface verify <a> <b> [--db <db>] [--far 1e-4 | --threshold t] [--json]   the largest face of each photo',
   '  cosface gallery list | stats <name> [--check] | delete <name>   [--db <db>] [--json]',
+  '  cosface gallery duplicates <name> [--far f | --threshold t] [--db <db>] [--json]   identities enrolled twice, best pair first',
   '  cosface calibrate --data <dir> [--pairs <csv>] [--all-pairs] [--db <db>] [--json]   store thresholds for FAR 1e-2..1e-6',
-  '  cosface eval-orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--gallery-db <location>] [--search exact|index] [--json]',
-  '  cosface bench-search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index [--shared-other <faces>]]] [--json]',
+  '  cosface eval orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--gallery-db <location>] [--search exact|index] [--json]',
+  '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index [--shared-other <faces>]]] [--json]',
   '  The store is $COSFACE_DB, else ./cosface.db, unless --db says otherwise: a SQLite file, pglite:<dir> (embedded Postgres) or postgres://user@host/db;',
   '  identify and verify decide at FAR 1e-4 when the model is calibrated there.',
+);
+
+// Photo-library de-duplication (src/commands/dedupe-commands.ts): cosface dedupe, cosface eval near-dup.
+for (const name of ['dedupe', 'eval-near-dup', 'people'] as const) {
+  EXTRA_COMMANDS[name] = async () => (await import('./dedupe-commands.js')).dedupeCommands()[name];
+}
+EXTRA_USAGE.push(
+  '  cosface dedupe <dir>... [--db <path>] [--library <name>] [--out <report-dir>] [--json] [--threshold t | --far f] [--quiet]',
+  '         every face of every photo (folders walked, links followed) grouped into people; near-duplicate photos;',
+  '         kept in the store, so a second run embeds nothing and a killed run resumes; --out writes an HTML report',
+  '  cosface people name <person-id> <name> [--db <path>] [--library <name>]   a person dedupe found, confirmed: never merged automatically',
+  '  cosface eval near-dup --data <lfw-dir> [--images 500] [--cache <json>] [--no-faces] [--json]   near-duplicate recall and false pairs',
 );
 
 // Whole-pipeline speed (src/bench/pipeline-bench.ts): cosface bench pipeline.
@@ -62,4 +76,12 @@ EXTRA_COMMANDS.train = async () => async (args: string[]) => {
 EXTRA_USAGE.push(
   '  cosface loss bounds --classes C --dim d [--posterior 0.9] [--json]   CosFace margin and scale bounds',
   '  cosface train head --features <file> --out <head.json> [...]   fit an embedding head with LMCL on frozen features',
+);
+
+// Clustering faces into people (src/cluster): cosface eval cluster, cosface bench cluster.
+EXTRA_COMMANDS['eval-cluster'] = async () => (await import('../eval/cluster-eval.js')).evalClusterCommand;
+EXTRA_COMMANDS['bench-cluster'] = async () => (await import('../bench/cluster-bench.js')).benchClusterCommand;
+EXTRA_USAGE.push(
+  '  cosface eval cluster --data <dir> [--algorithm average] [--threshold t] [--k 16] [--central-only] [--incremental 0.5 [--batches 4]] [--cache <file>] [--json]   clustering quality on labelled folders',
+  '  cosface bench cluster [--n 200000] [--per 10] [--workers 1 [--strategy shards|shared]] [--algorithm average,union-find,dbscan,chinese-whispers] [--k 16] [--m 16] [--json]',
 );

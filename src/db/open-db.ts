@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as schema from './schema.js';
+import { busyTimeoutMs } from './busy.js';
 
 export type Db = BetterSQLite3Database<typeof schema>;
 
@@ -40,7 +41,7 @@ export function migrationsFolder(dialect: 'sqlite' | 'pg' = 'sqlite'): string {
 
 export function openDatabase(path: string, opts: OpenDbOptions = {}): OpenedDb {
   const sqlite = new Database(path, { readonly: opts.readonly ?? false });
-  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma(`busy_timeout = ${busyTimeoutMs()}`);
   if (!opts.readonly) {
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);

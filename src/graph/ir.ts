@@ -104,10 +104,25 @@ export interface MulNode extends NodeBase {
   value?: Float32Array;
 }
 
-/** Zero padding of an [H, W, C] tensor. Folded into the next convolution by the passes. */
+/**
+ * Padding of an [H, W, C] tensor. Folded into the next convolution by the passes. `value` is the
+ * border value (default 0; ONNX Pad may give another): only a zero pad has a kernel of its own, a
+ * non-zero one must fold into a dense convolution (as its padValue).
+ */
 export interface PadNode extends NodeBase {
   op: 'pad';
   pads: Pads;
+  value?: number;
+}
+
+/** Elementwise a - b of two same-shape tensors. Pre-fusion only (a spelling of PReLU). */
+export interface SubNode extends NodeBase {
+  op: 'sub';
+}
+
+/** Elementwise |x|. Pre-fusion only (a spelling of PReLU: relu(x) + alpha * (x - |x|) / 2). */
+export interface AbsNode extends NodeBase {
+  op: 'abs';
 }
 
 /** Changes the per-sample shape only (row-major data is unchanged). */
@@ -130,6 +145,8 @@ export type GraphNode =
   | ActivationNode
   | ClampNode
   | MulNode
+  | SubNode
+  | AbsNode
   | PadNode
   | ReshapeNode
   | L2NormalizeNode
@@ -145,6 +162,8 @@ export interface Graph {
   source: string;
   input: { name: string; shape: number[] };
   output: { name: string; shape: number[] };
+  /** Layout of the input in the source file (the engine's is always NHWC); absent: NHWC. */
+  sourceInputLayout?: 'nhwc' | 'nchw';
   /** Topologically ordered. */
   nodes: GraphNode[];
   /** Per-sample shape of every tensor, by name. */
@@ -233,4 +252,21 @@ export interface SigmoidNode extends NodeBase {
  */
 export interface ConcatNode extends NodeBase {
   op: 'concat';
+}
+
+/**
+ * The mean over the spatial axes of an [H, W, C] tensor (global average pooling: TFLite MEAN,
+ * ONNX GlobalAveragePool/ReduceMean) as depthwise convolutions with weights 1/size, whose output
+ * is [1, 1, C]. One kernel for windows up to 7x7; larger ones separably (H x 1, then 1 x W), which
+ * keeps each kernel within the depthwise kernels' window limits. Returns the nodes in order and
+ * their shapes; the last node writes `output`.
+ */
+export function spatialMeanNodes(name: string, input: string, output: string, h: number, w: number, C: number): { nodes: DepthwiseConv2DNode[]; shapes: number[][] } {
+  const dw = (n: string, inp: string, out: string, kh: number, kw: number): DepthwiseConv2DNode => ({
+    op: 'depthwiseConv2d', name: n, inputs: [inp], output: out, filter: new Float32Array(kh * kw * C).fill(1 / (kh * kw)), bias: new Float32Array(C),
+    kh, kw, channels: C, strideH: 1, strideW: 1, pads: { ...noPads }, activation: 'none',
+  });
+  if (h * w <= 49) return { nodes: [dw(name, input, output, h, w)], shapes: [[1, 1, C]] };
+  const rows = `${output}/rows`;
+  return { nodes: [dw(`${name}/rows`, input, rows, h, 1), dw(name, rows, output, 1, w)], shapes: [[1, w, C], [1, 1, C]] };
 }

@@ -149,7 +149,7 @@ function runNode(node: GraphNode, get: (t: string) => Float32Array, shapes: Map<
       const [h, w, c] = xs as [number, number, number];
       const p = node.pads;
       const W = w + p.left + p.right;
-      const y = new Float32Array((h + p.top + p.bottom) * W * c);
+      const y = new Float32Array((h + p.top + p.bottom) * W * c).fill(node.value ?? 0);
       for (let iy = 0; iy < h; iy++) for (let ix = 0; ix < w; ix++) for (let k = 0; k < c; k++) y[((iy + p.top) * W + ix + p.left) * c + k] = x[(iy * w + ix) * c + k]!;
       return y;
     }
@@ -159,6 +159,12 @@ function runNode(node: GraphNode, get: (t: string) => Float32Array, shapes: Map<
       const b = get(node.inputs[1]!);
       return x.map((v, i) => v * b[i]!);
     }
+    case 'sub': {
+      const b = get(node.inputs[1]!);
+      return x.map((v, i) => v - b[i]!);
+    }
+    case 'abs':
+      return x.map((v) => Math.abs(v));
     case 'maximum':
     case 'minimum': {
       const C = xs[xs.length - 1]!;

@@ -1,79 +1,30 @@
-// Photo -> faces: decode, detect (BlazeFace), landmarks (FaceMesh, BlazeFace's four points as
-// fallback), align to the ArcFace template, quality, embed (MobileFaceNet) and normalise. The three
-// networks are compiled once onto the injected backend and each runs batched per photo.
+// Photo -> faces in Node: the image pipeline of image-pipeline.ts with the vendored models read
+// from models/ and photos decoded by sharp (decode.ts). Browsers use src/web/ instead.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CompiledGraph } from '../backend/backend.js';
 import { CosfaceError } from '../errors.js';
-import type { Graph } from '../graph/ir.js';
-import { appendL2Normalize, optimizeGraph } from '../graph/passes.js';
-import { loadTfjsGraphModel } from '../import/tfjs/read-tfjs.js';
-import { readTflite } from '../import/tflite/read-tflite.js';
-import { ALIGNED_WARP, alignmentTransform, ARCFACE_TEMPLATE_112, applySimilarity, invertSimilarity, warpCrops, type BatchWarp, type Point } from './align.js';
-import { decodeImage, type DecodeOptions, type RgbImage } from './decode.js';
-import { DETECTOR_OUTPUTS, detectFaces, type Detection, type DetectorOptions } from './detect.js';
-import { detectorFourPoints, meshLandmarks, MESH_OUTPUTS, type LandmarkOptions } from './landmarks.js';
-import { faceQuality, type QualityParts } from './quality.js';
+import type { TfjsModelJson } from '../import/tfjs/read-tfjs.js';
+import { prepareEmbedderGraph } from '../embedder.js';
+import { loadModelFile } from '../engine.js';
+import { resolveModelMetadata, type MetadataOverrides } from '../import/model-metadata.js';
+import { decodeImage, type DecodeOptions } from './decode.js';
+import { createImagePipeline, pipelineGraphsFromFiles, PIPELINE_MODEL_FILES, type Face, type ImagePipeline, type ImagePipelineOptions, type PipelineGraphs } from './image-pipeline.js';
 
-/** Anything that compiles a graph for execution: a Backend (webgpu, wasm) or the reference adapter. */
-export interface GraphCompiler {
-  compile(graph: Graph): Promise<CompiledGraph>;
-  /**
-   * The batched alignment warp (Backend.warp): the FaceMesh and aligned crops of a photo are cut
-   * in one call each. Without it (the reference adapter) warpToCrop cuts them one by one.
-   */
-  warp?: BatchWarp;
-}
+export { faceJson, type Face, type GraphCompiler } from './image-pipeline.js';
 
-export interface FacePipelineOptions {
-  backend: GraphCompiler;
+export interface FacePipelineOptions extends ImagePipelineOptions {
   /** Folder with blazeface-back.json/.bin, facemesh.json/.bin, mobilefacenet-arcface.tflite. */
   modelDir?: string;
-  detector?: DetectorOptions;
-  landmarks?: LandmarkOptions;
+  /** Another face embedder (TFLite or ONNX, 112x112 RGB input) in place of the vendored one. */
+  embedder?: { path: string; metadata?: MetadataOverrides };
   decode?: DecodeOptions;
-  /**
-   * A detection the mesh rejects (face flag < 0.5) is kept, aligned on BlazeFace's four points,
-   * only when its detector score is at least this (default 0.75); below it is taken for a false
-   * detection and dropped.
-   */
-  fallbackMinScore?: number;
-  /**
-   * Face-flag probability from the mesh above which the mesh's landmarks are trusted (default
-   * 0.9). Real faces score about 1.0; a false detection on a patterned background
-   * (face_recognition's obama1.jpg: a window grid) scored 0.60 and went through at 0.5.
-   */
-  meshMinFlag?: number;
 }
 
-export interface Face {
-  /** [x, y, w, h] in photo pixels (after EXIF orientation). */
-  box: [number, number, number, number];
-  /** Five points in photo pixels: eyes, nose tip, mouth corners (left/right as seen in the image). */
-  landmarks: [number, number][];
-  /** Detector score 0..1. */
-  score: number;
-  /** Combined quality 0..1 (see quality.ts). */
-  quality: number;
-  /** Unit-length 128-d embedding. */
-  embedding: number[];
-  /** 'mesh': FaceMesh five points; 'detector': BlazeFace four points (the mesh saw no face). */
-  alignment: 'mesh' | 'detector';
-  qualityParts: QualityParts;
-}
-
-export interface FacePipeline {
+export interface FacePipeline extends ImagePipeline {
   /** Every face in a photo (file path or bytes), left to right. */
   facesInPhoto(photo: string | Uint8Array): Promise<Face[]>;
-  /** Every face in decoded RGB pixels. */
-  facesInImage(img: RgbImage): Promise<Face[]>;
-  /** Detection only. */
-  detect(img: RgbImage): Promise<Detection[]>;
-  /** Embeds n aligned 112x112 RGB crops (float 0..255, HWC back to back); n x 128 unit vectors. */
-  embedAligned(crops: Float32Array, n: number): Promise<Float32Array>;
-  dispose(): void;
 }
 
 /** The project's vendored models folder (found from this file, in src/ or in dist/src/). */
@@ -86,96 +37,46 @@ export function defaultModelDir(): string {
   throw new CosfaceError('BAD_MODEL', 'cannot find the models/ folder (blazeface-back.json); pass modelDir');
 }
 
-/** The three graphs, imported and optimised, before compilation. */
-export async function loadPipelineGraphs(modelDir = defaultModelDir()): Promise<{ detector: Graph; mesh: Graph; embedder: Graph }> {
-  const detector = (await loadTfjsGraphModel(join(modelDir, 'blazeface-back.json'), { outputs: DETECTOR_OUTPUTS })).graph;
-  const mesh = (await loadTfjsGraphModel(join(modelDir, 'facemesh.json'), { outputs: MESH_OUTPUTS })).graph;
-  const embedder = readTflite(await readFile(join(modelDir, 'mobilefacenet-arcface.tflite')), 'mobilefacenet-arcface.tflite');
-  for (const g of [detector, mesh, embedder]) optimizeGraph(g);
-  appendL2Normalize(embedder);
-  return { detector, mesh, embedder };
+/** A TF.js model.json and its weight files (concatenated in manifest order) from a folder. */
+async function readTfjsFiles(dir: string, name: string): Promise<{ json: TfjsModelJson; weights: Uint8Array }> {
+  const jsonPath = join(dir, name);
+  let json: TfjsModelJson;
+  try {
+    json = JSON.parse(await readFile(jsonPath, 'utf8')) as TfjsModelJson;
+  } catch (e) {
+    throw new CosfaceError('BAD_MODEL', `TF.js model ${jsonPath}: cannot read model.json (${(e as Error).message})`, { cause: e });
+  }
+  const parts: Uint8Array[] = [];
+  for (const g of json.weightsManifest ?? []) for (const p of g.paths ?? []) parts.push(await readFile(join(dir, p)));
+  const weights = new Uint8Array(parts.reduce((s, p) => s + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    weights.set(p, off);
+    off += p.byteLength;
+  }
+  return { json, weights };
 }
 
-/** Template with the mouth centre in place of the two corners, for BlazeFace's four points. */
-const FOUR_POINT_TEMPLATE: Point[] = [
-  ARCFACE_TEMPLATE_112[0]!, ARCFACE_TEMPLATE_112[1]!, ARCFACE_TEMPLATE_112[2]!,
-  [(ARCFACE_TEMPLATE_112[3]![0] + ARCFACE_TEMPLATE_112[4]![0]) / 2, (ARCFACE_TEMPLATE_112[3]![1] + ARCFACE_TEMPLATE_112[4]![1]) / 2],
-];
+/** The three graphs, imported and optimised, before compilation. */
+export async function loadPipelineGraphs(modelDir = defaultModelDir()): Promise<PipelineGraphs> {
+  const detector = await readTfjsFiles(modelDir, PIPELINE_MODEL_FILES.detector);
+  const mesh = await readTfjsFiles(modelDir, PIPELINE_MODEL_FILES.mesh);
+  const embedder = await readFile(join(modelDir, PIPELINE_MODEL_FILES.embedder));
+  return pipelineGraphsFromFiles({ detectorJson: detector.json, detectorWeights: detector.weights, meshJson: mesh.json, meshWeights: mesh.weights, embedder });
+}
 
 export async function createFacePipeline(opts: FacePipelineOptions): Promise<FacePipeline> {
   const graphs = await loadPipelineGraphs(opts.modelDir);
-  const [detector, mesh, embedder] = await Promise.all([opts.backend.compile(graphs.detector), opts.backend.compile(graphs.mesh), opts.backend.compile(graphs.embedder)]);
-  const detect = (img: RgbImage) => detectFaces(img, (x, n) => detector.run(x, n), opts.detector);
-  const backendWarp = opts.backend.warp;
-  const warp: BatchWarp | undefined = backendWarp && ((img, transforms, outW, outH, o) => backendWarp.call(opts.backend, img, transforms, outW, outH, o));
-
-  async function facesInImage(img: RgbImage): Promise<Face[]> {
-    const found = await detect(img);
-    if (found.length === 0) return [];
-    const meshesAll = await meshLandmarks(img, found, (x, n) => mesh.run(x, n), opts.landmarks, warp);
-    const minFallback = opts.fallbackMinScore ?? 0.75;
-    const minFlag = opts.meshMinFlag ?? 0.9;
-    const keep = found.map((d, i) => meshesAll[i]!.faceFlag >= minFlag || d.score >= minFallback);
-    const dets = found.filter((_, i) => keep[i]);
-    const meshes = meshesAll.filter((_, i) => keep[i]);
-    if (dets.length === 0) return [];
-    const prepared = dets.map((d, i) => {
-      const m = meshes[i]!;
-      let five: Point[];
-      let alignment: Face['alignment'];
-      if (m.faceFlag >= minFlag) {
-        five = m.five;
-        alignment = 'mesh';
-      } else {
-        // The mesh saw no face: align on the detector's points and report the template's mouth
-        // corners mapped back to the photo as the fifth and fourth points.
-        const toAligned4 = alignmentTransform(detectorFourPoints(d), FOUR_POINT_TEMPLATE);
-        const back = invertSimilarity(toAligned4);
-        const fromTemplate = (p: Point): Point => applySimilarity(back, [p[0] + 0.5, p[1] + 0.5]);
-        five = [...detectorFourPoints(d).slice(0, 3), fromTemplate(ARCFACE_TEMPLATE_112[3]!), fromTemplate(ARCFACE_TEMPLATE_112[4]!)];
-        alignment = 'detector';
-      }
-      return { five, alignment, toAligned: alignmentTransform(five) };
-    });
-    // All aligned crops of the photo in one warp call (what alignFace cuts, face by face).
-    const crops = await warpCrops(img, prepared.map((p) => invertSimilarity(p.toAligned)), 112, 112, ALIGNED_WARP, warp);
-    const emb = await embedder.run(crops, dets.length);
-    return dets.map((d, i) => {
-      const p = prepared[i]!;
-      const q = faceQuality(d.score, p.five, p.toAligned, crops.subarray(i * 112 * 112 * 3, (i + 1) * 112 * 112 * 3));
-      return {
-        box: d.box.map(round2) as Face['box'],
-        landmarks: p.five.map((pt) => [round2(pt[0]), round2(pt[1])] as [number, number]),
-        score: d.score,
-        quality: q.quality,
-        embedding: Array.from(emb.subarray(i * 128, (i + 1) * 128)),
-        alignment: p.alignment,
-        qualityParts: q.parts,
-      };
-    });
+  if (opts.embedder) {
+    const graph = await loadModelFile(opts.embedder.path);
+    prepareEmbedderGraph(graph, await resolveModelMetadata(opts.embedder.path, graph, opts.embedder.metadata));
+    graphs.embedder = graph;
   }
-
+  const pipeline = await createImagePipeline(graphs, opts);
   return {
-    facesInImage,
+    ...pipeline,
     async facesInPhoto(photo) {
-      return facesInImage(await decodeImage(photo, opts.decode));
-    },
-    detect,
-    async embedAligned(crops, n) {
-      if (!(n >= 1) || crops.length !== n * 112 * 112 * 3) throw new CosfaceError('BAD_INPUT', `embedAligned: expected ${n} x 112x112x3 floats, got ${crops.length}`);
-      return embedder.run(crops, n);
-    },
-    dispose() {
-      detector.dispose();
-      mesh.dispose();
-      embedder.dispose();
+      return pipeline.facesInImage(await decodeImage(photo, opts.decode));
     },
   };
-}
-
-const round2 = (v: number): number => Math.round(v * 100) / 100;
-
-/** The CLI's per-face JSON: box, landmarks, score, quality, embedding (photo pixels). */
-export function faceJson(f: Face): { box: Face['box']; landmarks: Face['landmarks']; score: number; quality: number; embedding: number[] } {
-  return { box: f.box, landmarks: f.landmarks, score: f.score, quality: f.quality, embedding: f.embedding };
 }

@@ -1,9 +1,9 @@
 // API keys: random bearer tokens of which only the sha256 is stored (api_keys table), each either
 // for every gallery (an admin key) or for exactly one gallery.
-import { createHash, randomBytes } from 'node:crypto';
 import { CosfaceError } from '../errors.js';
-import { openStore, type Store } from '../store/index.js';
 import type { ApiKeyRecord, MetaStore } from '../store/meta.js';
+import type { Store } from '../store/store.js';
+import { sha256Hex } from './sha256.js';
 
 /** A key's public description (never its value or hash). */
 export interface ApiKeyInfo {
@@ -25,7 +25,13 @@ const KEY_PREFIX = 'cfk_';
 export const MIN_KEY_LENGTH = 16;
 
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
+  return sha256Hex(key);
+}
+
+/** A new key: the prefix and 24 random bytes (WebCrypto), base64url. */
+export function newKeyValue(): string {
+  const b = crypto.getRandomValues(new Uint8Array(24));
+  return KEY_PREFIX + btoa(String.fromCharCode(...b)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
 export class ApiKeys {
@@ -47,7 +53,7 @@ export class ApiKeys {
 
   /** Creates a key; the returned `key` is the only time its value is seen. */
   async create(o: { name: string; gallery?: string | null }): Promise<CreatedApiKey> {
-    const key = KEY_PREFIX + randomBytes(24).toString('base64url');
+    const key = newKeyValue();
     return { ...(await this.insert(key, o)), key };
   }
 
@@ -97,15 +103,14 @@ function info(r: ApiKeyRecord): ApiKeyInfo {
 }
 
 /**
- * Creates an API key in a store's database and returns it with its value (shown once): for the CLI
- * (`cosface keys create`) and for scripts. `store` may be a location (it is opened and closed).
- * `gallery` omitted or null: an admin key.
+ * Makes sure the database has an admin key: installs `adminKey` (from COSFACE_ADMIN_KEY) when given,
+ * else creates one when none exists and returns it (its only showing).
  */
-export async function createApiKey(store: Store | string, o: { name?: string; gallery?: string | null } = {}): Promise<CreatedApiKey> {
-  const s = typeof store === 'string' ? await openStore(store) : store;
-  try {
-    return await ApiKeys.of(s).create({ name: o.name ?? (o.gallery ? `key for ${o.gallery}` : 'admin'), gallery: o.gallery ?? null });
-  } finally {
-    if (s !== store) await s.close();
+export async function ensureAdminKey(keys: ApiKeys, adminKey: string | undefined): Promise<string | null> {
+  if (adminKey !== undefined && adminKey !== '') {
+    await keys.adopt(adminKey, { name: 'admin (COSFACE_ADMIN_KEY)', gallery: null });
+    return null;
   }
+  if (await keys.hasAdminKey()) return null;
+  return (await keys.create({ name: 'admin (created on first start)', gallery: null })).key;
 }

@@ -1,13 +1,11 @@
 // The HTTP API as a Hono app: request ids and logs, authentication, one error handler, and the
 // resource sub-apps. Tests call it with app.request(); server.ts puts it on a socket.
-import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { busyError } from '../db/busy.js';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { routePath } from 'hono/route';
 import { z } from 'zod';
-import { DEFAULT_EMBEDDER_ID, packageRoot } from '../embedder.js';
+import { DEFAULT_EMBEDDER_ID } from '../model-id.js';
 import { CosfaceError, type ErrorCode } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { ApiKeys } from './api-keys.js';
@@ -22,7 +20,11 @@ import { DEFAULT_LIMITS, route, type Limits } from './route-spec.js';
 import { galleryRoutes } from './routes/galleries.js';
 import { keyRoutes } from './routes/keys.js';
 import { searchRoutes } from './routes/search.js';
+import { webAppRoutes, type WebAppFiles } from './routes/web-app.js';
+import { dedupeRoutes } from './routes/dedupe.js';
+import { DedupeJobs } from './dedupe-jobs.js';
 import * as s from './schemas.js';
+import { VERSION } from './version.js';
 
 export interface LogEntry {
   time: string;
@@ -54,6 +56,8 @@ export interface CreateAppOptions {
   engine?: EngineInfo | null;
   /** One entry per request; default: a JSON line on stdout; false: none. */
   log?: ((entry: LogEntry) => void) | false;
+  /** The browser page at /app and the files it runs (nodeWebAppFiles() in Node); without it there is no /app. */
+  webApp?: WebAppFiles;
   /** Cross-request batching of photos for the pipeline. */
   batch?: { windowMs?: number; maxBatch?: number; maxQueue?: number };
 }
@@ -62,12 +66,14 @@ export type CosfaceApp = Hono<AppEnv> & {
   /** Closes the pipeline the app loaded. The store stays open. */
   close(): Promise<void>;
   readonly deps: ServerDeps;
+  /** The de-duplication job queue (POST /v1/dedupe). */
+  readonly dedupeJobs: DedupeJobs;
 };
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export function packageVersion(): string {
-  return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+  return VERSION;
 }
 
 export function createApp(opts: CreateAppOptions): CosfaceApp {
@@ -78,7 +84,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   for (const [k, v] of Object.entries(limits)) {
     if (!Number.isInteger(v) || v < 1) throw new CosfaceError('BAD_INPUT', `createApp: limits.${k} must be a positive integer`);
   }
-  const log = opts.log === false ? () => undefined : (opts.log ?? ((e: LogEntry) => process.stdout.write(JSON.stringify(e) + '\n')));
+  const log = opts.log === false ? () => undefined : (opts.log ?? ((e: LogEntry) => console.log(JSON.stringify(e))));
   const metrics = new Metrics();
   const p = opts.pipeline;
   const finder = new FaceFinder(typeof p === 'function' ? p : async () => p, { ...opts.batch, metrics });
@@ -99,7 +105,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   // Request id and one log line per request (with the error code when there is one).
   app.use('*', async function requestLog(c, next) {
     const incoming = c.req.header('x-request-id');
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
     c.set('requestId', requestId);
     c.header('X-Request-Id', requestId);
     const t0 = performance.now();
@@ -127,16 +133,18 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
 
   app.onError((e, c) => {
     let err: CosfaceError;
+    const busy = busyError(e);
     if (e instanceof CosfaceError) err = e;
+    else if (busy) err = busy;
     else if (e instanceof HTTPException && e.status === 413) err = new CosfaceError('PAYLOAD_TOO_LARGE', e.message || 'request body too large');
     else if (e instanceof HTTPException && e.status < 500) err = new CosfaceError('BAD_INPUT', e.message || `HTTP ${e.status}`);
     else {
       // A bug or an unforeseen failure: log the stack under the request id, tell the client only the id.
-      process.stderr.write(`[${c.get('requestId')}] ${(e as Error).stack ?? String(e)}\n`);
+      console.error(`[${c.get('requestId')}] ${(e as Error).stack ?? String(e)}`);
       err = new CosfaceError('INTERNAL', `internal error (request ${c.get('requestId')})`);
     }
     c.set('error' as never, { code: err.code, message: err.message } as never);
-    if (err.code === 'OVERLOADED') c.header('Retry-After', '1');
+    if (err.code === 'OVERLOADED' || err.code === 'BUSY') c.header('Retry-After', '1');
     return c.json(errorBody(err, c.get('requestId')), httpStatus(err.code) as 400);
   });
   app.notFound((c) => {
@@ -222,10 +230,15 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   app.route('/v1/galleries', galleryRoutes(deps));
   app.route('/v1', searchRoutes(deps));
   app.route('/v1/keys', keyRoutes(deps));
+  if (opts.webApp) app.route('/', webAppRoutes(opts.webApp, limits));
+  const dedupeJobs = new DedupeJobs(deps);
+  app.route('/v1', dedupeRoutes(deps, dedupeJobs));
 
   return Object.assign(app, {
     deps,
+    dedupeJobs,
     async close() {
+      await dedupeJobs.close();
       await finder.dispose();
     },
   });

@@ -1,6 +1,5 @@
 // What the route modules share: the store, the pipeline queue, keys, limits and the server's model,
 // plus the conversions from store records to the API's JSON shapes.
-import { createHash } from 'node:crypto';
 import { CosfaceError } from '../errors.js';
 import type { Face } from '../pipeline/face-pipeline.js';
 import type { GalleryInfo, IdentifyCandidate, IdentifyResult, IdentityInfo, Store, StoredFace } from '../store/store.js';
@@ -8,6 +7,7 @@ import type { ApiKeyInfo, ApiKeys } from './api-keys.js';
 import type { FaceFinder } from './face-finder.js';
 import type { Metrics } from './metrics.js';
 import type { Limits } from './route-spec.js';
+import { sha256Hex } from './sha256.js';
 
 export interface ModelInfo {
   /** The id galleries filled from images must carry (their modelId). */
@@ -49,7 +49,7 @@ export function checkGalleryModel(deps: ServerDeps, g: GalleryInfo): void {
   }
 }
 
-export const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+export const sha256 = (b: Uint8Array) => sha256Hex(b);
 
 export const galleryJson = (g: GalleryInfo) => ({
   name: g.name,

@@ -23,6 +23,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   NO_FACE: 422,
   NOT_CALIBRATED: 422,
   OVERLOADED: 503,
+  BUSY: 503,
+  PHOTOS_UNAVAILABLE: 501,
 };
 
 /** The HTTP status a CosfaceError code is answered with (500 for codes that mean a server fault). */

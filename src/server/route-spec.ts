@@ -105,7 +105,14 @@ export async function readBody(c: Context, maxBytes: number): Promise<Uint8Array
     }
     chunks.push(value);
   }
-  return chunks.length === 1 ? chunks[0]! : new Uint8Array(Buffer.concat(chunks));
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
 }
 
 function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {

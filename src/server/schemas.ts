@@ -1,6 +1,7 @@
 // Request and response shapes of the HTTP API, as zod schemas: the validators every input goes
 // through and the source the OpenAPI description is generated from.
 import { z } from 'zod';
+import { EXTERNAL_ID_MAX, EXTERNAL_ID_RULE, GALLERY_NAME_PATTERN, GALLERY_NAME_RULE, isExternalId } from '../store/names.js';
 
 /** Multipart fields arrive as strings: numbers and JSON values are parsed before validation. */
 const fromString = (parse: (s: string) => unknown) => (v: unknown) => {
@@ -18,6 +19,17 @@ export const bool = () =>
 
 const BASE64 = /^[A-Za-z0-9+/\-_]*={0,2}$/;
 
+/** Bytes of base64 or base64url text (already checked against BASE64), without Node's Buffer. */
+function base64Bytes(b64: string): Uint8Array {
+  let t = b64.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
+  // A dangling single character carries no whole byte (Buffer ignores it too).
+  if (t.length % 4 === 1) t = t.slice(0, -1);
+  const bin = atob(t + '='.repeat((4 - (t.length % 4)) % 4));
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
 /**
  * An image: a file part in multipart bodies, or base64 text (optionally a data: URL) in JSON bodies.
  * Output: the bytes. Whether they are an image is the decoder's call (BAD_IMAGE).
@@ -34,7 +46,7 @@ export const image = z
           ctx.addIssue({ code: 'custom', message: 'not base64 (send the image bytes base64-encoded, or a multipart file part)' });
           return z.NEVER;
         }
-        return new Uint8Array(Buffer.from(b64, 'base64'));
+        return base64Bytes(b64);
       }),
   ])
   .meta({ id: 'Image', type: 'string', format: 'byte', description: 'A JPEG, PNG or WebP photo: base64 text in JSON bodies, a file part in multipart bodies' });
@@ -48,7 +60,16 @@ export const embedding = json(z.array(z.number()).min(1).max(65536)).meta({
 });
 
 const name = z.string().min(1).max(256);
-const externalId = name.describe('The identity\'s id in your system, unique among live identities of the gallery');
+const galleryName = z
+  .string()
+  .regex(GALLERY_NAME_PATTERN, { message: `a gallery name is ${GALLERY_NAME_RULE}` })
+  .describe(`Gallery name: ${GALLERY_NAME_RULE}`);
+const externalId = z
+  .string()
+  .min(1)
+  .max(EXTERNAL_ID_MAX)
+  .refine(isExternalId, { message: `an identity id is ${EXTERNAL_ID_RULE}` })
+  .describe(`The identity's id in your system, unique among live identities of the gallery: ${EXTERNAL_ID_RULE}`);
 const metadata = json(z.record(z.string(), z.unknown())).describe('Any JSON object');
 const k = num(z.number().int().min(1).max(1000)).describe('Identities to return (default 5)');
 const far = num(z.number().gt(0).lt(1)).describe('Open-set decision at this calibrated false-accept rate');
@@ -57,7 +78,7 @@ const threshold = num(z.number().min(-1).max(1)).describe('Open-set decision at 
 // ---- requests ----
 
 export const createGalleryBody = z.strictObject({
-  name,
+  name: galleryName,
   modelId: z.string().min(1).optional().describe('Embedding model of the gallery (default: the server\'s model)'),
   dimension: z.number().int().min(1).max(65536).optional().describe('Embedding dimension (default: the model\'s)'),
   m: z.number().int().min(2).max(256).optional(),

@@ -6,10 +6,14 @@ import type { Backend } from '../backend/backend.js';
 import { createBackend, parseBackendChoice } from '../engine.js';
 import { CosfaceError } from '../errors.js';
 import { createFacePipeline } from '../pipeline/face-pipeline.js';
+import { modelIdOf, type MetadataOverrides } from '../import/model-metadata.js';
 import { withReferenceFallback } from '../pipeline/reference-backend.js';
 import { openStore, storeLocation, type Store } from '../store/index.js';
-import { ApiKeys } from './api-keys.js';
+import { ApiKeys, ensureAdminKey, type CreatedApiKey } from './api-keys.js';
+
+export { ensureAdminKey } from './api-keys.js';
 import { createApp, type CosfaceApp, type CreateAppOptions } from './app.js';
+import { nodeWebAppFiles } from './web-app-files.js';
 
 export const DEFAULT_DB = 'cosface.db';
 export const DEFAULT_PORT = 8080;
@@ -26,6 +30,8 @@ export interface StartServerOptions {
   auth?: 'keys' | 'disabled';
   /** Compute backend for the face pipeline: auto (default), webgpu or wasm. */
   backend?: string;
+  /** A face embedder of the user's (TFLite or ONNX) in place of the vendored one, with its metadata flags. */
+  model?: { path: string; metadata?: MetadataOverrides };
   /** The admin key to install (default: process.env.COSFACE_ADMIN_KEY). */
   adminKey?: string;
   /** Where the one-time admin key and notices go (default: stderr). */
@@ -43,19 +49,6 @@ export interface RunningServer {
   createdAdminKey: string | null;
   /** Stops accepting connections, finishes open requests, saves indexes, closes everything. */
   close(): Promise<void>;
-}
-
-/**
- * Makes sure the database has an admin key: installs `adminKey` (from COSFACE_ADMIN_KEY) when given,
- * else creates one when none exists and returns it (its only showing).
- */
-export async function ensureAdminKey(keys: ApiKeys, adminKey: string | undefined): Promise<string | null> {
-  if (adminKey !== undefined && adminKey !== '') {
-    await keys.adopt(adminKey, { name: 'admin (COSFACE_ADMIN_KEY)', gallery: null });
-    return null;
-  }
-  if (await keys.hasAdminKey()) return null;
-  return (await keys.create({ name: 'admin (created on first start)', gallery: null })).key;
 }
 
 export async function startServer(o: StartServerOptions = {}): Promise<RunningServer> {
@@ -85,12 +78,17 @@ export async function startServer(o: StartServerOptions = {}): Promise<RunningSe
     backend = await createBackend(backendChoice);
     const pipeline = await createFacePipeline({
       backend: withReferenceFallback(backend, (g, reason) => notice(`note: ${g.source ?? 'a graph'} runs on the reference kernels (${reason})`)),
+      ...(o.model ? { embedder: o.model } : {}),
     });
+    const model = o.model ? { id: await modelIdOf(o.model.path), dimension: pipeline.embeddingDim } : undefined;
+    if (model) notice(`embedding model: ${o.model!.path} as ${model.id} (${model.dimension}-d)`);
     app = createApp({
+      ...(model ? { model } : {}),
       store,
       pipeline,
       auth,
       engine: { backend: backend.name, adapter: backend.describe() },
+      webApp: nodeWebAppFiles(),
       ...(o.log !== undefined ? { log: o.log } : {}),
       ...(o.limits ? { limits: o.limits } : {}),
     });
@@ -157,4 +155,18 @@ export async function serveCommand(o: StartServerOptions = {}): Promise<void> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
+}
+
+/**
+ * Creates an API key in a store's database and returns it with its value (shown once): for the CLI
+ * (`cosface keys create`) and for scripts. `store` may be a location (it is opened and closed).
+ * `gallery` omitted or null: an admin key.
+ */
+export async function createApiKey(store: Store | string, o: { name?: string; gallery?: string | null } = {}): Promise<CreatedApiKey> {
+  const s = typeof store === 'string' ? await openStore(store) : store;
+  try {
+    return await ApiKeys.of(s).create({ name: o.name ?? (o.gallery ? `key for ${o.gallery}` : 'admin'), gallery: o.gallery ?? null });
+  } finally {
+    if (s !== store) await s.close();
+  }
 }

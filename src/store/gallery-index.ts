@@ -368,6 +368,32 @@ export function catchUp(sqlite: Database.Database, g: IndexedGallery, index: Gal
   })();
 }
 
+/**
+ * Catches `index` up after another process (a CLI `enroll` beside a server) wrote the database.
+ * Another writer's face ids interleave with this process's, so lastFaceId cannot say what is
+ * missing: every live face above `sinceId` (the highest id seen at the last catch-up) that the
+ * index lacks is added, and deletes newer than index.deleteSeq are applied. Returns the next sinceId.
+ */
+export function catchUpExternal(sqlite: Database.Database, g: IndexedGallery, index: GalleryIndex, sinceId: number): { added: number; deleted: number; sinceId: number } {
+  const rows = new FaceRows(sqlite);
+  return sqlite.transaction(() => {
+    const seq = rows.deleteSeq(g.id);
+    let deleted = 0;
+    for (const id of rows.deletedSince(g.id, index.deleteSeq, index.lastFaceId)) if (index.markDeleted(id)) deleted++;
+    let added = 0;
+    let next = sinceId;
+    const v = new Float32Array(g.dimension);
+    for (const row of rows.liveAfter(g.id, sinceId)) {
+      next = row.id;
+      if (index.vector(row.id) !== null) continue;
+      index.add(row.id, blobToEmbedding(row.embedding, v));
+      added++;
+    }
+    index.deleteSeq = seq;
+    return { added, deleted, sinceId: next };
+  })();
+}
+
 /** Builds a gallery's index from its live faces in the database, in this thread. */
 export function buildFromDatabase(sqlite: Database.Database, g: IndexedGallery): GalleryIndex {
   const rows = new FaceRows(sqlite);

@@ -48,6 +48,9 @@ export interface NewFace {
   createdAt: Date;
 }
 
+/** A face for insertIdentitiesAndFaces: of identity `identityId`, or of new identity number `newIdentity`. */
+export type NewFaceOfNew = NewFace & { newIdentity?: number };
+
 /** A live face with its identity and stored vector (search candidates). */
 export interface CandidateRecord {
   faceId: number;
@@ -115,6 +118,13 @@ export interface MetaStore {
 
   /** Inserts faces in one transaction; returns their ids in order. */
   insertFaces(galleryId: number, faces: readonly NewFace[]): Promise<number[]>;
+  /**
+   * Creates identities and inserts faces in one transaction, so a crash or an error leaves neither
+   * (bulk enrollment). A face names a new identity by its index in `identities` (`newIdentity`),
+   * or an existing one by `identityId`. undefined (and nothing written) when a live identity with
+   * one of the external ids exists.
+   */
+  insertIdentitiesAndFaces(galleryId: number, identities: readonly NewIdentity[], faces: readonly NewFaceOfNew[]): Promise<{ identityIds: number[]; faceIds: number[] } | undefined>;
   /** Soft-deletes a live face; false when there is none with this id in the gallery. */
   deleteFace(galleryId: number, faceId: number): Promise<boolean>;
   hasPhoto(galleryId: number, photoHash: string): Promise<boolean>;

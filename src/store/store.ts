@@ -7,6 +7,7 @@ import { CosfaceError } from '../errors.js';
 import { toUnitVector } from './embedding.js';
 import type { ExactScorer } from './exact-scorer.js';
 import type { CandidateRecord, GalleryRecord, IdentityRecord, MetaStore, ThresholdRecord } from './meta.js';
+import { checkExternalId, checkGalleryName } from './names.js';
 import { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair } from './thresholds.js';
 import type { IndexConsistency, ScoredFace, VectorIndex, VectorIndexStats } from './vector-index.js';
 import type { FaceBox, FaceKeypoints } from '../db/schema.js';
@@ -167,6 +168,22 @@ export interface VerifyResult {
   faceId?: number;
 }
 
+export interface DuplicateIdentityPair {
+  /** The two identities (external ids, a < b), their display names and best-matching templates. */
+  a: { identity: string; displayName: string | null; faceId: number };
+  b: { identity: string; displayName: string | null; faceId: number };
+  /** Cosine of the best pair of templates. */
+  score: number;
+}
+
+export interface DuplicateIdentitiesResult {
+  pairs: DuplicateIdentityPair[];
+  threshold: number;
+  far: number | null;
+  /** Faces searched (every live face of the gallery). */
+  facesSearched: number;
+}
+
 export interface GalleryStats extends GalleryInfo {
   deletedFaces: number;
   index: VectorIndexStats;
@@ -238,7 +255,7 @@ export class Store {
 
   async createGallery(name: string, o: CreateGalleryOptions): Promise<GalleryInfo> {
     this.open();
-    checkName(name, 'gallery name');
+    checkGalleryName(name);
     if (!o || typeof o.modelId !== 'string' || o.modelId.length === 0) {
       throw new CosfaceError('BAD_INPUT', 'createGallery: modelId is required');
     }
@@ -362,47 +379,71 @@ export class Store {
     return (await this.addFaces(gallery, [{ identity, face }]))[0]!;
   }
 
-  /** Adds many faces in one transaction: all of them or, on any invalid input, none. */
-  async addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[]): Promise<FaceInfo[]> {
+  /**
+   * Adds many faces in one transaction: all of them or, on any invalid input, none.
+   * `newIdentities` are created in the same transaction (a crash or an error leaves neither the
+   * identities nor the faces), and items may name them.
+   */
+  async addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[], opts: { newIdentities?: readonly IdentityInput[] } = {}): Promise<FaceInfo[]> {
     const g = await this.gallery(gallery);
     if (!Array.isArray(items) || items.length === 0) throw new CosfaceError('EMPTY_BATCH', 'addFaces: no faces given');
     // Validate everything before writing anything.
+    const fresh = new Map<string, number>(); // external id -> index in newIdentities
+    const newIdentities = opts.newIdentities ?? [];
+    for (const [k, n] of newIdentities.entries()) {
+      checkIdentityInput(n);
+      if (fresh.has(n.externalId) || (await this.meta.liveIdentity(g.id, n.externalId))) {
+        throw new CosfaceError('DUPLICATE_IDENTITY', `identity "${n.externalId}" already exists in gallery "${gallery}"`);
+      }
+      fresh.set(n.externalId, k);
+    }
     const idents = new Map<string, IdentityRecord>();
-    const prepared: { ident: IdentityRecord; v: Float32Array; face: FaceInput }[] = [];
+    const prepared: { ident: IdentityRecord | null; externalId: string; v: Float32Array; face: FaceInput }[] = [];
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       const where = items.length > 1 ? `faces[${i}]` : 'face';
       if (!it || typeof it.face !== 'object' || it.face === null) throw new CosfaceError('BAD_INPUT', `${where} is missing`);
       if (typeof it.identity !== 'string') throw new CosfaceError('BAD_INPUT', 'identity must be an external id string');
-      let ident = idents.get(it.identity);
-      if (!ident) {
+      let ident = idents.get(it.identity) ?? null;
+      if (!ident && !fresh.has(it.identity)) {
         ident = await this.identity(g, it.identity);
         idents.set(it.identity, ident);
       }
       const v = toUnitVector(it.face.embedding, g.dimension, `${where}.embedding`);
       checkFaceExtras(it.face, where);
-      prepared.push({ ident, v, face: it.face });
+      prepared.push({ ident, externalId: it.identity, v, face: it.face });
     }
     const now = new Date();
-    const ids = await this.meta.insertFaces(
-      g.id,
-      prepared.map((p) => ({
-        identityId: p.ident.id,
-        photoPath: p.face.photoPath ?? null,
-        photoHash: p.face.photoHash ?? null,
-        box: p.face.box ?? null,
-        keypoints: p.face.keypoints ?? null,
-        quality: p.face.quality ?? null,
-        embedding: p.v,
-        createdAt: now,
-      })),
-    );
+    const rows = prepared.map((p) => ({
+      identityId: p.ident?.id ?? 0,
+      ...(p.ident ? {} : { newIdentity: fresh.get(p.externalId)! }),
+      photoPath: p.face.photoPath ?? null,
+      photoHash: p.face.photoHash ?? null,
+      box: p.face.box ?? null,
+      keypoints: p.face.keypoints ?? null,
+      quality: p.face.quality ?? null,
+      embedding: p.v,
+      createdAt: now,
+    }));
+    let ids: number[];
+    let identityIds: number[] = [];
+    if (newIdentities.length === 0) ids = await this.meta.insertFaces(g.id, rows);
+    else {
+      const made = await this.meta.insertIdentitiesAndFaces(
+        g.id,
+        newIdentities.map((n) => ({ externalId: n.externalId, displayName: n.displayName ?? null, metadata: n.metadata ?? null, createdAt: now })),
+        rows,
+      );
+      if (!made) throw new CosfaceError('DUPLICATE_IDENTITY', `one of the identities ${newIdentities.map((n) => `"${n.externalId}"`).join(', ')} already exists in gallery "${gallery}"`);
+      ids = made.faceIds;
+      identityIds = made.identityIds;
+    }
     // Committed. From here on a failure only costs index freshness, never data.
     await this.index.added(g, ids.map((id, i) => ({ id, v: prepared[i]!.v })));
     return ids.map((id, i) => ({
       id,
-      identity: prepared[i]!.ident.externalId,
-      identityId: prepared[i]!.ident.id,
+      identity: prepared[i]!.externalId,
+      identityId: prepared[i]!.ident?.id ?? identityIds[fresh.get(prepared[i]!.externalId)!]!,
       createdAt: now,
     }));
   }
@@ -468,6 +509,44 @@ export class Store {
       far,
       method,
     };
+  }
+
+  /**
+   * Identities enrolled twice: pairs of identities whose templates match at or above the decision
+   * threshold (a threshold, or a FAR's calibrated one; one of them is required), best first. Every
+   * live face searches the gallery as identify does (HNSW, or exact for small galleries); the best
+   * pair of templates gives the pair's score.
+   */
+  async duplicateIdentities(gallery: string, o: ThresholdChoice & { k?: number } = {}): Promise<DuplicateIdentitiesResult> {
+    const g = await this.gallery(gallery);
+    const { threshold, far } = await this.resolveThreshold(o, g.modelId);
+    if (threshold === null) throw new CosfaceError('NOT_CALIBRATED', 'duplicate identities need a decision threshold: pass threshold, or far with a calibrated model');
+    const k = o.k ?? 10;
+    checkInt(k, 'k', 1, MAX_K);
+    // Every live template, identity by identity (through the MetaStore, so every backend does this).
+    const rows: { faceId: number; embedding: Float32Array; identity: string }[] = [];
+    for (let offset = 0; ; offset += 1000) {
+      const page = await this.meta.listIdentities(g.id, { limit: 1000, offset });
+      for (const ident of page) for (const f of await this.meta.identityEmbeddings(g.id, ident.id)) rows.push({ faceId: f.id, embedding: f.embedding, identity: ident.externalId });
+      if (page.length < 1000) break;
+    }
+    const best = new Map<string, DuplicateIdentityPair>();
+    const names = new Map<string, string | null>();
+    for (const r of rows) {
+      const res = await this.identify(gallery, r.embedding, { k: k + 1, threshold });
+      for (const c of res.candidates) {
+        names.set(c.identity, c.displayName);
+        if (c.identity === r.identity || c.score < threshold) continue;
+        const [a, b] = r.identity < c.identity ? [{ identity: r.identity, faceId: r.faceId }, { identity: c.identity, faceId: c.faceId }] : [{ identity: c.identity, faceId: c.faceId }, { identity: r.identity, faceId: r.faceId }];
+        const key = JSON.stringify([a.identity, b.identity]);
+        const had = best.get(key);
+        if (!had || c.score > had.score) best.set(key, { a: { ...a, displayName: null }, b: { ...b, displayName: null }, score: c.score });
+      }
+    }
+    const pairs = [...best.values()]
+      .map((p) => ({ ...p, a: { ...p.a, displayName: names.get(p.a.identity) ?? null }, b: { ...p.b, displayName: names.get(p.b.identity) ?? null } }))
+      .sort((x, y) => y.score - x.score || (x.a.identity < y.a.identity ? -1 : x.a.identity > y.a.identity ? 1 : x.b.identity < y.b.identity ? -1 : 1));
+    return { pairs, threshold, far, facesSearched: rows.length };
   }
 
   /** 1:1 verification of an embedding against another embedding or an enrolled identity. */
@@ -675,11 +754,6 @@ function isIdentityRef(b: VerifyTarget): b is { gallery: string; identity: strin
   return typeof b === 'object' && b !== null && !ArrayBuffer.isView(b) && !Array.isArray(b) && 'identity' in b;
 }
 
-function checkName(name: unknown, what: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 256 || name.trim() !== name) {
-    throw new CosfaceError('BAD_INPUT', `${what} must be a non-empty string of at most 256 characters without surrounding spaces`);
-  }
-}
 
 function checkInt(v: unknown, what: string, min: number, max: number): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -689,7 +763,7 @@ function checkInt(v: unknown, what: string, min: number, max: number): void {
 
 function checkIdentityInput(input: IdentityInput): void {
   if (!input || typeof input !== 'object') throw new CosfaceError('BAD_INPUT', 'identity must be an object with externalId');
-  checkName(input.externalId, 'externalId');
+  checkExternalId(input.externalId);
   if (input.displayName !== undefined && typeof input.displayName !== 'string') {
     throw new CosfaceError('BAD_INPUT', 'displayName must be a string');
   }

@@ -61,7 +61,7 @@ describe('TFLite import', () => {
   it('fuses PReLU, padding, input normalisation and residual adds into 50 compute kernels', () => {
     const g = readTflite(bytes);
     const report = optimizeGraph(g);
-    expect(report).toEqual({ preluFused: 33, padsFolded: 17, inputAffineFolded: 1, activationsFused: 33, residualsFused: 12 });
+    expect(report).toEqual({ preluFused: 33, padsFolded: 17, affinesFolded: 1, activationsFused: 33, residualsFused: 12 });
     expect(g.nodes.length).toBe(50);
     expect(new Set(g.nodes.map((n) => n.op))).toEqual(new Set(['conv2d', 'depthwiseConv2d', 'fullyConnected']));
     const first = g.nodes[0]!;

@@ -1,7 +1,8 @@
 // API keys: without a key, or with a key for another gallery, nothing can be read or written; only
 // hashes are stored; admin keys from the environment or created once on first start.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeys, createApiKey, hashKey } from '../../src/server/api-keys.js';
+import { ApiKeys, hashKey } from '../../src/server/api-keys.js';
+import { createApiKey } from '../../src/server/server.js';
 import { describedRoutes } from '../../src/server/openapi.js';
 import { ensureAdminKey } from '../../src/server/server.js';
 import { BACKENDS } from '../helpers/backends.js';

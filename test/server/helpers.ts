@@ -1,7 +1,7 @@
 // Shared setup for the server tests: an app on a fresh file database, an admin key, request helpers,
 // and deterministic embeddings (one direction per person plus a little noise).
 import { createApp, type CosfaceApp, type CreateAppOptions, type LogEntry } from '../../src/server/app.js';
-import { createApiKey } from '../../src/server/api-keys.js';
+import { createApiKey } from '../../src/server/server.js';
 import type { PhotoPipeline } from '../../src/server/face-finder.js';
 import { createBackend } from '../../src/engine.js';
 import { createFacePipeline } from '../../src/pipeline/face-pipeline.js';

@@ -5,7 +5,7 @@
 import { CosfaceError } from '../../errors.js';
 import { numel, type ActivationNode, type Graph, type GraphNode } from '../../graph/ir.js';
 import { EXECUTABLE_OPS } from '../../graph/passes.js';
-import { ACT_AFTER_RESIDUAL, ACT_CODES } from './wasm-kernels.js';
+import { ACT_AFTER_RESIDUAL, ACT_CODES } from './wasm-instance.js';
 
 /** Slot or constant id; -1 for none. */
 type Ref = number;

@@ -7,10 +7,10 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CosfaceError, type ErrorCode } from '../../errors.js';
 import { loadWasmBuild, type WasmSimd, type WasmSimdChoice } from './wasm-kernels.js';
-import type { WorkerRequest, WorkerResponse } from './wasm-worker.js';
+import type { RequestBody, WasmWorkers, WorkerResponse } from './wasm-protocol.js';
 
-type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
-export type RequestBody = Body<WorkerRequest>;
+export { splitRanges } from './split-ranges.js';
+export type { RequestBody } from './wasm-protocol.js';
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -73,7 +73,7 @@ export function defaultWorkerCount(): number {
   return availableParallelism();
 }
 
-export class WorkerPool {
+export class WorkerPool implements WasmWorkers {
   private closed = false;
 
   private constructor(
@@ -131,19 +131,4 @@ export class WorkerPool {
     this.closed = true;
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
-}
-
-/** Splits count items into at most parts contiguous ranges, sizes differing by at most one. */
-export function splitRanges(count: number, parts: number, multiple = 1): { start: number; count: number }[] {
-  const units = Math.ceil(count / multiple);
-  const used = Math.max(1, Math.min(parts, units));
-  const ranges: { start: number; count: number }[] = [];
-  let start = 0;
-  for (let i = 0; i < used; i++) {
-    const u = Math.floor(units / used) + (i < units % used ? 1 : 0);
-    const c = Math.min(u * multiple, count - start);
-    if (c > 0) ranges.push({ start, count: c });
-    start += c;
-  }
-  return ranges;
 }

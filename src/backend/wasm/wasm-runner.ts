@@ -1,7 +1,7 @@
 // Executes a WasmPlan on one kernel instance: constants copied into linear memory once, arena
 // slots sized for a micro-batch, samples run through the steps micro-batch by micro-batch.
 import { CosfaceError } from '../../errors.js';
-import type { WasmKernels } from './wasm-kernels.js';
+import type { WasmKernels } from './wasm-instance.js';
 import type { Step, WasmPlan } from './wasm-plan.js';
 
 /** Samples per pass through the steps; the arena holds this many samples of every live tensor. */

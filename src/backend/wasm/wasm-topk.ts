@@ -3,7 +3,7 @@
 // the merge of per-worker top-k lists.
 import { CosfaceError } from '../../errors.js';
 import type { TopK } from '../backend.js';
-import type { WasmKernels } from './wasm-kernels.js';
+import type { WasmKernels } from './wasm-instance.js';
 
 /** Gallery bytes copied into linear memory per kernel call: small enough to stay in L2. */
 const CHUNK_BYTES = 256 * 1024;

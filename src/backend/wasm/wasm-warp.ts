@@ -4,8 +4,9 @@
 import type { Similarity, WarpOptions } from '../../pipeline/align.js';
 import type { RgbImage } from '../../pipeline/decode.js';
 import { planWarp, regionBytes, unionRegion, type PixelRegion } from '../warp.js';
-import type { WasmKernels } from './wasm-kernels.js';
-import { splitRanges, type WorkerPool } from './wasm-pool.js';
+import type { WasmKernels } from './wasm-instance.js';
+import { splitRanges } from './split-ranges.js';
+import type { WasmWorkers } from './wasm-protocol.js';
 
 /** One worker's share: n crops read from `region` (its pixels in `pixels`). */
 export interface WarpJob {
@@ -40,7 +41,7 @@ export function warpOnInstance(kernels: WasmKernels, job: WarpJob): Float32Array
 }
 
 /** Backend.warp on a worker pool: validates (BAD_INPUT), splits the crops over the workers. */
-export async function warpOnPool(pool: WorkerPool, img: RgbImage, transforms: readonly Similarity[], outW: number, outH: number, opts: WarpOptions = {}): Promise<Float32Array> {
+export async function warpOnPool(pool: WasmWorkers, img: RgbImage, transforms: readonly Similarity[], outW: number, outH: number, opts: WarpOptions = {}): Promise<Float32Array> {
   const plan = planWarp(img, transforms, outW, outH, opts);
   const per = outW * outH * 3;
   const ranges = splitRanges(plan.n, pool.size);

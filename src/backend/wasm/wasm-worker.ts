@@ -1,72 +1,13 @@
-// Worker thread body: its own instance of the kernels, the graphs compiled onto it, scoring and
-// the alignment warp.
-// Requests come from wasm-pool.ts; every answer carries the request id, and failures carry the
-// CosfaceError code so the caller can rethrow them as they were.
+// Worker thread body (Node): the request handler of wasm-protocol.ts over its own instance of the
+// kernels, answering the pool in wasm-pool.ts. Every answer carries the request id.
 import { parentPort, workerData } from 'node:worker_threads';
-import { isCosfaceError } from '../../errors.js';
-import { WasmKernels } from './wasm-kernels.js';
-import type { WasmPlan } from './wasm-plan.js';
-import { WasmGraphRunner } from './wasm-runner.js';
-import { scoreOnInstance } from './wasm-topk.js';
-import { warpOnInstance, type WarpJob } from './wasm-warp.js';
-
-export type WorkerRequest =
-  | { id: number; type: 'compile'; graphId: number; plan: WasmPlan }
-  | { id: number; type: 'run'; graphId: number; input: Float32Array; n: number }
-  | { id: number; type: 'release'; graphId: number }
-  | { id: number; type: 'score'; queries: Float32Array; q: number; gallery: Float32Array; count: number; dim: number; k: number; base: number }
-  | { id: number; type: 'warp'; job: WarpJob };
-
-export type WorkerResponse =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; code: string; message: string }
-  | { id: -1; ok: true; value: 'ready' };
+import { createWorkerHandler, type WorkerRequest, type WorkerResponse } from './wasm-protocol.js';
 
 const port = parentPort!;
-const kernels = new WasmKernels(workerData.module as WebAssembly.Module);
-// Graphs in allocation order: memory is a stack, so a graph's memory is reclaimed once it and
-// every graph compiled after it are released.
-const graphs: { id: number; runner: WasmGraphRunner; released: boolean }[] = [];
-
-function handle(req: WorkerRequest): { value: unknown; transfer: ArrayBuffer[] } {
-  switch (req.type) {
-    case 'compile': {
-      const runner = new WasmGraphRunner(kernels, req.plan);
-      // One sample through every kernel, so V8 has optimised them before the first real batch.
-      runner.run(new Float32Array(req.plan.inputSize), 1);
-      graphs.push({ id: req.graphId, runner, released: false });
-      return { value: null, transfer: [] };
-    }
-    case 'run': {
-      const g = graphs.find((e) => e.id === req.graphId && !e.released);
-      if (!g) throw new Error(`graph ${req.graphId} is not compiled on this worker`);
-      const out = g.runner.run(req.input, req.n);
-      return { value: out, transfer: [out.buffer as ArrayBuffer] };
-    }
-    case 'release': {
-      const g = graphs.find((e) => e.id === req.graphId);
-      if (g) g.released = true;
-      while (graphs.length > 0 && graphs[graphs.length - 1]!.released) graphs.pop()!.runner.dispose();
-      return { value: null, transfer: [] };
-    }
-    case 'score': {
-      const r = scoreOnInstance(kernels, req.queries, req.q, req.gallery, req.count, req.dim, req.k, req.base);
-      return { value: r, transfer: [r.scores.buffer as ArrayBuffer, r.indices.buffer as ArrayBuffer] };
-    }
-    case 'warp': {
-      const out = warpOnInstance(kernels, req.job);
-      return { value: out, transfer: [out.buffer as ArrayBuffer] };
-    }
-  }
-}
+const handle = createWorkerHandler(workerData.module as WebAssembly.Module);
 
 port.on('message', (req: WorkerRequest) => {
-  try {
-    const { value, transfer } = handle(req);
-    port.postMessage({ id: req.id, ok: true, value } satisfies WorkerResponse, transfer);
-  } catch (e) {
-    const code = isCosfaceError(e) ? e.code : 'WASM_ERROR';
-    port.postMessage({ id: req.id, ok: false, code, message: (e as Error).message ?? String(e) } satisfies WorkerResponse);
-  }
+  const { response, transfer } = handle(req);
+  port.postMessage(response, transfer);
 });
 port.postMessage({ id: -1, ok: true, value: 'ready' } satisfies WorkerResponse);

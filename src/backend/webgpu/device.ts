@@ -55,9 +55,81 @@ async function nodeGpu(): Promise<GPU | null> {
 }
 
 function describeAdapter(adapter: GPUAdapter): string {
-  const info = adapter.info;
+  return describeAdapterInfo(adapter.info);
+}
+
+function describeAdapterInfo(info: Pick<GPUAdapterInfo, 'description' | 'device' | 'vendor' | 'architecture'>): string {
   const parts = [info.description || info.device, info.vendor, info.architecture].filter((s) => s && s.length > 0);
   return parts.length ? parts.join(', ') : 'unknown adapter';
+}
+
+/** A CPU implementation of WebGPU (lavapipe/llvmpipe, SwiftShader, WARP) rather than a GPU. */
+function isSoftwareAdapter(name: string, info: Pick<GPUAdapterInfo, 'vendor' | 'architecture'>): boolean {
+  return /llvmpipe|lavapipe|swiftshader|warp|software|cpu/i.test(`${name} ${info.vendor} ${info.architecture}`);
+}
+
+export interface AdapterProbe {
+  /** null when there is no adapter (or WebGPU is switched off, or the probe failed: see reason). */
+  adapterName: string | null;
+  software: boolean;
+  reason?: string;
+}
+
+let probed: Promise<AdapterProbe> | null = null;
+
+/**
+ * What adapter WebGPU would give, found without opening WebGPU in this process. In Node the probe
+ * runs Dawn in a short child process: Dawn prints notices straight to file descriptor 2 while it
+ * enumerates adapters ("maxDynamicUniformBuffersPerPipelineLayout artificially reduced from 1000000
+ * to 16 ..." for every Vulkan driver reporting more dynamic buffers than Dawn supports: lavapipe,
+ * RADV), whatever limits the device is later asked for, and nothing in Node can redirect a native
+ * write to fd 2. So `auto`, which keeps the WASM backend on software adapters, never loads Dawn
+ * where it will not use it, and a command's stderr stays its own. Costs one short process
+ * (~0.2 s) once per process. In browsers and Deno the adapter is asked for directly.
+ */
+export function probeAdapter(): Promise<AdapterProbe> {
+  if (!probed) probed = probeOnce();
+  return probed;
+}
+
+async function probeOnce(): Promise<AdapterProbe> {
+  if (webgpuDisabled()) return { adapterName: null, software: false, reason: 'WebGPU is switched off (COSFACE_WEBGPU=off)' };
+  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  if (typeof proc?.versions?.node !== 'string' || (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu) {
+    try {
+      const gpu = await getGpu();
+      return { adapterName: gpu.adapterName, software: gpu.software };
+    } catch (e) {
+      return { adapterName: null, software: false, reason: (e as Error).message };
+    }
+  }
+  const { execFile } = await import('node:child_process');
+  const { createRequire } = await import('node:module');
+  const { pathToFileURL } = await import('node:url');
+  let entry: string;
+  try {
+    entry = pathToFileURL(createRequire(import.meta.url).resolve('webgpu')).href;
+  } catch (e) {
+    return { adapterName: null, software: false, reason: `the 'webgpu' package (Dawn for Node) could not be found: ${(e as Error).message}` };
+  }
+  const script = `const m = await import(${JSON.stringify(entry)});
+const a = await m.create([]).requestAdapter({ powerPreference: 'high-performance' });
+const i = a ? a.info : null;
+process.stdout.write(JSON.stringify(i ? { description: i.description, device: i.device, vendor: i.vendor, architecture: i.architecture } : null));
+process.exit(0);`;
+  const out = await new Promise<{ stdout: string; error: Error | null }>((resolve) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000, windowsHide: true }, (error, stdout) => resolve({ stdout: String(stdout), error }));
+  });
+  if (out.error) return { adapterName: null, software: false, reason: `WebGPU probe failed: ${out.error.message.split('\n')[0]}` };
+  let info: Pick<GPUAdapterInfo, 'description' | 'device' | 'vendor' | 'architecture'> | null;
+  try {
+    info = JSON.parse(out.stdout) as typeof info;
+  } catch {
+    return { adapterName: null, software: false, reason: `WebGPU probe printed no adapter description: ${out.stdout.slice(0, 200)}` };
+  }
+  if (!info) return { adapterName: null, software: false, reason: 'no WebGPU adapter' };
+  const adapterName = describeAdapterInfo(info);
+  return { adapterName, software: isSoftwareAdapter(adapterName, info) };
 }
 
 async function acquire(): Promise<GpuContext> {
@@ -97,7 +169,7 @@ async function acquire(): Promise<GpuContext> {
     shared = null;
   });
   const name = describeAdapter(adapter);
-  const software = /llvmpipe|lavapipe|swiftshader|warp|software|cpu/i.test(`${name} ${info.vendor} ${info.architecture}`);
+  const software = isSoftwareAdapter(name, info);
   return { device, adapter, adapterName: name, features: new Set(features), subgroupSize, software, lost };
 }
 

@@ -28,7 +28,7 @@ export class GpuWait {
 
   /** Sleeps through most of the time `units` of work are expected to take (nothing until measured). */
   async before(units: number): Promise<void> {
-    if (process.env.COSFACE_GPU_WAIT === 'spin') return;
+    if ((globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.COSFACE_GPU_WAIT === 'spin') return;
     const ms = this.expected(units) * FRACTION;
     if (ms >= MIN_SLEEP_MS) await new Promise((resolve) => setTimeout(resolve, ms));
   }

@@ -68,7 +68,9 @@ function unsupported(source: string, msg: string): never {
   throw new CosfaceError('UNSUPPORTED_OP', `TF.js model ${source}: ${msg}`);
 }
 
-const decodeAttrString = (s: string | undefined): string => (s === undefined ? '' : Buffer.from(s, 'base64').toString('utf8'));
+// atob and TextDecoder rather than Buffer: the importer also runs in browsers (src/web/).
+const decodeAttrString = (s: string | undefined): string =>
+  s === undefined ? '' : new TextDecoder().decode(Uint8Array.from(atob(s), (ch) => ch.charCodeAt(0)));
 const intList = (a: TfjsAttr | undefined): number[] => (a?.list?.i ?? []).map((v) => Number(v));
 
 /** Half-precision bits -> float. */

@@ -5,6 +5,8 @@ import { CosfaceError } from '../../errors.js';
 import {
   ActivationFunctionType,
   BuiltinOptions,
+  ConcatenationOptions,
+  ReducerOptions,
   Conv2DOptions,
   DepthwiseConv2DOptions,
   FullyConnectedOptions,
@@ -18,15 +20,15 @@ import {
   type SubGraph,
   type Tensor,
 } from './generated/tflite_generated.js';
-import { convOutSize, noPads, numel, samePads, type Activation, type Graph, type GraphNode, type Pads } from '../../graph/ir.js';
+import { convOutSize, noPads, numel, samePads, spatialMeanNodes, type Activation, type Graph, type GraphNode, type Pads } from '../../graph/ir.js';
 
 /** TFLite builtin operator codes the importer knows by name (for messages) and by handling. */
 const BUILTIN_NAMES: Record<number, string> = {
   0: 'ADD', 1: 'AVERAGE_POOL_2D', 2: 'CONCATENATION', 3: 'CONV_2D', 4: 'DEPTHWISE_CONV_2D', 6: 'DEQUANTIZE',
   9: 'FULLY_CONNECTED', 11: 'L2_NORMALIZATION', 14: 'LOGISTIC', 17: 'MAX_POOL_2D', 18: 'MUL', 19: 'RELU',
   21: 'RELU6', 22: 'RESHAPE', 23: 'RESIZE_BILINEAR', 25: 'SOFTMAX', 28: 'TANH', 32: 'CUSTOM', 34: 'PAD',
-  39: 'TRANSPOSE', 40: 'MEAN', 41: 'SUB', 42: 'DIV', 54: 'PRELU', 55: 'MAXIMUM', 57: 'MINIMUM', 60: 'PADV2',
-  114: 'QUANTIZE',
+  39: 'TRANSPOSE', 40: 'MEAN', 41: 'SUB', 42: 'DIV', 45: 'STRIDED_SLICE', 54: 'PRELU', 55: 'MAXIMUM', 57: 'MINIMUM',
+  59: 'NEG', 60: 'PADV2', 77: 'SHAPE', 83: 'PACK', 98: 'LEAKY_RELU', 101: 'ABS', 114: 'QUANTIZE',
 };
 
 export function builtinName(code: number): string {
@@ -38,6 +40,20 @@ interface TensorView {
   shape: number[];
   type: TensorType;
   data: Float32Array | Int32Array | null;
+  /** Scale and zero point of an int8/uint8 tensor (per tensor: the first of them). */
+  quant?: { scale: number; zeroPoint: number };
+  /** Computed only from shapes (SHAPE, STRIDED_SLICE, PACK): feeds RESHAPE's shape input, never data. */
+  shapeOnly?: boolean;
+}
+
+/** IEEE half -> float. */
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return sign * f * 2 ** -24;
+  if (e === 31) return f ? NaN : sign * Infinity;
+  return sign * (1 + f / 1024) * 2 ** (e - 15);
 }
 
 function bad(msg: string): never {
@@ -98,19 +114,36 @@ function readModel(model: Model, bytes: Uint8Array, source: string): Graph {
   if (sg.inputsLength() !== 1 || sg.outputsLength() !== 1) {
     bad(`expected one input and one output, found ${sg.inputsLength()} and ${sg.outputsLength()}`);
   }
-  const inT = tensors[sg.inputs(0)!];
-  const outT = tensors[sg.outputs(0)!];
-  if (!inT || !outT) bad('input or output index out of range');
+  const inIdx = sg.inputs(0)!;
+  const inT = tensors[inIdx];
+  if (!inT || !tensors[sg.outputs(0)!]) bad('input or output index out of range');
   const perSample = (s: number[]) => (s.length > 1 ? s.slice(1) : s);
 
   const shapes = new Map<string, number[]>();
   shapes.set(inT.name, perSample(inT.shape));
   const nodes: GraphNode[] = [];
-  for (let i = 0; i < sg.operatorsLength(); i++) {
-    const node = readOperator(model, sg, i, tensors);
-    nodes.push(node);
-    shapes.set(node.output, inferShape(node, shapes, tensors, sg, i));
+  if (inT.type !== TensorType.FLOAT32) {
+    // A quantised model takes integers: real = scale * (q - zero point). The engine is fed the
+    // real values' source (pixels 0..255), so map them once at the input.
+    if (!inT.quant) throw new CosfaceError('UNSUPPORTED_MODEL', `TFLite input ${inT.name} is ${TensorType[inT.type]} without quantisation parameters`);
+    const { scale, zeroPoint } = inT.quant;
+    if (scale !== 1 || zeroPoint !== 0) {
+      const C = inT.shape[inT.shape.length - 1] ?? 1;
+      const real = `${inT.name}/real`;
+      nodes.push({ op: 'affine', name: real, inputs: [inT.name], output: real, scale: new Float32Array(C).fill(scale), shift: new Float32Array(C).fill(-scale * zeroPoint) });
+      shapes.set(real, perSample(inT.shape));
+      tensors[inIdx] = { ...inT, name: real };
+    }
   }
+  for (let i = 0; i < sg.operatorsLength(); i++) {
+    const read = readOperator(model, sg, i, tensors);
+    for (const node of read === null ? [] : Array.isArray(read) ? read : [read]) {
+      nodes.push(node);
+      shapes.set(node.output, inferShape(node, shapes, tensors, sg, i));
+    }
+  }
+  // Read after the operators: QUANTIZE/DEQUANTIZE make their output another name for their input.
+  const outT = tensors[sg.outputs(0)!]!;
   return {
     source: `tflite:${source}`,
     input: { name: inT.name, shape: perSample(inT.shape) },
@@ -136,21 +169,50 @@ function readTensor(model: Model, t: Tensor, bytes: Uint8Array): TensorView {
       raw = bytes.subarray(off, off + size);
     }
     if (raw && raw.length > 0) {
-      const copy = raw.slice(); // aligned copy
+      const copy = new Uint8Array(raw); // aligned copy (raw may be a Buffer view)
       const type = t.type();
+      const q = t.quantization();
+      const scales = q?.scaleArray();
       if (type === TensorType.FLOAT32) data = new Float32Array(copy.buffer, 0, copy.byteLength >> 2);
-      else if (type === TensorType.INT32) data = new Int32Array(copy.buffer, 0, copy.byteLength >> 2);
+      else if (type === TensorType.FLOAT16) {
+        const h = new Uint16Array(copy.buffer, 0, copy.byteLength >> 1);
+        data = Float32Array.from(h, halfToFloat);
+      } else if ((type === TensorType.INT8 || type === TensorType.UINT8 || type === TensorType.INT32) && scales && scales.length > 0) {
+        // Quantised weights and biases: real = scale * (q - zero point), per tensor or per channel.
+        const ints = type === TensorType.INT8 ? new Int8Array(copy.buffer) : type === TensorType.UINT8 ? copy : new Int32Array(copy.buffer, 0, copy.byteLength >> 2);
+        data = dequantize(ints, shape, Array.from(scales), Array.from({ length: q!.zeroPointLength() }, (_, i) => Number(q!.zeroPoint(i) ?? 0n)), q!.quantizedDimension(), name);
+      } else if (type === TensorType.INT32) data = new Int32Array(copy.buffer, 0, copy.byteLength >> 2);
       else if (type === TensorType.INT64) {
         const v = new BigInt64Array(copy.buffer, 0, copy.byteLength >> 3);
         data = Int32Array.from(v, (x) => Number(x));
       } else {
-        throw new CosfaceError('UNSUPPORTED_OP', `tensor ${name} has type ${TensorType[type] ?? type}; only float32 models are supported (quantised models are not yet)`);
+        throw new CosfaceError('UNSUPPORTED_MODEL', `TFLite tensor ${name} has type ${TensorType[type] ?? type}${type === TensorType.INT8 || type === TensorType.UINT8 ? ' without quantisation parameters' : ''}; cosface runs float32 and float16 weights, and int8/uint8 weights with their scales`);
       }
       const expected = numel(shape);
       if (data.length !== expected) bad(`tensor ${name}: ${data.length} values for shape [${shape}]`);
     }
   }
-  return { name, shape, type: t.type(), data };
+  const q = t.quantization();
+  const quant = q && q.scaleLength() > 0 && (t.type() === TensorType.INT8 || t.type() === TensorType.UINT8) ? { scale: q.scale(0)!, zeroPoint: Number(q.zeroPoint(0) ?? 0n) } : undefined;
+  return { name, shape, type: t.type(), data, ...(quant ? { quant } : {}) };
+}
+
+function dequantize(q: ArrayLike<number>, shape: number[], scales: number[], zeros: number[], axis: number, name: string): Float32Array {
+  const out = new Float32Array(q.length);
+  if (scales.length === 1) {
+    const s = scales[0]!;
+    const z = zeros[0] ?? 0;
+    for (let i = 0; i < q.length; i++) out[i] = s * (q[i]! - z);
+    return out;
+  }
+  if (shape[axis] !== scales.length) bad(`tensor ${name}: ${scales.length} scales for axis ${axis} of [${shape}]`);
+  const inner = numel(shape.slice(axis + 1));
+  const n = scales.length;
+  for (let i = 0; i < q.length; i++) {
+    const c = Math.floor(i / inner) % n;
+    out[i] = scales[c]! * (q[i]! - (zeros[c] ?? zeros[0] ?? 0));
+  }
+  return out;
 }
 
 function activationOf(f: ActivationFunctionType, opName: string): Activation {
@@ -163,7 +225,11 @@ function padsOf(padding: Padding, inShape: number[], kh: number, kw: number, sh:
   return padding === Padding.SAME ? samePads(inShape[0]!, inShape[1]!, kh, kw, sh, sw) : { ...noPads };
 }
 
-function readOperator(model: Model, sg: SubGraph, index: number, tensors: TensorView[]): GraphNode {
+/**
+ * One operator -> one graph node, or null for ops that only rename or compute constants
+ * (QUANTIZE/DEQUANTIZE, shape arithmetic): those update `tensors` instead.
+ */
+function readOperator(model: Model, sg: SubGraph, index: number, tensors: TensorView[]): GraphNode | GraphNode[] | null {
   const op = sg.operators(index)!;
   const codeIdx = op.opcodeIndex();
   if (codeIdx >= model.operatorCodesLength()) bad(`operator ${index} refers to opcode ${codeIdx} of ${model.operatorCodesLength()}`);
@@ -175,6 +241,21 @@ function readOperator(model: Model, sg: SubGraph, index: number, tensors: Tensor
   const out = outIdx === null ? bad(`operator ${index} has no output`) : tensors[outIdx] ?? bad(`operator ${index} output out of range`);
   const name = out.name;
   const x = ins[0] ?? bad(`${opName} ${name}: missing input`);
+  if (code === 77 || code === 45 || code === 83) {
+    // SHAPE, STRIDED_SLICE, PACK: shape arithmetic (x.shape[0], -1) that only a RESHAPE reads; the
+    // RESHAPE takes its static output shape instead.
+    tensors[outIdx!] = { ...out, data: null, shapeOnly: true };
+    return null;
+  }
+  if (code === 114 || code === 6) {
+    // QUANTIZE / DEQUANTIZE: the engine computes in float, so both are the identity on real values.
+    // Of a constant (float16 or int8 weights), the output is the dequantised constant.
+    tensors[outIdx!] = x.data ? { ...out, type: TensorType.FLOAT32, data: x.data } : { ...x, shape: out.shape };
+    return null;
+  }
+  for (const i of ins) {
+    if (i?.shapeOnly && i !== ins[1]) throw new CosfaceError('UNSUPPORTED_OP', `${opName} ${name}: reads ${i.name}, computed from shapes at run time`);
+  }
   const constOf = (t: TensorView | null | undefined, what: string): Float32Array => {
     if (!t || !(t.data instanceof Float32Array)) {
       throw new CosfaceError('UNSUPPORTED_OP', `${opName} ${name}: ${what} must be a float32 constant`);
@@ -221,14 +302,21 @@ function readOperator(model: Model, sg: SubGraph, index: number, tensors: Tensor
     case 9: {
       // FULLY_CONNECTED: weights [outF, inF]
       const o = op.builtinOptions(new FullyConnectedOptions()) as FullyConnectedOptions | null;
+      if (o && o.weightsFormat() !== 0) throw new CosfaceError('UNSUPPORTED_OP', `FULLY_CONNECTED ${name}: shuffled weights format ${o.weightsFormat()}`);
       const w = ins[1];
       const weights = constOf(w, 'weights');
       const [outF, inF] = w!.shape as [number, number];
       const bias = ins[2] ? constOf(ins[2], 'bias') : new Float32Array(outF);
-      return {
+      // Any input layout: [1, F], [1, 1, 1, F] or [1, H, W, C] all read the sample's values in
+      // row-major order, which is the engine's too. A keep_num_dims output ([1, 1, 1, outF]) is
+      // the same values reshaped.
+      const fc: GraphNode = {
         op: 'fullyConnected', name, inputs: [x.name], output: name, weights, bias, inF, outF,
         activation: o ? activationOf(o.fusedActivationFunction(), `FULLY_CONNECTED ${name}`) : 'none',
       };
+      const outShape = out.shape.slice(1);
+      if (outShape.length <= 1) return fc;
+      return [{ ...fc, name: `${name}/fc`, output: `${name}/fc` }, { op: 'reshape', name, inputs: [`${name}/fc`], output: name, shape: outShape }];
     }
     case 0: // ADD
     case 41: // SUB
@@ -245,6 +333,7 @@ function readOperator(model: Model, sg: SubGraph, index: number, tensors: Tensor
       if (!xConst && !yConst) {
         if (code === 0) return { op: 'add', name, inputs: [x.name, y.name], output: name, activation };
         if (code === 18 && activation === 'none') return { op: 'mul', name, inputs: [x.name, y.name], output: name };
+        if (code === 41 && activation === 'none') return { op: 'sub', name, inputs: [x.name, y.name], output: name };
         throw new CosfaceError('UNSUPPORTED_OP', `${opName} ${name}: of two variable tensors is not supported`);
       }
       if (activation !== 'none') throw new CosfaceError('UNSUPPORTED_OP', `${opName} ${name}: with a constant and a fused activation is not supported`);
@@ -294,11 +383,62 @@ function readOperator(model: Model, sg: SubGraph, index: number, tensors: Tensor
     case 22: {
       // RESHAPE
       const o = op.builtinOptions(new ReshapeOptions()) as ReshapeOptions | null;
-      const target = out.shape.length ? out.shape : Array.from(o?.newShapeArray() ?? []);
+      // The output tensor's static shape, else the options' new_shape, else (a shape computed at
+      // run time, e.g. Flatten's (x.shape[0], -1), which some converters record as [1, 1]) a flatten.
+      const total = numel(x.shape);
+      const resolve = (t: number[]) => {
+        const known = t.filter((d) => d > 0).reduce((p, d) => p * d, 1);
+        return t.map((d) => (d > 0 ? d : total / known));
+      };
+      const candidates = [out.shape, Array.from(o?.newShapeArray() ?? []), ...(ins[1]?.shapeOnly ? [[1, -1]] : [])];
+      const target = candidates.map(resolve).find((t) => t.length > 0 && numel(t) === total && t[0] === x.shape[0]);
+      if (!target) throw new CosfaceError('UNSUPPORTED_OP', `RESHAPE ${name}: no shape of [${x.shape}]'s ${total} values among [${candidates.map((c) => `[${c}]`).join(', ')}]`);
       return { op: 'reshape', name, inputs: [x.name], output: name, shape: target.slice(1) };
     }
     case 11: // L2_NORMALIZATION
       return { op: 'l2normalize', name, inputs: [x.name], output: name };
+    case 101: // ABS
+      return { op: 'abs', name, inputs: [x.name], output: name };
+    case 59: {
+      // NEG
+      const C = x.shape[x.shape.length - 1] ?? 1;
+      return { op: 'affine', name, inputs: [x.name], output: name, scale: new Float32Array(C).fill(-1), shift: new Float32Array(C) };
+    }
+    case 60: {
+      // PADV2: PAD with a constant border value
+      const p = ins[1];
+      if (!p || !(p.data instanceof Int32Array)) throw new CosfaceError('UNSUPPORTED_OP', `PADV2 ${name}: paddings must be a constant`);
+      const d = p.data;
+      if (d.length !== 8 || d[0] !== 0 || d[1] !== 0 || d[6] !== 0 || d[7] !== 0) throw new CosfaceError('UNSUPPORTED_OP', `PADV2 ${name}: only spatial padding of NHWC tensors is supported`);
+      const value = ins[2] ? constOf(ins[2], 'constant value')[0]! : 0;
+      return { op: 'pad', name, inputs: [x.name], output: name, pads: { top: d[2]!, bottom: d[3]!, left: d[4]!, right: d[5]! }, ...(value !== 0 ? { value } : {}) };
+    }
+    case 40: {
+      // MEAN over the spatial axes (global average pooling): a depthwise convolution of weight 1/(H*W).
+      const axesT = ins[1];
+      const axes = axesT?.data instanceof Int32Array ? Array.from(axesT.data).map((a) => (a < 0 ? a + x.shape.length : a)).sort() : [];
+      if (x.shape.length !== 4 || axes.length !== 2 || axes[0] !== 1 || axes[1] !== 2) {
+        throw new CosfaceError('UNSUPPORTED_OP', `MEAN ${name}: only over the spatial axes [1, 2] of an NHWC tensor (axes [${axes}] of [${x.shape}])`);
+      }
+      const [, h, w, C] = x.shape as [number, number, number, number];
+      const keep = (op.builtinOptions(new ReducerOptions()) as ReducerOptions | null)?.keepDims() ?? false;
+      if (keep) return spatialMeanNodes(name, x.name, name, h, w, C).nodes;
+      // [1, 1, C] -> [C]: the same values; the mean writes to a private name and a reshape renames it.
+      return [...spatialMeanNodes(name + '/mean', x.name, `${name}/mean`, h, w, C).nodes, { op: 'reshape', name, inputs: [`${name}/mean`], output: name, shape: [C] }];
+    }
+    case 2: {
+      // CONCATENATION: along the first per-sample axis (or of vectors) it is a flat concatenation.
+      const o = op.builtinOptions(new ConcatenationOptions()) as ConcatenationOptions | null;
+      if (o && o.fusedActivationFunction() !== ActivationFunctionType.NONE) throw new CosfaceError('UNSUPPORTED_OP', `CONCATENATION ${name}: fused activation`);
+      const rank = x.shape.length;
+      const axis = (o?.axis() ?? 0) < 0 ? (o?.axis() ?? 0) + rank : (o?.axis() ?? 0);
+      const parts = ins.filter((t): t is TensorView => !!t);
+      const flat = axis === 1 || parts.every((t) => numel(t.shape.slice(1, -1)) === 1 && axis === rank - 1);
+      if (!flat || parts.some((t) => t.data)) {
+        throw new CosfaceError('UNSUPPORTED_OP', `CONCATENATION ${name}: along axis ${axis} of [${x.shape}] (only along the first per-sample axis, or of vectors, of computed tensors)`);
+      }
+      return { op: 'concat', name, inputs: parts.map((t) => t.name), output: name };
+    }
     default:
       throw new CosfaceError('UNSUPPORTED_OP', `TFLite op ${opName} (operator ${index}, output ${name}) is not supported by cosface`);
   }
@@ -338,6 +478,8 @@ function inferShape(node: GraphNode, shapes: Map<string, number[]>, tensors: Ten
       }
       return node.shape;
     }
+    case 'concat':
+      return [node.inputs.reduce((sum, t) => sum + numel(shapes.get(t) ?? bad(`${node.name}: input ${t} is not produced before it is used`)), 0)];
     default: {
       void tensors;
       void sg;

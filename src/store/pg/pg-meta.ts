@@ -16,6 +16,7 @@ import type {
   NewFace,
   NewGallery,
   NewIdentity,
+  NewFaceOfNew,
   StoredFaceRecord,
   ThresholdRecord,
 } from '../meta.js';
@@ -25,6 +26,12 @@ export type PgDb = PgDatabase<PgQueryResultHKT, typeof schema>;
 /** Rows of a raw query, whichever driver ran it (both answer { rows }). */
 export async function rawRows<T>(db: Pick<PgDb, 'execute'>, q: SQL): Promise<T[]> {
   return ((await db.execute(q)) as unknown as { rows: T[] }).rows;
+}
+
+/** A unique-constraint violation (SQLSTATE 23505), however deep the driver wrapped it. */
+function isUniqueViolation(e: unknown): boolean {
+  for (let x = e as { code?: string; cause?: unknown } | undefined; x; x = x.cause as typeof x) if (x.code === '23505') return true;
+  return false;
 }
 
 const INSERT_CHUNK = 500;
@@ -164,6 +171,31 @@ export class PgMeta implements MetaStore {
       return ids;
     };
     return rows.length <= INSERT_CHUNK ? insert(this.db) : this.db.transaction(insert);
+  }
+
+  async insertIdentitiesAndFaces(galleryId: number, idents: readonly NewIdentity[], rows: readonly NewFaceOfNew[]): Promise<{ identityIds: number[]; faceIds: number[] } | undefined> {
+    try {
+      return await this.db.transaction(async (tx) => {
+        const identityIds: number[] = [];
+        for (const i of idents) {
+          const [row] = await tx.insert(identities).values({ galleryId, ...i }).returning({ id: identities.id });
+          identityIds.push(row!.id);
+        }
+        const faceIds: number[] = [];
+        for (let at = 0; at < rows.length; at += INSERT_CHUNK) {
+          const chunk = rows.slice(at, at + INSERT_CHUNK);
+          const out = await tx
+            .insert(faces)
+            .values(chunk.map(({ newIdentity, ...f }) => ({ galleryId, ...f, identityId: newIdentity === undefined ? f.identityId : identityIds[newIdentity]! })))
+            .returning({ id: faces.id });
+          faceIds.push(...out.map((r) => r.id).sort((a, b) => a - b));
+        }
+        return { identityIds, faceIds };
+      });
+    } catch (e) {
+      if (isUniqueViolation(e)) return undefined; // a live identity with one of these external ids
+      throw e;
+    }
   }
 
   async deleteFace(galleryId: number, faceId: number): Promise<boolean> {

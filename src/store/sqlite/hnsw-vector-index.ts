@@ -8,6 +8,7 @@ import {
   adoptRebuiltSnapshot,
   buildFromDatabase,
   catchUp,
+  catchUpExternal,
   openGalleryIndex,
   rebuildInBackground,
   removeIndexFiles,
@@ -41,6 +42,8 @@ export interface HnswIndexOptions {
 interface LoadedGallery {
   name: string;
   index: GalleryIndex;
+  /** Every live face of the gallery with an id up to this one is in the index (see syncWithOtherWriters). */
+  syncedId: number;
   matrix: VectorMatrix | null;
   rebuild: { job: BackgroundRebuild; done: Promise<void> } | null;
 }
@@ -48,6 +51,8 @@ interface LoadedGallery {
 export class HnswVectorIndex implements VectorIndex {
   readonly kind = 'hnswlib';
   private readonly loaded = new Map<number, LoadedGallery>();
+  /** SQLite's data_version when the loaded indexes were last caught up with other processes' commits. */
+  private dataVersion = -1;
   private closed = false;
 
   constructor(
@@ -216,8 +221,32 @@ export class HnswVectorIndex implements VectorIndex {
     }
   }
 
+  /**
+   * Another process may write the same database (a CLI `enroll` while `cosface serve` runs): SQLite's
+   * data_version changes when another connection commits, and then every loaded index is caught up
+   * (its faces and deletes) and cached vectors are dropped, before this process reads or writes it.
+   */
+  private syncWithOtherWriters(): void {
+    const version = this.sqlite.pragma('data_version', { simple: true }) as number;
+    if (version === this.dataVersion) return;
+    this.dataVersion = version;
+    for (const [id, l] of this.loaded) {
+      const row = this.sqlite.prepare('SELECT id, dimension, hnsw_m AS m, hnsw_ef_construction AS efc, hnsw_ef AS ef FROM galleries WHERE id = ?').get(id) as
+        | { id: number; dimension: number; m: number; efc: number; ef: number }
+        | undefined;
+      if (!row) {
+        this.loaded.delete(id);
+        continue;
+      }
+      const r = catchUpExternal(this.sqlite, { id: row.id, dimension: row.dimension, m: row.m, efConstruction: row.efc, ef: row.ef }, l.index, l.syncedId);
+      l.syncedId = r.sinceId;
+      if (r.added > 0 || r.deleted > 0) l.matrix = null;
+    }
+  }
+
   /** The gallery's index, opened (snapshot + replay, or rebuild) on first use. */
   private load(g: GalleryRecord): LoadedGallery {
+    this.syncWithOtherWriters();
     let l = this.loaded.get(g.id);
     if (!l) {
       const opened = openGalleryIndex(this.sqlite, indexedGallery(g), this.o.indexDir);
@@ -229,7 +258,7 @@ export class HnswVectorIndex implements VectorIndex {
         replayed: opened.replayed,
         deletesApplied: opened.deletesApplied,
       });
-      l = { name: g.name, index: opened.index, matrix: null, rebuild: null };
+      l = { name: g.name, index: opened.index, syncedId: opened.index.lastFaceId, matrix: null, rebuild: null };
       this.loaded.set(g.id, l);
     }
     return l;
@@ -256,6 +285,7 @@ export class HnswVectorIndex implements VectorIndex {
 
   private save(l: LoadedGallery, galleryId: number): void {
     if (!this.o.indexDir) return;
+    this.syncWithOtherWriters(); // a snapshot claims every face up to its lastFaceId
     const meta = l.index.save(this.o.indexDir, galleryId);
     this.emit({ kind: 'checkpoint', gallery: l.name, lastFaceId: meta.lastFaceId, bytes: meta.bytes });
   }

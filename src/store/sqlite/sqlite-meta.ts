@@ -16,6 +16,7 @@ import type {
   NewFace,
   NewGallery,
   NewIdentity,
+  NewFaceOfNew,
   StoredFaceRecord,
   ThresholdRecord,
 } from '../meta.js';
@@ -89,11 +90,15 @@ export class SqliteMeta implements MetaStore {
     return r && galleryRecord(r);
   }
 
+  // Every write transaction is BEGIN IMMEDIATE: it takes the write lock (waiting up to the busy
+  // timeout for another process: a CLI enroll beside the server) before it reads. A deferred one
+  // that reads first cannot wait for the lock when it upgrades and fails with SQLITE_BUSY at once.
+
   async insertGallery(g: NewGallery): Promise<GalleryRecord | undefined> {
     return this.sqlite.transaction(() => {
       if (this.q.galleryByName.get({ name: g.name })) return undefined;
       return galleryRecord(this.db.insert(galleries).values(g).returning().get());
-    })();
+    }).immediate();
   }
 
   async listGalleries(): Promise<(GalleryRecord & GalleryCounts)[]> {
@@ -133,7 +138,7 @@ export class SqliteMeta implements MetaStore {
     return this.sqlite.transaction(() => {
       if (this.q.liveIdentity.get({ galleryId, externalId: i.externalId })) return undefined;
       return identityRecord(this.q.insertIdentity.get({ galleryId, ...i })!);
-    })();
+    }).immediate();
   }
 
   async identityFaceCount(_galleryId: number, identityId: number): Promise<number> {
@@ -175,13 +180,32 @@ export class SqliteMeta implements MetaStore {
         .returning({ id: faces.id })
         .all()
         .map((r) => r.id);
-    });
+    }, { behavior: 'immediate' });
   }
 
   async insertFaces(galleryId: number, rows: readonly NewFace[]): Promise<number[]> {
     return this.sqlite.transaction(() =>
       rows.map((f) => this.q.insertFace.get({ galleryId, ...f, embedding: embeddingToBlob(f.embedding) })!.id),
-    )();
+    ).immediate();
+  }
+
+  async insertIdentitiesAndFaces(galleryId: number, idents: readonly NewIdentity[], rows: readonly NewFaceOfNew[]): Promise<{ identityIds: number[]; faceIds: number[] } | undefined> {
+    const taken = new Error('identity taken');
+    try {
+      return this.sqlite.transaction(() => {
+        const identityIds = idents.map((i) => {
+          if (this.q.liveIdentity.get({ galleryId, externalId: i.externalId })) throw taken; // rolls back
+          return this.q.insertIdentity.get({ galleryId, ...i })!.id;
+        });
+        const faceIds = rows.map(({ newIdentity, ...f }) =>
+          this.q.insertFace.get({ galleryId, ...f, identityId: newIdentity === undefined ? f.identityId : identityIds[newIdentity]!, embedding: embeddingToBlob(f.embedding) })!.id,
+        );
+        return { identityIds, faceIds };
+      }).immediate();
+    } catch (e) {
+      if (e === taken) return undefined;
+      throw e;
+    }
   }
 
   async deleteFace(galleryId: number, faceId: number): Promise<boolean> {
@@ -195,7 +219,7 @@ export class SqliteMeta implements MetaStore {
       const seq = bumpDeleteSeq(tx, galleryId);
       tx.update(faces).set({ deleted: true, deleteSeq: seq }).where(eq(faces.id, faceId)).run();
       return true;
-    });
+    }, { behavior: 'immediate' });
   }
 
   async hasPhoto(galleryId: number, photoHash: string): Promise<boolean> {
@@ -236,7 +260,7 @@ export class SqliteMeta implements MetaStore {
     this.db.transaction((tx) => {
       tx.delete(modelThresholds).where(eq(modelThresholds.modelId, modelId)).run();
       for (const t of rows) tx.insert(modelThresholds).values({ modelId, ...t }).run();
-    });
+    }, { behavior: 'immediate' });
   }
 
   async thresholds(modelId: string): Promise<ThresholdRecord[]> {

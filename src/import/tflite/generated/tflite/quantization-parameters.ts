@@ -75,8 +75,13 @@ zeroPointLength():number {
   return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
 }
 
+quantizedDimension():number {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.readInt32(this.bb_pos + offset) : 0;
+}
+
 static startQuantizationParameters(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(7);
 }
 
 static addMin(builder:flatbuffers.Builder, minOffset:flatbuffers.Offset) {
@@ -158,17 +163,22 @@ static startZeroPointVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(8, numElems, 8);
 }
 
+static addQuantizedDimension(builder:flatbuffers.Builder, quantizedDimension:number) {
+  builder.addFieldInt32(6, quantizedDimension, 0);
+}
+
 static endQuantizationParameters(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createQuantizationParameters(builder:flatbuffers.Builder, minOffset:flatbuffers.Offset, maxOffset:flatbuffers.Offset, scaleOffset:flatbuffers.Offset, zeroPointOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createQuantizationParameters(builder:flatbuffers.Builder, minOffset:flatbuffers.Offset, maxOffset:flatbuffers.Offset, scaleOffset:flatbuffers.Offset, zeroPointOffset:flatbuffers.Offset, quantizedDimension:number):flatbuffers.Offset {
   QuantizationParameters.startQuantizationParameters(builder);
   QuantizationParameters.addMin(builder, minOffset);
   QuantizationParameters.addMax(builder, maxOffset);
   QuantizationParameters.addScale(builder, scaleOffset);
   QuantizationParameters.addZeroPoint(builder, zeroPointOffset);
+  QuantizationParameters.addQuantizedDimension(builder, quantizedDimension);
   return QuantizationParameters.endQuantizationParameters(builder);
 }
 }

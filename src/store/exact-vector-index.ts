@@ -1,0 +1,273 @@
+// An exact-scan vector index for runtimes where no native HNSW loads (workerd, Deno, Bun): the
+// gallery's unit vectors in one growing array, every search a full scan by inner product on the
+// WASM `score` kernel on the calling thread. Storage is float32 (exact), float16 or int8 (a scale
+// per row): 100,000 128-d faces take 51 MB, 26 MB or 13 MB. With f16/int8 the scan's scores are
+// approximate, so callers re-score the candidates it returns with the stored float32 vectors (the
+// store does, as it does for HNSW candidates); candidates are over-fetched for that.
+import { CosfaceError } from '../errors.js';
+import type { WasmKernels } from '../backend/wasm/wasm-instance.js';
+import { badRowError, mergeTopK, scoreOnInstance, type PartialTopK } from '../backend/wasm/wasm-topk.js';
+
+export type VectorStorage = 'f32' | 'f16' | 'int8';
+export const VECTOR_STORAGES: readonly VectorStorage[] = ['f32', 'f16', 'int8'];
+
+export interface ExactVectorIndexOptions {
+  dimension: number;
+  /** Element storage (default 'f32'). */
+  storage?: VectorStorage;
+  /** Rows reserved up front (default 1024); the arrays double when full. */
+  capacity?: number;
+}
+
+export interface ExactSearchResult {
+  /** Face ids, best first. */
+  ids: number[];
+  /** Inner products as scanned (exact for f32, approximate for f16/int8). */
+  scores: number[];
+}
+
+/** Rows decoded to float32 per kernel call for f16/int8 storage (256 KiB at 128-d). */
+const DECODE_ROWS = 512;
+/** V8's Map costs about this much per number -> number entry (hash table plus entry slots). */
+const MAP_ENTRY_BYTES = 40;
+
+export class ExactVectorIndex {
+  readonly dimension: number;
+  readonly storage: VectorStorage;
+  private idsArray: Float64Array;
+  private f32: Float32Array | null = null;
+  private f16: Uint16Array | null = null;
+  private i8: Int8Array | null = null;
+  private scales: Float32Array | null = null;
+  private rowOf = new Map<number, number>();
+  private n = 0;
+  private readonly decoded: Float32Array;
+
+  constructor(
+    private readonly kernels: WasmKernels,
+    o: ExactVectorIndexOptions,
+  ) {
+    if (!Number.isInteger(o.dimension) || o.dimension < 1) throw new CosfaceError('BAD_INPUT', `dimension must be an integer >= 1, got ${String(o.dimension)}`);
+    const storage = o.storage ?? 'f32';
+    if (!VECTOR_STORAGES.includes(storage)) throw new CosfaceError('BAD_INPUT', `storage must be one of ${VECTOR_STORAGES.join(', ')}, got '${String(storage)}'`);
+    this.dimension = o.dimension;
+    this.storage = storage;
+    const cap = Math.max(16, o.capacity ?? 1024);
+    this.idsArray = new Float64Array(cap);
+    this.allocate(cap);
+    this.decoded = storage === 'f32' ? new Float32Array(0) : new Float32Array(DECODE_ROWS * this.dimension);
+  }
+
+  /** Live vectors. */
+  get size(): number {
+    return this.n;
+  }
+
+  /**
+   * Bytes held by the vectors and their ids (what grows with the gallery): the typed arrays exactly,
+   * plus an estimate of 40 bytes per entry for the id -> row map.
+   */
+  get bytes(): number {
+    const cap = this.idsArray.length;
+    const per = this.storage === 'f32' ? 4 * this.dimension : this.storage === 'f16' ? 2 * this.dimension : this.dimension + 4;
+    return cap * (per + 8) + this.rowOf.size * MAP_ENTRY_BYTES + this.decoded.byteLength;
+  }
+
+  /** The face ids held, in row order. */
+  ids(): number[] {
+    return Array.from(this.idsArray.subarray(0, this.n));
+  }
+
+  has(id: number): boolean {
+    return this.rowOf.has(id);
+  }
+
+  /** Adds (or replaces) the vector of face `id`. The vector should be unit length. */
+  add(id: number, v: Float32Array): void {
+    if (v.length !== this.dimension) throw new CosfaceError('DIMENSION_MISMATCH', `vector has ${v.length} values, the index holds ${this.dimension}`);
+    let row = this.rowOf.get(id);
+    if (row === undefined) {
+      if (this.n === this.idsArray.length) this.grow(this.n * 2);
+      row = this.n++;
+      this.rowOf.set(id, row);
+      this.idsArray[row] = id;
+    }
+    this.write(row, v);
+  }
+
+  /** Removes face `id` (the last row moves into its place); false when it was not there. */
+  remove(id: number): boolean {
+    const row = this.rowOf.get(id);
+    if (row === undefined) return false;
+    const last = this.n - 1;
+    if (row !== last) {
+      const d = this.dimension;
+      const lastId = this.idsArray[last]!;
+      this.idsArray[row] = lastId;
+      this.rowOf.set(lastId, row);
+      if (this.f32) this.f32.copyWithin(row * d, last * d, last * d + d);
+      if (this.f16) this.f16.copyWithin(row * d, last * d, last * d + d);
+      if (this.i8) {
+        this.i8.copyWithin(row * d, last * d, last * d + d);
+        this.scales![row] = this.scales![last]!;
+      }
+    }
+    this.rowOf.delete(id);
+    this.n--;
+    return true;
+  }
+
+  /** The stored vector of face `id` as float32 (decoded for f16/int8), or undefined. */
+  vector(id: number): Float32Array | undefined {
+    const row = this.rowOf.get(id);
+    if (row === undefined) return undefined;
+    const out = new Float32Array(this.dimension);
+    this.decodeRows(row, 1, out);
+    return out;
+  }
+
+  /** The k best faces for a (unit) query by inner product, best first. */
+  search(query: Float32Array, k: number): ExactSearchResult {
+    const d = this.dimension;
+    if (query.length !== d) throw new CosfaceError('DIMENSION_MISMATCH', `probe has ${query.length} values, the index holds ${d}`);
+    if (!Number.isInteger(k) || k < 1) throw new CosfaceError('BAD_INPUT', `k must be an integer >= 1, got ${String(k)}`);
+    const kOut = Math.min(k, this.n);
+    if (kOut === 0) return { ids: [], scores: [] };
+    let top;
+    if (this.f32) {
+      const part = scoreOnInstance(this.kernels, query, 1, this.f32.subarray(0, this.n * d), this.n, d, kOut, 0);
+      if (part.badRow >= 0) throw badRowError(part.badRow);
+      top = mergeTopK([part], 1, kOut, kOut);
+    } else {
+      const parts: PartialTopK[] = [];
+      for (let r0 = 0; r0 < this.n; r0 += DECODE_ROWS) {
+        const rows = Math.min(DECODE_ROWS, this.n - r0);
+        this.decodeRows(r0, rows, this.decoded);
+        const part = scoreOnInstance(this.kernels, query, 1, this.decoded.subarray(0, rows * d), rows, d, Math.min(kOut, rows), r0);
+        if (part.badRow >= 0) throw badRowError(part.badRow);
+        // Pad to kOut entries so every part has the same stride for the merge.
+        if (rows < kOut) {
+          const s = new Float32Array(kOut).fill(-Infinity);
+          const ix = new Int32Array(kOut).fill(-1);
+          s.set(part.scores);
+          ix.set(part.indices);
+          parts.push({ scores: s, indices: ix, badRow: -1 });
+        } else parts.push(part);
+      }
+      top = mergeTopK(parts, 1, kOut, kOut);
+    }
+    const ids: number[] = [];
+    const scores: number[] = [];
+    for (let i = 0; i < top.k; i++) {
+      const r = top.indices[i]!;
+      if (r < 0) continue;
+      ids.push(this.idsArray[r]!);
+      scores.push(top.scores[i]!);
+    }
+    return { ids, scores };
+  }
+
+  private allocate(cap: number): void {
+    const d = this.dimension;
+    if (this.storage === 'f32') this.f32 = new Float32Array(cap * d);
+    else if (this.storage === 'f16') this.f16 = new Uint16Array(cap * d);
+    else {
+      this.i8 = new Int8Array(cap * d);
+      this.scales = new Float32Array(cap);
+    }
+  }
+
+  private grow(cap: number): void {
+    const ids = new Float64Array(cap);
+    ids.set(this.idsArray);
+    this.idsArray = ids;
+    const { f32, f16, i8, scales } = this;
+    this.allocate(cap);
+    if (f32) this.f32!.set(f32);
+    if (f16) this.f16!.set(f16);
+    if (i8) {
+      this.i8!.set(i8);
+      this.scales!.set(scales!);
+    }
+  }
+
+  private write(row: number, v: Float32Array): void {
+    const d = this.dimension;
+    const o = row * d;
+    if (this.f32) this.f32.set(v, o);
+    else if (this.f16) for (let i = 0; i < d; i++) this.f16[o + i] = toHalf(v[i]!);
+    else {
+      let max = 0;
+      for (let i = 0; i < d; i++) max = Math.max(max, Math.abs(v[i]!));
+      const scale = max > 0 ? max / 127 : 1;
+      for (let i = 0; i < d; i++) this.i8![o + i] = Math.round(v[i]! / scale);
+      this.scales![row] = scale;
+    }
+  }
+
+  private decodeRows(r0: number, rows: number, out: Float32Array): void {
+    const d = this.dimension;
+    if (this.f32) {
+      out.set(this.f32.subarray(r0 * d, (r0 + rows) * d));
+      return;
+    }
+    if (this.f16) {
+      const src = this.f16;
+      for (let i = 0, j = r0 * d, end = rows * d; i < end; i++, j++) out[i] = HALF_TO_FLOAT[src[j]!]!;
+      return;
+    }
+    const src = this.i8!;
+    for (let r = 0; r < rows; r++) {
+      const s = this.scales![r0 + r]!;
+      const o = r * d;
+      const so = (r0 + r) * d;
+      for (let i = 0; i < d; i++) out[o + i] = src[so + i]! * s;
+    }
+  }
+}
+
+// ---- float16 ----
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE half from a float, rounded to nearest even (subnormals kept, overflow to infinity). */
+export function toHalf(x: number): number {
+  f32[0] = x;
+  const b = u32[0]!;
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  let mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  return sign | h;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+const HALF_TO_FLOAT = (() => {
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) t[h] = halfToFloat(h);
+  return t;
+})();

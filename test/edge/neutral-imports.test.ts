@@ -1,0 +1,20 @@
+// The app and what the edge runtimes load must not reach a Node built-in or a native addon:
+// bundling them for esbuild's neutral platform lists every such import with the chain that pulls it in.
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error -- a plain .mjs script without types
+import { forbiddenImports } from '../../scripts/check-neutral.mjs';
+
+const ENTRIES = ['src/server/app.ts'];
+
+describe('runtime-neutral import graph', () => {
+  it('createApp and everything it imports use no node: module and no native addon', async () => {
+    const hits = (await forbiddenImports(ENTRIES)) as { module: string; chain: string[] }[];
+    expect(hits.map((h) => `${h.module} <- ${h.chain.join(' <- ')}`)).toEqual([]);
+  }, 60_000);
+
+  it('the check does see a Node built-in (src/server/server.ts uses @hono/node-server and node:net)', async () => {
+    const hits = (await forbiddenImports(['src/server/server.ts'])) as { module: string }[];
+    expect(hits.some((h) => h.module.startsWith('node:'))).toBe(true);
+    expect(hits.some((h) => h.module === 'better-sqlite3' || h.module === 'hnswlib-node')).toBe(true);
+  }, 60_000);
+});
