@@ -786,6 +786,7 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     cache: { type: 'string' },
     db: { type: 'string' },
     'shared-index': { type: 'boolean' },
+    'shared-other': { type: 'string' },
     json: { type: 'boolean' },
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `bench search: unexpected argument '${positionals[0]}'`);
@@ -803,7 +804,15 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 16, 100_000),
     queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
     cacheDir: str(values.cache),
-    ...(pgLocation ? { pg: { location: pgLocation, sharedIndexCheck: values['shared-index'] === true } } : {}),
+    ...(pgLocation
+      ? {
+          pg: {
+            location: pgLocation,
+            sharedIndexCheck: values['shared-index'] === true,
+            ...(values['shared-other'] !== undefined ? { sharedOther: intOpt('bench search', values['shared-other'], 'shared-other', 1, 10_000_000) } : {}),
+          },
+        }
+      : {}),
     log: (s) => o.io.err(`${s}\n`),
   });
   o.io.out(values.json ? `${JSON.stringify(r)}\n` : `${formatSearchBench(r)}\n`);
