@@ -29,7 +29,12 @@ beforeAll(async () => {
     if (r.status === 'fulfilled') servers.set(RUNTIMES[i]!, r.value);
   });
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+  if (failed) {
+    // Stop the ones that did start: a failed beforeAll must not leave servers running.
+    await Promise.all([...servers.values()].map((x) => x.stop()));
+    servers.clear();
+    throw failed.reason;
+  }
 }, 150_000);
 
 afterAll(async () => {
