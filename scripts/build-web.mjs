@@ -17,7 +17,8 @@ const common = {
   format: 'esm',
   platform: 'browser',
   target: 'es2022',
-  sourcemap: true,
+  // Minified, without source maps: what the package ships and the app serves.
+  sourcemap: false,
   minify: true,
   legalComments: 'none',
   logLevel: 'warning',

@@ -26,7 +26,11 @@ export async function forbiddenImports(entries) {
           hits.push({ module: p, importer: args.importer });
           return { path: p, external: true };
         }
+        // Other runtimes' own modules (cloudflare:sockets) are not Node's: leave them out.
+        if (/^[a-z]+:/.test(p) && !p.startsWith('node:')) return { path: p, external: true };
         const r = await build.resolve(p, { resolveDir: args.resolveDir, kind: args.kind, importer: args.importer, pluginData: 'inner' });
+        // An optional dependency that is not installed (pg-native) cannot be in the graph.
+        if (r.errors.length > 0) return { path: p, external: true };
         if (r.path && !parents.has(r.path)) parents.set(r.path, args.importer);
         return r;
       });

@@ -13,15 +13,17 @@ import type { Backend } from './backend/backend.js';
 import { createFacePipeline, faceJson, type FacePipeline } from './pipeline/face-pipeline.js';
 import { evalLfw, lfwJson } from './eval/lfw.js';
 import { EXTRA_COMMANDS, EXTRA_USAGE } from './commands/index.js';
+import { parseChannels, parseTriple, type MetadataOverrides } from './import/model-metadata.js';
 import { busyError } from './db/busy.js';
+import { ProgressBar, stderrSink } from './commands/progress.js';
 
 const USAGE = `cosface: face embeddings on WebGPU/WASM, search, verification
 
 Usage:
   cosface embed <photo>... [--backend webgpu|wasm|auto] [--json]   every face: box, landmarks, quality, embedding
-  cosface embed <image>... --aligned [--model <tflite>] [--backend ...] [--json]   already aligned face crops
-  cosface eval lfw --data <dir> [--pairs <csv>] [--roc <png>] [--json]
-  cosface info [--backend webgpu|wasm|auto] [--json]
+  cosface embed <image>... --aligned [--model <tflite|onnx>] [--backend ...] [--json]   already aligned face crops
+  cosface eval lfw --data <dir> [--pairs <csv>] [--roc <png>] [--json] [--quiet]
+  cosface info [--backend webgpu|wasm|auto] [--model <tflite|onnx>] [--json]   with --model: its metadata and op counts
   cosface bench embed [--model <tflite|onnx>] [--batch 1,16,64] [--runs 5] [--backend ...] [--json] [--no-references] [--profile]
 
 Options:
@@ -29,7 +31,29 @@ Options:
   --backend NAME   webgpu, wasm or auto (default auto: WebGPU when an adapter exists, else WASM)
   --workers N      WASM worker threads (default: number of cores)
   --json           machine-readable output
+  --quiet          no progress on stderr (on a terminal a bar; piped, a line every 5 s)
+
+Model options (with --model; they win over a sidecar <model>.json or <model>.onnx.json):
+  --input-mean M|R,G,B   the model sees (pixel - mean) / std (default 0: the vendored model normalises inside)
+  --input-std S|R,G,B    (default 1)
+  --channels rgb|bgr     the channel order the model was trained on (default rgb)
 `;
+
+const MODEL_OPTIONS = {
+  model: { type: 'string' },
+  'input-mean': { type: 'string' },
+  'input-std': { type: 'string' },
+  channels: { type: 'string' },
+} as const;
+
+/** --input-mean/--input-std/--channels as metadata overrides. */
+function metadataFlags(values: Values): MetadataOverrides {
+  return {
+    ...(values['input-mean'] !== undefined ? { inputMean: parseTriple(String(values['input-mean']), '--input-mean') } : {}),
+    ...(values['input-std'] !== undefined ? { inputStd: parseTriple(String(values['input-std']), '--input-std') } : {}),
+    ...(values.channels !== undefined ? { channels: parseChannels(String(values.channels)) } : {}),
+  };
+}
 
 function usage(): string {
   return EXTRA_USAGE.length ? `${USAGE}\nMore commands:\n${EXTRA_USAGE.join('\n')}\n` : USAGE;
@@ -56,7 +80,7 @@ function intOption(v: string | boolean | undefined, name: string, dflt: number |
 async function cmdEmbed(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, {
     aligned: { type: 'boolean' },
-    model: { type: 'string' },
+    ...MODEL_OPTIONS,
     backend: { type: 'string' },
     workers: { type: 'string' },
     json: { type: 'boolean' },
@@ -67,7 +91,7 @@ async function cmdEmbed(args: string[]): Promise<void> {
     await embedPhotos(positionals, backend, intOption(values.workers, 'workers', undefined), !!values.json);
     return;
   }
-  const embedder = await Embedder.create({ backend, workers: intOption(values.workers, 'workers', undefined), modelPath: values.model ? String(values.model) : undefined });
+  const embedder = await Embedder.create({ backend, workers: intOption(values.workers, 'workers', undefined), modelPath: values.model ? String(values.model) : undefined, metadata: metadataFlags(values) });
   try {
     const crops = await Promise.all(positionals.map((f) => embedder.loadAlignedCrop(f)));
     const per = crops[0]!.length;
@@ -137,20 +161,22 @@ async function cmdEval(args: string[]): Promise<void> {
     backend: { type: 'string' },
     workers: { type: 'string' },
     json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
   });
   if (!values.data) throw new CosfaceError('BAD_INPUT', `eval lfw: --data <dir> is required\n\n${USAGE}`);
   const data = String(values.data);
   const { pipeline, backend } = await openPipeline(parseBackendChoice(String(values.backend ?? 'auto')), intOption(values.workers, 'workers', undefined));
   try {
     const rocPath = String(values.roc ?? 'lfw-roc.png');
+    let bar: ProgressBar | null = null;
     const report = await evalLfw({
       data,
       pairs: values.pairs ? String(values.pairs) : undefined,
       pipeline,
       rocPath,
-      onProgress: (done, total) => {
-        if (process.stderr.isTTY || done === total || done % 100 === 0) process.stderr.write(`\rembedding images ${done}/${total}`);
-        if (done === total) process.stderr.write('\n');
+      onProgress: (_done, total) => {
+        bar ??= new ProgressBar(stderrSink, total, 'embedding images', { quiet: !!values.quiet, unit: 'images' });
+        bar.tick();
       },
     });
     if (values.json) {
@@ -171,7 +197,13 @@ async function cmdEval(args: string[]): Promise<void> {
 }
 
 async function cmdInfo(args: string[]): Promise<void> {
-  const { values } = parse(args, { backend: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean' } });
+  const { values } = parse(args, { backend: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean' }, ...MODEL_OPTIONS });
+  if (values.model) {
+    const { describeModel, formatModelInfo } = await import('./model-info.js');
+    const info = await describeModel(String(values.model), metadataFlags(values));
+    process.stdout.write(values.json ? `${JSON.stringify(info)}\n` : formatModelInfo(info));
+    return;
+  }
   const backend = await createBackend(parseBackendChoice(String(values.backend ?? 'auto')), { workers: intOption(values.workers, 'workers', undefined) });
   try {
     const { version } = JSON.parse(await readFile(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
@@ -195,7 +227,7 @@ async function cmdBench(args: string[]): Promise<void> {
       json: { type: 'boolean' },
       'no-references': { type: 'boolean' },
       profile: { type: 'boolean' },
-      model: { type: 'string' },
+      ...MODEL_OPTIONS,
     });
     const batches = String(values.batch ?? '1,16,64').split(',').map((s) => intOption(s.trim(), 'batch', 1)!);
     await benchEmbedCommand({
@@ -206,6 +238,7 @@ async function cmdBench(args: string[]): Promise<void> {
       references: !values['no-references'],
       profile: !!values.profile,
       modelPath: values.model ? String(values.model) : undefined,
+      metadata: metadataFlags(values),
       wasmWorkers: values.workers ? [intOption(values.workers, 'workers', undefined)!] : undefined,
     });
     return;

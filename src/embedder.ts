@@ -7,7 +7,8 @@ import type { Backend, CompiledGraph } from './backend/backend.js';
 import { createBackend, loadModelFile, runGraph, type BackendChoice, type BackendOptions } from './engine.js';
 import { CosfaceError } from './errors.js';
 import { numel, type Graph } from './graph/ir.js';
-import { appendL2Normalize, optimizeGraph, type OptimizeReport } from './graph/passes.js';
+import { appendL2Normalize, optimizeGraph, permuteInputChannels, prependInputAffine, type OptimizeReport } from './graph/passes.js';
+import { resolveModelMetadata, type MetadataOverrides, type ModelMetadata } from './import/model-metadata.js';
 import { decodeImage } from './pipeline/decode.js';
 import { DEFAULT_EMBEDDER_ID } from './model-id.js';
 
@@ -25,6 +26,25 @@ export interface EmbedderOptions extends BackendOptions {
   /** Use this backend instead of creating one (it is not disposed with the embedder). */
   backendInstance?: Backend;
   modelPath?: string;
+  /** Input normalisation and channel order (flags); they win over a sidecar <model>.json. */
+  metadata?: MetadataOverrides;
+}
+
+/**
+ * An embedder graph as the backends run it: the metadata's normalisation in front, the passes,
+ * the channel order folded into the first convolutions, L2 normalisation at the end.
+ */
+export function prepareEmbedderGraph(graph: Graph, meta: ModelMetadata): OptimizeReport {
+  const rgb = graph.input.shape[graph.input.shape.length - 1] === 3;
+  const perm = meta.channels === 'bgr' ? [2, 1, 0] : [0, 1, 2];
+  if (rgb) prependInputAffine(graph, perm.map((p) => meta.inputMean[p]!), perm.map((p) => meta.inputStd[p]!));
+  else if (meta.channels === 'bgr' || meta.inputMean.some((v) => v !== 0) || meta.inputStd.some((v) => v !== 1)) {
+    throw new CosfaceError('UNSUPPORTED_MODEL', `input normalisation and channel order apply to 3-channel inputs; the model takes [${graph.input.shape}]`);
+  }
+  const report = optimizeGraph(graph);
+  if (rgb) permuteInputChannels(graph, perm);
+  appendL2Normalize(graph);
+  return report;
 }
 
 export class Embedder {
@@ -34,16 +54,18 @@ export class Embedder {
     readonly compiled: CompiledGraph,
     readonly optimizeReport: OptimizeReport,
     private readonly ownsBackend: boolean,
+    readonly metadata: ModelMetadata,
   ) {}
 
   static async create(opts: EmbedderOptions = {}): Promise<Embedder> {
-    const graph = await loadModelFile(opts.modelPath ?? DEFAULT_EMBEDDER_PATH);
-    const report = optimizeGraph(graph);
-    appendL2Normalize(graph);
+    const modelPath = opts.modelPath ?? DEFAULT_EMBEDDER_PATH;
+    const graph = await loadModelFile(modelPath);
+    const metadata = await resolveModelMetadata(modelPath, graph, opts.metadata);
+    const report = prepareEmbedderGraph(graph, metadata);
     const backend = opts.backendInstance ?? (await createBackend(opts.backend ?? 'auto', opts));
     try {
       const compiled = await backend.compile(graph);
-      return new Embedder(backend, graph, compiled, report, !opts.backendInstance);
+      return new Embedder(backend, graph, compiled, report, !opts.backendInstance, metadata);
     } catch (e) {
       if (!opts.backendInstance) await backend.dispose();
       throw e;

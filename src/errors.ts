@@ -32,7 +32,8 @@ export type ErrorCode =
   | 'BUSY' // another process held the database's write lock past the busy timeout: try again
   | 'INTERNAL' // a bug: anything not foreseen
   | 'OVERLOADED' // too much work queued already: try again shortly
-  | 'PHOTOS_UNAVAILABLE'; // this deployment serves embedding routes only (the face models do not fit the runtime's limits)
+  | 'PHOTOS_UNAVAILABLE' // this deployment serves embedding routes only (the face models do not fit the runtime's limits)
+  | 'INTERRUPTED'; // long work stopped before the end (a server shutting down); what was done is kept
 
 export class CosfaceError extends Error {
   readonly code: ErrorCode;

@@ -6,7 +6,7 @@ export type { Backend, BackendName, CompiledGraph, TopK } from './backend/backen
 export type { Graph, GraphNode, Activation, Pads } from './graph/ir.js';
 export { optimizeGraph, appendL2Normalize } from './graph/passes.js';
 export { readTflite } from './import/tflite/read-tflite.js';
-export { openStore, calibrate } from './store/index.js';
+export { openStore, storeLocation, calibrate, type Store, type StoreOptions } from './store/index.js';
 export { createFacePipeline, faceJson, type Face, type FacePipeline, type FacePipelineOptions } from './pipeline/face-pipeline.js';
 export { decodeImage } from './pipeline/decode.js';
 export { createApp, startServer, createApiKey } from './server/index.js';

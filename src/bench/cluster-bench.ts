@@ -21,8 +21,10 @@ export interface ClusterBenchOptions {
   efConstruction?: number;
   ef?: number;
   seed?: number;
-  /** Worker threads for the k-NN graph (default 1: one index on the main thread). */
+  /** Worker threads for the k-NN graph queries (default 1: everything on the main thread). */
   workers?: number;
+  /** With workers: one index per slice (default) or one shared index. */
+  strategy?: 'shared' | 'shards';
 }
 
 export interface ClusterBenchRow {
@@ -103,13 +105,13 @@ export async function benchCluster(o: ClusterBenchOptions, log: (line: string) =
   const c0 = cpu();
   const workers = o.workers ?? 1;
   const tk = performance.now();
-  const graph = workers > 1 ? await knnGraphParallel(g.vectors, g.dim, k, { m, efConstruction, ef, workers }) : knnGraph(g.vectors, g.dim, k, { m, efConstruction, ef });
+  const graph = workers > 1 ? await knnGraphParallel(g.vectors, g.dim, k, { m, efConstruction, ef, workers, strategy: o.strategy }) : knnGraph(g.vectors, g.dim, k, { m, efConstruction, ef });
   const knnSeconds = (performance.now() - tk) / 1000;
   // Worker threads' CPU time is included in process.cpuUsage.
   const knnCpuSeconds = cpu() - c0;
   const hnswBuildSeconds = graph.timings!.buildMs / 1000;
   const knnQuerySeconds = graph.timings!.queryMs / 1000;
-  log(`k-NN graph (k ${k}, M ${m}, efConstruction ${efConstruction}, ef ${ef}, ${workers} worker${workers > 1 ? 's' : ''}): ${knnSeconds.toFixed(1)} s = HNSW build ${hnswBuildSeconds.toFixed(1)} s + queries ${knnQuerySeconds.toFixed(1)} s${workers > 1 ? ' (slowest worker) + merge' : ''}; CPU ${knnCpuSeconds.toFixed(1)} s`);
+  log(`k-NN graph (k ${k}, M ${m}, efConstruction ${efConstruction}, ef ${ef}, ${workers} worker${workers > 1 ? `s, ${o.strategy ?? 'shards'}` : ''}): ${knnSeconds.toFixed(1)} s = HNSW build ${hnswBuildSeconds.toFixed(1)} s + queries ${knnQuerySeconds.toFixed(1)} s${workers > 1 ? ' (workers) + merge' : ''}; CPU ${knnCpuSeconds.toFixed(1)} s`);
   const rows: ClusterBenchRow[] = [];
   for (const algorithm of o.algorithms ?? ['average']) {
     const c1 = cpu();
@@ -124,6 +126,11 @@ export async function benchCluster(o: ClusterBenchOptions, log: (line: string) =
   return { n: o.n, dim: g.dim, perIdentity, photos, threshold, k, m, efConstruction, ef, generateSeconds, hnswBuildSeconds, knnQuerySeconds, knnCpuSeconds, knnSeconds, workers, rows, peakRssMiB, load: [load0, loadavg()[0]!] };
 }
 
+const strategyOf = (v: string): 'shared' | 'shards' => {
+  if (v !== 'shared' && v !== 'shards') throw new CosfaceError('BAD_INPUT', `bench cluster: --strategy must be shared or shards, got '${v}'`);
+  return v;
+};
+
 const int = (v: string | boolean | undefined, name: string, dflt?: number): number | undefined => {
   if (v === undefined) return dflt;
   const x = Number(String(v).replace(/k$/i, '000'));
@@ -131,11 +138,11 @@ const int = (v: string | boolean | undefined, name: string, dflt?: number): numb
   return x;
 };
 
-/** cosface bench cluster [--n 200000] [--per 10] [--workers 1] [--algorithm average,union-find,...] [--threshold t] [--k 16] [--m 16] [--ef-construction 100] [--ef 64] [--json] */
+/** cosface bench cluster [--n 200000] [--per 10] [--workers 1] [--strategy shards|shared] [--algorithm average,union-find,...] [--threshold t] [--k 16] [--m 16] [--ef-construction 100] [--ef 64] [--json] */
 export async function benchClusterCommand(args: string[]): Promise<void> {
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args, options: { n: { type: 'string' }, per: { type: 'string' }, algorithm: { type: 'string' }, threshold: { type: 'string' }, k: { type: 'string' }, m: { type: 'string' }, 'ef-construction': { type: 'string' }, ef: { type: 'string' }, seed: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean' } } }).values;
+    values = parseArgs({ args, options: { n: { type: 'string' }, per: { type: 'string' }, algorithm: { type: 'string' }, threshold: { type: 'string' }, k: { type: 'string' }, m: { type: 'string' }, 'ef-construction': { type: 'string' }, ef: { type: 'string' }, seed: { type: 'string' }, workers: { type: 'string' }, strategy: { type: 'string' }, json: { type: 'boolean' } } }).values;
   } catch (e) {
     throw new CosfaceError('BAD_INPUT', `bench cluster: ${(e as Error).message}`);
   }
@@ -155,6 +162,7 @@ export async function benchClusterCommand(args: string[]): Promise<void> {
     ef: int(values.ef, 'ef'),
     seed: int(values.seed, 'seed'),
     workers: int(values.workers, 'workers'),
+    strategy: values.strategy === undefined ? undefined : strategyOf(String(values.strategy)),
   }, json ? undefined : (line) => process.stdout.write(`${line}\n`));
   if (json) {
     process.stdout.write(`${JSON.stringify(r)}\n`);

@@ -2,10 +2,10 @@
 // 1 and 2 workers) and hands them to benchEmbed beside the onnxruntime references.
 import { cpus } from 'node:os';
 import type { Backend, CompiledGraph } from '../backend/backend.js';
-import { DEFAULT_EMBEDDER_PATH } from '../embedder.js';
+import { DEFAULT_EMBEDDER_PATH, prepareEmbedderGraph } from '../embedder.js';
 import { createBackend, loadModelFile, parseBackendChoice } from '../engine.js';
 import { CosfaceError } from '../errors.js';
-import { appendL2Normalize, optimizeGraph } from '../graph/passes.js';
+import { resolveModelMetadata, type MetadataOverrides } from '../import/model-metadata.js';
 import { wrapOnnxForReference } from '../export/onnx-reference.js';
 import { readFile } from 'node:fs/promises';
 import { benchEmbed, formatEmbedBench, type BenchEngine, type BenchKernelTiming } from './embed-bench.js';
@@ -23,6 +23,8 @@ export interface BenchEmbedCommandOptions {
   /** Per-kernel timings at the largest batch for engines that can profile (WebGPU). */
   profile: boolean;
   modelPath?: string;
+  /** Input normalisation and channel order flags (over a sidecar <model>.json). */
+  metadata?: MetadataOverrides;
   /** Where the report goes (default stdout); progress goes to stderr. */
   write?: (text: string) => void;
 }
@@ -36,9 +38,12 @@ export async function benchEmbedCommand(opts: BenchEmbedCommandOptions): Promise
   const graph = await loadModelFile(modelPath);
   // An ONNX model is its own reference: onnxruntime runs the user's file (NHWC and L2 wrapped
   // around it), which also benchmarks models whose folded form our exporter cannot write.
-  const referenceModel = graph.source.startsWith('onnx:') ? wrapOnnxForReference(await readFile(modelPath), graph, true) : undefined;
-  optimizeGraph(graph);
-  appendL2Normalize(graph);
+  const meta = await resolveModelMetadata(modelPath, graph, opts.metadata);
+  const perm = meta.channels === 'bgr' ? [2, 1, 0] : [0, 1, 2];
+  const referenceModel = graph.source.startsWith('onnx:')
+    ? wrapOnnxForReference(await readFile(modelPath), graph, true, { bgr: meta.channels === 'bgr', mean: perm.map((p) => meta.inputMean[p]!), std: perm.map((p) => meta.inputStd[p]!) })
+    : undefined;
+  prepareEmbedderGraph(graph, meta);
 
   const backends: Backend[] = [];
   const compiled: CompiledGraph[] = [];

@@ -184,7 +184,7 @@ export interface SearchBenchOptions {
    */
   cacheDir?: string;
   /** Also run pgvector (the Postgres store's index and SQL) on the same galleries and probes: a pglite:<dir> or postgres:// location. */
-  pg?: { location: string; sharedIndexCheck?: boolean; incremental?: number };
+  pg?: { location: string; sharedIndexCheck?: boolean; sharedOther?: number; incremental?: number };
 }
 
 export interface LatencyStats {
@@ -362,7 +362,9 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
           m,
           efConstruction,
           ...(o.pg.incremental !== undefined ? { incremental: o.pg.incremental } : {}),
-          ...(o.pg.sharedIndexCheck ? { sharedIndexCheck: true } : {}),
+          // The shared-index comparison doubles the rows: only at the smallest size.
+          ...(o.pg.sharedIndexCheck && n === Math.min(...sizes) ? { sharedIndexCheck: true } : {}),
+          ...(o.pg.sharedOther !== undefined ? { sharedOther: o.pg.sharedOther } : {}),
           log,
         });
       }

@@ -1,6 +1,7 @@
 // Union-find over faces that keeps the clustering rules: two faces of one photo are never one
 // person (cannot-link), a person the user confirmed (named) is never merged with another person,
 // and in incremental mode existing people are never merged with each other at all.
+import { CosfaceError } from '../errors.js';
 
 export interface ConstraintInput {
   /** Cannot-link group per face (the photo): faces of one group never share a person. */
@@ -27,8 +28,8 @@ export class ConstrainedUnionFind {
   private readonly lockFixed: boolean;
 
   constructor(n: number, c: ConstraintInput) {
-    if (c.photoOf.length !== n) throw new RangeError(`photoOf has ${c.photoOf.length} entries for ${n} faces`);
-    if (c.fixed && c.fixed.length !== n) throw new RangeError(`fixed has ${c.fixed.length} entries for ${n} faces`);
+    if (c.photoOf.length !== n) throw new CosfaceError('BAD_INPUT', `photoOf has ${c.photoOf.length} entries for ${n} faces`);
+    if (c.fixed && c.fixed.length !== n) throw new CosfaceError('BAD_INPUT', `fixed has ${c.fixed.length} entries for ${n} faces`);
     this.parent = new Int32Array(n);
     this.size = new Int32Array(n).fill(1);
     this.person = new Int32Array(n).fill(-1);

@@ -16,11 +16,15 @@
 //     opts.threshold cosine edge threshold (default DEFAULT_CLUSTER_THRESHOLD)
 //     opts.k         neighbours per face in the k-NN graph (default DEFAULT_CLUSTER_K)
 //     opts.algorithm 'average' (default) | 'union-find' | 'dbscan' | 'chinese-whispers'
+//     opts.search?   an existing neighbour search over the same faces (ids = rows), e.g. the
+//                    library's HNSW index: the graph is queried from it, no index is built
 //     labels         Int32Array, the person id per face; -1 = unclustered (joined nobody). New people
 //                    are numbered from max(fixed) + 1 (0 without fixed), largest first.
 //
-//   clusterFacesParallel(input, { ...opts, workers }) -> Promise of the same: the k-NN graph built on
-//     worker threads (one HNSW index per slice of the faces), for large libraries.
+//   clusterFacesParallel(input, { ...opts, workers }) -> Promise of the same: the k-NN graph on
+//     `workers` threads (one HNSW index per slice of the faces, knnGraphParallel), so a server's
+//     event loop is free during it; the clustering step itself (seconds at 200k faces) runs on the
+//     calling thread. For large libraries.
 //
 //   assignNewFaces(input, opts?) -> { labels, existing }
 //     Photos added later: input.existing { vectors, labels, photoOf } are the faces already
@@ -35,12 +39,13 @@
 // How: a k-NN graph from an HNSW index (hnswlib-node, inner product), edges at or above the
 // threshold, then one algorithm under the rules of ConstrainedUnionFind. docs/clustering.md has the
 // measured comparison behind the default.
+import { CosfaceError } from '../errors.js';
 import { performance } from 'node:perf_hooks';
 import { averageLinkageClusters, chineseWhispersClusters, dbscanClusters, unionFindClusters, type GraphContext } from './algorithms.js';
 import { ConstrainedUnionFind, labelsFromSets } from './constraints.js';
-import { buildHnsw, edgesAbove, hnswSearch, knnGraph, knnGraphParallel, sortEdges, type Edges, type KnnGraph, type KnnOptions, type NeighborSearch } from './knn.js';
+import { buildHnsw, edgesAbove, hnswSearch, knnGraph, knnGraphFromSearch, knnGraphParallel, sortEdges, type Edges, type KnnGraph, type KnnOptions, type NeighborSearch } from './knn.js';
 
-export { buildHnsw, edgesAbove, hnswSearch, knnGraph, knnGraphParallel, type Edges, type KnnGraph, type KnnOptions, type NeighborSearch } from './knn.js';
+export { buildHnsw, edgesAbove, hnswSearch, knnGraph, knnGraphFromSearch, knnGraphParallel, type Edges, type KnnGraph, type KnnOptions, type NeighborSearch } from './knn.js';
 export { ConstrainedUnionFind } from './constraints.js';
 
 export type ClusterAlgorithm = 'average' | 'union-find' | 'dbscan' | 'chinese-whispers';
@@ -78,6 +83,11 @@ export interface ClusterOptions {
   iterations?: number;
   /** HNSW parameters for the k-NN graph. */
   knn?: KnnOptions;
+  /**
+   * clusterFaces: an existing neighbour search over the same faces (ids = rows of vectors), e.g.
+   * the library's HNSW index; the k-NN graph is then queried from it and no index is built.
+   */
+  search?: NeighborSearch;
 }
 
 export interface ClusterResult {
@@ -88,21 +98,21 @@ export interface ClusterResult {
 }
 
 function validate(vectors: Float32Array, dim: number, photoOf: Int32Array, what: string): number {
-  if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`${what}: dim must be a positive integer, got ${dim}`);
-  if (vectors.length % dim !== 0) throw new RangeError(`${what}: ${vectors.length} floats are not a multiple of dim ${dim}`);
+  if (!Number.isInteger(dim) || dim < 1) throw new CosfaceError('BAD_INPUT', `${what}: dim must be a positive integer, got ${dim}`);
+  if (vectors.length % dim !== 0) throw new CosfaceError('BAD_INPUT', `${what}: ${vectors.length} floats are not a multiple of dim ${dim}`);
   const n = vectors.length / dim;
-  if (photoOf.length !== n) throw new RangeError(`${what}: photoOf has ${photoOf.length} entries for ${n} faces`);
+  if (photoOf.length !== n) throw new CosfaceError('BAD_INPUT', `${what}: photoOf has ${photoOf.length} entries for ${n} faces`);
   return n;
 }
 
-function options(o: ClusterOptions): Required<Omit<ClusterOptions, 'knn'>> & { knn: KnnOptions } {
+function options(o: ClusterOptions): Required<Omit<ClusterOptions, 'knn' | 'search'>> & { knn: KnnOptions; search?: NeighborSearch } {
   const threshold = o.threshold ?? DEFAULT_CLUSTER_THRESHOLD;
-  if (!(threshold > -1 && threshold < 1)) throw new RangeError(`threshold must be a cosine in (-1, 1), got ${threshold}`);
+  if (!(threshold > -1 && threshold < 1)) throw new CosfaceError('BAD_INPUT', `threshold must be a cosine in (-1, 1), got ${threshold}`);
   const k = o.k ?? DEFAULT_CLUSTER_K;
-  if (!Number.isInteger(k) || k < 1) throw new RangeError(`k must be a positive integer, got ${k}`);
+  if (!Number.isInteger(k) || k < 1) throw new CosfaceError('BAD_INPUT', `k must be a positive integer, got ${k}`);
   const algorithm = o.algorithm ?? 'average';
-  if (!CLUSTER_ALGORITHMS.includes(algorithm)) throw new RangeError(`unknown clustering algorithm '${String(algorithm)}' (${CLUSTER_ALGORITHMS.join(', ')})`);
-  return { threshold, k, algorithm, minFaces: o.minFaces ?? 3, iterations: o.iterations ?? 30, knn: o.knn ?? {} };
+  if (!CLUSTER_ALGORITHMS.includes(algorithm)) throw new CosfaceError('BAD_INPUT', `unknown clustering algorithm '${String(algorithm)}' (${CLUSTER_ALGORITHMS.join(', ')})`);
+  return { threshold, k, algorithm, minFaces: o.minFaces ?? 3, iterations: o.iterations ?? 30, knn: o.knn ?? {}, search: o.search };
 }
 
 function runAlgorithm(ctx: GraphContext, o: ReturnType<typeof options>): void {
@@ -123,7 +133,7 @@ export function clusterFaces(input: ClusterInput, opts: ClusterOptions = {}): Cl
   validate(input.vectors, input.dim, input.photoOf, 'clusterFaces');
   const o = options(opts);
   const t0 = performance.now();
-  const graph = knnGraph(input.vectors, input.dim, o.k, o.knn);
+  const graph = opts.search ? knnGraphFromSearch(input.vectors, input.dim, o.k, opts.search) : knnGraph(input.vectors, input.dim, o.k, o.knn);
   const t1 = performance.now();
   const r = clusterGraph(input, graph, opts);
   return { ...r, timings: { knnMs: t1 - t0, clusterMs: r.timings.clusterMs } };
@@ -146,7 +156,7 @@ export async function clusterFacesParallel(input: ClusterInput, opts: ClusterOpt
 /** Clusters faces on a k-NN graph already built (knnGraph), e.g. to compare algorithms on one graph. */
 export function clusterGraph(input: ClusterInput, graph: KnnGraph, opts: ClusterOptions = {}): ClusterResult {
   const n = validate(input.vectors, input.dim, input.photoOf, 'clusterGraph');
-  if (graph.n !== n) throw new RangeError(`clusterGraph: the graph has ${graph.n} faces, the input ${n}`);
+  if (graph.n !== n) throw new CosfaceError('BAD_INPUT', `clusterGraph: the graph has ${graph.n} faces, the input ${n}`);
   const o = options(opts);
   const t0 = performance.now();
   const edges = edgesAbove(graph, o.threshold);
@@ -177,7 +187,7 @@ export function assignNewFaces(input: AssignInput, opts: ClusterOptions = {}): A
   const { dim, existing, added } = input;
   const nE = validate(existing.vectors, dim, existing.photoOf, 'assignNewFaces (existing)');
   const nA = validate(added.vectors, dim, added.photoOf, 'assignNewFaces (added)');
-  if (existing.labels.length !== nE) throw new RangeError(`assignNewFaces: existing.labels has ${existing.labels.length} entries for ${nE} faces`);
+  if (existing.labels.length !== nE) throw new CosfaceError('BAD_INPUT', `assignNewFaces: existing.labels has ${existing.labels.length} entries for ${nE} faces`);
   const o = options(opts);
   const n = nE + nA;
   const vectors = new Float32Array(n * dim);

@@ -1,5 +1,6 @@
 // Clustering quality against ground truth: pairwise and BCubed precision/recall/F, and counts.
 // An unclustered face (-1) counts as a cluster of its own (a person of one face is not an error).
+import { CosfaceError } from '../errors.js';
 
 export interface ClusterQuality {
   faces: number;
@@ -23,7 +24,7 @@ const pairs = (c: number): number => (c * (c - 1)) / 2;
 /** Scores predicted labels (-1 = unclustered) against true labels (any integers). */
 export function clusterQuality(predicted: ArrayLike<number>, truth: ArrayLike<number>): ClusterQuality {
   const n = predicted.length;
-  if (truth.length !== n) throw new RangeError(`clusterQuality: ${n} predictions for ${truth.length} true labels`);
+  if (truth.length !== n) throw new CosfaceError('BAD_INPUT', `clusterQuality: ${n} predictions for ${truth.length} true labels`);
   // Unclustered faces become groups of their own, keyed below any real label.
   const group = new Float64Array(n);
   for (let i = 0; i < n; i++) group[i] = predicted[i]! >= 0 ? predicted[i]! : -1 - i;

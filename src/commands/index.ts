@@ -16,14 +16,28 @@ for (const name of ['enroll', 'identify', 'verify', 'gallery', 'calibrate', 'eva
   EXTRA_COMMANDS[name] = async () => (await import('./store-commands.js')).storeCommands()[name];
 }
 EXTRA_USAGE.push(
-  '  cosface enroll <dir> --gallery <name> [--db <path>] [--backend ...] [--json]   one folder per identity (folder name = id); resumable',
-  '  cosface identify <photo> --gallery <name> [--db <path>] [--k 5] [--far 1e-4 | --threshold t] [--exact] [--json]',
-  '  cosface verify <a> <b> [--db <path>] [--far 1e-4 | --threshold t] [--json]   the largest face of each photo',
-  '  cosface gallery list | stats <name> [--check] | delete <name>   [--db <path>] [--json]',
-  '  cosface calibrate --data <dir> [--pairs <csv>] [--all-pairs] [--db <path>] [--json]   store thresholds for FAR 1e-2..1e-6',
+  '  cosface enroll <dir> --gallery <name> [--db <db>] [--backend ...] [--json] [--quiet]   one folder per identity (folder name = id); resumable',
+  '  cosface identify <photo> --gallery <name> [--db <db>] [--k 5] [--far 1e-4 | --threshold t] [--exact] [--json]',
+  '  cosface verify <a> <b> [--db <db>] [--far 1e-4 | --threshold t] [--json]   the largest face of each photo',
+  '  cosface gallery list | stats <name> [--check] | delete <name>   [--db <db>] [--json]',
+  '  cosface gallery duplicates <name> [--far f | --threshold t] [--db <db>] [--json]   identities enrolled twice, best pair first',
+  '  cosface calibrate --data <dir> [--pairs <csv>] [--all-pairs] [--db <db>] [--json]   store thresholds for FAR 1e-2..1e-6',
   '  cosface eval orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--gallery-db <location>] [--search exact|index] [--json]',
-  '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index]] [--json]',
-  '  The store is ./cosface.db unless --db says otherwise; identify and verify decide at FAR 1e-4 when the model is calibrated there.',
+  '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index [--shared-other <faces>]]] [--json]',
+  '  The store is $COSFACE_DB, else ./cosface.db, unless --db says otherwise: a SQLite file, pglite:<dir> (embedded Postgres) or postgres://user@host/db;',
+  '  identify and verify decide at FAR 1e-4 when the model is calibrated there.',
+);
+
+// Photo-library de-duplication (src/commands/dedupe-commands.ts): cosface dedupe, cosface eval near-dup.
+for (const name of ['dedupe', 'eval-near-dup', 'people'] as const) {
+  EXTRA_COMMANDS[name] = async () => (await import('./dedupe-commands.js')).dedupeCommands()[name];
+}
+EXTRA_USAGE.push(
+  '  cosface dedupe <dir>... [--db <path>] [--library <name>] [--out <report-dir>] [--json] [--threshold t | --far f] [--quiet]',
+  '         every face of every photo (folders walked, links followed) grouped into people; near-duplicate photos;',
+  '         kept in the store, so a second run embeds nothing and a killed run resumes; --out writes an HTML report',
+  '  cosface people name <person-id> <name> [--db <path>] [--library <name>]   a person dedupe found, confirmed: never merged automatically',
+  '  cosface eval near-dup --data <lfw-dir> [--images 500] [--cache <json>] [--no-faces] [--json]   near-duplicate recall and false pairs',
 );
 
 // Whole-pipeline speed (src/bench/pipeline-bench.ts): cosface bench pipeline.
@@ -34,8 +48,8 @@ EXTRA_USAGE.push('  cosface bench pipeline <photo|dir>... [--backend webgpu,wasm
 EXTRA_COMMANDS.serve = async () => (await import('../server/cli-commands.js')).serveCli;
 EXTRA_COMMANDS.keys = async () => (await import('../server/cli-commands.js')).keysCli;
 EXTRA_USAGE.push(
-  '  cosface serve [--db <path>] [--port 8080] [--host 127.0.0.1] [--backend ...] [--no-auth]   the HTTP API (docs at /docs)',
-  '  cosface keys create [--gallery <g>] [--name <n>] | list | revoke <id>   [--db <path>] [--json]   API keys',
+  '  cosface serve [--db <db>] [--port 8080] [--host 127.0.0.1] [--backend ...] [--no-auth]   the HTTP API (docs at /docs)',
+  '  cosface keys create [--gallery <g>] [--name <n>] | list | revoke <id>   [--db <db>] [--json]   API keys',
 );
 
 // Exact scoring speed against the memory-read limit (src/bench/score-bench.ts): cosface bench score.
@@ -69,5 +83,5 @@ EXTRA_COMMANDS['eval-cluster'] = async () => (await import('../eval/cluster-eval
 EXTRA_COMMANDS['bench-cluster'] = async () => (await import('../bench/cluster-bench.js')).benchClusterCommand;
 EXTRA_USAGE.push(
   '  cosface eval cluster --data <dir> [--algorithm average] [--threshold t] [--k 16] [--central-only] [--incremental 0.5 [--batches 4]] [--cache <file>] [--json]   clustering quality on labelled folders',
-  '  cosface bench cluster [--n 200000] [--per 10] [--workers 1] [--algorithm average,union-find,dbscan,chinese-whispers] [--k 16] [--m 16] [--json]',
+  '  cosface bench cluster [--n 200000] [--per 10] [--workers 1 [--strategy shards|shared]] [--algorithm average,union-find,dbscan,chinese-whispers] [--k 16] [--m 16] [--json]',
 );

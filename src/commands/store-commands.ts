@@ -3,11 +3,14 @@
 // and the search benchmark. The database defaults to ./cosface.db (--db chooses another).
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import { basename, dirname, extname, join, relative, resolve } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DEFAULT_EMBEDDER_ID } from '../embedder.js';
-import { createBackend, parseBackendChoice } from '../engine.js';
+import { createBackend, loadModelFile, parseBackendChoice } from '../engine.js';
+import { numel } from '../graph/ir.js';
+import { modelIdOf, parseChannels, parseTriple, type MetadataOverrides } from '../import/model-metadata.js';
+export { modelIdOf } from '../import/model-metadata.js';
 import { CosfaceError, isCosfaceError } from '../errors.js';
 import { decodeImage } from '../pipeline/decode.js';
 import { createFacePipeline, type Face, type FacePipeline } from '../pipeline/face-pipeline.js';
@@ -17,16 +20,16 @@ import { checkGalleryName, EXTERNAL_ID_RULE, isExternalId } from '../store/names
 import type { ScoredPair } from '../store/thresholds.js';
 import { primaryFace } from '../eval/orl.js';
 import type { Command } from './index.js';
+import { ProgressBar } from './progress.js';
+import { describeSkip, walkPhotos, type SkippedFile } from '../files/walk.js';
 
-/** The embedding model the CLI's pipeline produces, as galleries and calibrations name it. */
+/** The embedding model the CLI's pipeline produces by default (--model gives another), as galleries and calibrations name it. */
 export const CLI_MODEL_ID = DEFAULT_EMBEDDER_ID;
 export const CLI_MODEL_DIM = 128;
 /** Where the CLI keeps its store unless --db says otherwise (relative to the working directory). */
 export const DEFAULT_DB_PATH = './cosface.db';
 /** The FAR identify and verify decide at when none is given and the model is calibrated there. */
 export const DEFAULT_FAR = 1e-4;
-
-const PHOTO_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
 
 // ---- output and pipeline, injectable so tests can share one pipeline and read the output ----
 
@@ -52,14 +55,14 @@ export interface PipelineSession {
   close(): Promise<void>;
 }
 
-export type PipelineOpener = (o: { backend: string; workers?: number; note: (line: string) => void }) => Promise<PipelineSession>;
+export type PipelineOpener = (o: { backend: string; workers?: number; note: (line: string) => void; model?: CliModel }) => Promise<PipelineSession>;
 
 /** The face pipeline on a fresh backend; graphs the backend cannot run fall back to the reference kernels. */
-export const openCliPipeline: PipelineOpener = async ({ backend: choice, workers, note }) => {
+export const openCliPipeline: PipelineOpener = async ({ backend: choice, workers, note, model }) => {
   const backend = await createBackend(choice, { workers });
   try {
     const compiler = withReferenceFallback(backend, (g, reason) => note(`note: ${g.source ?? 'a graph'} runs on the reference kernels (${reason})`));
-    const pipeline = await createFacePipeline({ backend: compiler });
+    const pipeline = await createFacePipeline({ backend: compiler, ...(model?.path ? { embedder: { path: model.path, metadata: model.metadata } } : {}) });
     return {
       pipeline,
       describe: backend.describe(),
@@ -79,62 +82,14 @@ export interface StoreCommandOptions {
   openPipeline?: PipelineOpener;
 }
 
-// ---- progress bar ----
-
-/** A one-line progress bar on stderr: counts, percent and ETA; redrawn in place on a terminal. */
-export class ProgressBar {
-  private done = 0;
-  private readonly start = Date.now();
-  private lastDraw = 0;
-  private lastDecile = -1;
-
-  constructor(
-    private readonly io: CommandIo,
-    private readonly total: number,
-    private readonly label: string,
-    private readonly width = 28,
-  ) {}
-
-  tick(n = 1): void {
-    this.done = Math.min(this.total, this.done + n);
-    const now = Date.now();
-    if (this.io.errIsTTY) {
-      if (now - this.lastDraw >= 100 || this.done === this.total) {
-        this.lastDraw = now;
-        this.io.err(`\r${this.line(now)}\x1b[K`);
-        if (this.done === this.total) this.io.err('\n');
-      }
-      return;
-    }
-    const decile = Math.floor((10 * this.done) / Math.max(1, this.total));
-    if (decile !== this.lastDecile && (decile > this.lastDecile || this.done === this.total)) {
-      this.lastDecile = decile;
-      this.io.err(`${this.line(now)}\n`);
-    }
-  }
-
-  line(now = Date.now()): string {
-    const frac = this.total === 0 ? 1 : this.done / this.total;
-    const filled = Math.round(frac * this.width);
-    const elapsed = (now - this.start) / 1000;
-    const eta = this.done > 0 && this.done < this.total ? ` ETA ${clock((elapsed / this.done) * (this.total - this.done))}` : '';
-    return `${this.label} [${'#'.repeat(filled)}${'.'.repeat(this.width - filled)}] ${this.done}/${this.total} ${Math.floor(frac * 100)}%${eta} (${clock(elapsed)})`;
-  }
-}
-
-function clock(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const ss = String(s % 60).padStart(2, '0');
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
-}
+// Progress bars live in ./progress.ts (terminal bar, or a plain line every few seconds when piped).
+export { ProgressBar } from './progress.js';
 
 // ---- argument helpers ----
 
 type Values = Record<string, string | boolean | undefined>;
 
-function parse(cmd: string, args: string[], options: ParseArgsConfig['options']): { values: Values; positionals: string[] } {
+export function parse(cmd: string, args: string[], options: ParseArgsConfig['options']): { values: Values; positionals: string[] } {
   try {
     const r = parseArgs({ args, options, allowPositionals: true, strict: true });
     return { values: r.values as Values, positionals: r.positionals };
@@ -143,13 +98,21 @@ function parse(cmd: string, args: string[], options: ParseArgsConfig['options'])
   }
 }
 
-const PIPELINE_OPTIONS = { backend: { type: 'string' }, workers: { type: 'string' } } as const;
+export const PIPELINE_OPTIONS = {
+  backend: { type: 'string' },
+  workers: { type: 'string' },
+  // A face embedder of the user's (TFLite or ONNX) and what its file cannot say (see model-metadata.ts).
+  model: { type: 'string' },
+  'input-mean': { type: 'string' },
+  'input-std': { type: 'string' },
+  channels: { type: 'string' },
+} as const;
 
-function str(v: string | boolean | undefined): string | undefined {
+export function str(v: string | boolean | undefined): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-function intOpt(cmd: string, v: string | boolean | undefined, name: string, dflt: number, max = 1_000_000): number {
+export function intOpt(cmd: string, v: string | boolean | undefined, name: string, dflt: number, max = 1_000_000): number {
   if (v === undefined) return dflt;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > max) throw new CosfaceError('BAD_INPUT', `${cmd}: --${name} must be an integer from 1 to ${max}, got '${String(v)}'`);
@@ -157,16 +120,48 @@ function intOpt(cmd: string, v: string | boolean | undefined, name: string, dflt
 }
 
 /** --backend and --workers, checked before anything is opened or written. */
-function pipelineOpts(cmd: string, v: Values, o: Required<StoreCommandOptions>): Parameters<PipelineOpener>[0] {
+/** The embedder a command runs: the vendored one, or --model's (its id names the file's content). */
+export interface CliModel {
+  id: string;
+  dimension: number;
+  /** Absent: the vendored embedder. */
+  path?: string;
+  metadata?: MetadataOverrides;
+}
+
+export const DEFAULT_CLI_MODEL: CliModel = { id: CLI_MODEL_ID, dimension: CLI_MODEL_DIM };
+
+export async function pipelineOpts(cmd: string, v: Values, o: Required<StoreCommandOptions>): Promise<Parameters<PipelineOpener>[0]> {
+  let model = DEFAULT_CLI_MODEL;
+  const metadata: MetadataOverrides = {
+    ...(v['input-mean'] !== undefined ? { inputMean: parseTriple(String(v['input-mean']), '--input-mean') } : {}),
+    ...(v['input-std'] !== undefined ? { inputStd: parseTriple(String(v['input-std']), '--input-std') } : {}),
+    ...(v.channels !== undefined ? { channels: parseChannels(String(v.channels)) } : {}),
+  };
+  const path = str(v.model);
+  if (path) {
+    const graph = await loadModelFile(path);
+    model = { id: await modelIdOf(path), dimension: numel(graph.output.shape), path, metadata };
+  } else if (Object.keys(metadata).length > 0) {
+    throw new CosfaceError('BAD_INPUT', `${cmd}: --input-mean, --input-std and --channels describe a --model file`);
+  }
   return {
     backend: parseBackendChoice(str(v.backend) ?? 'auto'),
     workers: v.workers === undefined ? undefined : intOpt(cmd, v.workers, 'workers', 1, 256),
     note: (s) => o.io.err(`${s}\n`),
+    model,
   };
 }
 
+/** A gallery holds one model's embeddings: another model's would be compared as if they were alike. */
+function checkGalleryModel(g: { name: string; modelId: string; dimension: number }, model: CliModel): void {
+  if (g.modelId !== model.id || g.dimension !== model.dimension) {
+    throw new CosfaceError('MODEL_MISMATCH', `gallery "${g.name}" holds ${g.modelId} (${g.dimension}-d) embeddings; this pipeline makes ${model.id} (${model.dimension}-d)${model.path ? '' : ' (give --model)'}`);
+  }
+}
+
 /** --far and --threshold: at most one; a FAR in (0, 1), a threshold in [-1, 1] (cosine). */
-function thresholdOpts(cmd: string, v: Values): { far?: number; threshold?: number } {
+export function thresholdOpts(cmd: string, v: Values): { far?: number; threshold?: number } {
   if (v.far !== undefined && v.threshold !== undefined) throw new CosfaceError('BAD_INPUT', `${cmd}: give --far or --threshold, not both`);
   if (v.far !== undefined) {
     const far = Number(v.far);
@@ -247,26 +242,37 @@ interface EnrollPhoto {
   path: string;
 }
 
-/** The photos of an enrollment folder: one sub-folder per identity, its image files (not recursive). */
-async function listEnrollPhotos(dir: string): Promise<{ photos: EnrollPhoto[]; folders: string[]; ignored: string[] }> {
+/**
+ * The photos of an enrollment folder: one sub-folder per identity (a symbolic link to a folder
+ * counts), and the photo files directly in it (links followed; JPEG, PNG or WebP by content).
+ */
+async function listEnrollPhotos(dir: string): Promise<{ photos: EnrollPhoto[]; folders: string[]; ignored: string[]; skipped: SkippedFile[] }> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (e) {
     throw new CosfaceError('BAD_INPUT', `enroll: cannot read folder ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  const folders = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
-  const ignored = entries.filter((e) => !e.isDirectory() && !e.name.startsWith('.')).map((e) => join(dir, e.name));
+  const folders: string[] = [];
+  const ignored: string[] = [];
+  const skipped: SkippedFile[] = [];
+  for (const e of entries.filter((x) => !x.name.startsWith('.')).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const st = await stat(join(dir, e.name)).catch((err: NodeJS.ErrnoException) => err);
+    if (st instanceof Error) skipped.push({ photo: join(dir, e.name), reason: e.isSymbolicLink() && st.code === 'ENOENT' ? 'broken link' : 'unreadable', detail: st.code });
+    else if (st.isDirectory()) folders.push(e.name);
+    else ignored.push(join(dir, e.name));
+  }
   const photos: EnrollPhoto[] = [];
   for (const f of folders) {
     if (!isExternalId(f)) throw new CosfaceError('BAD_INPUT', `enroll: folder name ${JSON.stringify(f)} is not a usable identity id (${EXTERNAL_ID_RULE})`);
-    const files = (await readdir(join(dir, f), { withFileTypes: true })).filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => e.name).sort();
-    for (const name of files) {
-      if (PHOTO_EXTENSIONS.has(extname(name).toLowerCase())) photos.push({ identity: f, path: join(dir, f, name) });
-      else ignored.push(join(dir, f, name));
+    const walked = await walkPhotos([join(dir, f)], { recursive: false });
+    for (const p of walked.photos) photos.push({ identity: f, path: p.path });
+    for (const s of walked.skipped) {
+      if (s.reason === 'not an image') ignored.push(s.photo);
+      else skipped.push(s);
     }
   }
-  return { photos, folders, ignored };
+  return { photos, folders, ignored, skipped };
 }
 
 export interface EnrollSummary {
@@ -284,22 +290,24 @@ export interface EnrollSummary {
   badImages: { photo: string; code: string; message: string }[];
   /** Photos with more than one face: the largest (most central among similar sizes) was enrolled. */
   multipleFaces: { photo: string; faces: number }[];
-  /** Files that are not photos in identity folders (wrong extension, or not in a folder). */
+  /** Files that are not photos (not JPEG, PNG or WebP by content), or not in an identity folder. */
   ignored: string[];
+  /** Files left out for another reason: unreadable, a broken link, a second link to the same file. */
+  skippedFiles: SkippedFile[];
   gallerySize: { identities: number; faces: number };
 }
 
 async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
-  const { values, positionals } = parse('enroll', args, { gallery: { type: 'string' }, db: { type: 'string' }, json: { type: 'boolean' }, ...PIPELINE_OPTIONS });
-  const pipe = pipelineOpts('enroll', values, o);
+  const { values, positionals } = parse('enroll', args, { gallery: { type: 'string' }, db: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, ...PIPELINE_OPTIONS });
+  const pipe = await pipelineOpts('enroll', values, o);
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'enroll: give one folder: cosface enroll <dir> --gallery <name>');
   const gallery = str(values.gallery);
   if (!gallery) throw new CosfaceError('BAD_INPUT', 'enroll: --gallery <name> is required');
   checkGalleryName(gallery); // before anything is opened or created
   const dir = positionals[0]!;
   const dbPath = storeLocation(str(values.db));
-  const { photos, folders, ignored } = await listEnrollPhotos(dir);
-  if (photos.length === 0) throw new CosfaceError('BAD_INPUT', `enroll: no photos (${[...PHOTO_EXTENSIONS].join(' ')}) in identity folders under ${dir}`);
+  const { photos, folders, ignored, skipped } = await listEnrollPhotos(dir);
+  if (photos.length === 0) throw new CosfaceError('BAD_INPUT', `enroll: no photos (JPEG, PNG or WebP) in identity folders under ${dir}${skipped.length ? `; left out: ${skipped.slice(0, 5).map(describeSkip).join(', ')}` : ''}`);
 
   const store = await openStore(dbPath);
   let session: PipelineSession | null = null;
@@ -307,12 +315,10 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
     let createdGallery = false;
     try {
       const g = await store.getGallery(gallery);
-      if (g.modelId !== CLI_MODEL_ID || g.dimension !== CLI_MODEL_DIM) {
-        throw new CosfaceError('MODEL_MISMATCH', `gallery "${gallery}" holds ${g.modelId} (${g.dimension}-d) embeddings; this pipeline makes ${CLI_MODEL_ID} (${CLI_MODEL_DIM}-d)`);
-      }
+      checkGalleryModel(g, pipe.model!);
     } catch (e) {
       if (!isCosfaceError(e, 'GALLERY_NOT_FOUND')) throw e;
-      await store.createGallery(gallery, { modelId: CLI_MODEL_ID, dimension: CLI_MODEL_DIM });
+      await store.createGallery(gallery, { modelId: pipe.model!.id, dimension: pipe.model!.dimension });
       createdGallery = true;
     }
     const summary: EnrollSummary = {
@@ -328,10 +334,11 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
       badImages: [],
       multipleFaces: [],
       ignored,
+      skippedFiles: skipped,
       gallerySize: { identities: 0, faces: 0 },
     };
     const touched = new Set<string>();
-    const bar = new ProgressBar(o.io, photos.length, 'enrolling');
+    const bar = new ProgressBar(o.io, photos.length, 'enrolling', { quiet: !!values.quiet, unit: 'photos' });
     for (const p of photos) {
       const bytes = await readFile(p.path).catch((e: NodeJS.ErrnoException) => e);
       if (bytes instanceof Error) {
@@ -399,6 +406,7 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
     if (summary.badImages.length) lines.push(`unreadable: ${summary.badImages.length} (${summary.badImages.map((b) => `${b.photo}: ${b.code}`).join(', ')})`);
     if (summary.multipleFaces.length) lines.push(`several faces (the largest, most central one enrolled): ${summary.multipleFaces.map((m) => `${m.photo} (${m.faces})`).join(', ')}`);
     if (summary.ignored.length) lines.push(`ignored (not a photo in an identity folder): ${summary.ignored.length}`);
+    if (skipped.length) lines.push(`left out: ${skipped.length} (${skipped.map(describeSkip).join(', ')})`);
     lines.push(`gallery now: ${g.identities} identities, ${g.faces} faces`);
     o.io.out(`${lines.join('\n')}\n`);
   } finally {
@@ -421,7 +429,7 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'identify: give one photo: cosface identify <photo> --gallery <name>');
-  const pipe = pipelineOpts('identify', values, o);
+  const pipe = await pipelineOpts('identify', values, o);
   const gallery = str(values.gallery);
   if (!gallery) throw new CosfaceError('BAD_INPUT', 'identify: --gallery <name> is required');
   const k = intOpt('identify', values.k, 'k', 5, 1000);
@@ -432,6 +440,7 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
   try {
     // Everything that can fail without a pipeline fails before one is loaded.
     const g = await store.getGallery(gallery);
+    checkGalleryModel(g, pipe.model!);
     const rule = await defaultDecision(store, g.modelId, chosen);
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const bytes = await photoBytes(photo);
@@ -472,7 +481,7 @@ async function identify(args: string[], o: Required<StoreCommandOptions>): Promi
 
 async function verify(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const { values, positionals } = parse('verify', args, { db: { type: 'string' }, far: { type: 'string' }, threshold: { type: 'string' }, json: { type: 'boolean' }, ...PIPELINE_OPTIONS });
-  const pipe = pipelineOpts('verify', values, o);
+  const pipe = await pipelineOpts('verify', values, o);
   if (positionals.length !== 2) throw new CosfaceError('BAD_INPUT', 'verify: give two photos: cosface verify <a> <b>');
   const chosen = thresholdOpts('verify', values);
   const dbPath = storeLocation(str(values.db));
@@ -480,7 +489,7 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
   const store = storeMayExist(dbPath) ? await openStore(dbPath) : await openStore(':memory:');
   let session: PipelineSession | null = null;
   try {
-    const rule = await defaultDecision(store, CLI_MODEL_ID, chosen);
+    const rule = await defaultDecision(store, pipe.model!.id, chosen);
     if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
     const [a, b] = positionals as [string, string];
     const bytes = [await photoBytes(a), await photoBytes(b)];
@@ -491,7 +500,7 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
       if (!found.primary) throw new CosfaceError('NO_FACE', `${p}: no face found`);
       sides.push({ photo: p, faces: found.faces.length, box: found.primary.box, embedding: found.primary.embedding });
     }
-    const r = await store.verify(sides[0]!.embedding, sides[1]!.embedding, { far: rule.far, threshold: rule.threshold, modelId: CLI_MODEL_ID });
+    const r = await store.verify(sides[0]!.embedding, sides[1]!.embedding, { far: rule.far, threshold: rule.threshold, modelId: pipe.model!.id });
     const out = {
       a: { photo: a, faces: sides[0]!.faces, box: sides[0]!.box },
       b: { photo: b, faces: sides[1]!.faces, box: sides[1]!.box },
@@ -516,6 +525,7 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
 
 async function galleryCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const [sub, ...rest] = args;
+  if (sub === 'duplicates') return galleryDuplicates(rest, o);
   const { values, positionals } = parse(`gallery ${sub ?? ''}`.trim(), rest, { db: { type: 'string' }, json: { type: 'boolean' }, check: { type: 'boolean' } });
   const dbPath = storeLocation(str(values.db));
   const json = (x: unknown) => o.io.out(`${JSON.stringify(x)}\n`);
@@ -537,7 +547,7 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
     }
     return;
   }
-  if (sub !== 'stats' && sub !== 'delete') throw new CosfaceError('BAD_INPUT', `gallery: unknown subcommand '${sub ?? ''}' (list, stats <name>, delete <name>)`);
+  if (sub !== 'stats' && sub !== 'delete') throw new CosfaceError('BAD_INPUT', `gallery: unknown subcommand '${sub ?? ''}' (list, stats <name>, delete <name>, duplicates <name>)`);
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', `gallery ${sub}: give one gallery name`);
   const name = positionals[0]!;
   const store = await openExistingStore(dbPath);
@@ -576,6 +586,31 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
   }
 }
 
+/** cosface gallery duplicates <name>: identities enrolled twice (templates matching above the threshold). */
+async function galleryDuplicates(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const { values, positionals } = parse('gallery duplicates', args, { db: { type: 'string' }, json: { type: 'boolean' }, far: { type: 'string' }, threshold: { type: 'string' }, k: { type: 'string' } });
+  if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'gallery duplicates: give one gallery name');
+  const chosen = thresholdOpts('gallery duplicates', values);
+  const k = intOpt('gallery duplicates', values.k, 'k', 10, 1000);
+  const store = await openExistingStore(storeLocation(str(values.db)));
+  try {
+    const g = await store.getGallery(positionals[0]!);
+    const rule = await defaultDecision(store, g.modelId, chosen);
+    if (rule.far === undefined && rule.threshold === undefined) throw new CosfaceError('NOT_CALIBRATED', `gallery duplicates: ${rule.note ?? 'no threshold'}`);
+    if (rule.note && !values.json) o.io.err(`${rule.note}\n`);
+    const r = await store.duplicateIdentities(g.name, { far: rule.far, threshold: rule.threshold, k });
+    if (values.json) {
+      o.io.out(`${JSON.stringify({ gallery: g.name, threshold: r.threshold, far: r.far, facesSearched: r.facesSearched, pairs: r.pairs.map((p) => ({ ...p, score: r4(p.score) })) })}\n`);
+      return;
+    }
+    const lines = [`gallery "${g.name}": ${r.pairs.length} pair${r.pairs.length === 1 ? '' : 's'} of identities at or above ${r.threshold.toFixed(4)}${fmtFar(r.far)} (${r.facesSearched} faces searched)`];
+    for (const p of r.pairs) lines.push(`  ${p.score.toFixed(4)}  ${p.a.identity}  ${p.b.identity}`);
+    o.io.out(`${lines.join('\n')}\n`);
+  } finally {
+    await store.close();
+  }
+}
+
 // ---- calibrate ----
 
 async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
@@ -585,10 +620,11 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
     db: { type: 'string' },
     'all-pairs': { type: 'boolean' },
     json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `calibrate: unexpected argument '${positionals[0]}'`);
-  const pipe = pipelineOpts('calibrate', values, o);
+  const pipe = await pipelineOpts('calibrate', values, o);
   const data = str(values.data);
   if (!data) throw new CosfaceError('BAD_INPUT', 'calibrate: --data <dir> is required');
   const { parseLfwPairs, embedLfwImages } = await import('../eval/lfw.js');
@@ -611,7 +647,7 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
   const session = await o.openPipeline(pipe);
   let emb: Awaited<ReturnType<typeof embedLfwImages>>;
   try {
-    const bar = new ProgressBar(o.io, images.length, 'embedding');
+    const bar = new ProgressBar(o.io, images.length, 'embedding', { quiet: !!values.quiet, unit: 'images' });
     emb = await embedLfwImages(session.pipeline, data, images, () => bar.tick());
   } finally {
     await session.close();
@@ -637,9 +673,9 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
   const noFace = [...emb.entries()].filter(([, e]) => e.source === 'fallback').map(([p]) => p);
   const store = await openStore(dbPath);
   try {
-    const c = await store.calibrateModel(CLI_MODEL_ID, scored);
+    const c = await store.calibrateModel(pipe.model!.id, scored);
     const out = {
-      model: CLI_MODEL_ID,
+      model: pipe.model!.id,
       db: describeLocation(dbPath),
       source,
       genuinePairs: c.genuinePairs,
@@ -653,7 +689,7 @@ async function calibrateCommand(args: string[], o: Required<StoreCommandOptions>
       return;
     }
     const lines = [
-      `calibrated ${CLI_MODEL_ID} in ${dbPath} from ${source}: ${c.genuinePairs} genuine, ${c.impostorPairs} impostor pairs`,
+      `calibrated ${pipe.model!.id} in ${dbPath} from ${source}: ${c.genuinePairs} genuine, ${c.impostorPairs} impostor pairs`,
       ...c.thresholds.map(
         (t) => `  FAR ${t.far.toExponential(0)}: threshold ${t.threshold.toFixed(4)} (${t.falseAccepts} false accepts, measured FAR ${t.measuredFar.toExponential(2)}, TAR ${t.tar === null ? 'n/a' : t.tar.toFixed(4)})`,
       ),
@@ -680,13 +716,14 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
     'gallery-db': { type: 'string' },
     search: { type: 'string' },
     json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
     ...PIPELINE_OPTIONS,
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `eval orl: unexpected argument '${positionals[0]}'`);
   const search = str(values.search) ?? 'exact';
   if (search !== 'exact' && search !== 'index') throw new CosfaceError('BAD_INPUT', `eval orl: --search must be exact or index, got '${search}'`);
   const galleryDb = str(values['gallery-db']);
-  const pipe = pipelineOpts('eval orl', values, o);
+  const pipe = await pipelineOpts('eval orl', values, o);
   const data = str(values.data);
   if (!data) throw new CosfaceError('BAD_INPUT', 'eval orl: --data <dir> is required (the folder with identities.csv or att_faces/)');
   const { listOrlImages, embedOrlImages, scoreOrl } = await import('../eval/orl.js');
@@ -702,7 +739,7 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
     const session = await o.openPipeline(pipe);
     let emb;
     try {
-      const bar = new ProgressBar(o.io, images.length, 'embedding');
+      const bar = new ProgressBar(o.io, images.length, 'embedding', { quiet: !!values.quiet, unit: 'images' });
       emb = await embedOrlImages(session.pipeline, data, images, { pad, onProgress: () => bar.tick() });
     } finally {
       await session.close();
@@ -710,7 +747,7 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
     const r = await scoreOrl(images, emb, {
       ...chosen,
       holdOut,
-      calibration: store ? { store, modelId: CLI_MODEL_ID } : 'enrolled',
+      calibration: store ? { store, modelId: pipe.model!.id } : 'enrolled',
       search,
       ...(galleryDb ? { galleryDb } : {}),
     });
@@ -749,6 +786,7 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     cache: { type: 'string' },
     db: { type: 'string' },
     'shared-index': { type: 'boolean' },
+    'shared-other': { type: 'string' },
     json: { type: 'boolean' },
   });
   if (positionals.length) throw new CosfaceError('BAD_INPUT', `bench search: unexpected argument '${positionals[0]}'`);
@@ -763,10 +801,18 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     sizes: list(values.sizes, 'sizes'),
     efs: list(values.ef, 'ef'),
     m: values.m === undefined ? undefined : intOpt('bench search', values.m, 'm', 16, 256),
-    efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 200, 100_000),
+    efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 16, 100_000),
     queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
     cacheDir: str(values.cache),
-    ...(pgLocation ? { pg: { location: pgLocation, sharedIndexCheck: values['shared-index'] === true } } : {}),
+    ...(pgLocation
+      ? {
+          pg: {
+            location: pgLocation,
+            sharedIndexCheck: values['shared-index'] === true,
+            ...(values['shared-other'] !== undefined ? { sharedOther: intOpt('bench search', values['shared-other'], 'shared-other', 1, 10_000_000) } : {}),
+          },
+        }
+      : {}),
     log: (s) => o.io.err(`${s}\n`),
   });
   o.io.out(values.json ? `${JSON.stringify(r)}\n` : `${formatSearchBench(r)}\n`);
@@ -793,7 +839,7 @@ export function storeCommands(opts: StoreCommandOptions = {}): Record<'enroll' |
  * between requests, and once in a few runs a command ended silently with exit code 0 halfway
  * (after the pipeline closed, before the store answered): nothing else was keeping Node alive.
  */
-function keepAlive(cmd: Command): Command {
+export function keepAlive(cmd: Command): Command {
   return async (args) => {
     const timer = setInterval(() => undefined, 1 << 30);
     try {

@@ -135,7 +135,73 @@ export const modelThresholds = sqliteTable(
   (t) => [primaryKey({ columns: [t.modelId, t.far] })],
 );
 
+// ---- photo libraries (cosface dedupe): every face of every photo of a folder, kept so that a
+// second run embeds nothing again; photos are known by their content hash, so moved or renamed
+// files are recognised. Persistence is in src/library/library-store.ts.
+
+export const libraries = sqliteTable('libraries', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  name: text('name').notNull().unique(),
+  modelId: text('model_id').notNull(),
+  dimension: integer('dimension').notNull(),
+  createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+});
+
+export const libraryPhotos = sqliteTable(
+  'library_photos',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    libraryId: integer('library_id')
+      .notNull()
+      .references(() => libraries.id, { onDelete: 'cascade' }),
+    contentHash: text('content_hash').notNull(), // sha256 hex of the file bytes
+    path: text('path').notNull(), // where it was last seen
+    format: text('format').notNull(),
+    bytes: integer('bytes').notNull(),
+    width: integer('width').notNull(),
+    height: integer('height').notNull(),
+    // 64-bit perceptual hashes, 16 hex digits each: the whole photo, then crops of it
+    // (src/near-dup/perceptual-hash.ts); null when the photo is too flat to hash reliably.
+    perceptualHashes: text('perceptual_hashes'),
+    faceCount: integer('face_count').notNull(),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [uniqueIndex('library_photos_content').on(t.libraryId, t.contentHash)],
+);
+
+export const libraryPeople = sqliteTable('library_people', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  libraryId: integer('library_id')
+    .notNull()
+    .references(() => libraries.id, { onDelete: 'cascade' }),
+  // Set by a user who confirmed the person: never merged with another automatically.
+  name: text('name'),
+  createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+});
+
+export const libraryFaces = sqliteTable(
+  'library_faces',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    photoId: integer('photo_id')
+      .notNull()
+      .references(() => libraryPhotos.id, { onDelete: 'cascade' }),
+    box: text('box', { mode: 'json' }).$type<[number, number, number, number]>().notNull(), // [x, y, w, h] photo pixels
+    keypoints: text('keypoints', { mode: 'json' }).$type<FaceKeypoints>(),
+    score: real('score').notNull(),
+    quality: real('quality').notNull(),
+    embedding: blob('embedding', { mode: 'buffer' }).notNull(), // float32 little-endian, unit length
+    personId: integer('person_id').references(() => libraryPeople.id, { onDelete: 'set null' }),
+    // Whether a clustering has seen the face (a clustered face with no person is "unclustered";
+    // faces not yet clustered join existing people incrementally).
+    clustered: integer('clustered', { mode: 'boolean' }).notNull().default(false),
+  },
+  (t) => [index('library_faces_photo').on(t.photoId), index('library_faces_person').on(t.personId)],
+);
+
 export type GalleryRow = typeof galleries.$inferSelect;
 export type IdentityRow = typeof identities.$inferSelect;
 export type FaceRow = typeof faces.$inferSelect;
 export type ModelThresholdRow = typeof modelThresholds.$inferSelect;
+export type LibraryPhotoRow = typeof libraryPhotos.$inferSelect;
+export type LibraryFaceRow = typeof libraryFaces.$inferSelect;

@@ -12,6 +12,7 @@ import { createBackend, parseBackendChoice } from '../engine.js';
 import { createFacePipeline, type FacePipeline } from '../pipeline/face-pipeline.js';
 import type { Backend } from '../backend/backend.js';
 import { embedLabelledImages, listLabelledImages, type EmbeddedImage } from './cluster-data.js';
+import { ProgressBar } from '../commands/progress.js';
 
 export interface ClusterEvalRun extends ClusterQuality {
   algorithm: ClusterAlgorithm;
@@ -162,7 +163,7 @@ export async function evalClusterCommand(args: string[], io: { out(s: string): v
       args,
       options: {
         data: { type: 'string' }, algorithm: { type: 'string' }, threshold: { type: 'string' }, k: { type: 'string' },
-        'central-only': { type: 'boolean' }, incremental: { type: 'string' }, batches: { type: 'string' }, cache: { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean' },
+        'central-only': { type: 'boolean' }, incremental: { type: 'string' }, batches: { type: 'string' }, cache: { type: 'string' }, backend: { type: 'string' }, workers: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' },
       },
     }).values;
   } catch (e) {
@@ -186,6 +187,7 @@ export async function evalClusterCommand(args: string[], io: { out(s: string): v
   const images = await listLabelledImages(data);
   let backend: Backend | undefined;
   let pipeline: FacePipeline | undefined;
+  let bar: ProgressBar | null = null;
   try {
     const embedded = await embedLabelledImages({
       data,
@@ -198,9 +200,8 @@ export async function evalClusterCommand(args: string[], io: { out(s: string): v
         return pipeline;
       },
       onProgress: (done, total) => {
-        if (json) return;
-        if (io.errIsTTY) io.err(`\rembedding images ${done}/${total}${done === total ? '\n' : ''}`);
-        else if (done === total || done % 250 === 0) io.err(`embedding images ${done}/${total}\n`);
+        bar ??= new ProgressBar({ err: io.err, errIsTTY: !!io.errIsTTY }, total, 'embedding images', { quiet: json || !!values.quiet, unit: 'images' });
+        if (done > bar.count) bar.tick(done - bar.count);
       },
     });
     const report = scoreClustering(embedded, { algorithms, thresholds, k, centralOnly: !!values['central-only'], incremental });

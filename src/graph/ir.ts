@@ -162,6 +162,8 @@ export interface Graph {
   source: string;
   input: { name: string; shape: number[] };
   output: { name: string; shape: number[] };
+  /** Layout of the input in the source file (the engine's is always NHWC); absent: NHWC. */
+  sourceInputLayout?: 'nhwc' | 'nchw';
   /** Topologically ordered. */
   nodes: GraphNode[];
   /** Per-sample shape of every tensor, by name. */

@@ -375,3 +375,42 @@ export function appendL2Normalize(graph: Graph): void {
   graph.shapes.set(out, graph.output.shape);
   graph.output = { name: out, shape: graph.output.shape };
 }
+
+/**
+ * Input normalisation from model metadata, before optimizeGraph: y = (x - mean) / std per channel
+ * (in the model's channel order) in front of the graph; the passes fold it into the first
+ * convolution like a normalisation written in the model.
+ */
+export function prependInputAffine(graph: Graph, mean: readonly number[], std: readonly number[]): void {
+  const C = graph.input.shape[graph.input.shape.length - 1]!;
+  if (mean.length !== C || std.length !== C) throw new CosfaceError('BAD_INPUT', `input normalisation has ${mean.length} means and ${std.length} stds for ${C} channels`);
+  if (mean.every((m) => m === 0) && std.every((s) => s === 1)) return;
+  const inName = graph.input.name;
+  const out = `${inName}/normalised`;
+  rename(graph, inName, out);
+  graph.nodes.unshift({ op: 'affine', name: out, inputs: [inName], output: out, scale: Float32Array.from(std, (s) => 1 / s), shift: Float32Array.from(mean, (m, c) => -m / std[c]!) });
+  graph.shapes.set(out, graph.input.shape);
+}
+
+/**
+ * After optimizeGraph: the model reads its input channels in another order (`perm[k]` = the fed
+ * channel that model channel k is); permute the input channels of the convolutions that read the
+ * graph input, so the engine is fed RGB whatever the model was trained on.
+ */
+export function permuteInputChannels(graph: Graph, perm: readonly number[]): void {
+  if (perm.every((p, i) => p === i)) return;
+  for (const n of consumers(graph, graph.input.name)) {
+    if (n.op !== 'conv2d' || n.inputs[0] !== graph.input.name || n.inC !== perm.length) {
+      throw new CosfaceError('UNSUPPORTED_MODEL', `a channel order other than RGB needs the model input to feed convolutions only; ${n.name} (${n.op}) reads it`);
+    }
+    const { outC, kh, kw, inC, filter } = n;
+    const permuted = new Float32Array(filter.length);
+    for (let i = 0; i < outC * kh * kw; i++) for (let k = 0; k < inC; k++) permuted[i * inC + perm[k]!] = filter[i * inC + k]!;
+    n.filter = permuted;
+    if (n.padValue) {
+      const pv = new Float32Array(inC);
+      for (let k = 0; k < inC; k++) pv[perm[k]!] = n.padValue[k]!;
+      n.padValue = pv;
+    }
+  }
+}

@@ -6,6 +6,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CosfaceError } from '../errors.js';
 import type { TfjsModelJson } from '../import/tfjs/read-tfjs.js';
+import { prepareEmbedderGraph } from '../embedder.js';
+import { loadModelFile } from '../engine.js';
+import { resolveModelMetadata, type MetadataOverrides } from '../import/model-metadata.js';
 import { decodeImage, type DecodeOptions } from './decode.js';
 import { createImagePipeline, pipelineGraphsFromFiles, PIPELINE_MODEL_FILES, type Face, type ImagePipeline, type ImagePipelineOptions, type PipelineGraphs } from './image-pipeline.js';
 
@@ -14,6 +17,8 @@ export { faceJson, type Face, type GraphCompiler } from './image-pipeline.js';
 export interface FacePipelineOptions extends ImagePipelineOptions {
   /** Folder with blazeface-back.json/.bin, facemesh.json/.bin, mobilefacenet-arcface.tflite. */
   modelDir?: string;
+  /** Another face embedder (TFLite or ONNX, 112x112 RGB input) in place of the vendored one. */
+  embedder?: { path: string; metadata?: MetadataOverrides };
   decode?: DecodeOptions;
 }
 
@@ -61,7 +66,13 @@ export async function loadPipelineGraphs(modelDir = defaultModelDir()): Promise<
 }
 
 export async function createFacePipeline(opts: FacePipelineOptions): Promise<FacePipeline> {
-  const pipeline = await createImagePipeline(await loadPipelineGraphs(opts.modelDir), opts);
+  const graphs = await loadPipelineGraphs(opts.modelDir);
+  if (opts.embedder) {
+    const graph = await loadModelFile(opts.embedder.path);
+    prepareEmbedderGraph(graph, await resolveModelMetadata(opts.embedder.path, graph, opts.embedder.metadata));
+    graphs.embedder = graph;
+  }
+  const pipeline = await createImagePipeline(graphs, opts);
   return {
     ...pipeline,
     async facesInPhoto(photo) {

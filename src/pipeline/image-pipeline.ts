@@ -4,7 +4,7 @@
 // the injected backend and each runs batched per photo. face-pipeline.ts adds model files and decoding in Node.
 import type { CompiledGraph } from '../backend/backend.js';
 import { CosfaceError } from '../errors.js';
-import type { Graph } from '../graph/ir.js';
+import { numel, type Graph } from '../graph/ir.js';
 import { appendL2Normalize, optimizeGraph } from '../graph/passes.js';
 import { readTfjsGraphModel, type TfjsModelJson } from '../import/tfjs/read-tfjs.js';
 import { readTflite } from '../import/tflite/read-tflite.js';
@@ -59,11 +59,13 @@ export interface Face {
 }
 
 export interface ImagePipeline {
+  /** Length of the embeddings (128 for the vendored model; a user model's own, e.g. 512). */
+  readonly embeddingDim: number;
   /** Every face in decoded RGB pixels. */
   facesInImage(img: RgbImage): Promise<Face[]>;
   /** Detection only. */
   detect(img: RgbImage): Promise<Detection[]>;
-  /** Embeds n aligned 112x112 RGB crops (float 0..255, HWC back to back); n x 128 unit vectors. */
+  /** Embeds n aligned 112x112 RGB crops (float 0..255, HWC back to back); n x embeddingDim unit vectors. */
   embedAligned(crops: Float32Array, n: number): Promise<Float32Array>;
   /** Runs each network and the warp once on blank input, so the first photo pays no first-run costs. */
   warmUp(): Promise<void>;
@@ -112,6 +114,11 @@ const FOUR_POINT_TEMPLATE: Point[] = [
 ];
 
 export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePipelineOptions): Promise<ImagePipeline> {
+  const inShape = graphs.embedder.input.shape;
+  if (inShape.length !== 3 || inShape[0] !== 112 || inShape[1] !== 112 || inShape[2] !== 3) {
+    throw new CosfaceError('UNSUPPORTED_MODEL', `the face pipeline aligns 112x112 RGB crops (ArcFace template); the embedder takes [${inShape.join(', ')}]`);
+  }
+  const dim = numel(graphs.embedder.output.shape);
   const [detector, mesh, embedder] = await Promise.all([opts.backend.compile(graphs.detector), opts.backend.compile(graphs.mesh), opts.backend.compile(graphs.embedder)]);
   const detect = (img: RgbImage) => detectFaces(img, (x, n) => detector.run(x, n), opts.detector);
   const backendWarp = opts.backend.warp;
@@ -156,7 +163,7 @@ export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePip
         landmarks: p.five.map((pt) => [round2(pt[0]), round2(pt[1])] as [number, number]),
         score: d.score,
         quality: q.quality,
-        embedding: Array.from(emb.subarray(i * 128, (i + 1) * 128)),
+        embedding: Array.from(emb.subarray(i * dim, (i + 1) * dim)),
         alignment: p.alignment,
         qualityParts: q.parts,
       };
@@ -164,6 +171,7 @@ export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePip
   }
 
   return {
+    embeddingDim: dim,
     facesInImage,
     detect,
     async embedAligned(crops, n) {

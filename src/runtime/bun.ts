@@ -7,7 +7,7 @@ import * as schema from '../db/schema.js';
 import { openEdgeStore } from '../store/edge/open-edge-store.js';
 import type { SyncSqliteDb } from '../store/edge/sync-sqlite-meta.js';
 import { createEdgeServer, DEFAULT_HOST, parsePort } from './edge-server.js';
-import { edgePhotoPipeline, photoDecoder, readWasmModules } from './edge-modules.js';
+import { edgePhotoPipeline, readModelFiles, readWasmModules } from './edge-modules.js';
 
 const env = process.env;
 const notice = (line: string) => console.error(line);
@@ -18,13 +18,13 @@ const dbPath = env.COSFACE_DB || 'cosface.db';
 const sqlite = new Database(dbPath, { create: true });
 sqlite.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
 const db = drizzle(sqlite, { schema }) as unknown as SyncSqliteDb;
-const modules = await readWasmModules(async (rel) => new Uint8Array(await Bun.file(new URL(rel, import.meta.url)).arrayBuffer()));
+const readFile = async (rel: string) => new Uint8Array(await Bun.file(new URL(rel, import.meta.url)).arrayBuffer());
+const modules = await readWasmModules(readFile);
 const { store } = openEdgeStore(db, { wasm: modules.kernels, location: dbPath, closeDb: () => sqlite.close() });
 const { app } = await createEdgeServer({
   store,
   adminKey: env.COSFACE_ADMIN_KEY,
-  pipeline: edgePhotoPipeline(modules),
-  photos: { decoder: photoDecoder(modules), unavailable: 'photos are not wired on bun yet' },
+  pipeline: edgePhotoPipeline(modules, () => readModelFiles(readFile)),
   engine: { backend: 'wasm', adapter: `wasm (SIMD, in-process) on bun ${Bun.version}` },
   notice,
 });

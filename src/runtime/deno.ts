@@ -8,7 +8,7 @@ import * as schema from '../db/schema.js';
 import { openEdgeStore } from '../store/edge/open-edge-store.js';
 import type { SyncSqliteDb } from '../store/edge/sync-sqlite-meta.js';
 import { durableStorageOver } from './deno-sqlite.js';
-import { edgePhotoPipeline, photoDecoder, readWasmModules } from './edge-modules.js';
+import { edgePhotoPipeline, readModelFiles, readWasmModules } from './edge-modules.js';
 import { createEdgeServer, DEFAULT_HOST, parsePort } from './edge-server.js';
 
 const env = (name: string) => Deno.env.get(name);
@@ -20,13 +20,13 @@ const dbPath = env('COSFACE_DB') || 'cosface.db';
 const sqlite = new DatabaseSync(dbPath);
 sqlite.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
 const db = drizzle(durableStorageOver(sqlite) as never, { schema }) as unknown as SyncSqliteDb;
-const modules = await readWasmModules((rel) => Deno.readFile(new URL(rel, import.meta.url)));
+const readFile = (rel: string) => Deno.readFile(new URL(rel, import.meta.url));
+const modules = await readWasmModules(readFile);
 const { store } = openEdgeStore(db, { wasm: modules.kernels, location: dbPath, closeDb: () => sqlite.close() });
 const { app } = await createEdgeServer({
   store,
   adminKey: env('COSFACE_ADMIN_KEY'),
-  pipeline: edgePhotoPipeline(modules),
-  photos: { decoder: photoDecoder(modules), unavailable: 'photos are not wired on deno yet' },
+  pipeline: edgePhotoPipeline(modules, () => readModelFiles(readFile)),
   engine: { backend: 'wasm', adapter: `wasm (SIMD, in-process) on deno ${Deno.version.deno}` },
   notice,
 });

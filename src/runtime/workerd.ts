@@ -15,7 +15,7 @@ import { DEFAULT_LIMITS } from '../server/route-spec.js';
 import { openEdgeStore } from '../store/edge/open-edge-store.js';
 import type { SyncSqliteDb } from '../store/edge/sync-sqlite-meta.js';
 import type { VectorStorage } from '../store/exact-vector-index.js';
-import { photoDecoder } from './edge-modules.js';
+import { WasmImageDecoder } from '../pipeline/decode-wasm.js';
 import { createEdgeServer } from './edge-server.js';
 
 interface Env {
@@ -42,7 +42,7 @@ export class CosfaceServer extends DurableObject<Env> {
         adminKey: env.COSFACE_ADMIN_KEY,
         pipeline: null,
         photos: {
-          decoder: photoDecoder(modules),
+          decoder: new WasmImageDecoder({ jpeg: modules.jpeg, png: modules.png }),
           maxPixels: Number(env.COSFACE_MAX_PIXELS || 12_000_000),
           unavailable: 'this workerd deployment serves embedding routes only (the face pipeline is not deployed to workerd; see docs/edge.md)',
         },

@@ -21,6 +21,8 @@ import { galleryRoutes } from './routes/galleries.js';
 import { keyRoutes } from './routes/keys.js';
 import { searchRoutes } from './routes/search.js';
 import { webAppRoutes, type WebAppFiles } from './routes/web-app.js';
+import { dedupeRoutes } from './routes/dedupe.js';
+import type { DedupeJobs } from './dedupe-jobs.js';
 import * as s from './schemas.js';
 import { VERSION } from './version.js';
 
@@ -38,6 +40,8 @@ export interface LogEntry {
 }
 
 export interface CreateAppOptions {
+  /** Makes the de-duplication job queue (Node: `(deps) => new DedupeJobs(deps)`); omitted: no /v1/dedupe routes. */
+  dedupe?: (deps: ServerDeps) => DedupeJobs;
   /** The store (galleries, faces, API keys). */
   store: Store;
   /** The face pipeline, or a function that makes it on first use (image routes only need it). */
@@ -64,6 +68,8 @@ export type CosfaceApp = Hono<AppEnv> & {
   /** Closes the pipeline the app loaded. The store stays open. */
   close(): Promise<void>;
   readonly deps: ServerDeps;
+  /** The de-duplication job queue (POST /v1/dedupe); null where the app was made without one (edge runtimes). */
+  readonly dedupeJobs: DedupeJobs | null;
 };
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -227,10 +233,16 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
   app.route('/v1', searchRoutes(deps));
   app.route('/v1/keys', keyRoutes(deps));
   if (opts.webApp) app.route('/', webAppRoutes(opts.webApp, limits));
+  // Injected (Node: `(deps) => new DedupeJobs(deps)`): the job queue uses hnswlib and worker
+  // threads, which the edge runtimes do not have; without it the /v1/dedupe routes are absent.
+  const dedupeJobs = opts.dedupe ? opts.dedupe(deps) : null;
+  if (dedupeJobs) app.route('/v1', dedupeRoutes(deps, dedupeJobs));
 
   return Object.assign(app, {
     deps,
+    dedupeJobs,
     async close() {
+      await dedupeJobs?.close();
       await finder.dispose();
     },
   });

@@ -6,9 +6,11 @@ import type { Backend } from '../backend/backend.js';
 import { createBackend, parseBackendChoice } from '../engine.js';
 import { CosfaceError } from '../errors.js';
 import { createFacePipeline } from '../pipeline/face-pipeline.js';
+import { modelIdOf, type MetadataOverrides } from '../import/model-metadata.js';
 import { withReferenceFallback } from '../pipeline/reference-backend.js';
 import { openStore, storeLocation, type Store } from '../store/index.js';
 import { ApiKeys, ensureAdminKey, type CreatedApiKey } from './api-keys.js';
+import { DedupeJobs } from './dedupe-jobs.js';
 
 export { ensureAdminKey } from './api-keys.js';
 import { createApp, type CosfaceApp, type CreateAppOptions } from './app.js';
@@ -29,6 +31,8 @@ export interface StartServerOptions {
   auth?: 'keys' | 'disabled';
   /** Compute backend for the face pipeline: auto (default), webgpu or wasm. */
   backend?: string;
+  /** A face embedder of the user's (TFLite or ONNX) in place of the vendored one, with its metadata flags. */
+  model?: { path: string; metadata?: MetadataOverrides };
   /** The admin key to install (default: process.env.COSFACE_ADMIN_KEY). */
   adminKey?: string;
   /** Where the one-time admin key and notices go (default: stderr). */
@@ -75,8 +79,13 @@ export async function startServer(o: StartServerOptions = {}): Promise<RunningSe
     backend = await createBackend(backendChoice);
     const pipeline = await createFacePipeline({
       backend: withReferenceFallback(backend, (g, reason) => notice(`note: ${g.source ?? 'a graph'} runs on the reference kernels (${reason})`)),
+      ...(o.model ? { embedder: o.model } : {}),
     });
+    const model = o.model ? { id: await modelIdOf(o.model.path), dimension: pipeline.embeddingDim } : undefined;
+    if (model) notice(`embedding model: ${o.model!.path} as ${model.id} (${model.dimension}-d)`);
     app = createApp({
+      dedupe: (deps) => new DedupeJobs(deps),
+      ...(model ? { model } : {}),
       store,
       pipeline,
       auth,

@@ -22,6 +22,8 @@ export {
   type VerifyTarget,
   type VerifyResult,
   type ConsistencyReport,
+  type DuplicateIdentityPair,
+  type DuplicateIdentitiesResult,
   type FaceBox,
   type FaceKeypoints,
 } from './store.js';

@@ -168,6 +168,22 @@ export interface VerifyResult {
   faceId?: number;
 }
 
+export interface DuplicateIdentityPair {
+  /** The two identities (external ids, a < b), their display names and best-matching templates. */
+  a: { identity: string; displayName: string | null; faceId: number };
+  b: { identity: string; displayName: string | null; faceId: number };
+  /** Cosine of the best pair of templates. */
+  score: number;
+}
+
+export interface DuplicateIdentitiesResult {
+  pairs: DuplicateIdentityPair[];
+  threshold: number;
+  far: number | null;
+  /** Faces searched (every live face of the gallery). */
+  facesSearched: number;
+}
+
 export interface GalleryStats extends GalleryInfo {
   deletedFaces: number;
   index: VectorIndexStats;
@@ -493,6 +509,44 @@ export class Store {
       far,
       method,
     };
+  }
+
+  /**
+   * Identities enrolled twice: pairs of identities whose templates match at or above the decision
+   * threshold (a threshold, or a FAR's calibrated one; one of them is required), best first. Every
+   * live face searches the gallery as identify does (HNSW, or exact for small galleries); the best
+   * pair of templates gives the pair's score.
+   */
+  async duplicateIdentities(gallery: string, o: ThresholdChoice & { k?: number } = {}): Promise<DuplicateIdentitiesResult> {
+    const g = await this.gallery(gallery);
+    const { threshold, far } = await this.resolveThreshold(o, g.modelId);
+    if (threshold === null) throw new CosfaceError('NOT_CALIBRATED', 'duplicate identities need a decision threshold: pass threshold, or far with a calibrated model');
+    const k = o.k ?? 10;
+    checkInt(k, 'k', 1, MAX_K);
+    // Every live template, identity by identity (through the MetaStore, so every backend does this).
+    const rows: { faceId: number; embedding: Float32Array; identity: string }[] = [];
+    for (let offset = 0; ; offset += 1000) {
+      const page = await this.meta.listIdentities(g.id, { limit: 1000, offset });
+      for (const ident of page) for (const f of await this.meta.identityEmbeddings(g.id, ident.id)) rows.push({ faceId: f.id, embedding: f.embedding, identity: ident.externalId });
+      if (page.length < 1000) break;
+    }
+    const best = new Map<string, DuplicateIdentityPair>();
+    const names = new Map<string, string | null>();
+    for (const r of rows) {
+      const res = await this.identify(gallery, r.embedding, { k: k + 1, threshold });
+      for (const c of res.candidates) {
+        names.set(c.identity, c.displayName);
+        if (c.identity === r.identity || c.score < threshold) continue;
+        const [a, b] = r.identity < c.identity ? [{ identity: r.identity, faceId: r.faceId }, { identity: c.identity, faceId: c.faceId }] : [{ identity: c.identity, faceId: c.faceId }, { identity: r.identity, faceId: r.faceId }];
+        const key = JSON.stringify([a.identity, b.identity]);
+        const had = best.get(key);
+        if (!had || c.score > had.score) best.set(key, { a: { ...a, displayName: null }, b: { ...b, displayName: null }, score: c.score });
+      }
+    }
+    const pairs = [...best.values()]
+      .map((p) => ({ ...p, a: { ...p.a, displayName: names.get(p.a.identity) ?? null }, b: { ...p.b, displayName: names.get(p.b.identity) ?? null } }))
+      .sort((x, y) => y.score - x.score || (x.a.identity < y.a.identity ? -1 : x.a.identity > y.a.identity ? 1 : x.b.identity < y.b.identity ? -1 : 1));
+    return { pairs, threshold, far, facesSearched: rows.length };
   }
 
   /** 1:1 verification of an embedding against another embedding or an enrolled identity. */

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { assignNewFaces, clusterFaces, clusterFacesParallel, clusterGraph, knnGraph, knnGraphParallel, type ClusterAlgorithm } from '../../src/cluster/index.js';
 import { ClusterGenerator, seededRandom } from '../../src/bench/search-bench.js';
+import { isCosfaceError } from '../../src/errors.js';
 
 const DIM = 48;
 
@@ -271,6 +272,14 @@ describe('rules', () => {
     expect(() => clusterFaces({ vectors: new Float32Array(6), dim: 3, photoOf: new Int32Array(3) })).toThrow(/photoOf has 3 entries for 2 faces/);
     expect(() => clusterFaces({ vectors: new Float32Array(6), dim: 3, photoOf: new Int32Array(2) }, { algorithm: 'kmeans' as ClusterAlgorithm })).toThrow(/unknown clustering algorithm/);
     expect(() => clusterFaces({ vectors: new Float32Array(6), dim: 3, photoOf: new Int32Array(2) }, { threshold: 2 })).toThrow(/threshold/);
+    let err: unknown;
+    try {
+      assignNewFaces({ dim: 2, existing: { vectors: new Float32Array(4), labels: new Int32Array(1), photoOf: new Int32Array(2) }, added: { vectors: new Float32Array(2), photoOf: new Int32Array(1) } });
+    } catch (e) {
+      err = e;
+    }
+    expect(isCosfaceError(err, 'BAD_INPUT')).toBe(true);
+    expect((err as Error).message).toMatch(/existing.labels has 1 entries for 2 faces/);
   });
 
   it('no faces gives no labels', () => {
@@ -363,11 +372,12 @@ describe('the k-NN graph', () => {
     return s.sort((a, b) => b[0] - a[0]).slice(0, k).map((x) => x[1]);
   });
 
-  it('HNSW lists equal the brute-force k nearest (small set, wide search), on one thread and on three workers', async () => {
+  it('HNSW lists equal the brute-force k nearest (small set, wide search), on one thread and on three workers (both strategies)', async () => {
     const want = exact(8).map((l) => [...l].sort((a, b) => a - b));
     const one = knnGraph(vectors, DIM, 8, { ef: 300 });
-    const par = await knnGraphParallel(vectors, DIM, 8, { ef: 300, workers: 3 });
-    for (const g of [one, par]) {
+    const shards = await knnGraphParallel(vectors, DIM, 8, { ef: 300, workers: 3, strategy: 'shards' });
+    const shared = await knnGraphParallel(vectors, DIM, 8, { ef: 300, workers: 3, strategy: 'shared' });
+    for (const g of [one, shards, shared]) {
       const got = Array.from({ length: n }, (_, i) => Array.from(g.neighbors.subarray(i * 8, (i + 1) * 8)).sort((a, b) => a - b));
       expect(got).toEqual(want);
       // Best first, with the cosine of each listed neighbour.
@@ -376,6 +386,22 @@ describe('the k-NN graph', () => {
         for (let t = 1; t < 8; t++) expect(g.sims[i * 8 + t]!).toBeLessThanOrEqual(g.sims[i * 8 + t - 1]! + 1e-6);
       }
     }
+  });
+
+  it("clusterFaces on the caller's neighbour search (no index built) gives the same people", () => {
+    const photoOf = photosFor(n, 4);
+    const brute = (q: Float32Array, k: number) => {
+      const s = Array.from({ length: n }, (_, j) => {
+        let d = 0;
+        for (let x = 0; x < DIM; x++) d += q[x]! * vectors[j * DIM + x]!;
+        return [d, j] as const;
+      }).sort((a, b) => b[0] - a[0]).slice(0, k);
+      return { ids: s.map((x) => x[1]), sims: s.map((x) => x[0]) };
+    };
+    const a = clusterFaces({ vectors, dim: DIM, photoOf }, { knn: { ef: 300 } });
+    const b = clusterFaces({ vectors, dim: DIM, photoOf }, { search: brute });
+    expect(Array.from(b.labels)).toEqual(Array.from(a.labels));
+    expect(() => clusterFaces({ vectors, dim: DIM, photoOf }, { search: () => ({ ids: [n + 5], sims: [0.9] }) })).toThrow(/returned id/);
   });
 
   it('clusterFacesParallel gives the same people as clusterFaces', async () => {

@@ -13,9 +13,9 @@ const run = promisify(execFile);
 const tsx = path.join(repoRoot, 'node_modules/.bin/tsx');
 const cli = path.join(repoRoot, 'src/cli.ts');
 
-async function cosface(args: string[], cwd = repoRoot): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cosface(args: string[], cwd = repoRoot, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(tsx, [cli, ...args], { cwd, maxBuffer: 16 << 20 });
+    const r = await run(tsx, [cli, ...args], { cwd, maxBuffer: 16 << 20, env: { ...process.env, ...env } });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -57,5 +57,17 @@ describe('cosface store commands (a real process)', () => {
     expect(dbFingerprint(db)).toBe(before);
     const h = await cosface(['--help']);
     expect(h.stdout).toMatch(/cosface enroll <dir> --gallery <name>/);
+  }, 60_000);
+
+  it('COSFACE_DB chooses the store: an embedded Postgres (pglite:<dir>) is created, migrated and answers the same errors', async () => {
+    const pgDir = path.join(dir, 'pg');
+    const env = { COSFACE_DB: `pglite:${pgDir}` };
+    const k = await cosface(['keys', 'create', '--name', 'ci', '--json'], dir, env);
+    expect(k.code).toBe(0);
+    expect(JSON.parse(k.stdout)).toMatchObject({ id: 1, name: 'ci', gallery: null });
+    expect(existsSync(pgDir)).toBe(true);
+    const r = await cosface(['identify', aligned('Adrien_Brody_0003.png'), '--gallery', 'nobody', ...backend], dir, env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error GALLERY_NOT_FOUND: gallery "nobody" not found/m);
   }, 60_000);
 });

@@ -1,9 +1,10 @@
 // One HTTP conformance suite, four runtimes: the same requests against a real process of each
 // (`npm run serve:node | serve:bun | serve:deno | serve:workerd`, on loopback, started here with
 // PORT=0, COSFACE_ADMIN_KEY and a fresh database), the same assertions, and at the end the same
-// status and error code for every request on every runtime. Photos: Node runs the face pipeline;
-// the edge runtimes decode and check the photo (same BAD_IMAGE / IMAGE_TOO_LARGE), then answer
-// PHOTOS_UNAVAILABLE where the pipeline is not deployed.
+// status and error code for every request on every runtime. Photos: Node (sharp + WASM workers),
+// Bun and Deno (WASM codecs + in-process WASM kernels) run the face pipeline and must find the same
+// face with the same embedding; workerd decodes and checks the photo (same BAD_IMAGE /
+// IMAGE_TOO_LARGE), then answers PHOTOS_UNAVAILABLE.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
@@ -13,7 +14,9 @@ import { RUNTIMES, startRuntime, type RunningRuntime, type RuntimeName } from '.
 
 const ADMIN = 'conformance-admin-key-0123456789';
 /** Whether the runtime's deployment runs the face pipeline (the others answer PHOTOS_UNAVAILABLE). */
-const PHOTOS: Record<RuntimeName, boolean> = { node: true, bun: false, deno: false, workerd: false };
+const PHOTOS: Record<RuntimeName, boolean> = { node: true, bun: true, deno: true, workerd: false };
+/** Per runtime with photos: the face /v1/embed found in obama-240p.jpg. */
+const embedded = new Map<RuntimeName, { box: number[]; embedding: number[] }>();
 
 const servers = new Map<RuntimeName, RunningRuntime>();
 /** Per runtime, one line per request: "step: status code". Compared across runtimes at the end. */
@@ -218,13 +221,19 @@ for (const rt of RUNTIMES) {
       await fails('truncated photo', 422, 'BAD_IMAGE', 'POST', '/v1/embed', form({ image: photo('obama-240p.jpg').subarray(0, 3000) }));
       await fails('bomb png', 413, 'IMAGE_TOO_LARGE', 'POST', '/v1/galleries/people/identify', form({ image: bombPng() }));
       const r = await call('real photo', 'POST', '/v1/galleries/people/identities/p0/faces', form({ image: photo('obama-240p.jpg') }), {}, false);
+      const e = await call('embed photo', 'POST', '/v1/embed', form({ image: photo('obama-240p.jpg') }), {}, false);
       if (PHOTOS[rt]) {
         expect(r.status, JSON.stringify(r.json)).toBe(201);
         expect(r.json.facesInPhoto).toBe(1);
+        expect(e.status).toBe(200);
+        const faces = e.json.faces as { box: number[]; embedding: number[] }[];
+        expect(faces).toHaveLength(1);
+        embedded.set(rt, faces[0]!);
       } else {
         expect(`${r.status} ${r.code}`).toBe('501 PHOTOS_UNAVAILABLE');
+        expect(`${e.status} ${e.code}`).toBe('501 PHOTOS_UNAVAILABLE');
       }
-    }, 60_000);
+    }, 90_000);
 
     it('API keys: a gallery key works on its gallery only (FORBIDDEN elsewhere) and goes with its gallery', async () => {
       const k = await call('create key', 'POST', '/v1/keys', { name: 'others only', gallery: 'others' });
@@ -246,5 +255,16 @@ describe('all four runtimes', () => {
     const node = transcripts.get('node');
     expect(node?.length).toBeGreaterThan(60);
     for (const rt of RUNTIMES) expect(transcripts.get(rt), rt).toEqual(node);
+  });
+
+  it('found the same face in a photo with the same embedding where photos run (box within 2 px, cosine >= 0.99 to Node)', () => {
+    const ref = embedded.get('node')!;
+    expect(ref).toBeDefined();
+    for (const rt of RUNTIMES.filter((r) => PHOTOS[r] && r !== 'node')) {
+      const f = embedded.get(rt)!;
+      f.box.forEach((v, i) => expect(Math.abs(v - ref.box[i]!), `${rt} box[${i}]`).toBeLessThanOrEqual(2));
+      const cos = f.embedding.reduce((sum, v, i) => sum + v * ref.embedding[i]!, 0);
+      expect(cos, rt).toBeGreaterThanOrEqual(0.99);
+    }
   });
 });

@@ -1,5 +1,6 @@
 // Shared setup for the server tests: an app on a fresh file database, an admin key, request helpers,
 // and deterministic embeddings (one direction per person plus a little noise).
+import { DedupeJobs } from '../../src/server/dedupe-jobs.js';
 import { createApp, type CosfaceApp, type CreateAppOptions, type LogEntry } from '../../src/server/app.js';
 import { createApiKey } from '../../src/server/server.js';
 import type { PhotoPipeline } from '../../src/server/face-finder.js';
@@ -41,7 +42,7 @@ export async function makeServer(o: Partial<CreateAppOptions> & { backend?: Back
   const dir = db.dir;
   const store = await db.open({ synchronous: 'normal' });
   const logs: LogEntry[] = [];
-  const app = createApp({ store, pipeline: realPipeline, log: (e) => logs.push(e), ...appOpts });
+  const app = createApp({ store, pipeline: realPipeline, log: (e) => logs.push(e), dedupe: (deps) => new DedupeJobs(deps), ...appOpts });
   const adminKey = (await createApiKey(store, { name: 'test admin' })).key;
   const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const h: Record<string, string> = { authorization: `Bearer ${adminKey}`, ...headers };

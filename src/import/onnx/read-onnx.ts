@@ -111,6 +111,7 @@ class OnnxImporter {
       source: `onnx:${this.source}`,
       input: { name: input.name, shape: oursShape(input) },
       output: { name: out.name, shape: oursShape(out) },
+      sourceInputLayout: input.layout === 'nchw' ? 'nchw' : 'nhwc',
       nodes: this.nodes,
       shapes: this.shapes,
     };

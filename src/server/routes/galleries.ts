@@ -102,6 +102,37 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
     },
   );
 
+  const duplicatesQuery = z.strictObject({
+    far: s.num(z.number().gt(0).lt(1)).optional().describe('Decide at the threshold calibrated for this false-accept rate (default 1e-4)'),
+    threshold: s.num(z.number().min(-1).max(1)).optional().describe('Decide at this cosine instead'),
+    k: s.num(z.number().int().min(1).max(100)).optional().describe('Neighbours searched per face (default 10)'),
+  });
+  const identitySide = z.object({ identity: z.string(), displayName: z.string().nullable(), faceId: z.number().int() });
+  app.get(
+    '/:g/duplicates',
+    route(
+      {
+        tag: 'galleries',
+        summary: 'Identities enrolled twice: pairs whose templates match at or above the decision threshold, best first',
+        access: 'gallery',
+        query: duplicatesQuery,
+        response: {
+          status: 200,
+          description: 'Pairs of identities (a < b by external id) with the best-matching templates',
+          schema: z.object({ pairs: z.array(z.object({ a: identitySide, b: identitySide, score: z.number() })), threshold: z.number(), far: z.number().nullable(), facesSearched: z.number().int() }),
+        },
+        errors: ['GALLERY_NOT_FOUND', 'NOT_CALIBRATED'],
+      },
+      limits,
+    ),
+    async (c) => {
+      const q = inputOf(c, duplicatesQuery);
+      if (q.far !== undefined && q.threshold !== undefined) throw new CosfaceError('BAD_INPUT', 'give far or threshold, not both');
+      const choice = q.threshold !== undefined ? { threshold: q.threshold } : { far: q.far ?? 1e-4 };
+      return c.json(await store.duplicateIdentities(c.req.param('g'), { ...choice, ...(q.k !== undefined ? { k: q.k } : {}) }));
+    },
+  );
+
   // ---- identities ----
 
   app.post(

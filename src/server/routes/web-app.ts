@@ -9,7 +9,7 @@ import { route, type Limits } from '../route-spec.js';
 
 /** Where the page's files come from. Each read returns null for a file that is not there. */
 export interface WebAppFiles {
-  /** A file of the bundle (dist/web/): index.html, app.js, cosface.js, wasm-worker.js, style.css, *.map. */
+  /** A file of the bundle (dist/web/): index.html, app.js, cosface.js, wasm-worker.js, style.css. */
   bundle(name: string): Promise<Uint8Array | null>;
   /** An asset the page fetches, by its path under /app/: models/<file> or wasm/<file>. */
   asset(path: string): Promise<Uint8Array | null>;

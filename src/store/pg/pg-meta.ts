@@ -28,7 +28,7 @@ export async function rawRows<T>(db: Pick<PgDb, 'execute'>, q: SQL): Promise<T[]
   return ((await db.execute(q)) as unknown as { rows: T[] }).rows;
 }
 
-/** Postgres's unique_violation. */
+/** A unique-constraint violation (SQLSTATE 23505), however deep the driver wrapped it. */
 function isUniqueViolation(e: unknown): boolean {
   for (let x = e as { code?: string; cause?: unknown } | undefined; x; x = x.cause as typeof x) if (x.code === '23505') return true;
   return false;
@@ -101,16 +101,13 @@ export class PgMeta implements MetaStore {
   }
 
   async insertIdentity(galleryId: number, i: NewIdentity): Promise<IdentityRecord | undefined> {
-    try {
-      const [row] = await this.db
-        .insert(identities)
-        .values({ galleryId, ...i })
-        .returning();
-      return identityRecord(row!);
-    } catch (e) {
-      if (isUniqueViolation(e)) return undefined; // a live identity with this external id
-      throw e;
-    }
+    // The live external id is unique (a partial unique index): a second one is no row, not an error.
+    const [row] = await this.db
+      .insert(identities)
+      .values({ galleryId, ...i })
+      .onConflictDoNothing({ target: [identities.galleryId, identities.externalId], where: sql`deleted_at IS NULL` })
+      .returning();
+    return row && identityRecord(row);
   }
 
   async identityFaceCount(galleryId: number, identityId: number): Promise<number> {

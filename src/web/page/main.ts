@@ -101,7 +101,7 @@ function showTimings(): void {
 // ---- the server: key, galleries, identify, enroll ----
 
 async function api<T>(method: string, path: string, payload?: unknown): Promise<T> {
-  const headers: Record<string, string> = { authorization: `Bearer ${state.key}` };
+  const headers: Record<string, string> = state.key ? { authorization: `Bearer ${state.key}` } : {};
   if (payload !== undefined) headers['content-type'] = 'application/json';
   const r = await fetch(path, { method, headers, ...(payload !== undefined ? { body: JSON.stringify(payload) } : {}) });
   const json = (await r.json().catch(() => null)) as (T & { error?: { code: string; message: string } }) | null;
@@ -113,14 +113,9 @@ async function useKey(key: string): Promise<void> {
   state.key = key;
   const status = $<HTMLParagraphElement>('auth-status');
   const select = $<HTMLSelectElement>('gallery');
-  if (!key) {
-    select.innerHTML = '<option value="">(enter a key)</option>';
-    status.textContent = 'No key: faces are found and embedded, but not searched.';
-    return;
-  }
   try {
-    const info = await api<{ galleries: { name: string; identities: number; faces: number }[] }>('GET', '/v1/info');
-    localStorage.setItem(KEY_STORE, key);
+    const info = await api<{ auth: string; galleries: { name: string; identities: number; faces: number }[] }>('GET', '/v1/info');
+    if (key) localStorage.setItem(KEY_STORE, key);
     select.innerHTML = '';
     for (const g of info.galleries) {
       const o = document.createElement('option');
@@ -130,10 +125,11 @@ async function useKey(key: string): Promise<void> {
     }
     const wanted = params.get('gallery') ?? localStorage.getItem(GALLERY_STORE);
     if (wanted && info.galleries.some((g) => g.name === wanted)) select.value = wanted;
-    status.textContent = info.galleries.length ? `Key accepted: ${info.galleries.length} gallery${info.galleries.length === 1 ? '' : 'ies'} visible.` : 'Key accepted, but it sees no gallery.';
+    const who = key ? 'Key accepted' : 'No key needed (this server has authentication off)';
+    status.textContent = info.galleries.length ? `${who}: ${info.galleries.length} gallery${info.galleries.length === 1 ? '' : 'ies'} visible.` : `${who}, but no gallery is visible.`;
   } catch (e) {
-    status.textContent = `Key refused: ${(e as Error).message}`;
-    select.innerHTML = '<option value="">(no gallery)</option>';
+    status.textContent = key ? `Key refused: ${(e as Error).message}` : 'No key: faces are found and embedded, but not searched until you enter one.';
+    select.innerHTML = `<option value="">(${key ? 'no gallery' : 'enter a key'})</option>`;
   }
 }
 
@@ -142,7 +138,7 @@ const threshold = () => Number($<HTMLInputElement>('threshold').value);
 
 /** Identifies faces by embedding only: the request carries the 128 numbers per face, never pixels. */
 async function identify(faces: FaceResult[]): Promise<void> {
-  if (!state.key || !gallery() || faces.length === 0) return;
+  if (!gallery() || faces.length === 0) return;
   const { results } = await api<{ results: IdentifyResult[] }>('POST', `/v1/galleries/${encodeURIComponent(gallery())}/identify/batch`, {
     probes: faces.map((f) => f.embedding),
     k: 5,
@@ -206,7 +202,7 @@ function renderFace(li: HTMLLIElement, f: FaceResult): void {
   const list = li.querySelector('.candidates')!;
   list.innerHTML = '';
   const r = f.result;
-  if (!r) decision.textContent = state.key && gallery() ? 'not searched' : 'not searched (no key or gallery)';
+  if (!r) decision.textContent = gallery() ? 'not searched' : 'not searched (no key or gallery)';
   else if (r.decision === 'match' && r.match) decision.textContent = `match: ${r.match.displayName ?? r.match.identity} (${r.match.score.toFixed(3)})`;
   else if (r.decision === 'unknown') decision.textContent = `unknown${r.candidates[0] ? ` (best ${r.candidates[0].score.toFixed(3)} < ${r.threshold?.toFixed(2)})` : ' (empty gallery)'}`;
   else decision.textContent = 'no threshold';
@@ -241,7 +237,7 @@ function faceElement(f: FaceResult, bitmap: ImageBitmap, onEnroll: (identity: st
   form.append(input, button);
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    if (!state.key || !gallery()) return showError('Enter a key and pick a gallery to enroll.');
+    if (!gallery()) return showError('Enter a key and pick a gallery to enroll.');
     button.disabled = true;
     onEnroll(input.value.trim())
       .then(() => showError(null))
