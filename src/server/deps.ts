@@ -40,7 +40,7 @@ export async function largestFace(deps: ServerDeps, photo: Uint8Array, what = 'i
 }
 
 /** Refuses to put this server's embeddings into a gallery made for another model. */
-export function checkGalleryModel(deps: ServerDeps, g: GalleryInfo): void {
+export function checkGalleryModel(deps: ServerDeps, g: Pick<GalleryInfo, 'name' | 'modelId' | 'dimension'>): void {
   if (g.modelId !== deps.model.id || g.dimension !== deps.model.dimension) {
     throw new CosfaceError(
       'MODEL_MISMATCH',

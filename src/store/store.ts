@@ -291,6 +291,11 @@ export class Store {
     return { ...galleryInfo(g), ...(await this.meta.counts(g.id)) };
   }
 
+  /** A gallery's settings without its counts (which cost a scan of its rows): for hot paths. */
+  async gallerySettings(name: string): Promise<Omit<GalleryInfo, 'identities' | 'faces'>> {
+    return galleryInfo(await this.gallery(name));
+  }
+
   /** Deletes a gallery with all its identities, faces, keys and index files. */
   async deleteGallery(name: string): Promise<void> {
     const g = await this.gallery(name);

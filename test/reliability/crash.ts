@@ -182,7 +182,9 @@ export async function runCrashSuite(o: CrashOptions): Promise<CrashReport> {
       }
     };
     const clients = Array.from({ length: o.clients }, (_, c) => client(c));
-    await sleep(150 + Math.floor(rand() * 1500));
+    // Most kills come within 1.6 s; every fifth round runs 5-8 s, long enough for enrollments by
+    // photo (the face pipeline on the CPU) to be acknowledged before the kill.
+    await sleep(round % 5 === 4 ? 5000 + Math.floor(rand() * 3000) : 150 + Math.floor(rand() * 1500));
     stop = true; // no new requests; those in flight are cut by the kill
     await server.kill('SIGKILL');
     await Promise.all(clients);

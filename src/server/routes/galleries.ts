@@ -339,7 +339,7 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
     async (c) => {
       const b = inputOf(c, s.enrollBody);
       const gallery = c.req.param('g');
-      const g = await store.getGallery(gallery);
+      const g = await store.gallerySettings(gallery); // not getGallery: its counts scan every row
       if (b.faces.some((f) => f.image)) checkGalleryModel(deps, g);
       // Check what can be checked cheaply before the slow part (the pipeline).
       b.faces.forEach((f, i) => {
