@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { groupPids, RUNTIMES, startRuntime, type RunningRuntime, type RuntimeName } from './runtime-process.js';
+import { mulberry32 } from '../random.js';
 
 const { values: a } = parseArgs({
   options: { faces: { type: 'string', default: '10000' }, probes: { type: 'string', default: '1000' }, runtimes: { type: 'string', default: RUNTIMES.join(',') }, storage: { type: 'string', default: 'f32' } },
@@ -21,16 +22,7 @@ const ADMIN = 'edge-bench-admin-key-0123456789';
 const runtimes = a.runtimes!.split(',') as RuntimeName[];
 
 /** mulberry32 */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 const rnd = rng(20261206);
 const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
 const round = (x: number) => Math.round(x * 1e5) / 1e5;

@@ -9,6 +9,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../embedder.js';
+import { mulberry32 } from '../random.js';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -62,15 +63,7 @@ export interface ScenarioResult {
 
 const KEY = 'loadtest-admin-key-0123456789abcdef';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+const rng = mulberry32;
 const vector = (r: () => number) => Array.from({ length: 128 }, r);
 /** A probe near identity i's first template. */
 function probeFor(base: number[][], i: number, r: () => number): number[] {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../embedder.js';
 import { openStore } from '../store/index.js';
+import { mulberry32 } from '../random.js';
 
 interface AutocannonResult {
   requests: { total: number };
@@ -55,15 +56,7 @@ export interface MixedResult {
   byOp: Record<string, number>;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+const rng = mulberry32;
 
 /** The operation sequence both sides run: op i is the same request over HTTP and in process. */
 class Mix {

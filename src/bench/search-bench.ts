@@ -12,20 +12,12 @@ import type { ExactScorer } from '../store/exact-scorer.js';
 import { GalleryIndex, type SnapshotMeta } from '../store/gallery-index.js';
 import { DEFAULT_HNSW } from '../store/store.js';
 import type { PgSearchRow } from './pg-search-bench.js';
+import { mulberry32 } from '../random.js';
 
 // ---- synthetic identity clusters ----
 
 /** Deterministic uniform [0, 1) generator (mulberry32), so every run sees the same gallery. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = mulberry32;
 
 export interface ClusterModel {
   dim: number;

@@ -3,6 +3,7 @@
 // never merged, existing people locked in incremental mode.
 import { ConstrainedUnionFind } from './constraints.js';
 import type { Edges } from './knn.js';
+import { mulberry32 } from '../random.js';
 
 export interface GraphContext {
   n: number;
@@ -65,16 +66,7 @@ export function dbscanClusters(ctx: GraphContext, minFaces: number): void {
 }
 
 /** Seeded uniform [0, 1) (mulberry32). */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = mulberry32;
 
 /** Compressed adjacency of the undirected edges. */
 function adjacency(n: number, edges: Edges): { start: Int32Array; adj: Int32Array; w: Float32Array } {

@@ -11,6 +11,7 @@ import type { FacePipeline } from '../pipeline/face-pipeline.js';
 import { hashesToText, photoSignature, textToHashes } from '../near-dup/perceptual-hash.js';
 import { nearDuplicateGroups, NEAR_DUP_DEFAULTS, type NearDupOptions, type NearDupPhoto } from '../near-dup/near-duplicates.js';
 import { createHash } from 'node:crypto';
+import { mulberry32 } from '../random.js';
 
 export const VARIANTS = ['original', 'jpeg-q60', 'half-size', 'crop-5pct', 'brighter-15pct', 'darker-15pct'] as const;
 export type VariantName = (typeof VARIANTS)[number];
@@ -33,16 +34,6 @@ export async function makeVariants(bytes: Uint8Array): Promise<Record<VariantNam
 }
 
 /** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `count` image paths (relative to data) picked with a fixed seed from an LFW-style folder tree. */
 export async function pickLfwImages(data: string, count: number, seed = 11): Promise<string[]> {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { mulberry32 } from '../../src/random.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const alignedDir = path.join(repoRoot, 'test/fixtures/aligned');
@@ -67,19 +68,9 @@ export function maxPairwiseSimDiff(a: Float32Array, b: Float32Array, dim: number
   return m;
 }
 
-/** Deterministic pseudo-random floats in [-scale, scale) (mulberry32). */
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
+/** Deterministic pseudo-random floats in [-scale, scale) (mulberry32). */
 export function randomTensor(n: number, seed: number, scale = 1): Float32Array {
   const r = mulberry32(seed);
   const out = new Float32Array(n);
