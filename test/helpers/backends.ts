@@ -98,17 +98,20 @@ export async function testDb(backend: BackendName, prefix = 'db'): Promise<TestD
   return t;
 }
 
-/** sha256 over every row of every table of a SQLite file, read through a separate connection. */
+/** sha256 over every row of every table of a SQLite file, read through a separate read-only connection. */
 export function sqliteFingerprint(path: string): string {
   const db = new Database(path, { readonly: true });
-  const h = createHash('sha256');
-  const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-  for (const t of tables) {
-    h.update(t);
-    for (const row of db.prepare(`SELECT * FROM "${t}" ORDER BY rowid`).raw().iterate()) {
-      h.update(JSON.stringify(row, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v)));
+  try {
+    const h = createHash('sha256');
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+    for (const t of tables) {
+      h.update(t);
+      for (const row of db.prepare(`SELECT * FROM "${t}" ORDER BY rowid`).raw().iterate()) {
+        h.update(JSON.stringify(row, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v)));
+      }
     }
+    return h.digest('hex');
+  } finally {
+    db.close();
   }
-  db.close();
-  return h.digest('hex');
 }

@@ -4,7 +4,6 @@
 // and the database file are used, never the store's TypeScript API, so the suite checks what a
 // user runs and outlives changes inside src/store.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -139,23 +138,7 @@ export function errorCode(r: HttpResult): string | undefined {
   return (r.body as { error?: { code?: string } } | null)?.error?.code;
 }
 
-/** sha256 over every row of every table, read through a separate read-only connection. */
-export function dbFingerprint(file: string): string {
-  const db = new Database(file, { readonly: true });
-  try {
-    const h = createHash('sha256');
-    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name);
-    for (const t of tables) {
-      h.update(t);
-      for (const row of db.prepare(`SELECT * FROM "${t}" ORDER BY rowid`).raw().iterate()) {
-        h.update(JSON.stringify(row, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('hex') : v)));
-      }
-    }
-    return h.digest('hex');
-  } finally {
-    db.close();
-  }
-}
+export { sqliteFingerprint as dbFingerprint } from '../helpers/backends.js';
 
 export interface DbFace {
   id: number;
