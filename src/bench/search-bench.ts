@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultScorer } from '../store/default-scorer.js';
 import type { ExactScorer } from '../store/exact-scorer.js';
-import { GalleryIndex, type SnapshotMeta } from '../store/gallery-index.js';
+import { buildShards, GalleryIndex, shardCount, snapshotParts, type SnapshotMeta } from '../store/gallery-index.js';
 import { DEFAULT_HNSW } from '../store/store.js';
 import type { PgSearchRow } from './pg-search-bench.js';
 import { mulberry32 } from '../random.js';
@@ -162,6 +162,8 @@ export interface SearchBenchOptions {
   efs?: number[];
   m?: number;
   efConstruction?: number;
+  /** Graphs per gallery, built in parallel on worker threads (default: the store's, shardCount(n)). */
+  shards?: number;
   facesPerIdentity?: number;
   /** Genuine probes per size. */
   queries?: number;
@@ -187,6 +189,8 @@ export interface LatencyStats {
 
 export interface SearchBenchRow {
   n: number;
+  /** Graphs the index is made of (built in parallel, searched one after another, results merged). */
+  shards: number;
   identities: number;
   buildSeconds: number;
   buildPerSecond: number;
@@ -276,37 +280,37 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       const dim = g.dim;
       const params = { dimension: dim, m, efConstruction, ef: efs[0]! };
 
+      const shards = o.shards ?? shardCount(n);
+      // The gallery in shared memory: what the build workers read, and the exact scorer's workers too.
+      const shared = new Float32Array(new SharedArrayBuffer(g.vectors.byteLength));
+      shared.set(g.vectors);
+
       let index: GalleryIndex;
       let build: { buildSeconds: number; measuredBytesPerVector: number };
-      // One folder per configuration: save() keeps a single snapshot per folder and gallery id.
-      const cacheDir = o.cacheDir ? join(o.cacheDir, `search-n${n}-d${dim}-m${m}-efc${efConstruction}-s${o.seed ?? 1}-f${per}`) : null;
+      // One folder per configuration: a build keeps a single snapshot per folder and gallery id.
+      const cacheDir = o.cacheDir ? join(o.cacheDir, `search-n${n}-d${dim}-m${m}-efc${efConstruction}-s${o.seed ?? 1}-f${per}-sh${shards}`) : null;
       if (cacheDir && existsSync(join(cacheDir, 'build.json'))) {
         const cached = JSON.parse(readFileSync(join(cacheDir, 'build.json'), 'utf8')) as { build: typeof build; meta: SnapshotMeta };
         build = cached.build;
-        index = GalleryIndex.fromFile(params, join(cacheDir, cached.meta.file), cached.meta);
+        index = GalleryIndex.fromFile(params, cacheDir, cached.meta);
         log(`n=${n}: reused cached index (built in ${build.buildSeconds.toFixed(1)} s)`);
       } else {
+        // The store's build (buildFromDatabase, rebuilds): one worker thread per shard, each
+        // writing its graph to a file, loaded here; the time includes writing and loading.
         const native0 = nativeBytes();
         const t0 = performance.now();
-        index = GalleryIndex.create(params, n);
-        for (let r = 0; r < n; r++) {
-          index.add(r + 1, g.vectors.subarray(r * dim, (r + 1) * dim));
-          if (r > 0 && r % 100_000 === 0) log(`  n=${n}: built ${r}`);
-        }
+        const ids = new Float64Array(new SharedArrayBuffer(n * 8));
+        for (let r = 0; r < n; r++) ids[r] = r + 1; // labels are row + 1
+        const dir = cacheDir ?? join(tmp, 'build');
+        index = await buildShards({ id: n, ...params }, { ids, vectors: shared }, { lastFaceId: n, deleteSeq: 0 }, shards, dir).promise;
         build = { buildSeconds: (performance.now() - t0) / 1000, measuredBytesPerVector: (nativeBytes() - native0) / n };
-        log(`n=${n}: built in ${build.buildSeconds.toFixed(1)} s`);
-        if (cacheDir) {
-          mkdirSync(cacheDir, { recursive: true });
-          const meta = index.save(cacheDir, n);
-          writeFileSync(join(cacheDir, 'build.json'), JSON.stringify({ build, meta }));
-        }
+        log(`n=${n}: built ${shards} shard(s) in ${build.buildSeconds.toFixed(1)} s`);
+        if (cacheDir) writeFileSync(join(cacheDir, 'build.json'), JSON.stringify({ build, meta: index.snapshot }));
       }
       const { buildSeconds, measuredBytesPerVector } = build;
 
       // Exact top-k for every probe: the ground truth, and the exact latency.
-      // The scan reads a SharedArrayBuffer copy, which the WASM scorer's workers use in place.
-      const shared = new Float32Array(new SharedArrayBuffer(g.vectors.byteLength));
-      shared.set(g.vectors);
+      // The scan reads the SharedArrayBuffer copy, which the WASM scorer's workers use in place.
       const truth: Int32Array[] = [];
       const exactTimes: number[] = [];
       const te = performance.now();
@@ -362,12 +366,13 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       }
 
       const meta = index.save(tmp, n);
-      const reloaded = GalleryIndex.fromFile(params, join(tmp, meta.file), meta);
+      const reloaded = GalleryIndex.fromFile(params, tmp, meta);
       const reloadedRecall1 = runHnsw(reloaded, efs[0]!).recall1;
-      const fileBytesPerVector = statSync(join(tmp, meta.file)).size / n;
+      const fileBytesPerVector = snapshotParts(meta).reduce((b, p) => b + statSync(join(tmp, p.file)).size, 0) / n;
 
       rows.push({
         n,
+        shards,
         identities: g.identities,
         buildSeconds,
         buildPerSecond: n / buildSeconds,
@@ -416,7 +421,7 @@ export function formatSearchBench(r: SearchBenchResult): string {
   lines.push('|---|---|---|---|---|');
   for (const row of r.rows) {
     lines.push(
-      `| ${row.n.toLocaleString('en-US')} | ${Math.round(row.buildPerSecond)} (${f(row.buildSeconds, 1)} s) | ${Math.round(row.measuredBytesPerVector)} / ${Math.round(
+      `| ${row.n.toLocaleString('en-US')}${row.shards > 1 ? ` (${row.shards} shards)` : ''} | ${Math.round(row.buildPerSecond)} (${f(row.buildSeconds, 1)} s) | ${Math.round(row.measuredBytesPerVector)} / ${Math.round(
         row.layoutBytesPerVector,
       )} / ${row.readmeBytesPerVector} / ${Math.round(row.fileBytesPerVector)} | ${f(row.exact.p50Ms)} / ${f(row.exact.p99Ms)} | ${Math.round(row.exact.qps)} |`,
     );

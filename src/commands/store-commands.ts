@@ -782,6 +782,7 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     ef: { type: 'string' },
     m: { type: 'string' },
     'ef-construction': { type: 'string' },
+    shards: { type: 'string' },
     queries: { type: 'string' },
     cache: { type: 'string' },
     db: { type: 'string' },
@@ -802,6 +803,7 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     efs: list(values.ef, 'ef'),
     m: values.m === undefined ? undefined : intOpt('bench search', values.m, 'm', 16, 256),
     efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 16, 100_000),
+    shards: values.shards === undefined ? undefined : intOpt('bench search', values.shards, 'shards', 1, 64),
     queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
     cacheDir: str(values.cache),
     ...(pgLocation

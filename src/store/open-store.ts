@@ -77,6 +77,7 @@ export async function openStore(location: string, opts: StoreOptions = {}): Prom
     checkpointEvery: opts.checkpointEvery ?? 10_000,
     rebuildDeletedFraction: opts.rebuildDeletedFraction ?? 0.25,
     rebuildMinDeleted: opts.rebuildMinDeleted ?? 64,
+    ...(opts.shardFrom !== undefined ? { shardFrom: opts.shardFrom } : {}),
     ...(opts.onIndexEvent ? { onIndexEvent: opts.onIndexEvent } : {}),
   });
   return new Store({

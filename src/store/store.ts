@@ -55,6 +55,12 @@ export interface StoreOptions {
   rebuildDeletedFraction?: number;
   /** ...and at least this many entries are deleted (tiny galleries are not worth a worker). Default 64. */
   rebuildMinDeleted?: number;
+  /**
+   * Galleries with at least this many live faces are built (on open without a snapshot, and on
+   * rebuilds) as 2 HNSW graphs in parallel on worker threads, searched one after the other with the
+   * results merged. Default 200000 (SHARD_FROM); BENCHMARKS.md "Search" has the measurements.
+   */
+  shardFrom?: number;
   /** Index lifecycle events (opened, rebuilt, swapped, failed), for logs. */
   onIndexEvent?: (e: IndexEvent) => void;
 }

@@ -36,6 +36,8 @@ export interface HnswIndexOptions {
   checkpointEvery: number;
   rebuildDeletedFraction: number;
   rebuildMinDeleted: number;
+  /** Live faces from which a gallery is built as parallel shards (default SHARD_FROM). */
+  shardFrom?: number;
   onIndexEvent?: (e: IndexEvent) => void;
 }
 
@@ -51,6 +53,8 @@ interface LoadedGallery {
 export class HnswVectorIndex implements VectorIndex {
   readonly kind = 'hnswlib';
   private readonly loaded = new Map<number, LoadedGallery>();
+  /** Galleries being opened (a parallel build runs on worker threads meanwhile). */
+  private readonly loading = new Map<number, Promise<LoadedGallery>>();
   /** SQLite's data_version when the loaded indexes were last caught up with other processes' commits. */
   private dataVersion = -1;
   private closed = false;
@@ -65,11 +69,11 @@ export class HnswVectorIndex implements VectorIndex {
   }
 
   async liveCount(g: GalleryRecord): Promise<number> {
-    return this.load(g).index.liveCount;
+    return (await this.load(g)).index.liveCount;
   }
 
   async search(g: GalleryRecord, probe: Float32Array, k: number, o: VectorSearchOptions): Promise<VectorSearch> {
-    const l = this.load(g);
+    const l = await this.load(g);
     if (o.method === 'hnsw') {
       const found = l.index.search(probe, k, o.ef);
       return { faces: found.faceIds.map((faceId, i) => ({ faceId, score: found.scores[i]! })), exactScores: false };
@@ -87,7 +91,7 @@ export class HnswVectorIndex implements VectorIndex {
   }
 
   async added(g: GalleryRecord, faces: readonly { id: number; v: Float32Array }[]): Promise<void> {
-    const l = this.load(g);
+    const l = await this.load(g);
     try {
       for (const f of faces) {
         l.index.add(f.id, f.v);
@@ -102,7 +106,7 @@ export class HnswVectorIndex implements VectorIndex {
   }
 
   async deleted(g: GalleryRecord, faceIds: readonly number[]): Promise<void> {
-    const l = this.load(g);
+    const l = await this.load(g);
     for (const id of faceIds) {
       l.index.markDeleted(id);
       l.matrix?.remove(id);
@@ -115,6 +119,7 @@ export class HnswVectorIndex implements VectorIndex {
   }
 
   async dropGallery(g: GalleryRecord): Promise<void> {
+    await this.loading.get(g.id)?.catch(() => undefined);
     const l = this.loaded.get(g.id);
     if (l?.rebuild) await l.rebuild.job.cancel().catch(() => undefined);
     this.loaded.delete(g.id);
@@ -122,7 +127,7 @@ export class HnswVectorIndex implements VectorIndex {
   }
 
   async stats(g: GalleryRecord): Promise<VectorIndexStats> {
-    const l = this.load(g);
+    const l = await this.load(g);
     return {
       size: l.index.size,
       live: l.index.liveCount,
@@ -136,7 +141,7 @@ export class HnswVectorIndex implements VectorIndex {
   }
 
   async check(g: GalleryRecord): Promise<IndexConsistency> {
-    const l = this.load(g);
+    const l = await this.load(g);
     const dbRows = this.sqlite
       .prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND deleted = 0')
       .all(g.id) as { id: number; embedding: Buffer }[];
@@ -164,16 +169,16 @@ export class HnswVectorIndex implements VectorIndex {
     this.checkpointSync(galleries?.map((g) => g.id));
   }
 
-  rebuild(g: GalleryRecord): Promise<void> {
-    const l = this.load(g);
+  async rebuild(g: GalleryRecord): Promise<void> {
+    const l = await this.load(g);
     if (l.rebuild) return l.rebuild.done;
     const dir = this.o.indexDir;
     if (!this.o.dbPath || !dir) {
-      l.index = buildFromDatabase(this.sqlite, indexedGallery(g));
+      l.index = await buildFromDatabase(this.sqlite, indexedGallery(g), this.o.dbPath, null, this.o.shardFrom);
       this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: l.index.size, replayed: 0 });
-      return Promise.resolve();
+      return;
     }
-    const job = rebuildInBackground(this.o.dbPath, indexedGallery(g), dir);
+    const job = rebuildInBackground(this.o.dbPath, this.sqlite, indexedGallery(g), dir, this.o.shardFrom);
     this.emit({ kind: 'rebuild-started', gallery: g.name, deletedFraction: l.index.deletedFraction });
     const done = job.promise.then(
       (fresh) => {
@@ -196,6 +201,7 @@ export class HnswVectorIndex implements VectorIndex {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    await Promise.allSettled([...this.loading.values()]);
     for (const l of this.loaded.values()) if (l.rebuild) await l.rebuild.done;
     this.checkpointSync();
     this.closed = true;
@@ -244,24 +250,37 @@ export class HnswVectorIndex implements VectorIndex {
     }
   }
 
-  /** The gallery's index, opened (snapshot + replay, or rebuild) on first use. */
-  private load(g: GalleryRecord): LoadedGallery {
+  /**
+   * The gallery's index, opened (snapshot + replay, or rebuild: in parallel worker threads for a
+   * large gallery) on first use. Concurrent first uses share one open.
+   */
+  private async load(g: GalleryRecord): Promise<LoadedGallery> {
     this.syncWithOtherWriters();
-    let l = this.loaded.get(g.id);
-    if (!l) {
-      const opened = openGalleryIndex(this.sqlite, indexedGallery(g), this.o.indexDir);
-      this.emit({
-        kind: 'opened',
-        gallery: g.name,
-        how: opened.how,
-        ...(opened.reason !== undefined ? { reason: opened.reason } : {}),
-        replayed: opened.replayed,
-        deletesApplied: opened.deletesApplied,
-      });
-      l = { name: g.name, index: opened.index, syncedId: opened.index.lastFaceId, matrix: null, rebuild: null };
-      this.loaded.set(g.id, l);
+    const l = this.loaded.get(g.id);
+    if (l) return l;
+    let pending = this.loading.get(g.id);
+    if (!pending) {
+      pending = (async () => {
+        try {
+          const opened = await openGalleryIndex(this.sqlite, indexedGallery(g), this.o.indexDir, this.o.dbPath, this.o.shardFrom);
+          this.emit({
+            kind: 'opened',
+            gallery: g.name,
+            how: opened.how,
+            ...(opened.reason !== undefined ? { reason: opened.reason } : {}),
+            replayed: opened.replayed,
+            deletesApplied: opened.deletesApplied,
+          });
+          const fresh: LoadedGallery = { name: g.name, index: opened.index, syncedId: opened.index.lastFaceId, matrix: null, rebuild: null };
+          this.loaded.set(g.id, fresh);
+          return fresh;
+        } finally {
+          this.loading.delete(g.id);
+        }
+      })();
+      this.loading.set(g.id, pending);
     }
-    return l;
+    return pending;
   }
 
   /** The gallery's live vectors as one matrix, loaded from the database on first exact scan. */
