@@ -12,6 +12,7 @@ import {
   openGalleryIndex,
   rebuildInBackground,
   removeIndexFiles,
+  shardCount,
   type BackgroundRebuild,
   type GalleryIndex,
   type IndexedGallery,
@@ -98,6 +99,10 @@ export class HnswVectorIndex implements VectorIndex {
         l.matrix?.add(f.id, f.v);
       }
       this.maybeCheckpoint(l, g.id);
+      // A gallery that grew past the shard threshold one face at a time is rebuilt as parallel
+      // shards in the background (adds and searches go on against the single graph meanwhile; a
+      // database without a file has no background rebuild, and keeps its graph until reopened).
+      if (this.o.dbPath && this.o.indexDir && !l.rebuild && l.index.shardCount < shardCount(l.index.liveCount, this.o.shardFrom)) void this.rebuild(g);
     } catch (e) {
       // Drop the in-memory index; the next use reloads the snapshot and replays from the database.
       this.loaded.delete(g.id);
