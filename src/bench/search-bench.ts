@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultScorer } from '../store/default-scorer.js';
 import type { ExactScorer } from '../store/exact-scorer.js';
@@ -302,7 +302,14 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         const ids = new Float64Array(new SharedArrayBuffer(n * 8));
         for (let r = 0; r < n; r++) ids[r] = r + 1; // labels are row + 1
         const dir = cacheDir ?? join(tmp, 'build');
-        index = await buildShards({ id: n, ...params }, { ids, vectors: shared }, { lastFaceId: n, deleteSeq: 0 }, shards, dir).promise;
+        let next = 100_000;
+        const progress = (added: number) => {
+          if (added < next) return;
+          next += 100_000;
+          const s = (performance.now() - t0) / 1000;
+          log(`  n=${n}: ${added} added in ${s.toFixed(1)} s (${Math.round(added / s)} vectors/s so far, load ${loadavg()[0]!.toFixed(2)})`);
+        };
+        index = await buildShards({ id: n, ...params }, { ids, vectors: shared }, { lastFaceId: n, deleteSeq: 0 }, shards, dir, progress).promise;
         build = { buildSeconds: (performance.now() - t0) / 1000, measuredBytesPerVector: (nativeBytes() - native0) / n };
         log(`n=${n}: built ${shards} shard(s) in ${build.buildSeconds.toFixed(1)} s`);
         if (cacheDir) writeFileSync(join(cacheDir, 'build.json'), JSON.stringify({ build, meta: index.snapshot }));

@@ -570,6 +570,7 @@ const fs = require('node:fs');
 const crypto = require('node:crypto');
 const index = new hnswlib.HierarchicalNSW('ip', w.dimension);
 const v = new Array(w.dimension);
+let count = 0;
 const init = (live) => index.initIndex(Math.max(1024, Math.ceil(live * 1.25)), w.m, w.efConstruction, 100);
 if (w.dbPath) {
   const Database = require(w.sqliteModule);
@@ -583,6 +584,7 @@ if (w.dbPath) {
     const b = row.embedding;
     for (let i = 0; i < w.dimension; i++) v[i] = b.readFloatLE(i * 4);
     index.addPoint(v, row.id);
+    if (++count % 50000 === 0) parentPort.postMessage({ progress: count });
   }
   db.exec('COMMIT');
   db.close();
@@ -596,6 +598,7 @@ if (w.dbPath) {
     if (ids[r] % w.shards !== w.shard) continue;
     for (let i = 0; i < w.dimension; i++) v[i] = vec[r * w.dimension + i];
     index.addPoint(v, ids[r]);
+    if (++count % 50000 === 0) parentPort.postMessage({ progress: count });
   }
 }
 const tmp = w.path + '.tmp';
@@ -622,7 +625,14 @@ export interface BackgroundRebuild {
  * workers end when their shard is written; a failure or cancel() terminates them all and removes
  * their files. The workers are unref'd: a pending build never keeps the process alive by itself.
  */
-export function buildShards(g: HnswParams & { id: number }, source: ShardSource, state: { lastFaceId: number; deleteSeq: number }, shards: number, dir: string): BackgroundRebuild {
+export function buildShards(
+  g: HnswParams & { id: number },
+  source: ShardSource,
+  state: { lastFaceId: number; deleteSeq: number },
+  shards: number,
+  dir: string,
+  onProgress?: (added: number) => void,
+): BackgroundRebuild {
   mkdirSync(dir, { recursive: true });
   const require = createRequire(import.meta.url);
   const tag = `g${g.id}-build-${randomBytes(4).toString('hex')}`;
@@ -649,10 +659,16 @@ export function buildShards(g: HnswParams & { id: number }, source: ShardSource,
     for (const f of files) for (const p of [join(dir, f), join(dir, f + '.tmp')]) if (existsSync(p)) unlinkSync(p);
   };
   const stopAll = () => Promise.all(workers.map((w) => w.terminate()));
+  const progress = files.map(() => 0);
   const built = workers.map((worker, i) => {
     worker.unref();
     return new Promise<SnapshotPart>((resolve, reject) => {
-      worker.once('message', (m: { bytes: number; sha256: string; count: number }) => resolve({ file: files[i]!, ...m }));
+      worker.on('message', (m: { progress: number } | { bytes: number; sha256: string; count: number }) => {
+        if ('progress' in m) {
+          progress[i] = m.progress;
+          onProgress?.(progress.reduce((a, b) => a + b, 0));
+        } else resolve({ file: files[i]!, ...m });
+      });
       worker.once('error', (e) => reject(new CosfaceError('INDEX_ERROR', `index build failed: ${e.message}`, { cause: e })));
       worker.once('exit', (code) => {
         if (cancelled) reject(new CosfaceError('INDEX_ERROR', 'index build cancelled'));
