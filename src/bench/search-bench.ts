@@ -164,6 +164,14 @@ export interface SearchBenchOptions {
   efConstruction?: number;
   /** Graphs per gallery, built in parallel on worker threads (default: the store's, shardCount(n)). */
   shards?: number;
+  /**
+   * 'faces' (default): the store's index over every face. 'centroids': a candidate design measured
+   * beside it, not the store's: an index over identity centroids (mean of an identity's faces,
+   * normalised), the identities it returns re-ranked by their faces' exact scores. 'both'.
+   */
+  design?: 'faces' | 'centroids' | 'both';
+  /** Identities the centroid design re-ranks (default 10). */
+  centroidCandidates?: number;
   facesPerIdentity?: number;
   /** Genuine probes per size. */
   queries?: number;
@@ -205,8 +213,19 @@ export interface SearchBenchRow {
   hnsw: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
   /** Recall@1 of the index after writeIndex + readIndex, at the first ef; must equal the in-memory one. */
   reloadedRecall1: number;
+  /** The centroid design (options.design), when measured. */
+  centroids?: CentroidRow;
   /** The same gallery and probes on pgvector, when asked for. */
   pg?: PgSearchRow;
+}
+
+export interface CentroidRow {
+  identities: number;
+  shards: number;
+  candidates: number;
+  buildSeconds: number;
+  buildPerSecond: number;
+  hnsw: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
 }
 
 export interface SearchBenchResult {
@@ -285,11 +304,15 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       const shared = new Float32Array(new SharedArrayBuffer(g.vectors.byteLength));
       shared.set(g.vectors);
 
-      let index: GalleryIndex;
-      let build: { buildSeconds: number; measuredBytesPerVector: number };
+      const design = o.design ?? 'faces';
+      const faces = design !== 'centroids';
+      let index: GalleryIndex | null = null;
+      let build: { buildSeconds: number; measuredBytesPerVector: number } = { buildSeconds: NaN, measuredBytesPerVector: NaN };
       // One folder per configuration: a build keeps a single snapshot per folder and gallery id.
       const cacheDir = o.cacheDir ? join(o.cacheDir, `search-n${n}-d${dim}-m${m}-efc${efConstruction}-s${o.seed ?? 1}-f${per}-sh${shards}`) : null;
-      if (cacheDir && existsSync(join(cacheDir, 'build.json'))) {
+      if (!faces) {
+        // only the centroid design below
+      } else if (cacheDir && existsSync(join(cacheDir, 'build.json'))) {
         const cached = JSON.parse(readFileSync(join(cacheDir, 'build.json'), 'utf8')) as { build: typeof build; meta: SnapshotMeta };
         build = cached.build;
         index = GalleryIndex.fromFile(params, cacheDir, cached.meta);
@@ -312,7 +335,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         index = await buildShards({ id: n, ...params }, { ids, vectors: shared }, { lastFaceId: n, deleteSeq: 0 }, shards, dir, progress).promise;
         build = { buildSeconds: (performance.now() - t0) / 1000, measuredBytesPerVector: (nativeBytes() - native0) / n };
         log(`n=${n}: built ${shards} shard(s) in ${build.buildSeconds.toFixed(1)} s`);
-        if (cacheDir) writeFileSync(join(cacheDir, 'build.json'), JSON.stringify({ build, meta: index.snapshot }));
+        if (cacheDir) writeFileSync(join(cacheDir, 'build.json'), JSON.stringify({ build, meta: index!.snapshot }));
       }
       const { buildSeconds, measuredBytesPerVector } = build;
 
@@ -346,11 +369,14 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         }
         return { ...latency(times, performance.now() - th), recall1: hit1 / queries, recall10: hit10 / (queries * k) };
       };
-      const hnsw = efs.map((ef) => {
-        const r = runHnsw(index, ef);
-        log(`n=${n}: ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
-        return { ef, ...r, speedup: exact.p50Ms / r.p50Ms };
-      });
+      const hnsw = !index
+        ? []
+        : efs.map((ef) => {
+            const r = runHnsw(index!, ef);
+            log(`n=${n}: ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
+            return { ef, ...r, speedup: exact.p50Ms / r.p50Ms };
+          });
+      const centroids = design === 'faces' ? undefined : await benchCentroids(g, probes, truth, efs, k, o.centroidCandidates ?? 10, shards, params, join(tmp, 'centroids'), exact.p50Ms, log);
 
       let pg: PgSearchRow | undefined;
       if (o.pg) {
@@ -372,10 +398,14 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         });
       }
 
-      const meta = index.save(tmp, n);
-      const reloaded = GalleryIndex.fromFile(params, tmp, meta);
-      const reloadedRecall1 = runHnsw(reloaded, efs[0]!).recall1;
-      const fileBytesPerVector = snapshotParts(meta).reduce((b, p) => b + statSync(join(tmp, p.file)).size, 0) / n;
+      let reloadedRecall1 = NaN;
+      let fileBytesPerVector = NaN;
+      if (index) {
+        const meta = index.save(tmp, n);
+        const reloaded = GalleryIndex.fromFile(params, tmp, meta);
+        reloadedRecall1 = runHnsw(reloaded, efs[0]!).recall1;
+        fileBytesPerVector = snapshotParts(meta).reduce((b, p) => b + statSync(join(tmp, p.file)).size, 0) / n;
+      }
 
       rows.push({
         n,
@@ -390,6 +420,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         exact,
         hnsw,
         reloadedRecall1,
+        ...(centroids ? { centroids } : {}),
         ...(pg ? { pg } : {}),
       });
     }
@@ -408,6 +439,84 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
     spread: measureClusterSpread(model),
     rows,
   };
+}
+
+/**
+ * The centroid design on the same gallery and probes: one unit centroid per identity in an index
+ * built like the store's (buildShards), searched for `candidates` identities whose faces are then
+ * scored exactly; recall of the re-ranked faces against the exact face top-k. Time per query
+ * includes the re-rank.
+ */
+async function benchCentroids(
+  g: ClusteredGallery,
+  probes: Float32Array,
+  truth: Int32Array[],
+  efs: number[],
+  k: number,
+  candidates: number,
+  shards: number,
+  params: { dimension: number; m: number; efConstruction: number; ef: number },
+  dir: string,
+  exactP50: number,
+  log: (line: string) => void,
+): Promise<CentroidRow> {
+  const { dim, n, identities } = g;
+  // Faces of each identity (counting sort on identityOf), and the normalised centroids.
+  const start = new Int32Array(identities + 1);
+  for (let r = 0; r < n; r++) start[g.identityOf[r]! + 1]!++;
+  for (let i = 0; i < identities; i++) start[i + 1]! += start[i]!;
+  const fill = start.slice(0, identities);
+  const rowsOf = new Int32Array(n);
+  for (let r = 0; r < n; r++) rowsOf[fill[g.identityOf[r]!]!++] = r;
+  const cent = new Float32Array(new SharedArrayBuffer(identities * dim * 4));
+  for (let i = 0; i < identities; i++) {
+    const c = cent.subarray(i * dim, (i + 1) * dim);
+    for (let j = start[i]!; j < start[i + 1]!; j++) {
+      const r = rowsOf[j]!;
+      for (let d = 0; d < dim; d++) c[d]! += g.vectors[r * dim + d]!;
+    }
+    let s = 0;
+    for (let d = 0; d < dim; d++) s += c[d]! * c[d]!;
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+    for (let d = 0; d < dim; d++) c[d]! *= inv;
+  }
+  const ids = new Float64Array(new SharedArrayBuffer(identities * 8));
+  for (let i = 0; i < identities; i++) ids[i] = i + 1;
+  const t0 = performance.now();
+  const index = await buildShards({ id: 1, ...params }, { ids, vectors: cent }, { lastFaceId: identities, deleteSeq: 0 }, shards, dir).promise;
+  const buildSeconds = (performance.now() - t0) / 1000;
+  log(`n=${n}: centroid index of ${identities} identities (${shards} shard(s)) built in ${buildSeconds.toFixed(1)} s`);
+  const queries = truth.length;
+  const hnsw = efs.map((ef) => {
+    const times: number[] = [];
+    let hit1 = 0;
+    let hit10 = 0;
+    const th = performance.now();
+    for (let qi = 0; qi < queries; qi++) {
+      const t = performance.now();
+      const p = probes.subarray(qi * dim, (qi + 1) * dim);
+      const found = index.search(p, candidates, ef);
+      const scored: { face: number; score: number }[] = [];
+      for (const id of found.faceIds) {
+        for (let j = start[id - 1]!; j < start[id]!; j++) {
+          const r = rowsOf[j]!;
+          let s = 0;
+          for (let d = 0; d < dim; d++) s += p[d]! * g.vectors[r * dim + d]!;
+          scored.push({ face: r + 1, score: s });
+        }
+      }
+      scored.sort((a, b) => b.score - a.score);
+      times.push(performance.now() - t);
+      const want = truth[qi]!;
+      if (scored[0]?.face === want[0]) hit1++;
+      const set = new Set(want);
+      for (const f of scored.slice(0, k)) if (set.has(f.face)) hit10++;
+    }
+    const r = { ef, ...latency(times, performance.now() - th), recall1: hit1 / queries, recall10: hit10 / (queries * k) };
+    log(`n=${n}: centroids ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
+    return { ...r, speedup: exactP50 / r.p50Ms };
+  });
+  return { identities, shards, candidates, buildSeconds, buildPerSecond: identities / buildSeconds, hnsw };
 }
 
 export function formatSearchBench(r: SearchBenchResult): string {
@@ -441,6 +550,22 @@ export function formatSearchBench(r: SearchBenchResult): string {
       lines.push(
         `| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
       );
+    }
+  }
+  const cRows = r.rows.filter((row) => row.centroids);
+  if (cRows.length > 0) {
+    lines.push('');
+    lines.push('Candidate design (not the store\'s): an index over identity centroids, the returned identities re-ranked by their faces\' exact scores.');
+    lines.push('');
+    lines.push('| N | identities (shards) | centroid build | candidates | ef | recall@1 | recall@10 | p50 / p99 ms (with re-rank) | QPS | exact/this p50 |');
+    lines.push('|---|---|---|---|---|---|---|---|---|---|');
+    for (const row of cRows) {
+      const c = row.centroids!;
+      for (const h of c.hnsw) {
+        lines.push(
+          `| ${row.n.toLocaleString('en-US')} | ${c.identities.toLocaleString('en-US')} (${c.shards}) | ${f(c.buildSeconds, 1)} s (${Math.round(c.buildPerSecond)}/s) | ${c.candidates} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
+        );
+      }
     }
   }
   lines.push('');

@@ -776,6 +776,12 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
 
 // ---- bench-search ----
 
+function benchDesign(v: string | boolean | undefined): 'faces' | 'centroids' | 'both' | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'faces' || v === 'centroids' || v === 'both') return v;
+  throw new CosfaceError('BAD_INPUT', `bench search: --design takes faces, centroids or both, not '${String(v)}'`);
+}
+
 async function benchSearchCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const { values, positionals } = parse('bench search', args, {
     sizes: { type: 'string' },
@@ -783,6 +789,8 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     m: { type: 'string' },
     'ef-construction': { type: 'string' },
     shards: { type: 'string' },
+    design: { type: 'string' },
+    'centroid-candidates': { type: 'string' },
     queries: { type: 'string' },
     cache: { type: 'string' },
     db: { type: 'string' },
@@ -804,6 +812,8 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     m: values.m === undefined ? undefined : intOpt('bench search', values.m, 'm', 16, 256),
     efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 16, 100_000),
     shards: values.shards === undefined ? undefined : intOpt('bench search', values.shards, 'shards', 1, 64),
+    design: benchDesign(values.design),
+    centroidCandidates: values['centroid-candidates'] === undefined ? undefined : intOpt('bench search', values['centroid-candidates'], 'centroid-candidates', 1, 10_000),
     queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
     cacheDir: str(values.cache),
     ...(pgLocation
