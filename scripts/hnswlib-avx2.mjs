@@ -7,11 +7,19 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const pkg = join(root, 'node_modules', 'hnswlib-node');
+// Wherever npm put it: our own node_modules, or a project's that installed cosface.
+const require = createRequire(import.meta.url);
+const where = (name) => {
+  try {
+    return dirname(require.resolve(`${name}/package.json`));
+  } catch {
+    return null;
+  }
+};
+const pkg = where('hnswlib-node') ?? '/nonexistent';
 const say = (s) => process.stderr.write(`hnswlib-avx2: ${s}\n`);
 
 function hasAvx2() {
@@ -49,7 +57,7 @@ function main() {
   try {
     const copy = join(work, 'hnswlib-node');
     cpSync(pkg, copy, { recursive: true, filter: (src) => !src.startsWith(join(pkg, 'build')) });
-    const env = { ...process.env, CXXFLAGS: `${process.env.CXXFLAGS ?? ''} -mavx2 -mfma`.trim(), NODE_PATH: join(root, 'node_modules') };
+    const env = { ...process.env, CXXFLAGS: `${process.env.CXXFLAGS ?? ''} -mavx2 -mfma`.trim(), NODE_PATH: [dirname(pkg), dirname(where('node-addon-api') ?? pkg)].join(':') };
     execFileSync(process.execPath, [gyp, 'rebuild'], { cwd: copy, env, stdio: ['ignore', 'ignore', 'inherit'] });
     const built = join(copy, 'build', 'Release', 'addon.node');
     // lib/index.js loads the addon through `bindings`, resolved from the installed package.
