@@ -339,7 +339,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
           const s = (performance.now() - t0) / 1000;
           log(`  n=${n}: ${added} added in ${s.toFixed(1)} s (${Math.round(added / s)} vectors/s so far, load ${loadavg()[0]!.toFixed(2)})`);
         };
-        index = await buildShards({ id: n, ...params }, { ids, vectors: shared }, { lastFaceId: n, deleteSeq: 0 }, shards, dir, progress).promise;
+        index = await buildShards({ id: n, ...params }, { ids, vectors: shared }, { lastFaceId: n, deleteSeq: 0 }, shards, dir, { onProgress: progress }).promise;
         build = { buildSeconds: (performance.now() - t0) / 1000, measuredBytesPerVector: (nativeBytes() - native0) / n };
         log(`n=${n}: built ${shards} shard(s) in ${build.buildSeconds.toFixed(1)} s`);
         if (cacheDir) writeFileSync(join(cacheDir, 'build.json'), JSON.stringify({ build, meta: index!.snapshot }));

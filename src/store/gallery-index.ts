@@ -623,7 +623,8 @@ export interface BackgroundRebuild {
  * Builds `shards` graphs at once, one worker thread each, into files in `dir`, and loads them as one
  * index whose `snapshot` names those files and the database state they reflect (`state`). The
  * workers end when their shard is written; a failure or cancel() terminates them all and removes
- * their files. The workers are unref'd: a pending build never keeps the process alive by itself.
+ * their files. A `background` build's workers are unref'd: it never keeps the process alive by
+ * itself (files a killed build leaves are removed on the next open); a build someone awaits keeps it.
  */
 export function buildShards(
   g: HnswParams & { id: number },
@@ -631,7 +632,7 @@ export function buildShards(
   state: { lastFaceId: number; deleteSeq: number },
   shards: number,
   dir: string,
-  onProgress?: (added: number) => void,
+  o: { onProgress?: (added: number) => void; background?: boolean } = {},
 ): BackgroundRebuild {
   mkdirSync(dir, { recursive: true });
   const require = createRequire(import.meta.url);
@@ -661,12 +662,12 @@ export function buildShards(
   const stopAll = () => Promise.all(workers.map((w) => w.terminate()));
   const progress = files.map(() => 0);
   const built = workers.map((worker, i) => {
-    worker.unref();
+    if (o.background) worker.unref();
     return new Promise<SnapshotPart>((resolve, reject) => {
       worker.on('message', (m: { progress: number } | { bytes: number; sha256: string; count: number }) => {
         if ('progress' in m) {
           progress[i] = m.progress;
-          onProgress?.(progress.reduce((a, b) => a + b, 0));
+          o.onProgress?.(progress.reduce((a, b) => a + b, 0));
         } else resolve({ file: files[i]!, ...m });
       });
       worker.once('error', (e) => reject(new CosfaceError('INDEX_ERROR', `index build failed: ${e.message}`, { cause: e })));
@@ -716,7 +717,9 @@ export function rebuildInBackground(dbPath: string, sqlite: Database.Database, g
     maxId: (sqlite.prepare('SELECT COALESCE(MAX(id), 0) AS m FROM faces WHERE gallery_id = ?').get(g.id) as { m: number }).m,
     live: rows.liveCount(g.id),
   }))();
-  return buildShards(g, { dbPath, galleryId: g.id, maxId: state.maxId }, { lastFaceId: state.maxId, deleteSeq: state.deleteSeq }, shardCount(state.live, shardFrom), dir);
+  return buildShards(g, { dbPath, galleryId: g.id, maxId: state.maxId }, { lastFaceId: state.maxId, deleteSeq: state.deleteSeq }, shardCount(state.live, shardFrom), dir, {
+    background: true,
+  });
 }
 
 /** Points the sidecar at index files written by build workers (after the swap). */
