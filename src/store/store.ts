@@ -12,6 +12,7 @@ import { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair } from './th
 import type { IndexConsistency, ScoredFace, VectorIndex, VectorIndexStats } from './vector-index.js';
 import type { FaceBox, FaceKeypoints } from '../db/schema.js';
 import type { IndexEvent } from './sqlite/hnsw-vector-index.js';
+import { timed, type StageTimer } from '../stage-timer.js';
 
 export type { FaceBox, FaceKeypoints } from '../db/schema.js';
 export type { ExactScorer } from './exact-scorer.js';
@@ -238,6 +239,11 @@ export class Store {
   readonly scorerName: string;
   private readonly scorer: ExactScorer;
   private readonly exactBelow: number;
+  /**
+   * Receives addFaces's stages (validate, write, index) when the call passes no timer of its own:
+   * for benchmarks of a server's enrollment route. Unset, the stages are not timed.
+   */
+  stageTimer: StageTimer | undefined;
 
   constructor(private readonly parts: StoreParts) {
     this.meta = parts.meta;
@@ -389,12 +395,56 @@ export class Store {
    * `newIdentities` are created in the same transaction (a crash or an error leaves neither the
    * identities nor the faces), and items may name them.
    */
-  async addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[], opts: { newIdentities?: readonly IdentityInput[] } = {}): Promise<FaceInfo[]> {
+  async addFaces(
+    gallery: string,
+    items: readonly { identity: string; face: FaceInput }[],
+    opts: { newIdentities?: readonly IdentityInput[]; timer?: StageTimer } = {},
+  ): Promise<FaceInfo[]> {
+    const timer = opts.timer ?? this.stageTimer;
+    const { g, fresh, newIdentities, prepared } = await timed(timer, 'validate', () => this.prepareFaces(gallery, items, opts.newIdentities ?? []));
+    const now = new Date();
+    const rows = prepared.map((p) => ({
+      identityId: p.ident?.id ?? 0,
+      ...(p.ident ? {} : { newIdentity: fresh.get(p.externalId)! }),
+      photoPath: p.face.photoPath ?? null,
+      photoHash: p.face.photoHash ?? null,
+      box: p.face.box ?? null,
+      keypoints: p.face.keypoints ?? null,
+      quality: p.face.quality ?? null,
+      embedding: p.v,
+      createdAt: now,
+    }));
+    let ids: number[];
+    let identityIds: number[] = [];
+    if (newIdentities.length === 0) ids = await timed(timer, 'write', () => this.meta.insertFaces(g.id, rows));
+    else {
+      const made = await timed(timer, 'write', () =>
+        this.meta.insertIdentitiesAndFaces(
+          g.id,
+          newIdentities.map((n) => ({ externalId: n.externalId, displayName: n.displayName ?? null, metadata: n.metadata ?? null, createdAt: now })),
+          rows,
+        ),
+      );
+      if (!made) throw new CosfaceError('DUPLICATE_IDENTITY', `one of the identities ${newIdentities.map((n) => `"${n.externalId}"`).join(', ')} already exists in gallery "${gallery}"`);
+      ids = made.faceIds;
+      identityIds = made.identityIds;
+    }
+    // Committed. From here on a failure only costs index freshness, never data.
+    await timed(timer, 'index', () => this.index.added(g, ids.map((id, i) => ({ id, v: prepared[i]!.v }))));
+    return ids.map((id, i) => ({
+      id,
+      identity: prepared[i]!.externalId,
+      identityId: prepared[i]!.ident?.id ?? identityIds[fresh.get(prepared[i]!.externalId)!]!,
+      createdAt: now,
+    }));
+  }
+
+  /** addFaces's checks, before anything is written: the gallery, the new identities, every item. */
+  private async prepareFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[], newIdentities: readonly IdentityInput[]) {
     const g = await this.gallery(gallery);
     if (!Array.isArray(items) || items.length === 0) throw new CosfaceError('EMPTY_BATCH', 'addFaces: no faces given');
     // Validate everything before writing anything.
     const fresh = new Map<string, number>(); // external id -> index in newIdentities
-    const newIdentities = opts.newIdentities ?? [];
     for (const [k, n] of newIdentities.entries()) {
       checkIdentityInput(n);
       if (fresh.has(n.externalId) || (await this.meta.liveIdentity(g.id, n.externalId))) {
@@ -418,39 +468,7 @@ export class Store {
       checkFaceExtras(it.face, where);
       prepared.push({ ident, externalId: it.identity, v, face: it.face });
     }
-    const now = new Date();
-    const rows = prepared.map((p) => ({
-      identityId: p.ident?.id ?? 0,
-      ...(p.ident ? {} : { newIdentity: fresh.get(p.externalId)! }),
-      photoPath: p.face.photoPath ?? null,
-      photoHash: p.face.photoHash ?? null,
-      box: p.face.box ?? null,
-      keypoints: p.face.keypoints ?? null,
-      quality: p.face.quality ?? null,
-      embedding: p.v,
-      createdAt: now,
-    }));
-    let ids: number[];
-    let identityIds: number[] = [];
-    if (newIdentities.length === 0) ids = await this.meta.insertFaces(g.id, rows);
-    else {
-      const made = await this.meta.insertIdentitiesAndFaces(
-        g.id,
-        newIdentities.map((n) => ({ externalId: n.externalId, displayName: n.displayName ?? null, metadata: n.metadata ?? null, createdAt: now })),
-        rows,
-      );
-      if (!made) throw new CosfaceError('DUPLICATE_IDENTITY', `one of the identities ${newIdentities.map((n) => `"${n.externalId}"`).join(', ')} already exists in gallery "${gallery}"`);
-      ids = made.faceIds;
-      identityIds = made.identityIds;
-    }
-    // Committed. From here on a failure only costs index freshness, never data.
-    await this.index.added(g, ids.map((id, i) => ({ id, v: prepared[i]!.v })));
-    return ids.map((id, i) => ({
-      id,
-      identity: prepared[i]!.externalId,
-      identityId: prepared[i]!.ident?.id ?? identityIds[fresh.get(prepared[i]!.externalId)!]!,
-      createdAt: now,
-    }));
+    return { g, fresh, newIdentities, prepared };
   }
 
   async deleteFace(gallery: string, faceId: number): Promise<void> {
