@@ -244,7 +244,7 @@ function fmtFar(far: number | null | undefined): string {
  * The photos of an enrollment folder: one sub-folder per identity (a symbolic link to a folder
  * counts), and the photo files directly in it (links followed; JPEG, PNG or WebP by content).
  */
-async function listEnrollPhotos(dir: string): Promise<{ photos: EnrollPhoto[]; folders: string[]; ignored: string[]; skipped: SkippedFile[] }> {
+export async function listEnrollPhotos(dir: string): Promise<{ photos: EnrollPhoto[]; folders: string[]; ignored: string[]; skipped: SkippedFile[] }> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
