@@ -16,7 +16,7 @@ for (const name of ['enroll', 'identify', 'verify', 'gallery', 'calibrate', 'eva
   EXTRA_COMMANDS[name] = async () => (await import('./store-commands.js')).storeCommands()[name];
 }
 EXTRA_USAGE.push(
-  '  cosface enroll <dir> --gallery <name> [--db <db>] [--backend ...] [--pipeline on|off] [--batch 4] [--stats] [--json] [--quiet]   one folder per identity (folder name = id); resumable',
+  '  cosface enroll <dir> --gallery <name> [--db <db>] [--backend ...] [--pipeline on|off] [--batch 8] [--stats] [--json] [--quiet]   one folder per identity (folder name = id); resumable',
   '  cosface identify <photo> --gallery <name> [--db <db>] [--k 5] [--far 1e-4 | --threshold t] [--exact] [--json]',
   '  cosface verify <a> <b> [--db <db>] [--far 1e-4 | --threshold t] [--json]   the largest face of each photo',
   '  cosface gallery list | stats <name> [--check] | delete <name>   [--db <db>] [--json]',
@@ -45,7 +45,7 @@ EXTRA_COMMANDS['bench-pipeline'] = async () => (await import('../bench/pipeline-
 EXTRA_USAGE.push('  cosface bench pipeline <photo|dir>... [--backend webgpu,wasm] [--runs 3] [--json]   photos/s through the whole pipeline');
 // Bulk enrollment speed with the stage split (src/bench/enroll-bench.ts): cosface bench enroll.
 EXTRA_COMMANDS['bench-enroll'] = async () => (await import('../bench/enroll-bench.js')).benchEnrollCommand;
-EXTRA_USAGE.push('  cosface bench enroll --photos <dir> [--limit N] [--backend wasm] [--pipeline off,on] [--batch 4] [--runs 1] [--json]   enroll photos/s and where the time goes');
+EXTRA_USAGE.push('  cosface bench enroll --photos <dir> [--limit N] [--backend wasm] [--pipeline off,on] [--batch 8] [--runs 1] [--json]   enroll photos/s and where the time goes');
 EXTRA_COMMANDS['bench-enroll-http'] = async () => (await import('../bench/enroll-http-bench.js')).benchEnrollHttpCommand;
 EXTRA_USAGE.push('  cosface bench enroll-http [--faces 100000] [--batch 1000] [--slices 5] [--json]   embeddings/s through the bulk enrollment route, by stage');
 

@@ -98,7 +98,7 @@ describe('cosface enroll, pipelined and photo by photo', () => {
     io.clear();
     await cmd.enroll([people, '--gallery', 'g', '--db', join(dir, 'pipe3.db'), '--stats', '--quiet']);
     expect(io.stdout).toMatch(/skipped: 13 already enrolled/);
-    expect(io.stdout).toMatch(/speed: [\d.]+ photos\/s, 0\.00 faces\/s .*pipelined, 4 photos per network call/);
+    expect(io.stdout).toMatch(/speed: [\d.]+ photos\/s, 0\.00 faces\/s .*pipelined, 8 photos per network call/);
     expect(io.stdout).toMatch(/^ {2}detect +[\d.]+ s +[\d.]+%$/m);
     expect(io.stdout).not.toMatch(/^ {2}embed/m);
     await expectCode(cmd.enroll, [people, '--gallery', 'g', '--db', join(dir, 'x.db'), '--pipeline', 'maybe'], 'BAD_INPUT');
