@@ -61,7 +61,7 @@ export interface MixedResult {
 const rng = centredRandom;
 
 /** The operation sequence both sides run: op i is the same request over HTTP and in process. */
-class Mix {
+export class Mix {
   private r = rng(7);
   private enrolled = 0;
   private deleted = 0;
