@@ -18,7 +18,7 @@ import {
 } from '../gallery-index.js';
 import type { GalleryRecord } from '../meta.js';
 import { VectorMatrix } from '../vector-matrix.js';
-import type { IndexConsistency, VectorIndex, VectorIndexStats, VectorSearch, VectorSearchOptions } from '../vector-index.js';
+import { modelChangedError, type IndexConsistency, type VectorIndex, type VectorIndexStats, type VectorSearch, type VectorSearchOptions } from '../vector-index.js';
 
 export type IndexEvent =
   | { kind: 'opened'; gallery: string; how: 'snapshot' | 'rebuilt'; reason?: string; replayed: number; deletesApplied: number }
@@ -44,6 +44,8 @@ interface LoadedGallery {
   index: GalleryIndex;
   /** Every live face of the gallery with an id up to this one is in the index (see syncWithOtherWriters). */
   syncedId: number;
+  /** The gallery's generation (model switches) the index was built for. */
+  generation: number;
   matrix: VectorMatrix | null;
   rebuild: { job: BackgroundRebuild; done: Promise<void> } | null;
 }
@@ -112,6 +114,15 @@ export class HnswVectorIndex implements VectorIndex {
     if (!l.rebuild && l.index.deletedCount >= this.o.rebuildMinDeleted && l.index.deletedFraction > this.o.rebuildDeletedFraction) {
       void this.rebuild(g);
     }
+  }
+
+  async modelSwitched(g: GalleryRecord): Promise<void> {
+    const l = this.loaded.get(g.id);
+    if (l && l.generation >= g.generation) return;
+    if (l) this.discard(g.id, l);
+    // The old model's snapshot goes; the new graph is built now and saved for the next open.
+    if (this.o.indexDir) removeIndexFiles(this.o.indexDir, g.id);
+    this.load(g);
   }
 
   async dropGallery(g: GalleryRecord): Promise<void> {
@@ -231,24 +242,43 @@ export class HnswVectorIndex implements VectorIndex {
     if (version === this.dataVersion) return;
     this.dataVersion = version;
     for (const [id, l] of this.loaded) {
-      const row = this.sqlite.prepare('SELECT id, dimension, hnsw_m AS m, hnsw_ef_construction AS efc, hnsw_ef AS ef FROM galleries WHERE id = ?').get(id) as
-        | { id: number; dimension: number; m: number; efc: number; ef: number }
-        | undefined;
+      const row = this.sqlite
+        .prepare('SELECT id, dimension, hnsw_m AS m, hnsw_ef_construction AS efc, hnsw_ef AS ef, generation FROM galleries WHERE id = ?')
+        .get(id) as { id: number; dimension: number; m: number; efc: number; ef: number; generation: number } | undefined;
       if (!row) {
         this.loaded.delete(id);
         continue;
       }
-      const r = catchUpExternal(this.sqlite, { id: row.id, dimension: row.dimension, m: row.m, efConstruction: row.efc, ef: row.ef }, l.index, l.syncedId);
+      if (row.generation !== l.generation) {
+        // Another process switched the gallery's model: every vector changed, the graph is rebuilt on next use.
+        this.discard(id, l);
+        continue;
+      }
+      const r = catchUpExternal(this.sqlite, { id: row.id, dimension: row.dimension, m: row.m, efConstruction: row.efc, ef: row.ef, generation: row.generation }, l.index, l.syncedId);
       l.syncedId = r.sinceId;
       if (r.added > 0 || r.deleted > 0) l.matrix = null;
     }
+  }
+
+  /** Forgets a gallery's loaded index (its background rebuild, if any, is cancelled). */
+  private discard(id: number, l: LoadedGallery): void {
+    this.loaded.delete(id);
+    if (l.rebuild) void l.rebuild.job.cancel().catch(() => undefined);
   }
 
   /** The gallery's index, opened (snapshot + replay, or rebuild) on first use. */
   private load(g: GalleryRecord): LoadedGallery {
     this.syncWithOtherWriters();
     let l = this.loaded.get(g.id);
+    // A request that read the gallery before a model switch must not meet the new vectors.
+    if (l && l.generation > g.generation) throw modelChangedError(g.name);
+    if (l && l.generation < g.generation) {
+      this.discard(g.id, l);
+      l = undefined;
+    }
     if (!l) {
+      const row = this.sqlite.prepare('SELECT generation FROM galleries WHERE id = ?').get(g.id) as { generation: number } | undefined;
+      if (row && row.generation !== g.generation) throw modelChangedError(g.name);
       const opened = openGalleryIndex(this.sqlite, indexedGallery(g), this.o.indexDir);
       this.emit({
         kind: 'opened',
@@ -258,7 +288,7 @@ export class HnswVectorIndex implements VectorIndex {
         replayed: opened.replayed,
         deletesApplied: opened.deletesApplied,
       });
-      l = { name: g.name, index: opened.index, syncedId: opened.index.lastFaceId, matrix: null, rebuild: null };
+      l = { name: g.name, index: opened.index, syncedId: opened.index.lastFaceId, generation: g.generation, matrix: null, rebuild: null };
       this.loaded.set(g.id, l);
     }
     return l;
@@ -292,5 +322,5 @@ export class HnswVectorIndex implements VectorIndex {
 }
 
 function indexedGallery(g: GalleryRecord): IndexedGallery {
-  return { id: g.id, dimension: g.dimension, m: g.hnswM, efConstruction: g.hnswEfConstruction, ef: g.hnswEf };
+  return { id: g.id, dimension: g.dimension, m: g.hnswM, efConstruction: g.hnswEfConstruction, ef: g.hnswEf, generation: g.generation };
 }
