@@ -489,6 +489,13 @@ export class Store {
     return (await this.meta.listFaces(g.id, ident.id)).map((r) => ({ ...r, identity: ident.externalId }));
   }
 
+  /** An identity's live faces with their stored (unit) vectors, oldest first. */
+  async identityEmbeddings(gallery: string, externalId: string): Promise<{ id: number; embedding: Float32Array }[]> {
+    const g = await this.gallery(gallery);
+    const ident = await this.identity(g, externalId);
+    return this.meta.identityEmbeddings(g.id, ident.id);
+  }
+
   /** Whether a photo (by sha256) already has a live face in the gallery: resumable enrollment. */
   async hasPhoto(gallery: string, photoHash: string): Promise<boolean> {
     const g = await this.gallery(gallery);

@@ -28,14 +28,25 @@ export function hnswIndexName(galleryId: number): string {
 }
 
 /** The CREATE INDEX of a gallery's partial HNSW index (idempotent); null above pgvector's dimension limit (exact scans only). */
-export function hnswIndexSql(g: Pick<GalleryRecord, 'id' | 'dimension' | 'hnswM' | 'hnswEfConstruction'>): string | null {
+export function hnswIndexSql(g: Pick<GalleryRecord, 'id' | 'dimension' | 'hnswM' | 'hnswEfConstruction' | 'generation'>): string | null {
   if (g.dimension > PGVECTOR_LIMITS.maxIndexDimension) return null;
   const { m, efConstruction } = pgHnswParams(g);
   const id = int(g.id);
   return (
     `CREATE INDEX IF NOT EXISTS ${hnswIndexName(id)} ON faces USING hnsw ((embedding::vector(${int(g.dimension)})) vector_ip_ops) ` +
-    `WITH (m = ${m}, ef_construction = ${efConstruction}) WHERE gallery_id = ${id} AND NOT deleted`
+    `WITH (m = ${m}, ef_construction = ${efConstruction}) WHERE ${galleryPredicate(g)}`
   );
+}
+
+/**
+ * The partial index's predicate, repeated literally by every search. A gallery that switched model
+ * (generation > 0) also requires the new dimension: the switch builds the index in the same
+ * transaction that rewrote the vectors, and an index build also reads the rows' previous versions
+ * (still visible to older snapshots), whose vectors of the old dimension must not reach the cast.
+ */
+function galleryPredicate(g: Pick<GalleryRecord, 'id' | 'dimension' | 'generation'>): string {
+  const base = `gallery_id = ${int(g.id)} AND NOT deleted`;
+  return g.generation > 0 ? `${base} AND vector_dims(embedding) = ${int(g.dimension)}` : base;
 }
 
 /** The HNSW build parameters pgvector accepts closest to the gallery's. */
@@ -186,7 +197,7 @@ function searchSql(g: GalleryRecord, probe: Float32Array, limit: number) {
   const d = sql.raw(String(int(g.dimension)));
   const lit = vectorLiteral(probe);
   return sql`SELECT id, -(embedding::vector(${d}) <#> ${lit}::vector(${d})) AS score
-    FROM faces WHERE gallery_id = ${sql.raw(String(int(g.id)))} AND NOT deleted
+    FROM faces WHERE ${sql.raw(galleryPredicate(g))}
     ORDER BY embedding::vector(${d}) <#> ${lit}::vector(${d}) LIMIT ${sql.raw(String(int(limit)))}`;
 }
 
