@@ -239,3 +239,116 @@ describe.each(BACKENDS)('gallery migration to a 512-d model (%s)', (backend) => 
     expect((await store.thresholds(newModelId)).map((t) => t.far)).toEqual(report.calibration.fars.slice().sort((a, b) => b - a));
   }, 120_000);
 });
+
+// The command: bad input changes nothing; a SIGKILLed migration leaves the gallery answering on
+// the old model, and a rerun takes over the dead run's claim and resumes; a missing photo stops
+// the switch (MIGRATION_INCOMPLETE) until --drop-missing. On SQLite (a CLI child shares the file).
+describe('cosface gallery migrate (CLI)', () => {
+  it('refuses bad input unchanged, survives a SIGKILL on the old model, resumes, and switches', async () => {
+    const { spawn } = await import('node:child_process');
+    const Database = (await import('better-sqlite3')).default;
+    const { openStore } = await import('../../src/store/index.js');
+    const { storeCommands } = await import('../../src/commands/store-commands.js');
+    const { sqliteFingerprint } = await import('../helpers/backends.js');
+    const io = { stdout: '', stderr: '', errIsTTY: false, out: (s: string) => void (io.stdout += s), err: (s: string) => void (io.stderr += s) };
+    // The file's two pipelines serve the commands (the vendored model, or --model's).
+    const cmd = storeCommands({ io, openPipeline: async (o) => ({ ...(o.model?.path ? newSession : oldSession), close: async () => undefined }) });
+    const run = async (args: string[]) => {
+      io.stdout = '';
+      io.stderr = '';
+      await cmd.gallery(['migrate', ...args]);
+    };
+    const code = async (args: string[]) => run(args).then(() => 'ok', (e: unknown) => (isCosfaceError(e) ? e.code : String(e)));
+
+    const people = join(dir, 'cli-people');
+    const db = join(dir, 'cli.db');
+    const chosen = photos.filter((p) => p.identity !== 'table').slice(0, 6);
+    let store = await openStore(db);
+    await store.createGallery(G, { modelId: CLI_MODEL_ID, dimension: 128 });
+    for (const p of chosen) {
+      mkdirSync(join(people, p.identity), { recursive: true });
+      const at = join(people, p.identity, p.path.split('/').pop()!);
+      copyFileSync(p.path, at);
+      const f = largest(p.old);
+      const [x, y, width, height] = f.box;
+      await store.ensureIdentity(G, { externalId: p.identity });
+      await store.addFace(G, p.identity, { embedding: f.embedding, box: { x, y, width, height }, photoHash: p.hash, photoPath: relative(process.cwd(), at) });
+    }
+    await store.close();
+    const junk = join(dir, 'junk.onnx');
+    writeFileSync(junk, 'not a model at all');
+    const untouched = sqliteFingerprint(db);
+    expect(await code(['nope', '--model', modelPath, '--photos', people, '--db', db])).toBe('GALLERY_NOT_FOUND');
+    expect(await code([G, '--model', junk, '--photos', people, '--db', db])).toBe('BAD_MODEL');
+    expect(await code([G, '--model', modelPath, '--photos', junk, '--db', db])).toBe('BAD_INPUT');
+    expect(await code([G, '--model', modelPath, '--db', db])).toBe('BAD_INPUT');
+    expect(sqliteFingerprint(db)).toBe(untouched);
+
+    // A real CLI child, killed once it has staged a face.
+    const staged = () => {
+      const c = new Database(db, { readonly: true });
+      try {
+        return (c.prepare('SELECT COUNT(*) AS n FROM staged_embeddings').get() as { n: number }).n;
+      } finally {
+        c.close();
+      }
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'gallery', 'migrate', G, '--model', modelPath, '--photos', people, '--db', db, '--backend', 'wasm', '--workers', '1', '--quiet'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let childErr = '';
+    child.stderr.on('data', (d) => (childErr += String(d)));
+    const exited = new Promise<string | null>((r) => child.on('exit', (_c, sig) => r(sig)));
+    for (let i = 0; staged() === 0; i++) {
+      if (child.exitCode !== null || i > 6000) throw new Error(`the child ended before staging anything: ${childErr}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    const stagedAtKill = staged();
+    expect(stagedAtKill).toBeLessThan(chosen.length); // killed in the middle
+    store = await openStore(db);
+    try {
+      const g = await store.getGallery(G);
+      expect(g).toMatchObject({ modelId: CLI_MODEL_ID, dimension: 128, faces: chosen.length });
+      for (const p of chosen) expect((await store.identify(G, largest(p.old).embedding, { k: 1 })).candidates[0]!.identity).toBe(p.identity);
+      expect((await store.migrationStatus(G)).claim).not.toBeNull(); // the dead run's claim: a rerun takes it over
+    } finally {
+      await store.close();
+    }
+
+    // A photo goes missing: the rerun resumes, reports it, and switches nothing.
+    const lost = chosen[chosen.length - 1]!;
+    rmSync(join(people, lost.identity, lost.path.split('/').pop()!));
+    expect(await code([G, '--model', modelPath, '--photos', people, '--db', db, '--json'])).toBe('MIGRATION_INCOMPLETE');
+    const partial = JSON.parse(io.stdout) as { resumed: number; switched: boolean; missing: { identity: string; reason: string }[] };
+    expect(partial.resumed).toBe(stagedAtKill);
+    expect(partial.switched).toBe(false);
+    expect(partial.missing).toEqual([expect.objectContaining({ identity: lost.identity, reason: 'photo not found' })]);
+    store = await openStore(db);
+    try {
+      expect(await store.getGallery(G)).toMatchObject({ modelId: CLI_MODEL_ID, dimension: 128, faces: chosen.length });
+      expect((await store.migrationStatus(G)).claim).toBeNull(); // writes are taken again
+    } finally {
+      await store.close();
+    }
+
+    // --drop-missing: switched, every other face holds the new model's embedding of its photo.
+    await run([G, '--model', modelPath, '--photos', people, '--db', db, '--drop-missing', '--json']);
+    const done = JSON.parse(io.stdout) as { switched: boolean; resumed: number; reembedded: number; dropped: number[]; facesAfter: number };
+    expect(done).toMatchObject({ switched: true, resumed: chosen.length - 1, reembedded: 0, facesAfter: chosen.length - 1 });
+    expect(done.dropped).toHaveLength(1);
+    store = await openStore(db);
+    try {
+      expect(await store.getGallery(G)).toMatchObject({ modelId: newModelId, dimension: 512, faces: chosen.length - 1 });
+      for (const p of chosen.slice(0, -1)) {
+        const faces = await store.identityEmbeddings(G, p.identity);
+        expect(faces.every((f) => f.embedding.length === 512)).toBe(true);
+        expect(Math.max(...faces.map((f) => dot(f.embedding, largest(p.neu).embedding))), p.path).toBeGreaterThan(0.99999);
+      }
+    } finally {
+      await store.close();
+    }
+  }, 120_000);
+});
