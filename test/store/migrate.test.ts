@@ -352,3 +352,104 @@ describe('cosface gallery migrate (CLI)', () => {
     }
   }, 120_000);
 });
+
+// The store primitives without photos, on the paths the photo test does not reach: HNSW search
+// (exactBelow 0) in the migrating process and in a second one on the same SQLite file (a server
+// beside the CLI: it learns of the switch from the commit and rebuilds its graph), and the edge
+// store (synchronous drizzle SQLite + exact scan). Old model: 128-d vectors; new: 256-d.
+describe('migration primitives: a second process, HNSW, the edge store', () => {
+  const rnd = (seed: number, n: number) => {
+    let s = seed >>> 0;
+    return Float32Array.from({ length: n }, () => {
+      s = (s * 1664525 + 1013904223) >>> 0;
+      return s / 2 ** 32 - 0.5;
+    });
+  };
+  const N = 120;
+  const oldV = (i: number) => rnd(1000 + i, 128);
+  const newV = (i: number) => rnd(5000 + i, 256);
+
+  async function fill(s: Store): Promise<number[]> {
+    await s.createGallery('g', { modelId: 'old', dimension: 128 });
+    for (let i = 0; i < N; i++) await s.addIdentity('g', { externalId: `p${i}` });
+    return (await s.addFaces('g', Array.from({ length: N }, (_, i) => ({ identity: `p${i}`, face: { embedding: oldV(i) } })))).map((f) => f.id);
+  }
+  async function migrate(s: Store, ids: number[], owner: string): Promise<void> {
+    await s.beginMigration('g', { modelId: 'new', dimension: 256 }, { owner });
+    const todo = await s.facesToMigrate('g', 0, 1000);
+    expect(todo.map((f) => f.id)).toEqual(ids);
+    await s.stageMigratedFaces('g', owner, todo.map((f) => ({ faceId: f.id, embedding: newV(ids.indexOf(f.id)) })));
+  }
+
+  it('SQLite: the other process answers on the old graph until the switch and on a rebuilt one after', async () => {
+    const { openStore } = await import('../../src/store/index.js');
+    const path = join(dir, 'two.db');
+    const a = await openStore(path, { exactBelow: 0 });
+    const b = await openStore(path, { exactBelow: 0 });
+    try {
+      const ids = await fill(a);
+      for (const s of [a, b]) expect((await s.identify('g', oldV(7), { k: 1 })).candidates[0]).toMatchObject({ identity: 'p7', faceId: ids[7] });
+      expect((await b.identify('g', oldV(7))).method).toBe('hnsw');
+      await migrate(a, ids, 'a');
+      // Staged, not switched: both still answer on the old vectors; b cannot claim or add.
+      for (const s of [a, b]) expect((await s.identify('g', oldV(9), { k: 1 })).candidates[0]!.identity).toBe('p9');
+      await expect(b.beginMigration('g', { modelId: 'new', dimension: 256 }, { owner: 'b' })).rejects.toMatchObject({ code: 'MIGRATING' });
+      await expect(b.addFaces('g', [{ identity: 'p1', face: { embedding: oldV(1) } }])).rejects.toMatchObject({ code: 'MIGRATING' });
+      const sw = await a.switchMigration('g', 'a');
+      expect(sw).toMatchObject({ faces: N, dropped: [], previous: { modelId: 'old', dimension: 128 }, gallery: { modelId: 'new', dimension: 256 } });
+      for (const s of [a, b]) {
+        const r = await s.identify('g', newV(11), { k: 1 });
+        expect(r.method).toBe('hnsw');
+        expect(r.candidates[0]).toMatchObject({ identity: 'p11', faceId: ids[11] });
+        expect(r.candidates[0]!.score).toBeGreaterThan(0.9999);
+        await expect(s.identify('g', oldV(11))).rejects.toMatchObject({ code: 'DIMENSION_MISMATCH' });
+        const c = await s.checkConsistency('g');
+        expect([c.dbLive, c.indexLive, c.missingFromIndex.length, c.vectorMismatches.length]).toEqual([N, N, 0, 0]);
+      }
+      // Writes are taken again, in the new dimension.
+      await b.addFaces('g', [{ identity: 'p1', face: { embedding: newV(1) } }]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    // A reopened store loads the new generation's snapshot (or rebuilds), never the old graph.
+    const c = await openStore(path, { exactBelow: 0 });
+    try {
+      expect((await c.identify('g', newV(3), { k: 1 })).candidates[0]!.identity).toBe('p3');
+    } finally {
+      await c.close();
+    }
+  }, 60_000);
+
+  it('edge store: the same claim, stage and switch; abort keeps or discards the staged vectors', async () => {
+    const Database = (await import('better-sqlite3')).default;
+    const { drizzle } = await import('drizzle-orm/better-sqlite3');
+    const schema = await import('../../src/db/schema.js');
+    const { loadWasmModule } = await import('../../src/backend/wasm/wasm-kernels.js');
+    const { openEdgeStore } = await import('../../src/store/edge/open-edge-store.js');
+    const path = join(dir, 'edge.db');
+    const sqlite = new Database(path);
+    const edge = openEdgeStore(drizzle(sqlite, { schema }) as never, { wasm: loadWasmModule('simd'), location: path, closeDb: () => sqlite.close() });
+    try {
+      const s = edge.store;
+      const ids = await fill(s);
+      expect((await s.identify('g', oldV(5), { k: 1 })).candidates[0]!.identity).toBe('p5');
+      await migrate(s, ids, 'e');
+      expect((await s.migrationStatus('g')).staged).toBe(N);
+      // Abort keeps the staged vectors (a rerun resumes); a claim for another model drops them.
+      expect(await s.abortMigration('g', 'e')).toBe(true);
+      expect((await s.beginMigration('g', { modelId: 'new', dimension: 256 }, { owner: 'e2' })).staged).toBe(N);
+      await s.abortMigration('g', null, { discard: true });
+      expect((await s.beginMigration('g', { modelId: 'new', dimension: 256 }, { owner: 'e3' })).staged).toBe(0);
+      await s.abortMigration('g', 'e3');
+      await migrate(s, ids, 'e4');
+      await expect(s.switchMigration('g', 'someone-else')).rejects.toMatchObject({ code: 'MIGRATING' });
+      expect((await s.identify('g', oldV(5), { k: 1 })).candidates[0]!.identity).toBe('p5');
+      await s.switchMigration('g', 'e4');
+      expect((await s.identify('g', newV(5), { k: 1 })).candidates[0]).toMatchObject({ identity: 'p5', faceId: ids[5] });
+      expect(await s.getGallery('g')).toMatchObject({ modelId: 'new', dimension: 256, faces: N });
+    } finally {
+      await edge.store.close();
+    }
+  }, 60_000);
+});
