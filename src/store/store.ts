@@ -739,6 +739,9 @@ export class Store {
     const g = await this.gallery(gallery);
     const drop = o.drop ?? [];
     drop.forEach((id, i) => checkInt(id, `drop[${i}]`, 1, Number.MAX_SAFE_INTEGER));
+    if (!g.migration || g.migration.owner !== owner) throw lostClaim(g.name, owner);
+    // The new index is built before the switch from the staged vectors, so the switch swaps it in.
+    await this.index.prepareSwitch(g, { dimension: g.migration.dimension, generation: g.generation + 1 });
     const r = await this.meta.switchModel(g.id, owner, drop);
     if (!r.switched) {
       if (r.reason === 'not-holder') throw lostClaim(g.name, owner);

@@ -64,6 +64,12 @@ export interface VectorIndex {
   /** Faces soft-deleted in the database. */
   deleted(g: GalleryRecord, faceIds: readonly number[]): Promise<void>;
   /**
+   * A model switch is about to commit: build what the gallery's index will need afterwards from the
+   * staged vectors (hnswlib: the new graph, so the switch only swaps it in), for the new dimension
+   * and generation. Indexes that live in the database or scan do nothing.
+   */
+  prepareSwitch(g: GalleryRecord, next: { dimension: number; generation: number }): Promise<void>;
+  /**
    * The gallery switched to another model (meta.switchModel committed; `g` is the new record):
    * state built for an older generation is dropped. An index also notices a newer generation by
    * itself (another process switched), and answers a search for an older one with MODEL_CHANGED.

@@ -385,7 +385,8 @@ describe('migration primitives: a second process, HNSW, the edge store', () => {
     const { openStore } = await import('../../src/store/index.js');
     const path = join(dir, 'two.db');
     const a = await openStore(path, { exactBelow: 0 });
-    const b = await openStore(path, { exactBelow: 0 });
+    const events: { kind: string; how?: string; reason?: string }[] = [];
+    const b = await openStore(path, { exactBelow: 0, onIndexEvent: (e) => events.push(e) });
     try {
       const ids = await fill(a);
       for (const s of [a, b]) expect((await s.identify('g', oldV(7), { k: 1 })).candidates[0]).toMatchObject({ identity: 'p7', faceId: ids[7] });
@@ -395,6 +396,7 @@ describe('migration primitives: a second process, HNSW, the edge store', () => {
       for (const s of [a, b]) expect((await s.identify('g', oldV(9), { k: 1 })).candidates[0]!.identity).toBe('p9');
       await expect(b.beginMigration('g', { modelId: 'new', dimension: 256 }, { owner: 'b' })).rejects.toMatchObject({ code: 'MIGRATING' });
       await expect(b.addFaces('g', [{ identity: 'p1', face: { embedding: oldV(1) } }])).rejects.toMatchObject({ code: 'MIGRATING' });
+      events.length = 0;
       const sw = await a.switchMigration('g', 'a');
       expect(sw).toMatchObject({ faces: N, dropped: [], previous: { modelId: 'old', dimension: 128 }, gallery: { modelId: 'new', dimension: 256 } });
       for (const s of [a, b]) {
@@ -406,6 +408,8 @@ describe('migration primitives: a second process, HNSW, the edge store', () => {
         const c = await s.checkConsistency('g');
         expect([c.dbLive, c.indexLive, c.missingFromIndex.length, c.vectorMismatches.length]).toEqual([N, N, 0, 0]);
       }
+      // The other process loaded the graph the migration built and saved, instead of building one.
+      expect(events.filter((e) => e.kind === 'opened')).toEqual([expect.objectContaining({ how: 'snapshot' })]);
       // Writes are taken again, in the new dimension.
       await b.addFaces('g', [{ identity: 'p1', face: { embedding: newV(1) } }]);
     } finally {

@@ -75,6 +75,10 @@ export class ExactScanIndex implements VectorIndex {
     this.galleries.delete(g.id);
   }
 
+  async prepareSwitch(): Promise<void> {
+    // Loaded from the database on first use after the switch.
+  }
+
   async modelSwitched(g: GalleryRecord): Promise<void> {
     if ((this.generations.get(g.id) ?? -1) < g.generation) this.galleries.delete(g.id);
   }

@@ -76,6 +76,10 @@ export class PgVectorIndex implements VectorIndex {
     this.ensured.set(g.id, g.generation);
   }
 
+  async prepareSwitch(): Promise<void> {
+    // The switch's transaction builds the new index (pg-meta.ts).
+  }
+
   /** The gallery switched model: its index was rebuilt in the switch's transaction (pg-meta.ts). */
   async modelSwitched(g: GalleryRecord): Promise<void> {
     this.ensured.delete(g.id);

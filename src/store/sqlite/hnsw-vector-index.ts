@@ -9,11 +9,11 @@ import {
   buildFromDatabase,
   catchUp,
   catchUpExternal,
+  GalleryIndex,
   openGalleryIndex,
   rebuildInBackground,
   removeIndexFiles,
   type BackgroundRebuild,
-  type GalleryIndex,
   type IndexedGallery,
 } from '../gallery-index.js';
 import type { GalleryRecord } from '../meta.js';
@@ -53,6 +53,8 @@ interface LoadedGallery {
 export class HnswVectorIndex implements VectorIndex {
   readonly kind = 'hnswlib';
   private readonly loaded = new Map<number, LoadedGallery>();
+  /** Graphs built for a gallery's next generation, waiting for its model switch to commit. */
+  private readonly pending = new Map<number, { generation: number; index: GalleryIndex }>();
   /** SQLite's data_version when the loaded indexes were last caught up with other processes' commits. */
   private dataVersion = -1;
   private closed = false;
@@ -116,13 +118,46 @@ export class HnswVectorIndex implements VectorIndex {
     }
   }
 
+  /**
+   * Builds the graph of the gallery's next generation from the staged vectors (every live face has
+   * one, or the switch is refused), before the switch commits; modelSwitched swaps it in.
+   */
+  async prepareSwitch(g: GalleryRecord, next: { dimension: number; generation: number }): Promise<void> {
+    const params: IndexedGallery = { ...indexedGallery(g), dimension: next.dimension, generation: next.generation };
+    const index = this.sqlite.transaction(() => {
+      const n = (this.sqlite.prepare('SELECT COUNT(*) AS n FROM staged_embeddings WHERE gallery_id = ?').get(g.id) as { n: number }).n;
+      const built = GalleryIndex.create(params, Math.ceil(n * 1.25));
+      const v = new Float32Array(next.dimension);
+      const rows = this.sqlite.prepare(
+        'SELECT s.face_id AS id, s.embedding FROM staged_embeddings s JOIN faces f ON f.id = s.face_id WHERE s.gallery_id = ? AND f.deleted = 0 ORDER BY s.face_id',
+      );
+      for (const r of rows.iterate(g.id) as IterableIterator<{ id: number; embedding: Buffer }>) {
+        if (r.embedding.length === next.dimension * 4) built.add(r.id, blobToEmbedding(r.embedding, v));
+      }
+      // Every live face up to here is staged (the claim blocks inserts): the graph covers them; the
+      // deletes after this point are applied when it is swapped in.
+      built.lastFaceId = (this.sqlite.prepare('SELECT COALESCE(MAX(id), 0) AS m FROM faces WHERE gallery_id = ?').get(g.id) as { m: number }).m;
+      built.deleteSeq = this.deleteSeq(g.id);
+      return built;
+    })();
+    this.pending.set(g.id, { generation: next.generation, index });
+  }
+
   async modelSwitched(g: GalleryRecord): Promise<void> {
+    const pending = this.pending.get(g.id);
+    this.pending.delete(g.id);
     const l = this.loaded.get(g.id);
     if (l && l.generation >= g.generation) return;
     if (l) this.discard(g.id, l);
-    // The old model's snapshot goes; the new graph is built now and saved for the next open.
+    // The old model's snapshot goes; the new graph (built before the switch, or now) is saved at once for other processes.
     if (this.o.indexDir) removeIndexFiles(this.o.indexDir, g.id);
-    this.load(g);
+    if (pending && pending.generation === g.generation) {
+      catchUp(this.sqlite, indexedGallery(g), pending.index);
+      const fresh: LoadedGallery = { name: g.name, index: pending.index, syncedId: pending.index.lastFaceId, generation: g.generation, matrix: null, rebuild: null };
+      this.loaded.set(g.id, fresh);
+      if (this.o.indexDir) this.save(fresh, g.id);
+      this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: fresh.index.size, replayed: 0 });
+    } else this.load(g);
   }
 
   async dropGallery(g: GalleryRecord): Promise<void> {
