@@ -124,6 +124,9 @@ describe.each(BACKENDS)('gallery migration to a 512-d model (%s)', (backend) => 
     renameSync(movedFrom, join(people, 'renamed-biden.jpg'));
     const before = await store.getGallery(G);
     expect(before.faces).toBe(layout.length + 1);
+    // A key scoped to the gallery (it keeps working: the gallery keeps its id and name).
+    const keyHash = 'ab'.repeat(32);
+    await store.meta.insertKey({ name: 'staff-key', keyHash, galleryId: before.id, createdAt: new Date() });
 
     // The continuous query loop: each answer checked against the model the gallery held when asked.
     const stats = { old: 0, neu: 0, duringMigration: 0, raced: 0, failures: [] as string[] };
@@ -205,6 +208,7 @@ describe.each(BACKENDS)('gallery migration to a 512-d model (%s)', (backend) => 
     const after = await store.getGallery(G);
     expect(after).toMatchObject({ id: before.id, name: G, modelId: newModelId, dimension: 512, faces: layout.length - 1 });
     expect((await store.migrationStatus(G)).claim).toBeNull();
+    expect(await store.meta.keyByHash(keyHash)).toMatchObject({ galleryId: before.id, gallery: G, revokedAt: null });
     for (const p of live) {
       const stored = (await store.identityEmbeddings(G, p.identity)).find((f) => f.id === p.faceId);
       expect(stored, p.identity).toBeDefined();
