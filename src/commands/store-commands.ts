@@ -562,8 +562,10 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
     }
     const s = await store.galleryStats(name);
     const check = values.check ? await store.checkConsistency(name) : undefined;
+    const mig = await store.migrationStatus(name);
+    const migration = mig.claim ? { ...mig.claim, active: mig.active, staged: mig.staged } : null;
     if (values.json) {
-      json({ ...s, ...(check ? { consistency: check } : {}) });
+      json({ ...s, migration, ...(check ? { consistency: check } : {}) });
       return;
     }
     const lines = [
@@ -574,6 +576,12 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
         `${s.index.unsavedChanges ? `, ${s.index.unsavedChanges} changes since` : ''}`,
       `created: ${s.createdAt.toISOString()}`,
     ];
+    if (migration) {
+      lines.push(
+        `migration to ${migration.modelId} (${migration.dimension}-d): ${migration.staged}/${s.faces} faces re-embedded; ` +
+          `${migration.active ? `held by ${migration.owner}, adding faces refused (MIGRATING)` : `stopped (claim lapsed ${Math.round((Date.now() - migration.heartbeatAt) / 1000)} s after the last sign of life); rerun gallery migrate to resume`}`,
+      );
+    }
     if (check) {
       const ok = check.missingFromIndex.length + check.extraInIndex.length + check.vectorMismatches.length === 0;
       lines.push(

@@ -321,6 +321,9 @@ describe('cosface gallery migrate (CLI)', () => {
     } finally {
       await store.close();
     }
+    io.stdout = '';
+    await cmd.gallery(['stats', G, '--db', db, '--json']);
+    expect(JSON.parse(io.stdout).migration).toMatchObject({ modelId: newModelId, dimension: 512, staged: stagedAtKill });
 
     // A photo goes missing: the rerun resumes, reports it, and switches nothing.
     const lost = chosen[chosen.length - 1]!;
