@@ -21,6 +21,7 @@ EXTRA_USAGE.push(
   '  cosface verify <a> <b> [--db <db>] [--far 1e-4 | --threshold t] [--json]   the largest face of each photo',
   '  cosface gallery list | stats <name> [--check] | delete <name>   [--db <db>] [--json]',
   '  cosface gallery duplicates <name> [--far f | --threshold t] [--db <db>] [--json]   identities enrolled twice, best pair first',
+  '  cosface gallery migrate <name> --model <file> --photos <dir> [--drop-missing] [--no-recalibrate] [--db <db>] [--json] [--quiet] | --abort [--discard]   re-embed with a new model, then switch (no downtime)',
   '  cosface calibrate --data <dir> [--pairs <csv>] [--all-pairs] [--db <db>] [--json]   store thresholds for FAR 1e-2..1e-6',
   '  cosface eval orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--gallery-db <location>] [--search exact|index] [--json]',
   '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index [--shared-other <faces>]]] [--json]',

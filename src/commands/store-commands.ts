@@ -508,6 +508,7 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
 async function galleryCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const [sub, ...rest] = args;
   if (sub === 'duplicates') return galleryDuplicates(rest, o);
+  if (sub === 'migrate') return galleryMigrate(rest, o);
   const { values, positionals } = parse(`gallery ${sub ?? ''}`.trim(), rest, { db: { type: 'string' }, json: { type: 'boolean' }, check: { type: 'boolean' } });
   const dbPath = storeLocation(str(values.db));
   const json = (x: unknown) => o.io.out(`${JSON.stringify(x)}\n`);
@@ -529,7 +530,7 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
     }
     return;
   }
-  if (sub !== 'stats' && sub !== 'delete') throw new CosfaceError('BAD_INPUT', `gallery: unknown subcommand '${sub ?? ''}' (list, stats <name>, delete <name>, duplicates <name>)`);
+  if (sub !== 'stats' && sub !== 'delete') throw new CosfaceError('BAD_INPUT', `gallery: unknown subcommand '${sub ?? ''}' (list, stats <name>, delete <name>, duplicates <name>, migrate <name>)`);
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', `gallery ${sub}: give one gallery name`);
   const name = positionals[0]!;
   const store = await openExistingStore(dbPath);
@@ -543,8 +544,10 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
     }
     const s = await store.galleryStats(name);
     const check = values.check ? await store.checkConsistency(name) : undefined;
+    const mig = await store.migrationStatus(name);
+    const migration = mig.claim ? { ...mig.claim, active: mig.active, staged: mig.staged } : null;
     if (values.json) {
-      json({ ...s, ...(check ? { consistency: check } : {}) });
+      json({ ...s, migration, ...(check ? { consistency: check } : {}) });
       return;
     }
     const lines = [
@@ -555,6 +558,12 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
         `${s.index.unsavedChanges ? `, ${s.index.unsavedChanges} changes since` : ''}`,
       `created: ${s.createdAt.toISOString()}`,
     ];
+    if (migration) {
+      lines.push(
+        `migration to ${migration.modelId} (${migration.dimension}-d): ${migration.staged}/${s.faces} faces re-embedded; ` +
+          `${migration.active ? `held by ${migration.owner}, adding faces refused (MIGRATING)` : `stopped (claim lapsed ${Math.round((Date.now() - migration.heartbeatAt) / 1000)} s after the last sign of life); rerun gallery migrate to resume`}`,
+      );
+    }
     if (check) {
       const ok = check.missingFromIndex.length + check.extraInIndex.length + check.vectorMismatches.length === 0;
       lines.push(
@@ -589,6 +598,100 @@ async function galleryDuplicates(args: string[], o: Required<StoreCommandOptions
     for (const p of r.pairs) lines.push(`  ${p.score.toFixed(4)}  ${p.a.identity}  ${p.b.identity}`);
     o.io.out(`${lines.join('\n')}\n`);
   } finally {
+    await store.close();
+  }
+}
+
+/**
+ * cosface gallery migrate <name> --model <file> --photos <dir>: re-embeds every face from its source
+ * photo with the new model while the gallery answers on the old one, then switches in one
+ * transaction (src/migrate/migrate-gallery.ts). Faces that cannot be re-embedded are listed; with
+ * any of them nothing is switched (MIGRATION_INCOMPLETE) unless --drop-missing.
+ * --abort ends a migration in progress (its claim; --discard also its staged vectors).
+ */
+async function galleryMigrate(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const { values, positionals } = parse('gallery migrate', args, {
+    db: { type: 'string' },
+    photos: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+    'drop-missing': { type: 'boolean' },
+    'no-recalibrate': { type: 'boolean' },
+    abort: { type: 'boolean' },
+    discard: { type: 'boolean' },
+    ...PIPELINE_OPTIONS,
+  });
+  if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'gallery migrate: give one gallery name: cosface gallery migrate <name> --model <file> --photos <dir>');
+  const name = positionals[0]!;
+  const dbPath = storeLocation(str(values.db));
+  if (values.abort) {
+    const store = await openExistingStore(dbPath);
+    try {
+      const ended = await store.abortMigration(name, null, { discard: !!values.discard });
+      if (values.json) o.io.out(`${JSON.stringify({ gallery: name, aborted: ended, discarded: ended && !!values.discard })}
+`);
+      else o.io.out(ended ? `gallery "${name}": migration stopped${values.discard ? ', staged vectors removed' : ' (staged vectors kept for a rerun)'}
+` : `gallery "${name}": no migration in progress
+`);
+    } finally {
+      await store.close();
+    }
+    return;
+  }
+  if (!str(values.model)) throw new CosfaceError('BAD_INPUT', 'gallery migrate: --model <file> (the new model) is required');
+  const photos = str(values.photos);
+  if (!photos) throw new CosfaceError('BAD_INPUT', 'gallery migrate: --photos <dir> (where the enrolled photos are) is required');
+  const st = await stat(photos).catch(() => null);
+  if (!st?.isDirectory()) throw new CosfaceError('BAD_INPUT', `gallery migrate: --photos ${photos} is not a folder`);
+  // The model is loaded (and its errors raised) before the store is touched.
+  const pipe = await pipelineOpts('gallery migrate', values, o);
+  const store = await openExistingStore(dbPath);
+  let session: PipelineSession | null = null;
+  try {
+    await store.getGallery(name); // GALLERY_NOT_FOUND before a pipeline is compiled
+    const { migrateGallery } = await import('../migrate/migrate-gallery.js');
+    let bar: ProgressBar | null = null;
+    const report = await migrateGallery({
+      store,
+      gallery: name,
+      model: { id: pipe.model!.id, dimension: pipe.model!.dimension },
+      photosDir: photos,
+      dropMissing: !!values['drop-missing'],
+      recalibrate: !values['no-recalibrate'],
+      facesInPhoto: async (bytes, path) => {
+        session ??= await o.openPipeline(pipe);
+        const found = await facesOf(session.pipeline, path, bytes);
+        return found.faces.map((f) => ({ box: f.box, embedding: f.embedding }));
+      },
+      onProgress: (done, total) => {
+        bar ??= new ProgressBar(o.io, total, 're-embedding', { quiet: !!values.quiet, unit: 'faces' });
+        bar.setTotal(total);
+        if (done > bar.count) bar.tick(done - bar.count);
+      },
+    });
+    if (values.json) o.io.out(`${JSON.stringify({ ...report, db: describeLocation(dbPath) })}
+`);
+    else {
+      const lines = [
+        `gallery "${name}": ${report.from.modelId} (${report.from.dimension}-d) -> ${report.to.modelId} (${report.to.dimension}-d)`,
+        `faces: ${report.faces}; re-embedded now ${report.reembedded} from ${report.photos} photos${report.resumed ? `, ${report.resumed} from an earlier run` : ''}`,
+      ];
+      if (report.movedPhotos.length) lines.push(`found by content hash (moved or renamed): ${report.movedPhotos.map((m) => `${m.recorded ?? '?'} -> ${m.found}`).join(', ')}`);
+      if (report.missing.length) {
+        lines.push(`not re-embedded: ${report.missing.length}${report.switched ? ' (deleted: --drop-missing)' : ''}`);
+        for (const m of report.missing) lines.push(`  face ${m.faceId} (${m.identity}) ${m.photoPath ?? '(no path)'}: ${m.reason}${m.detail ? ` (${m.detail})` : ''}`);
+      }
+      if (report.switched) {
+        lines.push(`switched: the gallery now holds ${report.to.modelId} (${report.to.dimension}-d) vectors for all ${report.facesAfter} faces`);
+        lines.push(`thresholds: ${report.calibration.status}${report.calibration.fars.length ? ` at FAR ${report.calibration.fars.join(', ')}` : ''}${report.calibration.note ? ` (${report.calibration.note})` : ''}`);
+      } else lines.push('not switched: the gallery stays on its model; bring the photos back and rerun (done faces are kept), or pass --drop-missing to delete those faces');
+      o.io.out(`${lines.join('\n')}\n`);
+    }
+    if (!report.switched) {
+      throw new CosfaceError('MIGRATION_INCOMPLETE', `gallery migrate: ${report.missing.length} face${report.missing.length === 1 ? '' : 's'} could not be re-embedded (listed above); nothing was switched`);
+    }
+  } finally {
+    await (session as PipelineSession | null)?.close();
     await store.close();
   }
 }

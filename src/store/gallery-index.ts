@@ -31,6 +31,8 @@ export interface HnswParams {
   m: number;
   efConstruction: number;
   ef: number;
+  /** The gallery's generation (bumped by each model switch); 0 when absent. */
+  generation?: number;
 }
 
 /** What a gallery needs to find its index: its row id and parameters. */
@@ -52,6 +54,8 @@ export interface SnapshotMeta {
   dimension: number;
   m: number;
   efConstruction: number;
+  /** The gallery generation the vectors belong to (absent in snapshots written before model switches existed: 0). */
+  generation?: number;
   savedAt: string;
 }
 
@@ -197,6 +201,7 @@ export class GalleryIndex {
       dimension: this.params.dimension,
       m: this.params.m,
       efConstruction: this.params.efConstruction,
+      generation: this.params.generation ?? 0,
       savedAt: new Date().toISOString(),
     };
     writeSidecar(dir, galleryId, meta);
@@ -295,6 +300,7 @@ function readSnapshotMeta(dir: string, g: IndexedGallery): { meta: SnapshotMeta 
   if (meta.dimension !== g.dimension || meta.m !== g.m || meta.efConstruction !== g.efConstruction) {
     return { reason: 'index parameters changed' };
   }
+  if ((meta.generation ?? 0) !== (g.generation ?? 0)) return { reason: 'the gallery switched to another model' };
   const file = join(dir, meta.file);
   if (!existsSync(file)) return { reason: `index file ${meta.file} missing` };
   if (statSync(file).size !== meta.bytes) return { reason: `index file ${meta.file} has the wrong size` };
@@ -511,6 +517,7 @@ export function rebuildInBackground(dbPath: string, g: IndexedGallery, dir: stri
         dimension: g.dimension,
         m: g.m,
         efConstruction: g.efConstruction,
+        generation: g.generation ?? 0,
         savedAt: new Date().toISOString(),
       };
       try {
