@@ -28,7 +28,7 @@ const convCases: ConvCase[] = [
 const depthwiseCases = [
   { name: 'dw 3x3 s1 pads 1, 13 ch prelu', h: 9, w: 11, inC: 13, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(1, 1, 1, 1), activation: 'prelu' as const },
   { name: 'dw 3x3 s2 asymmetric, 70 ch relu + residual', h: 12, w: 7, inC: 70, k: [3, 3] as [number, number], stride: [2, 2] as [number, number], pads: pads(0, 1, 1, 0), activation: 'relu' as const, residual: true },
-  // C % 4 == 0: the vec4 3x3 variants on WebGPU (depthwise-v4.wgsl).
+  // C % 4 == 0: the vec4 3x3 variants on WebGPU (depthwise3x3Wgsl, v4).
   { name: 'dw 3x3 s1 pads 1, 20 ch prelu + residual', h: 9, w: 11, inC: 20, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(1, 1, 1, 1), activation: 'prelu' as const, residual: true },
   { name: 'dw 3x3 s2 asymmetric, 36 ch prelu', h: 13, w: 10, inC: 36, k: [3, 3] as [number, number], stride: [2, 2] as [number, number], pads: pads(1, 0, 1, 1), activation: 'prelu' as const },
   { name: 'dw 3x3 s1 valid, 8 ch none', h: 6, w: 7, inC: 8, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(0, 0, 0, 0), activation: 'none' as const },
