@@ -253,3 +253,71 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 ${v4 ? V4_HEADER : SCALAR_HEADER}${L.join('\n')}
 `);
 }
+
+/**
+ * Any kh x kw, stride and padding with C % 4 == 0: one output pixel x four channels per
+ * invocation, a loop over the taps with vec4 loads. For the global depthwise convolution
+ * (7x7 over a 7x7 map, one output pixel) that ends MobileFaceNet, where the generic kernel's
+ * 4x4 tile is mostly empty and loads one channel at a time.
+ * Bindings as depthwise3x3Wgsl's vec4 form; weights [kh,kw,C/4] vec4. Dispatch: ceil(pixels *
+ * C/4 / 64) workgroups of 64 laid out as x + y * 65535, pixels = n * OH * OW, channel-fastest.
+ */
+export function depthwiseVec4Wgsl(): ShaderSpec {
+  return single('depthwise-v4-loop', `// depthwise-v4-loop: any kernel, one output pixel x four channels per invocation.
+struct Params {
+  H: u32, W: u32, C4: u32, OH: u32,
+  OW: u32, kh: u32, kw: u32, sh: u32,
+  sw: u32, padTop: u32, padLeft: u32, act: u32,
+  hasResidual: u32, total: u32, _pad0: u32, _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> alpha: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> residual: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(6) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let flat = (wg.x + wg.y * 65535u) * 64u + lid.x;
+  if (flat >= p.total) {
+    return;
+  }
+  let c4 = flat % p.C4;
+  let pix = flat / p.C4;
+  let ox = pix % p.OW;
+  let oy = (pix / p.OW) % p.OH;
+  let b = pix / (p.OW * p.OH);
+  let iy0 = i32(oy * p.sh) - i32(p.padTop);
+  let ix0 = i32(ox * p.sw) - i32(p.padLeft);
+  let base = b * p.H * p.W * p.C4 + c4;
+  var acc = vec4<f32>(0.0);
+  for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
+    let iy = iy0 + i32(ky);
+    if (iy < 0 || iy >= i32(p.H)) {
+      continue;
+    }
+    let rb = base + u32(iy) * p.W * p.C4;
+    for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
+      let ix = ix0 + i32(kx);
+      if (ix >= 0 && ix < i32(p.W)) {
+        acc = acc + x[rb + u32(ix) * p.C4] * w[(ky * p.kw + kx) * p.C4 + c4];
+      }
+    }
+  }
+  var v = acc + bias[c4];
+  if (p.act == 1u) {
+    v = max(v, vec4<f32>(0.0));
+  } else if (p.act == 2u) {
+    v = select(v * alpha[c4], v, v > vec4<f32>(0.0));
+  }
+  let o = pix * p.C4 + c4;
+  if (p.hasResidual != 0u) {
+    v = v + residual[o];
+  }
+  out[o] = v;
+}
+`);
+}
