@@ -55,7 +55,7 @@ if (hasSubgroups) {
     o[w.x * 64u + l.x] = s; }`, lanes * 4, 'broadcast floats');
 }
 // The matrix multiply's inner loop in pieces: accumulators only (32 vs 8 vec4 accumulators: register
-// pressure), then with the subgroup broadcasts, then with the loads of matmul-subgroup.wgsl.
+// pressure), then with the subgroup broadcasts, then with the loads of the subgroup matmul (src/backend/webgpu/kernels/matmul.ts).
 if (hasSubgroups) {
   const hdr4 = 'enable subgroups; @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>; @group(0) @binding(1) var<storage, read_write> o: array<vec4<f32>>;';
   const L4 = 256;

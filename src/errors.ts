@@ -33,7 +33,10 @@ export type ErrorCode =
   | 'INTERNAL' // a bug: anything not foreseen
   | 'OVERLOADED' // too much work queued already: try again shortly
   | 'PHOTOS_UNAVAILABLE' // this deployment serves embedding routes only (the face models do not fit the runtime's limits)
-  | 'INTERRUPTED'; // long work stopped before the end (a server shutting down); what was done is kept
+  | 'INTERRUPTED' // long work stopped before the end (a server shutting down); what was done is kept
+  | 'MIGRATING' // the gallery is being migrated to another model: faces cannot be added until it ends (or another migration holds it)
+  | 'MODEL_CHANGED' // the gallery switched to another model while the request ran: embed with the gallery's model and ask again
+  | 'MIGRATION_INCOMPLETE'; // faces could not be re-embedded (photo missing, no matching face): nothing was switched
 
 export class CosfaceError extends Error {
   readonly code: ErrorCode;

@@ -10,3 +10,9 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** The same generator shifted to [-0.5, 0.5): random directions and symmetric noise. */
+export function centredRandom(seed: number): () => number {
+  const u = mulberry32(seed);
+  return () => u() - 0.5;
+}

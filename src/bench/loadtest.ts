@@ -9,7 +9,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../embedder.js';
-import { mulberry32 } from '../random.js';
+import { centredRandom } from '../random.js';
 
 interface AutocannonResult {
   requests: { average: number; total: number };
@@ -63,7 +63,8 @@ export interface ScenarioResult {
 
 const KEY = 'loadtest-admin-key-0123456789abcdef';
 
-const rng = mulberry32;
+// Uniform in [-0.5, 0.5): the operation mix below and the random directions depend on it.
+const rng = centredRandom;
 const vector = (r: () => number) => Array.from({ length: 128 }, r);
 /** A probe near identity i's first template. */
 function probeFor(base: number[][], i: number, r: () => number): number[] {

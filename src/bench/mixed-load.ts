@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../embedder.js';
 import { openStore } from '../store/index.js';
-import { mulberry32 } from '../random.js';
+import { centredRandom } from '../random.js';
 
 interface AutocannonResult {
   requests: { total: number };
@@ -26,6 +26,7 @@ interface Req {
   method: string;
   path: string;
   body?: string;
+  headers?: Record<string, string>;
 }
 type Autocannon = (
   o: { url: string; connections: number; duration: number; timeout: number; headers: Record<string, string>; requests: { setupRequest: (r: Req) => Req }[] },
@@ -56,10 +57,11 @@ export interface MixedResult {
   byOp: Record<string, number>;
 }
 
-const rng = mulberry32;
+// Uniform in [-0.5, 0.5): the operation mix below and the random directions depend on it.
+const rng = centredRandom;
 
 /** The operation sequence both sides run: op i is the same request over HTTP and in process. */
-class Mix {
+export class Mix {
   private r = rng(7);
   private enrolled = 0;
   private deleted = 0;
@@ -152,12 +154,17 @@ export async function runMixedLoad(o: MixedLoadOptions, say: (l: string) => void
             requests: [
               {
                 setupRequest: (req) => {
+                  // Fresh headers on every request: autocannon keeps the Content-Length it computed
+                  // for one request in the shared headers object, so a DELETE without a body after a
+                  // POST would announce the POST's length, and the server would read the next request
+                  // on that connection as its body (the connection then stalls until the run ends).
+                  req = { ...req, headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' } };
                   const m = mix.next();
                   byOp[m.op] = (byOp[m.op] ?? 0) + 1;
                   if (m.op === 'identify') return { ...req, method: 'POST', path: `/v1/galleries/${GALLERY}/identify`, body: JSON.stringify({ embedding: m.embedding, k: 5 }) };
                   if (m.op === 'verify') return { ...req, method: 'POST', path: '/v1/verify', body: JSON.stringify({ a: m.embedding, b: { gallery: GALLERY, identity: m.identity } }) };
                   if (m.op === 'enroll') return { ...req, method: 'POST', path: `/v1/galleries/${GALLERY}/enroll`, body: JSON.stringify({ faces: [{ identity: m.identity, embedding: m.embedding }] }) };
-                  return { ...req, method: 'DELETE', path: `/v1/galleries/${GALLERY}/identities/${m.identity}`, body: '' };
+                  return { ...req, headers: { authorization: `Bearer ${KEY}` }, method: 'DELETE', path: `/v1/galleries/${GALLERY}/identities/${m.identity}`, body: undefined };
                 },
               },
             ],

@@ -16,11 +16,12 @@ for (const name of ['enroll', 'identify', 'verify', 'gallery', 'calibrate', 'eva
   EXTRA_COMMANDS[name] = async () => (await import('./store-commands.js')).storeCommands()[name];
 }
 EXTRA_USAGE.push(
-  '  cosface enroll <dir> --gallery <name> [--db <db>] [--backend ...] [--json] [--quiet]   one folder per identity (folder name = id); resumable',
+  '  cosface enroll <dir> --gallery <name> [--db <db>] [--backend ...] [--pipeline on|off] [--batch 8] [--stats] [--json] [--quiet]   one folder per identity (folder name = id); resumable',
   '  cosface identify <photo> --gallery <name> [--db <db>] [--k 5] [--far 1e-4 | --threshold t] [--exact] [--json]',
   '  cosface verify <a> <b> [--db <db>] [--far 1e-4 | --threshold t] [--json]   the largest face of each photo',
   '  cosface gallery list | stats <name> [--check] | delete <name>   [--db <db>] [--json]',
   '  cosface gallery duplicates <name> [--far f | --threshold t] [--db <db>] [--json]   identities enrolled twice, best pair first',
+  '  cosface gallery migrate <name> --model <file> --photos <dir> [--drop-missing] [--no-recalibrate] [--db <db>] [--json] [--quiet] | --abort [--discard]   re-embed with a new model, then switch (no downtime)',
   '  cosface calibrate --data <dir> [--pairs <csv>] [--all-pairs] [--db <db>] [--json]   store thresholds for FAR 1e-2..1e-6',
   '  cosface eval orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--gallery-db <location>] [--search exact|index] [--json]',
   '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index [--shared-other <faces>]]] [--json]',
@@ -43,6 +44,11 @@ EXTRA_USAGE.push(
 // Whole-pipeline speed (src/bench/pipeline-bench.ts): cosface bench pipeline.
 EXTRA_COMMANDS['bench-pipeline'] = async () => (await import('../bench/pipeline-bench.js')).benchPipelineCommand;
 EXTRA_USAGE.push('  cosface bench pipeline <photo|dir>... [--backend webgpu,wasm] [--runs 3] [--json]   photos/s through the whole pipeline');
+// Bulk enrollment speed with the stage split (src/bench/enroll-bench.ts): cosface bench enroll.
+EXTRA_COMMANDS['bench-enroll'] = async () => (await import('../bench/enroll-bench.js')).benchEnrollCommand;
+EXTRA_USAGE.push('  cosface bench enroll --photos <dir> [--limit N] [--backend wasm] [--pipeline off,on] [--batch 8] [--runs 1] [--json]   enroll photos/s and where the time goes');
+EXTRA_COMMANDS['bench-enroll-http'] = async () => (await import('../bench/enroll-http-bench.js')).benchEnrollHttpCommand;
+EXTRA_USAGE.push('  cosface bench enroll-http [--faces 100000] [--batch 1000] [--slices 5] [--json]   embeddings/s through the bulk enrollment route, by stage');
 
 // The HTTP API (src/server): cosface serve, cosface keys.
 EXTRA_COMMANDS.serve = async () => (await import('../server/cli-commands.js')).serveCli;

@@ -22,6 +22,9 @@ import { primaryFace } from '../eval/orl.js';
 import type { Command } from './index.js';
 import { ProgressBar } from './progress.js';
 import { describeSkip, walkPhotos, type SkippedFile } from '../files/walk.js';
+import { DEFAULT_ENROLL_BATCH, enrollPhotos, type EnrollPhoto, type EnrollStats, type EnrollSummary } from './enroll-photos.js';
+import { StageTimes } from '../stage-timer.js';
+export type { EnrollSummary } from './enroll-photos.js';
 
 /** The embedding model the CLI's pipeline produces by default (--model gives another), as galleries and calibrations name it. */
 export const CLI_MODEL_ID = DEFAULT_EMBEDDER_ID;
@@ -237,16 +240,11 @@ function fmtFar(far: number | null | undefined): string {
 
 // ---- enroll ----
 
-interface EnrollPhoto {
-  identity: string;
-  path: string;
-}
-
 /**
  * The photos of an enrollment folder: one sub-folder per identity (a symbolic link to a folder
  * counts), and the photo files directly in it (links followed; JPEG, PNG or WebP by content).
  */
-async function listEnrollPhotos(dir: string): Promise<{ photos: EnrollPhoto[]; folders: string[]; ignored: string[]; skipped: SkippedFile[] }> {
+export async function listEnrollPhotos(dir: string): Promise<{ photos: EnrollPhoto[]; folders: string[]; ignored: string[]; skipped: SkippedFile[] }> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -275,31 +273,51 @@ async function listEnrollPhotos(dir: string): Promise<{ photos: EnrollPhoto[]; f
   return { photos, folders, ignored, skipped };
 }
 
-export interface EnrollSummary {
-  gallery: string;
-  db: string;
-  createdGallery: boolean;
-  identityFolders: number;
-  photos: number;
-  added: number;
-  /** Identities that received faces in this run. */
-  identitiesAdded: number;
-  /** Photos already in the gallery (same sha256), left alone. */
-  skipped: number;
-  noFace: string[];
-  badImages: { photo: string; code: string; message: string }[];
-  /** Photos with more than one face: the largest (most central among similar sizes) was enrolled. */
-  multipleFaces: { photo: string; faces: number }[];
-  /** Files that are not photos (not JPEG, PNG or WebP by content), or not in an identity folder. */
-  ignored: string[];
-  /** Files left out for another reason: unreadable, a broken link, a second link to the same file. */
-  skippedFiles: SkippedFile[];
-  gallerySize: { identities: number; faces: number };
+/** An on|off option. */
+export function onOff(cmd: string, v: string | boolean | undefined, name: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw new CosfaceError('BAD_INPUT', `${cmd}: --${name} must be on or off, got '${String(v)}'`);
+}
+
+/** Speed and stage split of an enrollment run from its timer. */
+export function enrollStats(timer: StageTimes, pipelined: boolean, batch: number, photos: number, facesFound: number): EnrollStats {
+  const ms = timer.elapsedMs();
+  return {
+    schedule: pipelined ? 'pipelined' : 'sequential',
+    batch: pipelined ? batch : 1,
+    seconds: ms / 1000,
+    photosPerSec: (photos * 1000) / ms,
+    facesPerSec: (facesFound * 1000) / ms,
+    facesFound,
+    stages: timer.shares(ms).map(({ stage, ms: t, share }) => ({ stage, ms: t, share })),
+  };
+}
+
+export function formatEnrollStats(s: EnrollStats): string[] {
+  const lines = [
+    `speed: ${s.photosPerSec.toFixed(2)} photos/s, ${s.facesPerSec.toFixed(2)} faces/s (${s.seconds.toFixed(1)} s, ${s.schedule}${s.schedule === 'pipelined' ? `, ${s.batch} photos per network call` : ''})`,
+    `stages (wall time with the stage running; ${s.schedule === 'pipelined' ? 'stages overlap, so shares add up to more than 100%' : 'one stage at a time'}):`,
+  ];
+  for (const st of s.stages) lines.push(`  ${st.stage.padEnd(9)} ${(st.ms / 1000).toFixed(2).padStart(8)} s  ${(100 * st.share).toFixed(1).padStart(5)}%`);
+  return lines;
 }
 
 async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
-  const { values, positionals } = parse('enroll', args, { gallery: { type: 'string' }, db: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, ...PIPELINE_OPTIONS });
+  const { values, positionals } = parse('enroll', args, {
+    gallery: { type: 'string' },
+    db: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+    stats: { type: 'boolean' },
+    pipeline: { type: 'string' },
+    batch: { type: 'string' },
+    ...PIPELINE_OPTIONS,
+  });
   const pipe = await pipelineOpts('enroll', values, o);
+  const pipelined = onOff('enroll', values.pipeline, 'pipeline', true);
+  const batch = intOpt('enroll', values.batch, 'batch', DEFAULT_ENROLL_BATCH, 256);
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'enroll: give one folder: cosface enroll <dir> --gallery <name>');
   const gallery = str(values.gallery);
   if (!gallery) throw new CosfaceError('BAD_INPUT', 'enroll: --gallery <name> is required');
@@ -310,7 +328,7 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
   if (photos.length === 0) throw new CosfaceError('BAD_INPUT', `enroll: no photos (JPEG, PNG or WebP) in identity folders under ${dir}${skipped.length ? `; left out: ${skipped.slice(0, 5).map(describeSkip).join(', ')}` : ''}`);
 
   const store = await openStore(dbPath);
-  let session: PipelineSession | null = null;
+  let session = null as PipelineSession | null; // opened inside enrollPhotos, when needed
   try {
     let createdGallery = false;
     try {
@@ -337,59 +355,22 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
       skippedFiles: skipped,
       gallerySize: { identities: 0, faces: 0 },
     };
-    const touched = new Set<string>();
     const bar = new ProgressBar(o.io, photos.length, 'enrolling', { quiet: !!values.quiet, unit: 'photos' });
-    for (const p of photos) {
-      const bytes = await readFile(p.path).catch((e: NodeJS.ErrnoException) => e);
-      if (bytes instanceof Error) {
-        summary.badImages.push({ photo: p.path, code: 'BAD_IMAGE', message: `cannot read the file (${bytes.code ?? bytes.message})` });
-        bar.tick();
-        continue;
-      }
-      const hash = createHash('sha256').update(bytes).digest('hex');
-      if (await store.hasPhoto(gallery, hash)) {
-        summary.skipped++;
-        bar.tick();
-        continue;
-      }
+    const timer = values.stats || values.json ? new StageTimes() : undefined;
+    const outcome = await enrollPhotos({
+      store,
+      gallery,
+      photos,
       // The pipeline compiles three networks (seconds): only when there is something to enroll.
-      session ??= await o.openPipeline(pipe);
-      let found: Awaited<ReturnType<typeof facesOf>>;
-      try {
-        found = await facesOf(session.pipeline, p.path, bytes);
-      } catch (e) {
-        if (!isCosfaceError(e, 'BAD_IMAGE') && !isCosfaceError(e, 'IMAGE_TOO_LARGE')) throw e;
-        summary.badImages.push({ photo: p.path, code: e.code, message: e.message });
-        bar.tick();
-        continue;
-      }
-      const face = found.primary;
-      if (!face) {
-        summary.noFace.push(p.path);
-        bar.tick();
-        continue;
-      }
-      if (found.faces.length > 1) summary.multipleFaces.push({ photo: p.path, faces: found.faces.length });
-      await store.ensureIdentity(gallery, { externalId: p.identity });
-      const [x, y, w, h] = face.box;
-      await store.addFaces(gallery, [
-        {
-          identity: p.identity,
-          face: {
-            embedding: face.embedding,
-            box: { x, y, width: w, height: h },
-            keypoints: face.landmarks,
-            quality: face.quality,
-            photoHash: hash,
-            photoPath: relative(process.cwd(), resolve(p.path)),
-          },
-        },
-      ]);
-      summary.added++;
-      touched.add(p.identity);
-      bar.tick();
-    }
-    summary.identitiesAdded = touched.size;
+      pipeline: async () => (session ??= await o.openPipeline(pipe)).pipeline,
+      pipelined,
+      batch,
+      ...(timer ? { timer } : {}),
+      onPhoto: () => bar.tick(),
+    });
+    const { facesFound, ...counts } = outcome;
+    Object.assign(summary, counts);
+    if (timer) summary.stats = enrollStats(timer, pipelined, batch, photos.length, facesFound);
     const g = await store.getGallery(gallery);
     summary.gallerySize = { identities: g.identities, faces: g.faces };
     if (values.json) {
@@ -408,6 +389,7 @@ async function enroll(args: string[], o: Required<StoreCommandOptions>): Promise
     if (summary.ignored.length) lines.push(`ignored (not a photo in an identity folder): ${summary.ignored.length}`);
     if (skipped.length) lines.push(`left out: ${skipped.length} (${skipped.map(describeSkip).join(', ')})`);
     lines.push(`gallery now: ${g.identities} identities, ${g.faces} faces`);
+    if (values.stats && summary.stats) lines.push(...formatEnrollStats(summary.stats));
     o.io.out(`${lines.join('\n')}\n`);
   } finally {
     await session?.close();
@@ -526,6 +508,7 @@ async function verify(args: string[], o: Required<StoreCommandOptions>): Promise
 async function galleryCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
   const [sub, ...rest] = args;
   if (sub === 'duplicates') return galleryDuplicates(rest, o);
+  if (sub === 'migrate') return galleryMigrate(rest, o);
   const { values, positionals } = parse(`gallery ${sub ?? ''}`.trim(), rest, { db: { type: 'string' }, json: { type: 'boolean' }, check: { type: 'boolean' } });
   const dbPath = storeLocation(str(values.db));
   const json = (x: unknown) => o.io.out(`${JSON.stringify(x)}\n`);
@@ -547,7 +530,7 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
     }
     return;
   }
-  if (sub !== 'stats' && sub !== 'delete') throw new CosfaceError('BAD_INPUT', `gallery: unknown subcommand '${sub ?? ''}' (list, stats <name>, delete <name>, duplicates <name>)`);
+  if (sub !== 'stats' && sub !== 'delete') throw new CosfaceError('BAD_INPUT', `gallery: unknown subcommand '${sub ?? ''}' (list, stats <name>, delete <name>, duplicates <name>, migrate <name>)`);
   if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', `gallery ${sub}: give one gallery name`);
   const name = positionals[0]!;
   const store = await openExistingStore(dbPath);
@@ -561,8 +544,10 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
     }
     const s = await store.galleryStats(name);
     const check = values.check ? await store.checkConsistency(name) : undefined;
+    const mig = await store.migrationStatus(name);
+    const migration = mig.claim ? { ...mig.claim, active: mig.active, staged: mig.staged } : null;
     if (values.json) {
-      json({ ...s, ...(check ? { consistency: check } : {}) });
+      json({ ...s, migration, ...(check ? { consistency: check } : {}) });
       return;
     }
     const lines = [
@@ -573,6 +558,12 @@ async function galleryCommand(args: string[], o: Required<StoreCommandOptions>):
         `${s.index.unsavedChanges ? `, ${s.index.unsavedChanges} changes since` : ''}`,
       `created: ${s.createdAt.toISOString()}`,
     ];
+    if (migration) {
+      lines.push(
+        `migration to ${migration.modelId} (${migration.dimension}-d): ${migration.staged}/${s.faces} faces re-embedded; ` +
+          `${migration.active ? `held by ${migration.owner}, adding faces refused (MIGRATING)` : `stopped (claim lapsed ${Math.round((Date.now() - migration.heartbeatAt) / 1000)} s after the last sign of life); rerun gallery migrate to resume`}`,
+      );
+    }
     if (check) {
       const ok = check.missingFromIndex.length + check.extraInIndex.length + check.vectorMismatches.length === 0;
       lines.push(
@@ -607,6 +598,100 @@ async function galleryDuplicates(args: string[], o: Required<StoreCommandOptions
     for (const p of r.pairs) lines.push(`  ${p.score.toFixed(4)}  ${p.a.identity}  ${p.b.identity}`);
     o.io.out(`${lines.join('\n')}\n`);
   } finally {
+    await store.close();
+  }
+}
+
+/**
+ * cosface gallery migrate <name> --model <file> --photos <dir>: re-embeds every face from its source
+ * photo with the new model while the gallery answers on the old one, then switches in one
+ * transaction (src/migrate/migrate-gallery.ts). Faces that cannot be re-embedded are listed; with
+ * any of them nothing is switched (MIGRATION_INCOMPLETE) unless --drop-missing.
+ * --abort ends a migration in progress (its claim; --discard also its staged vectors).
+ */
+async function galleryMigrate(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
+  const { values, positionals } = parse('gallery migrate', args, {
+    db: { type: 'string' },
+    photos: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+    'drop-missing': { type: 'boolean' },
+    'no-recalibrate': { type: 'boolean' },
+    abort: { type: 'boolean' },
+    discard: { type: 'boolean' },
+    ...PIPELINE_OPTIONS,
+  });
+  if (positionals.length !== 1) throw new CosfaceError('BAD_INPUT', 'gallery migrate: give one gallery name: cosface gallery migrate <name> --model <file> --photos <dir>');
+  const name = positionals[0]!;
+  const dbPath = storeLocation(str(values.db));
+  if (values.abort) {
+    const store = await openExistingStore(dbPath);
+    try {
+      const ended = await store.abortMigration(name, null, { discard: !!values.discard });
+      if (values.json) o.io.out(`${JSON.stringify({ gallery: name, aborted: ended, discarded: ended && !!values.discard })}
+`);
+      else o.io.out(ended ? `gallery "${name}": migration stopped${values.discard ? ', staged vectors removed' : ' (staged vectors kept for a rerun)'}
+` : `gallery "${name}": no migration in progress
+`);
+    } finally {
+      await store.close();
+    }
+    return;
+  }
+  if (!str(values.model)) throw new CosfaceError('BAD_INPUT', 'gallery migrate: --model <file> (the new model) is required');
+  const photos = str(values.photos);
+  if (!photos) throw new CosfaceError('BAD_INPUT', 'gallery migrate: --photos <dir> (where the enrolled photos are) is required');
+  const st = await stat(photos).catch(() => null);
+  if (!st?.isDirectory()) throw new CosfaceError('BAD_INPUT', `gallery migrate: --photos ${photos} is not a folder`);
+  // The model is loaded (and its errors raised) before the store is touched.
+  const pipe = await pipelineOpts('gallery migrate', values, o);
+  const store = await openExistingStore(dbPath);
+  let session: PipelineSession | null = null;
+  try {
+    await store.getGallery(name); // GALLERY_NOT_FOUND before a pipeline is compiled
+    const { migrateGallery } = await import('../migrate/migrate-gallery.js');
+    let bar: ProgressBar | null = null;
+    const report = await migrateGallery({
+      store,
+      gallery: name,
+      model: { id: pipe.model!.id, dimension: pipe.model!.dimension },
+      photosDir: photos,
+      dropMissing: !!values['drop-missing'],
+      recalibrate: !values['no-recalibrate'],
+      facesInPhoto: async (bytes, path) => {
+        session ??= await o.openPipeline(pipe);
+        const found = await facesOf(session.pipeline, path, bytes);
+        return found.faces.map((f) => ({ box: f.box, embedding: f.embedding }));
+      },
+      onProgress: (done, total) => {
+        bar ??= new ProgressBar(o.io, total, 're-embedding', { quiet: !!values.quiet, unit: 'faces' });
+        bar.setTotal(total);
+        if (done > bar.count) bar.tick(done - bar.count);
+      },
+    });
+    if (values.json) o.io.out(`${JSON.stringify({ ...report, db: describeLocation(dbPath) })}
+`);
+    else {
+      const lines = [
+        `gallery "${name}": ${report.from.modelId} (${report.from.dimension}-d) -> ${report.to.modelId} (${report.to.dimension}-d)`,
+        `faces: ${report.faces}; re-embedded now ${report.reembedded} from ${report.photos} photos${report.resumed ? `, ${report.resumed} from an earlier run` : ''}`,
+      ];
+      if (report.movedPhotos.length) lines.push(`found by content hash (moved or renamed): ${report.movedPhotos.map((m) => `${m.recorded ?? '?'} -> ${m.found}`).join(', ')}`);
+      if (report.missing.length) {
+        lines.push(`not re-embedded: ${report.missing.length}${report.switched ? ' (deleted: --drop-missing)' : ''}`);
+        for (const m of report.missing) lines.push(`  face ${m.faceId} (${m.identity}) ${m.photoPath ?? '(no path)'}: ${m.reason}${m.detail ? ` (${m.detail})` : ''}`);
+      }
+      if (report.switched) {
+        lines.push(`switched: the gallery now holds ${report.to.modelId} (${report.to.dimension}-d) vectors for all ${report.facesAfter} faces`);
+        lines.push(`thresholds: ${report.calibration.status}${report.calibration.fars.length ? ` at FAR ${report.calibration.fars.join(', ')}` : ''}${report.calibration.note ? ` (${report.calibration.note})` : ''}`);
+      } else lines.push('not switched: the gallery stays on its model; bring the photos back and rerun (done faces are kept), or pass --drop-missing to delete those faces');
+      o.io.out(`${lines.join('\n')}\n`);
+    }
+    if (!report.switched) {
+      throw new CosfaceError('MIGRATION_INCOMPLETE', `gallery migrate: ${report.missing.length} face${report.missing.length === 1 ? '' : 's'} could not be re-embedded (listed above); nothing was switched`);
+    }
+  } finally {
+    await (session as PipelineSession | null)?.close();
     await store.close();
   }
 }

@@ -22,7 +22,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
-import type { FaceBox, FaceKeypoints, JobStatus } from './schema.js';
+import type { FaceBox, FaceKeypoints, JobStatus, MigrationClaim } from './schema.js';
 
 /** pgvector's `vector` without a dimension; values travel as its text form '[x,y,...]'. */
 const vector = customType<{ data: Float32Array; driverData: string }>({
@@ -60,6 +60,9 @@ export const galleries = pgTable('galleries', {
   hnswEfConstruction: integer('hnsw_ef_construction').notNull(),
   hnswEf: integer('hnsw_ef').notNull(),
   createdAt: ts('created_at').notNull(),
+  // Bumped when the gallery switches to another model; the migration in progress (schema.ts).
+  generation: integer('generation').notNull().default(0),
+  migration: jsonb('migration').$type<MigrationClaim>(),
 });
 
 export const identities = pgTable(
@@ -106,6 +109,20 @@ export const faces = pgTable(
     index('faces_gallery_identity').on(t.galleryId, t.identityId),
     index('faces_gallery_photo_hash').on(t.galleryId, t.photoHash),
   ],
+);
+
+// A migration's re-embedded vectors until the switch (schema.ts); distributed by gallery like faces.
+export const stagedEmbeddings = pgTable(
+  'staged_embeddings',
+  {
+    galleryId: id('gallery_id')
+      .notNull()
+      .references(() => galleries.id, { onDelete: 'cascade' }),
+    faceId: id('face_id').notNull(),
+    modelId: text('model_id').notNull(),
+    embedding: vector('embedding').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.galleryId, t.faceId] })],
 );
 
 export const apiKeys = pgTable('api_keys', {

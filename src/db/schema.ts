@@ -23,6 +23,20 @@ export interface FaceBox {
 /** Facial keypoints in source-photo pixels, [x, y] pairs in the detector's order. */
 export type FaceKeypoints = [number, number][];
 
+/**
+ * A gallery's model migration in progress (`cosface gallery migrate`), as stored in
+ * galleries.migration: the model the faces are being re-embedded with, and who holds the claim
+ * (renewed while it works; a claim not renewed for a while no longer blocks anything).
+ */
+export interface MigrationClaim {
+  modelId: string;
+  modelVersion: string;
+  dimension: number;
+  owner: string;
+  startedAt: number; // ms since the epoch
+  heartbeatAt: number; // ms since the epoch
+}
+
 export const galleries = sqliteTable('galleries', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   name: text('name').notNull().unique(),
@@ -37,6 +51,11 @@ export const galleries = sqliteTable('galleries', {
   // index snapshot knows exactly which deletes happened after it was written.
   deleteSeq: integer('delete_seq').notNull().default(0),
   createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+  // Bumped when the gallery switches to another model (its vectors all replaced): indexes built
+  // for an older generation are discarded.
+  generation: integer('generation').notNull().default(0),
+  // The model migration in progress, if any (MigrationClaim); its vectors wait in staged_embeddings.
+  migration: text('migration', { mode: 'json' }).$type<MigrationClaim>(),
 });
 
 export const identities = sqliteTable(
@@ -88,6 +107,24 @@ export const faces = sqliteTable(
     index('faces_gallery_photo_hash').on(t.galleryId, t.photoHash),
     index('faces_gallery_delete_seq').on(t.galleryId, t.deleteSeq),
   ],
+);
+
+// A migration's re-embedded vectors (the new model's), one per face, until the switch moves them
+// into faces.embedding in one transaction. Staged for the model named here: a migration to another
+// model starts over.
+export const stagedEmbeddings = sqliteTable(
+  'staged_embeddings',
+  {
+    galleryId: integer('gallery_id')
+      .notNull()
+      .references(() => galleries.id, { onDelete: 'cascade' }),
+    faceId: integer('face_id')
+      .notNull()
+      .references(() => faces.id, { onDelete: 'cascade' }),
+    modelId: text('model_id').notNull(),
+    embedding: blob('embedding', { mode: 'buffer' }).notNull(), // float32 little-endian, unit length
+  },
+  (t) => [primaryKey({ columns: [t.galleryId, t.faceId] })],
 );
 
 export const apiKeys = sqliteTable('api_keys', {

@@ -5,7 +5,7 @@
 // Coordinates: landmarks and boxes are continuous image coordinates (pixel i covers [i, i+1]).
 // The ArcFace template follows OpenCV's convention (pixel centres at integers), so fits against
 // it first shift points by -0.5. warpToCrop is the scalar reference of the warp; the backends run
-// the same warp batched, all crops of a photo in one call (Backend.warp: shaders/warp.wgsl,
+// the same warp batched, all crops of a photo in one call (Backend.warp: src/backend/webgpu/kernels/warp.ts,
 // assembly/warp.ts), and warpCrops picks one or the other.
 import type { RgbImage } from './decode.js';
 

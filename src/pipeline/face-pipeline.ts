@@ -10,9 +10,10 @@ import { prepareEmbedderGraph } from '../embedder.js';
 import { loadModelFile } from '../engine.js';
 import { resolveModelMetadata, type MetadataOverrides } from '../import/model-metadata.js';
 import { decodeImage, type DecodeOptions } from './decode.js';
-import { createImagePipeline, pipelineGraphsFromFiles, PIPELINE_MODEL_FILES, type Face, type ImagePipeline, type ImagePipelineOptions, type PipelineGraphs } from './image-pipeline.js';
+import { createImagePipeline, pipelineGraphsFromFiles, PIPELINE_MODEL_FILES, type Face, type FacesOptions, type ImagePipeline, type ImagePipelineOptions, type PipelineGraphs } from './image-pipeline.js';
+import { timed } from '../stage-timer.js';
 
-export { faceJson, type Face, type GraphCompiler } from './image-pipeline.js';
+export { faceJson, type Face, type FacesOptions, type GraphCompiler } from './image-pipeline.js';
 
 export interface FacePipelineOptions extends ImagePipelineOptions {
   /** Folder with blazeface-back.json/.bin, facemesh.json/.bin, mobilefacenet-arcface.tflite. */
@@ -23,8 +24,8 @@ export interface FacePipelineOptions extends ImagePipelineOptions {
 }
 
 export interface FacePipeline extends ImagePipeline {
-  /** Every face in a photo (file path or bytes), left to right. */
-  facesInPhoto(photo: string | Uint8Array): Promise<Face[]>;
+  /** Every face in a photo (file path or bytes), left to right; a timer also receives the decode stage. */
+  facesInPhoto(photo: string | Uint8Array, opts?: FacesOptions): Promise<Face[]>;
 }
 
 /** The project's vendored models folder (found from this file, in src/ or in dist/src/). */
@@ -75,8 +76,9 @@ export async function createFacePipeline(opts: FacePipelineOptions): Promise<Fac
   const pipeline = await createImagePipeline(graphs, opts);
   return {
     ...pipeline,
-    async facesInPhoto(photo) {
-      return pipeline.facesInImage(await decodeImage(photo, opts.decode));
+    async facesInPhoto(photo, o = {}) {
+      const img = await timed(o.timer, 'decode', () => decodeImage(photo, opts.decode));
+      return pipeline.facesInImage(img, o);
     },
   };
 }

@@ -13,6 +13,8 @@ import type { RgbImage } from './decode.js';
 import { DETECTOR_OUTPUTS, DETECTOR_SIZE, detectFaces, type Detection, type DetectorOptions } from './detect.js';
 import { detectorFourPoints, meshLandmarks, MESH_OUTPUTS, MESH_SIZE, type LandmarkOptions } from './landmarks.js';
 import { faceQuality, type QualityParts } from './quality.js';
+import { timed, type StageTimer } from '../stage-timer.js';
+import { GangBatcher, type RunGraph } from './gang-batch.js';
 
 /** Anything that compiles a graph for execution: a Backend (webgpu, wasm) or the reference adapter. */
 export interface GraphCompiler {
@@ -61,8 +63,15 @@ export interface Face {
 export interface ImagePipeline {
   /** Length of the embeddings (128 for the vendored model; a user model's own, e.g. 512). */
   readonly embeddingDim: number;
-  /** Every face in decoded RGB pixels. */
-  facesInImage(img: RgbImage): Promise<Face[]>;
+  /** Every face in decoded RGB pixels; a timer receives the detect, landmarks, align and embed stages. */
+  facesInImage(img: RgbImage, opts?: FacesOptions): Promise<Face[]>;
+  /**
+   * Every face of several photos, each network run once per step for all of them (the detector
+   * views of every photo in one batch, then every mesh crop, then every aligned crop), so a
+   * backend that splits a batch over workers keeps them all busy on photos with one face each.
+   * The faces are those facesInImage finds photo by photo; a photo that fails gives its Error.
+   */
+  facesInImages(imgs: readonly RgbImage[], opts?: FacesOptions): Promise<(Face[] | Error)[]>;
   /** Detection only. */
   detect(img: RgbImage): Promise<Detection[]>;
   /** Embeds n aligned 112x112 RGB crops (float 0..255, HWC back to back); n x embeddingDim unit vectors. */
@@ -73,6 +82,11 @@ export interface ImagePipeline {
 }
 
 /** The bytes of the three vendored models (what models/ holds), however they were read. */
+export interface FacesOptions {
+  /** Receives the stages detect, landmarks, align (warp and quality) and embed. */
+  timer?: StageTimer;
+}
+
 export interface PipelineModelFiles {
   /** blazeface-back.json and its weights (the files its weightsManifest names, concatenated in order). */
   detectorJson: TfjsModelJson;
@@ -124,10 +138,16 @@ export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePip
   const backendWarp = opts.backend.warp;
   const warp: BatchWarp | undefined = backendWarp && ((img, transforms, outW, outH, o) => backendWarp.call(opts.backend, img, transforms, outW, outH, o));
 
-  async function facesInImage(img: RgbImage): Promise<Face[]> {
-    const found = await detect(img);
+  const direct: Record<'detector' | 'mesh' | 'embedder', RunGraph> = {
+    detector: (x, n) => detector.run(x, n),
+    mesh: (x, n) => mesh.run(x, n),
+    embedder: (x, n) => embedder.run(x, n),
+  };
+
+  async function facesWith(img: RgbImage, run: typeof direct, timer: StageTimer | undefined): Promise<Face[]> {
+    const found = await timed(timer, 'detect', () => detectFaces(img, run.detector, opts.detector));
     if (found.length === 0) return [];
-    const meshesAll = await meshLandmarks(img, found, (x, n) => mesh.run(x, n), opts.landmarks, warp);
+    const meshesAll = await timed(timer, 'landmarks', () => meshLandmarks(img, found, run.mesh, opts.landmarks, warp));
     const minFallback = opts.fallbackMinScore ?? 0.75;
     const minFlag = opts.meshMinFlag ?? 0.9;
     const keep = found.map((d, i) => meshesAll[i]!.faceFlag >= minFlag || d.score >= minFallback);
@@ -153,11 +173,14 @@ export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePip
       return { five, alignment, toAligned: alignmentTransform(five) };
     });
     // All aligned crops of the photo in one warp call (what alignFace cuts, face by face).
-    const crops = await warpCrops(img, prepared.map((p) => invertSimilarity(p.toAligned)), 112, 112, ALIGNED_WARP, warp);
-    const emb = await embedder.run(crops, dets.length);
+    const crops = await timed(timer, 'align', () => warpCrops(img, prepared.map((p) => invertSimilarity(p.toAligned)), 112, 112, ALIGNED_WARP, warp));
+    const emb = await timed(timer, 'embed', () => run.embedder(crops, dets.length));
+    timer?.begin('align');
+    const qualities = dets.map((d, i) => faceQuality(d.score, prepared[i]!.five, prepared[i]!.toAligned, crops.subarray(i * 112 * 112 * 3, (i + 1) * 112 * 112 * 3)));
+    timer?.end('align');
     return dets.map((d, i) => {
       const p = prepared[i]!;
-      const q = faceQuality(d.score, p.five, p.toAligned, crops.subarray(i * 112 * 112 * 3, (i + 1) * 112 * 112 * 3));
+      const q = qualities[i]!;
       return {
         box: d.box.map(round2) as Face['box'],
         landmarks: p.five.map((pt) => [round2(pt[0]), round2(pt[1])] as [number, number]),
@@ -170,9 +193,27 @@ export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePip
     });
   }
 
+  async function facesInImages(imgs: readonly RgbImage[], o: FacesOptions = {}): Promise<(Face[] | Error)[]> {
+    if (imgs.length <= 1) return Promise.all(imgs.map((img) => facesWith(img, direct, o.timer).catch((e: unknown) => asError(e))));
+    const gang = new GangBatcher(imgs.length);
+    const run = { detector: gang.runner(direct.detector), mesh: gang.runner(direct.mesh), embedder: gang.runner(direct.embedder) };
+    return Promise.all(
+      imgs.map(async (img) => {
+        try {
+          return await facesWith(img, run, o.timer);
+        } catch (e) {
+          return asError(e);
+        } finally {
+          gang.leave();
+        }
+      }),
+    );
+  }
+
   return {
     embeddingDim: dim,
-    facesInImage,
+    facesInImage: (img, o) => facesWith(img, direct, o?.timer),
+    facesInImages,
     detect,
     async embedAligned(crops, n) {
       if (!(n >= 1) || crops.length !== n * 112 * 112 * 3) throw new CosfaceError('BAD_INPUT', `embedAligned: expected ${n} x 112x112x3 floats, got ${crops.length}`);
@@ -194,6 +235,7 @@ export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePip
 }
 
 const round2 = (v: number): number => Math.round(v * 100) / 100;
+const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
 
 /** The CLI's per-face JSON: box, landmarks, score, quality, embedding (photo pixels). */
 export function faceJson(f: Face): { box: Face['box']; landmarks: Face['landmarks']; score: number; quality: number; embedding: number[] } {

@@ -36,6 +36,8 @@ export interface HnswParams {
   m: number;
   efConstruction: number;
   ef: number;
+  /** The gallery's generation (bumped by each model switch); 0 when absent. */
+  generation?: number;
 }
 
 /** What a gallery needs to find its index: its row id and parameters. */
@@ -62,6 +64,8 @@ export interface SnapshotMeta {
   dimension: number;
   m: number;
   efConstruction: number;
+  /** The gallery generation the vectors belong to (absent in snapshots written before model switches existed: 0). */
+  generation?: number;
   savedAt: string;
 }
 
@@ -274,6 +278,7 @@ function snapshotMeta(galleryId: number, params: HnswParams, parts: SnapshotPart
     dimension: params.dimension,
     m: params.m,
     efConstruction: params.efConstruction,
+    generation: params.generation ?? 0,
     savedAt: new Date().toISOString(),
     ...(parts.length > 1 ? { parts } : {}),
   };
@@ -372,6 +377,7 @@ function readSnapshotMeta(dir: string, g: IndexedGallery): { meta: SnapshotMeta 
   if (meta.dimension !== g.dimension || meta.m !== g.m || meta.efConstruction !== g.efConstruction) {
     return { reason: 'index parameters changed' };
   }
+  if ((meta.generation ?? 0) !== (g.generation ?? 0)) return { reason: 'the gallery switched to another model' };
   if (meta.parts !== undefined && (!Array.isArray(meta.parts) || meta.parts.length < 2)) return { reason: 'sidecar parts malformed' };
   for (const p of snapshotParts(meta)) {
     const file = join(dir, p.file);

@@ -3,7 +3,28 @@
 // database (sqlite/sqlite-meta.ts, pg/pg-meta.ts). Every method is a complete unit of work: the
 // ones that write several rows run one transaction, so a write is all-or-nothing and durable when
 // its promise resolves. Validation and error codes live above this line (store.ts).
-import type { FaceBox, FaceKeypoints } from '../db/schema.js';
+import type { FaceBox, FaceKeypoints, MigrationClaim } from '../db/schema.js';
+import { CosfaceError } from '../errors.js';
+
+export type { MigrationClaim } from '../db/schema.js';
+
+/**
+ * How long a migration claim blocks adding faces after its last renewal: a migration renews it
+ * with every batch it stages, so a killed one stops blocking writes after this long.
+ */
+export const MIGRATION_LEASE_MS = 30_000;
+
+/** Whether a gallery's migration claim is held (renewed within the lease) at `now`. */
+export function migrationActive(m: MigrationClaim | null | undefined, now = Date.now()): boolean {
+  return !!m && now - m.heartbeatAt < MIGRATION_LEASE_MS;
+}
+
+export function migratingError(name: string, m: MigrationClaim): CosfaceError {
+  return new CosfaceError(
+    'MIGRATING',
+    `gallery "${name}" is being migrated to model ${m.modelId} (${m.dimension}-d): faces cannot be added until the migration switches or stops; try again later`,
+  );
+}
 
 export interface GalleryRecord {
   id: number;
@@ -15,9 +36,37 @@ export interface GalleryRecord {
   hnswEfConstruction: number;
   hnswEf: number;
   createdAt: Date;
+  /** Bumped by every model switch (indexes of an older generation are stale). */
+  generation: number;
+  /** The model migration in progress, or null. */
+  migration: MigrationClaim | null;
 }
 
-export type NewGallery = Omit<GalleryRecord, 'id'>;
+export type NewGallery = Omit<GalleryRecord, 'id' | 'generation' | 'migration'>;
+
+/** The model a migration re-embeds a gallery with. */
+export interface MigrationTarget {
+  modelId: string;
+  modelVersion: string;
+  dimension: number;
+}
+
+/** A live face (of a live identity) that has no staged vector of the migration's model yet. */
+export interface FaceToStage {
+  id: number;
+  identityId: number;
+  externalId: string;
+  photoPath: string | null;
+  photoHash: string | null;
+  box: FaceBox | null;
+}
+
+export type ClaimResult = { claimed: true; staged: number } | { claimed: false; holder: MigrationClaim };
+
+export type SwitchResult =
+  | { switched: true; faces: number; dropped: number[]; gallery: GalleryRecord }
+  | { switched: false; reason: 'not-holder' }
+  | { switched: false; reason: 'unstaged'; faceIds: number[] };
 
 export interface IdentityRecord {
   id: number;
@@ -137,6 +186,38 @@ export interface MetaStore {
   /** Replaces a model's thresholds (one transaction). */
   setThresholds(modelId: string, rows: readonly ThresholdRecord[]): Promise<void>;
   thresholds(modelId: string): Promise<ThresholdRecord[]>;
+
+  // ---- model migration (store.ts: Store.migration*; the driver is src/migrate/) ----
+  // Faces are re-embedded into staged_embeddings while the gallery answers on its vectors; the
+  // switch moves them into faces.embedding and changes the gallery's model in one transaction.
+  // While a claim is held (migrationActive), insertFaces and insertIdentitiesAndFaces throw
+  // CosfaceError MIGRATING.
+
+  /**
+   * Claims the gallery for a migration to `target` as `owner`. An existing claim that is still
+   * held is taken over only when `takeOver(holder)` says so (its owner is gone). Staged vectors of
+   * another model are removed; those of this model are kept (a rerun resumes). Returns how many
+   * are staged, or the holder that refused.
+   */
+  claimMigration(galleryId: number, target: MigrationTarget, owner: string, now: Date, takeOver: (holder: MigrationClaim) => boolean): Promise<ClaimResult>;
+  /** Renews the claim; false when `owner` no longer holds it. */
+  renewMigration(galleryId: number, owner: string, now: Date): Promise<boolean>;
+  /** Up to `limit` faces still to re-embed for the claimed model, by id, after `afterId`. */
+  unstagedFaces(galleryId: number, afterId: number, limit: number): Promise<FaceToStage[]>;
+  /** Stores re-embedded vectors (replacing earlier ones of the face); false when `owner` no longer holds the claim. */
+  stageEmbeddings(galleryId: number, owner: string, rows: readonly { faceId: number; embedding: Float32Array }[]): Promise<boolean>;
+  /** Live faces with a staged vector of the claimed model. */
+  stagedCount(galleryId: number): Promise<number>;
+  /**
+   * The switch, one transaction: soft-deletes `drop`; refuses (nothing changed) when a live face
+   * has no staged vector; else every live face takes its staged vector, the gallery takes the
+   * claim's model id, version and dimension, its generation is bumped, the claim and the staged
+   * vectors are removed (Postgres: the gallery's pgvector index is rebuilt for the new dimension in
+   * the same transaction).
+   */
+  switchModel(galleryId: number, owner: string, drop: readonly number[]): Promise<SwitchResult>;
+  /** Ends a claim without switching (owner null: whoever holds it). Staged vectors stay for a rerun unless `discard`. */
+  releaseMigration(galleryId: number, owner: string | null, discard: boolean): Promise<boolean>;
 
   keyByHash(keyHash: string): Promise<ApiKeyRecord | undefined>;
   insertKey(k: { name: string; keyHash: string; galleryId: number | null; createdAt: Date }): Promise<ApiKeyRecord>;

@@ -6,17 +6,36 @@
 import { CosfaceError } from '../errors.js';
 import { toUnitVector } from './embedding.js';
 import type { ExactScorer } from './exact-scorer.js';
-import type { CandidateRecord, GalleryRecord, IdentityRecord, MetaStore, ThresholdRecord } from './meta.js';
+import { MIGRATION_LEASE_MS, migratingError, migrationActive, type CandidateRecord, type FaceToStage, type GalleryRecord, type IdentityRecord, type MetaStore, type MigrationClaim, type ThresholdRecord } from './meta.js';
 import { checkExternalId, checkGalleryName } from './names.js';
 import { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair } from './thresholds.js';
-import type { IndexConsistency, ScoredFace, VectorIndex, VectorIndexStats } from './vector-index.js';
+import { modelChangedError, type IndexConsistency, type ScoredFace, type VectorIndex, type VectorIndexStats } from './vector-index.js';
 import type { FaceBox, FaceKeypoints } from '../db/schema.js';
 import type { IndexEvent } from './sqlite/hnsw-vector-index.js';
+import { timed, type StageTimer } from '../stage-timer.js';
 
 export type { FaceBox, FaceKeypoints } from '../db/schema.js';
 export type { ExactScorer } from './exact-scorer.js';
 export type { IndexEvent } from './sqlite/hnsw-vector-index.js';
 export type { Calibration, ScoredPair } from './thresholds.js';
+export type { FaceToStage, MigrationClaim } from './meta.js';
+export { MIGRATION_LEASE_MS } from './meta.js';
+
+/** The model a gallery migrates to (`beginMigration`). */
+export interface MigrationTargetInput {
+  modelId: string;
+  modelVersion?: string;
+  dimension: number;
+}
+
+export interface MigrationSwitch {
+  /** Live faces, all with the new model's vectors now. */
+  faces: number;
+  /** Faces soft-deleted by the switch (asked for: their photo was missing). */
+  dropped: number[];
+  gallery: GalleryInfo;
+  previous: { modelId: string; modelVersion: string; dimension: number };
+}
 
 /**
  * HNSW defaults, chosen by measurement (src/bench/search-bench.ts, 100k 128-d identity clusters,
@@ -136,6 +155,8 @@ export interface IdentifyOptions extends ThresholdChoice {
   exact?: boolean;
   /** HNSW search beam for this query, taken as given (default: the gallery's ef, raised for large galleries: effectiveEf). */
   ef?: number;
+  /** The model the probe was made with: MODEL_MISMATCH when the gallery holds another's (e.g. it was just migrated). */
+  modelId?: string;
 }
 
 export interface IdentifyCandidate {
@@ -244,6 +265,11 @@ export class Store {
   readonly scorerName: string;
   private readonly scorer: ExactScorer;
   private readonly exactBelow: number;
+  /**
+   * Receives addFaces's stages (validate, write, index) when the call passes no timer of its own:
+   * for benchmarks of a server's enrollment route. Unset, the stages are not timed.
+   */
+  stageTimer: StageTimer | undefined;
 
   constructor(private readonly parts: StoreParts) {
     this.meta = parts.meta;
@@ -395,12 +421,58 @@ export class Store {
    * `newIdentities` are created in the same transaction (a crash or an error leaves neither the
    * identities nor the faces), and items may name them.
    */
-  async addFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[], opts: { newIdentities?: readonly IdentityInput[] } = {}): Promise<FaceInfo[]> {
+  async addFaces(
+    gallery: string,
+    items: readonly { identity: string; face: FaceInput }[],
+    opts: { newIdentities?: readonly IdentityInput[]; timer?: StageTimer } = {},
+  ): Promise<FaceInfo[]> {
+    const timer = opts.timer ?? this.stageTimer;
+    const { g, fresh, newIdentities, prepared } = await timed(timer, 'validate', () => this.prepareFaces(gallery, items, opts.newIdentities ?? []));
+    const now = new Date();
+    const rows = prepared.map((p) => ({
+      identityId: p.ident?.id ?? 0,
+      ...(p.ident ? {} : { newIdentity: fresh.get(p.externalId)! }),
+      photoPath: p.face.photoPath ?? null,
+      photoHash: p.face.photoHash ?? null,
+      box: p.face.box ?? null,
+      keypoints: p.face.keypoints ?? null,
+      quality: p.face.quality ?? null,
+      embedding: p.v,
+      createdAt: now,
+    }));
+    let ids: number[];
+    let identityIds: number[] = [];
+    if (newIdentities.length === 0) ids = await timed(timer, 'write', () => this.meta.insertFaces(g.id, rows));
+    else {
+      const made = await timed(timer, 'write', () =>
+        this.meta.insertIdentitiesAndFaces(
+          g.id,
+          newIdentities.map((n) => ({ externalId: n.externalId, displayName: n.displayName ?? null, metadata: n.metadata ?? null, createdAt: now })),
+          rows,
+        ),
+      );
+      if (!made) throw new CosfaceError('DUPLICATE_IDENTITY', `one of the identities ${newIdentities.map((n) => `"${n.externalId}"`).join(', ')} already exists in gallery "${gallery}"`);
+      ids = made.faceIds;
+      identityIds = made.identityIds;
+    }
+    // Committed. From here on a failure only costs index freshness, never data.
+    await timed(timer, 'index', () => this.index.added(g, ids.map((id, i) => ({ id, v: prepared[i]!.v }))));
+    return ids.map((id, i) => ({
+      id,
+      identity: prepared[i]!.externalId,
+      identityId: prepared[i]!.ident?.id ?? identityIds[fresh.get(prepared[i]!.externalId)!]!,
+      createdAt: now,
+    }));
+  }
+
+  /** addFaces's checks, before anything is written: the gallery, the new identities, every item. */
+  private async prepareFaces(gallery: string, items: readonly { identity: string; face: FaceInput }[], newIdentities: readonly IdentityInput[]) {
     const g = await this.gallery(gallery);
     if (!Array.isArray(items) || items.length === 0) throw new CosfaceError('EMPTY_BATCH', 'addFaces: no faces given');
+    // Checked again inside the inserting transaction (meta); this one only fails early.
+    if (migrationActive(g.migration)) throw migratingError(g.name, g.migration!);
     // Validate everything before writing anything.
     const fresh = new Map<string, number>(); // external id -> index in newIdentities
-    const newIdentities = opts.newIdentities ?? [];
     for (const [k, n] of newIdentities.entries()) {
       checkIdentityInput(n);
       if (fresh.has(n.externalId) || (await this.meta.liveIdentity(g.id, n.externalId))) {
@@ -424,39 +496,7 @@ export class Store {
       checkFaceExtras(it.face, where);
       prepared.push({ ident, externalId: it.identity, v, face: it.face });
     }
-    const now = new Date();
-    const rows = prepared.map((p) => ({
-      identityId: p.ident?.id ?? 0,
-      ...(p.ident ? {} : { newIdentity: fresh.get(p.externalId)! }),
-      photoPath: p.face.photoPath ?? null,
-      photoHash: p.face.photoHash ?? null,
-      box: p.face.box ?? null,
-      keypoints: p.face.keypoints ?? null,
-      quality: p.face.quality ?? null,
-      embedding: p.v,
-      createdAt: now,
-    }));
-    let ids: number[];
-    let identityIds: number[] = [];
-    if (newIdentities.length === 0) ids = await this.meta.insertFaces(g.id, rows);
-    else {
-      const made = await this.meta.insertIdentitiesAndFaces(
-        g.id,
-        newIdentities.map((n) => ({ externalId: n.externalId, displayName: n.displayName ?? null, metadata: n.metadata ?? null, createdAt: now })),
-        rows,
-      );
-      if (!made) throw new CosfaceError('DUPLICATE_IDENTITY', `one of the identities ${newIdentities.map((n) => `"${n.externalId}"`).join(', ')} already exists in gallery "${gallery}"`);
-      ids = made.faceIds;
-      identityIds = made.identityIds;
-    }
-    // Committed. From here on a failure only costs index freshness, never data.
-    await this.index.added(g, ids.map((id, i) => ({ id, v: prepared[i]!.v })));
-    return ids.map((id, i) => ({
-      id,
-      identity: prepared[i]!.externalId,
-      identityId: prepared[i]!.ident?.id ?? identityIds[fresh.get(prepared[i]!.externalId)!]!,
-      createdAt: now,
-    }));
+    return { g, fresh, newIdentities, prepared };
   }
 
   async deleteFace(gallery: string, faceId: number): Promise<void> {
@@ -471,6 +511,13 @@ export class Store {
     const g = await this.gallery(gallery);
     const ident = await this.identity(g, externalId);
     return (await this.meta.listFaces(g.id, ident.id)).map((r) => ({ ...r, identity: ident.externalId }));
+  }
+
+  /** An identity's live faces with their stored (unit) vectors, oldest first. */
+  async identityEmbeddings(gallery: string, externalId: string): Promise<{ id: number; embedding: Float32Array }[]> {
+    const g = await this.gallery(gallery);
+    const ident = await this.identity(g, externalId);
+    return this.meta.identityEmbeddings(g.id, ident.id);
   }
 
   /** Whether a photo (by sha256) already has a live face in the gallery: resumable enrollment. */
@@ -489,6 +536,29 @@ export class Store {
    */
   async identify(gallery: string, probe: Float32Array | readonly number[], o: IdentifyOptions = {}): Promise<IdentifyResult> {
     const g = await this.gallery(gallery);
+    if (o.modelId !== undefined && o.modelId !== g.modelId) {
+      throw new CosfaceError('MODEL_MISMATCH', `gallery "${g.name}" holds ${g.modelId} (${g.dimension}-d) embeddings; the probe is of ${o.modelId}`);
+    }
+    if (!g.migration) return this.identifyIn(g, probe, o);
+    // A migration may switch the gallery's model while this runs: an answer that mixed the two
+    // models' vectors is not given (MODEL_CHANGED instead).
+    let r: IdentifyResult;
+    try {
+      r = await this.identifyIn(g, probe, o);
+    } catch (e) {
+      await this.assertSameGeneration(g);
+      throw e;
+    }
+    await this.assertSameGeneration(g);
+    return r;
+  }
+
+  private async assertSameGeneration(g: GalleryRecord): Promise<void> {
+    const now = await this.meta.galleryById(g.id);
+    if (now && now.generation !== g.generation) throw modelChangedError(g.name);
+  }
+
+  private async identifyIn(g: GalleryRecord, probe: Float32Array | readonly number[], o: IdentifyOptions): Promise<IdentifyResult> {
     const v = toUnitVector(probe, g.dimension, 'probe');
     const k = o.k ?? 5;
     checkInt(k, 'k', 1, MAX_K);
@@ -505,6 +575,7 @@ export class Store {
       const found = await this.index.search(g, v, kFaces, { method, ef: o.ef ?? effectiveEf(g.hnswEf, live) });
       const ids = found.faces.map((f) => f.faceId);
       rows = new Map((await this.meta.candidates(g.id, ids)).map((r) => [r.faceId, r]));
+      for (const r of rows.values()) if (r.embedding.length !== g.dimension) throw modelChangedError(g.name);
       // Deleted faces and faces of deleted identities drop out here, so search never returns them
       // even if an index lags behind.
       scored = found.exactScores ? found.faces.filter((f) => rows.has(f.faceId)) : await this.rerank(g, v, [...rows.values()]);
@@ -569,6 +640,8 @@ export class Store {
       const { threshold, far } = await this.resolveThreshold(o, o.modelId ?? g.modelId);
       const rows = await this.meta.identityEmbeddings(g.id, ident.id);
       if (rows.length === 0) throw new CosfaceError('FACE_NOT_FOUND', `identity "${b.identity}" has no faces`);
+      if (rows.some((r) => r.embedding.length !== g.dimension)) throw modelChangedError(g.name);
+      if (g.migration) await this.assertSameGeneration(g);
       const m = new Float32Array(rows.length * g.dimension);
       rows.forEach((r, i) => m.set(r.embedding, i * g.dimension));
       const top = await this.scorer(va, 1, m, rows.length, g.dimension, 1);
@@ -618,6 +691,101 @@ export class Store {
     this.open();
     if (typeof modelId !== 'string') throw new CosfaceError('BAD_INPUT', 'modelId must be a string');
     return (await this.meta.thresholds(modelId)).sort((a, b) => b.far - a.far);
+  }
+
+  // ---- model migration (the driver that re-embeds photos is src/migrate/migrate-gallery.ts) ----
+
+  /**
+   * Claims a gallery for a migration to another model as `owner` (any string naming this worker).
+   * While the claim is held, identify and verify go on with the gallery's current vectors and
+   * adding faces fails with MIGRATING. A claim held by another owner fails with MIGRATING unless
+   * `ownerGone(holder)` says that owner is dead (or its claim was not renewed for
+   * MIGRATION_LEASE_MS). Vectors already staged for the same model are kept (a rerun resumes).
+   */
+  async beginMigration(gallery: string, target: MigrationTargetInput, o: { owner: string; ownerGone?: (holder: MigrationClaim) => boolean }): Promise<{ staged: number; gallery: GalleryInfo }> {
+    const g = await this.gallery(gallery);
+    if (!target || typeof target.modelId !== 'string' || target.modelId.length === 0) throw new CosfaceError('BAD_INPUT', 'beginMigration: modelId is required');
+    checkInt(target.dimension, 'dimension', 1, 65536);
+    if (typeof o?.owner !== 'string' || o.owner.length === 0) throw new CosfaceError('BAD_INPUT', 'beginMigration: owner is required');
+    const r = await this.meta.claimMigration(
+      g.id,
+      { modelId: target.modelId, modelVersion: target.modelVersion ?? '1', dimension: target.dimension },
+      o.owner,
+      new Date(),
+      (h) => o.ownerGone?.(h) ?? false,
+    );
+    if (!r.claimed) {
+      const age = Math.round((Date.now() - r.holder.heartbeatAt) / 1000);
+      throw new CosfaceError('MIGRATING', `gallery "${g.name}" is being migrated to ${r.holder.modelId} by ${r.holder.owner} (last seen ${age} s ago); wait for it, or for its claim to lapse ${MIGRATION_LEASE_S} s after its last sign of life`);
+    }
+    return { staged: r.staged, gallery: await this.getGallery(gallery) };
+  }
+
+  /** The migration in progress (null when none) and how many faces are staged for it. */
+  async migrationStatus(gallery: string): Promise<{ claim: MigrationClaim | null; active: boolean; staged: number }> {
+    const g = await this.gallery(gallery);
+    return { claim: g.migration, active: migrationActive(g.migration), staged: g.migration ? await this.meta.stagedCount(g.id) : 0 };
+  }
+
+  /** Renews the claim (a migration calls this at least every few seconds); MIGRATING when it was lost. */
+  async renewMigration(gallery: string, owner: string): Promise<void> {
+    const g = await this.gallery(gallery);
+    if (!(await this.meta.renewMigration(g.id, owner, new Date()))) throw lostClaim(g.name, owner);
+  }
+
+  /** Faces still to re-embed (live, no staged vector of the migration's model), by id after `afterId`. */
+  async facesToMigrate(gallery: string, afterId = 0, limit = 256): Promise<FaceToStage[]> {
+    const g = await this.gallery(gallery);
+    checkInt(afterId, 'afterId', 0, Number.MAX_SAFE_INTEGER);
+    checkInt(limit, 'limit', 1, 100_000);
+    return this.meta.unstagedFaces(g.id, afterId, limit);
+  }
+
+  /** Stores re-embedded vectors of faces (any non-zero vectors of the target dimension; stored unit length). */
+  async stageMigratedFaces(gallery: string, owner: string, rows: readonly { faceId: number; embedding: Float32Array | readonly number[] }[]): Promise<void> {
+    const g = await this.gallery(gallery);
+    const claim = g.migration;
+    if (!claim || claim.owner !== owner) throw lostClaim(g.name, owner);
+    const unit = rows.map((r, i) => {
+      checkInt(r.faceId, `rows[${i}].faceId`, 1, Number.MAX_SAFE_INTEGER);
+      return { faceId: r.faceId, embedding: toUnitVector(r.embedding, claim.dimension, `rows[${i}].embedding`) };
+    });
+    if (!(await this.meta.stageEmbeddings(g.id, owner, unit))) throw lostClaim(g.name, owner);
+  }
+
+  /**
+   * Switches the gallery to the migration's model in one transaction: every live face takes its
+   * staged vector, the model id, version and dimension change, the index is replaced; faces in
+   * `drop` are deleted first. MIGRATION_INCOMPLETE (nothing changed) when a live face has no
+   * staged vector. The gallery keeps its id, name, identities, face ids and API keys.
+   */
+  async switchMigration(gallery: string, owner: string, o: { drop?: readonly number[] } = {}): Promise<MigrationSwitch> {
+    const g = await this.gallery(gallery);
+    const drop = o.drop ?? [];
+    drop.forEach((id, i) => checkInt(id, `drop[${i}]`, 1, Number.MAX_SAFE_INTEGER));
+    if (!g.migration || g.migration.owner !== owner) throw lostClaim(g.name, owner);
+    // The new index is built before the switch from the staged vectors, so the switch swaps it in.
+    await this.index.prepareSwitch(g, { dimension: g.migration.dimension, generation: g.generation + 1 });
+    const r = await this.meta.switchModel(g.id, owner, drop);
+    if (!r.switched) {
+      if (r.reason === 'not-holder') throw lostClaim(g.name, owner);
+      const ids = r.faceIds;
+      throw new CosfaceError('MIGRATION_INCOMPLETE', `gallery "${g.name}": ${ids.length} live face${ids.length === 1 ? ' has' : 's have'} no vector of the new model (face ${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ', ...' : ''}); nothing was switched`);
+    }
+    // Committed. The index follows (the old generation's graph and snapshot are dropped).
+    await this.index.modelSwitched(r.gallery);
+    return {
+      faces: r.faces,
+      dropped: r.dropped,
+      gallery: { ...galleryInfo(r.gallery), ...(await this.meta.counts(g.id)) },
+      previous: { modelId: g.modelId, modelVersion: g.modelVersion, dimension: g.dimension },
+    };
+  }
+
+  /** Ends a migration without switching; `owner` null ends anyone's. Staged vectors stay for a rerun unless `discard`. */
+  async abortMigration(gallery: string, owner: string | null, o: { discard?: boolean } = {}): Promise<boolean> {
+    const g = await this.gallery(gallery);
+    return this.meta.releaseMigration(g.id, owner, !!o.discard);
   }
 
   // ---- index maintenance ----
@@ -719,6 +887,12 @@ export class Store {
     }
     return { threshold: hit.threshold, far: hit.far };
   }
+}
+
+const MIGRATION_LEASE_S = Math.round(MIGRATION_LEASE_MS / 1000);
+
+function lostClaim(name: string, owner: string): CosfaceError {
+  return new CosfaceError('MIGRATING', `gallery "${name}": the migration claim of ${owner} was lost (it lapsed and another migration took it, or it was aborted)`);
 }
 
 function groupByIdentity(scored: ScoredFace[], rows: Map<number, CandidateRecord>, k: number): IdentifyCandidate[] {

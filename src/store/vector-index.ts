@@ -3,7 +3,13 @@
 // the database's own index (pg/pgvector-index.ts: pgvector's HNSW, the search is the SQL itself).
 // The store tells an index about committed writes (added/deleted) after the database has them; an
 // index whose search runs in the database ignores those calls.
+import { CosfaceError } from '../errors.js';
 import type { GalleryRecord } from './meta.js';
+
+/** A request read the gallery before a model switch and reached its vectors after it. */
+export function modelChangedError(gallery: string): CosfaceError {
+  return new CosfaceError('MODEL_CHANGED', `gallery "${gallery}" switched to another model during the request: embed with its model (see the gallery's modelId) and ask again`);
+}
 
 export interface ScoredFace {
   faceId: number;
@@ -57,6 +63,18 @@ export interface VectorIndex {
   added(g: GalleryRecord, faces: readonly { id: number; v: Float32Array }[]): Promise<void>;
   /** Faces soft-deleted in the database. */
   deleted(g: GalleryRecord, faceIds: readonly number[]): Promise<void>;
+  /**
+   * A model switch is about to commit: build what the gallery's index will need afterwards from the
+   * staged vectors (hnswlib: the new graph, so the switch only swaps it in), for the new dimension
+   * and generation. Indexes that live in the database or scan do nothing.
+   */
+  prepareSwitch(g: GalleryRecord, next: { dimension: number; generation: number }): Promise<void>;
+  /**
+   * The gallery switched to another model (meta.switchModel committed; `g` is the new record):
+   * state built for an older generation is dropped. An index also notices a newer generation by
+   * itself (another process switched), and answers a search for an older one with MODEL_CHANGED.
+   */
+  modelSwitched(g: GalleryRecord): Promise<void>;
   /** A gallery is about to be deleted (stop background work, remove files). */
   dropGallery(g: GalleryRecord): Promise<void>;
   stats(g: GalleryRecord): Promise<VectorIndexStats>;

@@ -3,23 +3,17 @@
 // both gradient products, back through the normalisation; one submission per call.
 import { getGpu } from '../backend/webgpu/device.js';
 import { PipelineCache, type ShaderSpec } from '../backend/webgpu/pipeline-cache.js';
-import { WGSL_SOURCES } from '../backend/webgpu/wgsl-sources.generated.js';
+import { LOSS_MARGIN_WGSL, LOSS_MATMUL_WGSL, LOSS_NORMALIZE_WGSL } from './loss-wgsl.js';
 import { CosfaceError } from '../errors.js';
 import { checkLossInput, resolveLoss, type LossConfig, type LossInput, type LossOutput, type ResolvedLoss } from './margin-loss.js';
 
 const MAX_GRID = 65535;
 
-function spec(name: string, entryPoint: string): ShaderSpec {
-  const code = WGSL_SOURCES[name];
-  if (code === undefined) throw new CosfaceError('SHADER_COMPILE', `no shader ${name} in shaders/ (run node scripts/gen-shaders.mjs)`);
-  return { name, code, entryPoint };
-}
-
-const NORMALIZE = spec('loss-normalize.wgsl', 'normalize_rows');
-const NORMALIZE_BACK = spec('loss-normalize.wgsl', 'normalize_backward');
-const MATMUL = spec('loss-matmul.wgsl', 'main');
-const MARGIN = spec('loss-margin.wgsl', 'margin_rows');
-const COLSUM = spec('loss-margin.wgsl', 'column_sum');
+const NORMALIZE: ShaderSpec = { name: 'loss-normalize', code: LOSS_NORMALIZE_WGSL, entryPoint: 'normalize_rows' };
+const NORMALIZE_BACK: ShaderSpec = { name: 'loss-normalize', code: LOSS_NORMALIZE_WGSL, entryPoint: 'normalize_backward' };
+const MATMUL: ShaderSpec = { name: 'loss-matmul', code: LOSS_MATMUL_WGSL, entryPoint: 'main' };
+const MARGIN: ShaderSpec = { name: 'loss-margin', code: LOSS_MARGIN_WGSL, entryPoint: 'margin_rows' };
+const COLSUM: ShaderSpec = { name: 'loss-margin', code: LOSS_MARGIN_WGSL, entryPoint: 'column_sum' };
 
 function rowsGrid(rows: number): [number, number] {
   return [Math.min(rows, MAX_GRID), Math.ceil(rows / MAX_GRID)];

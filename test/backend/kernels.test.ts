@@ -28,12 +28,17 @@ const convCases: ConvCase[] = [
 const depthwiseCases = [
   { name: 'dw 3x3 s1 pads 1, 13 ch prelu', h: 9, w: 11, inC: 13, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(1, 1, 1, 1), activation: 'prelu' as const },
   { name: 'dw 3x3 s2 asymmetric, 70 ch relu + residual', h: 12, w: 7, inC: 70, k: [3, 3] as [number, number], stride: [2, 2] as [number, number], pads: pads(0, 1, 1, 0), activation: 'relu' as const, residual: true },
-  // C % 4 == 0: the vec4 3x3 variants on WebGPU (depthwise-v4.wgsl).
+  // C % 4 == 0: the vec4 3x3 variants on WebGPU (depthwise3x3Wgsl, v4).
   { name: 'dw 3x3 s1 pads 1, 20 ch prelu + residual', h: 9, w: 11, inC: 20, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(1, 1, 1, 1), activation: 'prelu' as const, residual: true },
   { name: 'dw 3x3 s2 asymmetric, 36 ch prelu', h: 13, w: 10, inC: 36, k: [3, 3] as [number, number], stride: [2, 2] as [number, number], pads: pads(1, 0, 1, 1), activation: 'prelu' as const },
+  // Taller maps: tiles of 7 rows for 21 output rows, and of 8 with a partial last tile for 18.
+  { name: 'dw 3x3 s1 pads 1, 21 rows, 8 ch prelu', h: 21, w: 5, inC: 8, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(1, 1, 1, 1), activation: 'prelu' as const },
+  { name: 'dw 3x3 s2 pads 1, 18 rows, 8 ch relu + residual', h: 35, w: 6, inC: 8, k: [3, 3] as [number, number], stride: [2, 2] as [number, number], pads: pads(1, 1, 1, 0), activation: 'relu' as const, residual: true },
   { name: 'dw 3x3 s1 valid, 8 ch none', h: 6, w: 7, inC: 8, k: [3, 3] as [number, number], stride: [1, 1] as [number, number], pads: pads(0, 0, 0, 0), activation: 'none' as const },
   { name: 'dw 7x7 valid (GDC), 16 ch', h: 7, w: 7, inC: 16, k: [7, 7] as [number, number], stride: [1, 1] as [number, number], pads: pads(0, 0, 0, 0), activation: 'none' as const },
   { name: 'dw 5x5 s2 pads 2, 6 ch', h: 10, w: 13, inC: 6, k: [5, 5] as [number, number], stride: [2, 2] as [number, number], pads: pads(2, 2, 2, 2), activation: 'none' as const },
+  // C % 4 == 0, not 3x3: the vec4 loop over taps on WebGPU (depthwiseVec4Wgsl), as for the 7x7 above.
+  { name: 'dw 5x3 s(2,1) asymmetric pads, 12 ch prelu + residual', h: 11, w: 9, inC: 12, k: [5, 3] as [number, number], stride: [2, 1] as [number, number], pads: pads(2, 0, 1, 1), activation: 'prelu' as const, residual: true },
 ];
 
 function close(got: Float32Array, want: Float32Array): { worst: number; at: number } {

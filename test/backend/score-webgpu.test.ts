@@ -1,4 +1,4 @@
-// Exact top-k scoring on WebGPU (webgpu-score.ts, shaders/score.wgsl) against a brute-force JS
+// Exact top-k scoring on WebGPU (webgpu-score.ts, kernels/score.ts) against a brute-force JS
 // top-k: odd dimensions, query counts that are not a multiple of the shader's query group, a
 // gallery cut into many chunks, ties, k > n, k above the GPU lists' size, a resident gallery, and
 // every documented error (the same codes as the WASM score) leaving the scorer usable.

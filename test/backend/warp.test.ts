@@ -1,4 +1,4 @@
-// Backend.warp (batched alignment warp: shaders/warp.wgsl, assembly/warp.ts) against the scalar
+// Backend.warp (batched alignment warp: src/backend/webgpu/kernels/warp.ts, assembly/warp.ts) against the scalar
 // reference warpToCrop (src/pipeline/align.ts) on random RGB images of odd sizes: random rotations
 // and scales (upscales, downscales > 2 that supersample, k clamped at 8), crops reaching outside
 // the image (fill), several crops per call, the ArcFace 112x112 alignment, a 1501x1203 photo

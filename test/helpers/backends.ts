@@ -29,7 +29,7 @@ export interface TestDb {
   dispose(): Promise<void>;
 }
 
-const PG_TABLES = ['galleries', 'identities', 'faces', 'api_keys', 'jobs', 'model_thresholds'];
+const PG_TABLES = ['galleries', 'identities', 'faces', 'staged_embeddings', 'api_keys', 'jobs', 'model_thresholds'];
 
 /**
  * A test file's database on a backend. sqlite: a fresh file per fresh(); pglite: one folder whose
@@ -87,7 +87,7 @@ export async function testDb(backend: BackendName, prefix = 'db'): Promise<TestD
       return h.digest('hex');
     },
     async rows(table: string) {
-      const order = table === 'model_thresholds' ? 'model_id, far' : table === 'identities' || table === 'faces' ? 'gallery_id, id' : 'id';
+      const order = table === 'model_thresholds' ? 'model_id, far' : table === 'identities' || table === 'faces' ? 'gallery_id, id' : table === 'staged_embeddings' ? 'gallery_id, face_id' : 'id';
       return rawRows<Record<string, unknown>>(pg(), sql.raw(`SELECT * FROM "${table}" ORDER BY ${order}`));
     },
     async dispose() {

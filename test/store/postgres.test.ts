@@ -12,7 +12,7 @@ import { makeClusteredGallery } from '../../src/bench/search-bench.js';
 import { testDb, type TestDb } from '../helpers/backends.js';
 
 /** Tables Citus distributes by gallery_id, and small ones it copies to every node. */
-const DISTRIBUTED = ['faces', 'identities'];
+const DISTRIBUTED = ['faces', 'identities', 'staged_embeddings'];
 const REFERENCE = ['api_keys', 'galleries', 'jobs', 'model_thresholds'];
 
 describe('Postgres schema and search', () => {

@@ -1,10 +1,12 @@
-// Compute pipelines cached by shader variant (shader name + entry point + constants), never by
-// shape: shapes travel in uniforms, so one pipeline serves every batch size. Compilation runs
-// inside validation error scopes; WGSL errors become SHADER_COMPILE errors naming the shader.
+// Compute pipelines cached by shader variant (module name + entry point + constants), never by
+// shape: shapes travel in uniforms, so one pipeline serves every batch size. The WGSL of a variant
+// is generated in TypeScript (kernels/) when the planner asks for it; a module is compiled once per
+// distinct text. Compilation runs inside validation error scopes; WGSL errors become
+// SHADER_COMPILE errors naming the module and line.
 import { CosfaceError } from '../../errors.js';
 
 export interface ShaderSpec {
-  /** File name in shaders/, e.g. 'matmul.wgsl'. */
+  /** The module's name, unique per WGSL text (e.g. 'matmul-subgroup-sg16-32x1'): it keys the module cache and prefixes compile errors. */
   name: string;
   code: string;
   entryPoint: string;
@@ -26,7 +28,8 @@ export class PipelineCache {
   }
 
   get(spec: ShaderSpec): Promise<GPUComputePipeline> {
-    const key = PipelineCache.keyOf(spec);
+    // The text is part of the key: two variants can never share a pipeline by a name clash.
+    const key = `${PipelineCache.keyOf(spec)}\n${spec.code}`;
     let p = this.pipelines.get(key);
     if (!p) {
       p = this.create(spec);
@@ -37,11 +40,11 @@ export class PipelineCache {
   }
 
   private module(spec: ShaderSpec): Promise<GPUShaderModule> {
-    let m = this.modules.get(spec.name);
+    let m = this.modules.get(spec.code);
     if (!m) {
       m = this.compileModule(spec);
-      this.modules.set(spec.name, m);
-      m.catch(() => this.modules.delete(spec.name));
+      this.modules.set(spec.code, m);
+      m.catch(() => this.modules.delete(spec.code));
     }
     return m;
   }

@@ -50,11 +50,11 @@ export interface WebGpuBackend extends Backend {
 
 export interface WebGpuBackendOptions {
   /**
-   * Use the kernel set tuned for CPU adapters: the subgroup variants (matmul-subgroup.wgsl,
-   * conv2d-subgroup.wgsl) and the vec4 row-streamed depthwise (depthwise-v4.wgsl). Default: on
+   * Use the kernel set tuned for CPU adapters: the subgroup variants (matmulSubgroupWgsl,
+   * conv2dSubgroupWgsl) and the vec4 row-streamed depthwise (depthwise3x3Wgsl v4). Default: on
    * software adapters (lavapipe), where every storage load is a per-lane gather and sharing
    * loads through subgroup broadcasts measured 2.9x faster; off on GPUs, where the register-tiled
-   * matmul.wgsl measured faster (H200: 4256 against 3149 faces/s at batch 16; BENCHMARKS.md)
+   * matmulWgsl measured faster (H200: 4256 against 3149 faces/s at batch 16; BENCHMARKS.md)
    * and the other two have not been measured yet.
    */
   subgroups?: boolean;

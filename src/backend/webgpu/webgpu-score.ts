@@ -1,4 +1,4 @@
-// Exact top-k by inner product on WebGPU (shaders/score.wgsl): the gallery lives in storage
+// Exact top-k by inner product on WebGPU (WGSL in kernels/score.ts): the gallery lives in storage
 // buffers of at most maxStorageBufferBindingSize bytes each (chunks); per chunk a score pass leaves
 // one top-k list per workgroup and a merge pass reduces them to one list per query; the CPU merges
 // the chunks' lists. Same contract and errors as the WASM score() (src/backend/wasm/wasm-score.ts).
@@ -8,7 +8,7 @@ import { badRowError, checkGalleryArgs, checkQueryArgs, mergeTopK, type PartialT
 import { getGpu } from './device.js';
 import { GpuWait } from './gpu-wait.js';
 import { PipelineCache, type ShaderSpec } from './pipeline-cache.js';
-import { WGSL_SOURCES } from './wgsl-sources.generated.js';
+import { SCORE_WGSL } from './kernels/score.js';
 
 // GPUBufferUsage / GPUMapMode values (usable before Dawn's globals are installed).
 const STORAGE_IN = 0x80 | 0x08; // STORAGE | COPY_DST
@@ -17,7 +17,7 @@ const UNIFORM = 0x40 | 0x08; // UNIFORM | COPY_DST
 const READBACK = 0x01 | 0x08; // MAP_READ | COPY_DST
 const MAP_READ = 0x0001;
 
-/** Must match score.wgsl. */
+/** Must match kernels/score.ts. */
 const WG = 64;
 const QB = 4;
 const KMAX = 32;
@@ -45,7 +45,7 @@ export interface ResidentGallery {
   score(queries: Float32Array, q: number, k: number): Promise<TopK>;
   /**
    * The sum of every gallery value, by a plain streaming read of the GPU buffers (readSum in
-   * score.wgsl): the memory bandwidth reference the score benchmark sets beside score().
+   * kernels/score.ts): the memory bandwidth reference the score benchmark sets beside score().
    */
   sumAll(): Promise<number>;
   dispose(): void;
@@ -74,9 +74,7 @@ interface Chunk {
 }
 
 function spec(entryPoint: 'score' | 'merge' | 'scores' | 'readSum'): ShaderSpec {
-  const code = WGSL_SOURCES['score.wgsl'];
-  if (code === undefined) throw new CosfaceError('SHADER_COMPILE', 'score.wgsl is missing from wgsl-sources.generated.ts: run scripts/gen-shaders.mjs');
-  return { name: 'score.wgsl', code, entryPoint };
+  return { name: 'score', code: SCORE_WGSL, entryPoint };
 }
 
 /** Rows padded to whole vec4s: a copy only when dim is not a multiple of 4. */

@@ -1,4 +1,4 @@
-// The batched alignment warp on WebGPU (shaders/warp.wgsl): all crops of a call in one command
+// The batched alignment warp on WebGPU (WGSL in kernels/warp.ts): all crops of a call in one command
 // buffer, normally one dispatch. Crops are grouped so that each group's output, tables and image
 // region fit one storage binding (groups of consecutive crops; a group whose image region is too
 // large is split into single crops); a crop that does not fit even alone (an image region or a
@@ -10,7 +10,7 @@ import { planWarp, regionBytes, unionRegion, type PixelRegion, type WarpPlan } f
 import type { BufferPool } from './buffer-pool.js';
 import type { GpuContext } from './device.js';
 import type { PipelineCache, ShaderSpec } from './pipeline-cache.js';
-import { WGSL_SOURCES } from './wgsl-sources.generated.js';
+import { WARP_WGSL } from './kernels/warp.js';
 
 // GPUBufferUsage / GPUMapMode values (usable before Dawn's globals are installed).
 const STORAGE_IN = 0x80 | 0x08; // STORAGE | COPY_DST
@@ -19,7 +19,7 @@ const UNIFORM = 0x40 | 0x08; // UNIFORM | COPY_DST
 const READBACK = 0x01 | 0x08; // MAP_READ | COPY_DST
 const MAP_READ = 0x0001;
 
-/** Must match warp.wgsl. */
+/** Must match kernels/warp.ts. */
 const WG = 8;
 const MAX_GRID = 65535;
 
@@ -32,9 +32,7 @@ interface Group {
 }
 
 function spec(): ShaderSpec {
-  const code = WGSL_SOURCES['warp.wgsl'];
-  if (code === undefined) throw new CosfaceError('SHADER_COMPILE', 'warp.wgsl is missing from wgsl-sources.generated.ts: run scripts/gen-shaders.mjs');
-  return { name: 'warp.wgsl', code, entryPoint: 'main' };
+  return { name: 'warp', code: WARP_WGSL, entryPoint: 'main' };
 }
 
 /** Bytes of a region as uploaded: its RGB bytes in whole u32 words plus one padding word. */
@@ -64,7 +62,7 @@ export function planWarpGroups(plan: WarpPlan, maxBinding: number): { groups: Gr
   return { groups, cpu };
 }
 
-/** The crops' per-crop records (a, b, k, 1/k^2) and column/row tables (see warp.wgsl). */
+/** The crops' per-crop records (a, b, k, 1/k^2) and column/row tables (see kernels/warp.ts). */
 function cropTables(plan: WarpPlan, transforms: readonly Similarity[], g: Group): { crops: ArrayBuffer; tabs: Float32Array } {
   const { outW, outH } = plan;
   const crops = new ArrayBuffer(g.count * 16);

@@ -5,6 +5,7 @@
 // store re-scores them with the stored float32 vectors. Nothing is derived on disk: the database
 // is the only state, and a restart reloads from it.
 import type { WasmKernels } from '../../backend/wasm/wasm-instance.js';
+import { modelChangedError } from '../vector-index.js';
 import { ExactVectorIndex, type VectorStorage } from '../exact-vector-index.js';
 import type { GalleryRecord } from '../meta.js';
 import type { IndexConsistency, VectorIndex, VectorIndexStats, VectorSearch, VectorSearchOptions } from '../vector-index.js';
@@ -22,6 +23,8 @@ export interface ExactScanIndexOptions {
 export class ExactScanIndex implements VectorIndex {
   readonly kind = 'exact-scan';
   private readonly galleries = new Map<number, ExactVectorIndex>();
+  /** The generation (model switches) each loaded gallery was loaded at. */
+  private readonly generations = new Map<number, number>();
   private readonly storage: VectorStorage;
   private readonly overFetch: number;
 
@@ -72,6 +75,14 @@ export class ExactScanIndex implements VectorIndex {
     this.galleries.delete(g.id);
   }
 
+  async prepareSwitch(): Promise<void> {
+    // Loaded from the database on first use after the switch.
+  }
+
+  async modelSwitched(g: GalleryRecord): Promise<void> {
+    if ((this.generations.get(g.id) ?? -1) < g.generation) this.galleries.delete(g.id);
+  }
+
   async stats(g: GalleryRecord): Promise<VectorIndexStats> {
     const idx = this.load(g);
     return { size: idx.size, live: idx.size, deleted: 0, capacity: idx.size, snapshotLastFaceId: null, snapshotBytes: null, unsavedChanges: 0, rebuilding: false };
@@ -111,7 +122,11 @@ export class ExactScanIndex implements VectorIndex {
 
   private load(g: GalleryRecord): ExactVectorIndex {
     let idx = this.galleries.get(g.id);
+    const at = this.generations.get(g.id);
+    if (idx && at !== undefined && at > g.generation) throw modelChangedError(g.name);
+    if (idx && at !== g.generation) idx = undefined;
     if (!idx) {
+      this.generations.set(g.id, g.generation);
       idx = new ExactVectorIndex(this.kernels, { dimension: g.dimension, storage: this.storage });
       for (const r of this.source(g.id)) idx.add(r.id, r.embedding);
       this.galleries.set(g.id, idx);

@@ -8,8 +8,14 @@ import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core';
 import { apiKeys, faces, galleries, identities, modelThresholds, type GalleryRow, type IdentityRow } from '../../db/schema.js';
 import type * as schema from '../../db/schema.js';
+import * as mig from './sync-sqlite-migration.js';
 import type {
   ApiKeyRecord,
+  ClaimResult,
+  FaceToStage,
+  MigrationClaim,
+  MigrationTarget,
+  SwitchResult,
   CandidateRecord,
   GalleryCounts,
   GalleryRecord,
@@ -144,22 +150,24 @@ export class SyncSqliteMeta implements MetaStore {
   }
 
   async insertFaces(galleryId: number, rows: readonly NewFace[]): Promise<number[]> {
-    return this.db.transaction((tx) =>
-      rows.map(
+    return this.db.transaction((tx) => {
+      mig.assertNotMigrating(tx, galleryId);
+      return rows.map(
         (f) =>
           tx
             .insert(faces)
             .values({ galleryId, ...f, embedding: vectorBlob(f.embedding) as Buffer })
             .returning({ id: faces.id })
             .get().id,
-      ),
-    );
+      );
+    });
   }
 
   async insertIdentitiesAndFaces(galleryId: number, idents: readonly NewIdentity[], rows: readonly NewFaceOfNew[]): Promise<{ identityIds: number[]; faceIds: number[] } | undefined> {
     const taken = new Error('identity taken');
     try {
       return this.db.transaction((tx) => {
+        mig.assertNotMigrating(tx, galleryId);
         const identityIds = idents.map((i) => {
           const live = tx
             .select({ id: identities.id })
@@ -313,6 +321,36 @@ export class SyncSqliteMeta implements MetaStore {
     this.closeDb();
   }
 
+  // ---- model migration (the same code as the better-sqlite3 meta: sync-sqlite-migration.ts) ----
+
+  async claimMigration(galleryId: number, target: MigrationTarget, owner: string, now: Date, takeOver: (holder: MigrationClaim) => boolean): Promise<ClaimResult> {
+    return mig.claimMigration(this.db, undefined, galleryId, target, owner, now, takeOver);
+  }
+
+  async renewMigration(galleryId: number, owner: string, now: Date): Promise<boolean> {
+    return mig.renewMigration(this.db, undefined, galleryId, owner, now);
+  }
+
+  async unstagedFaces(galleryId: number, afterId: number, limit: number): Promise<FaceToStage[]> {
+    return mig.unstagedFaces(this.db, galleryId, afterId, limit);
+  }
+
+  async stageEmbeddings(galleryId: number, owner: string, rows: readonly { faceId: number; embedding: Float32Array }[]): Promise<boolean> {
+    return mig.stageEmbeddings(this.db, undefined, galleryId, owner, rows, vectorBlob);
+  }
+
+  async stagedCount(galleryId: number): Promise<number> {
+    return mig.stagedCount(this.db, galleryId);
+  }
+
+  async switchModel(galleryId: number, owner: string, drop: readonly number[]): Promise<SwitchResult> {
+    return mig.switchModel(this.db, undefined, galleryId, owner, drop, galleryRecord);
+  }
+
+  async releaseMigration(galleryId: number, owner: string | null, discard: boolean): Promise<boolean> {
+    return mig.releaseMigration(this.db, undefined, galleryId, owner, discard);
+  }
+
   private count(q: ReturnType<typeof sql>): number {
     // values(): rows as arrays on every driver (get() without fields is an object on some, an array on bun-sqlite).
     return Number(this.db.values<[number]>(q)[0]![0]);
@@ -321,7 +359,7 @@ export class SyncSqliteMeta implements MetaStore {
 
 function galleryRecord(g: GalleryRow): GalleryRecord {
   const { deleteSeq: _s, ...rest } = g;
-  return rest;
+  return { ...rest, migration: rest.migration ?? null };
 }
 
 function identityRecord(r: IdentityRow): IdentityRecord {

@@ -3,11 +3,19 @@
 // acknowledged write is committed (and, with Postgres's default synchronous_commit, on disk).
 // Every query on identities and faces names its gallery_id, so under Citus it goes to one shard.
 import { and, asc, eq, inArray, isNull, sql, type SQL } from 'drizzle-orm';
+import { CosfaceError } from '../../errors.js';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import * as schema from '../../db/schema-pg.js';
-import { apiKeys, faces, galleries, identities, modelThresholds } from '../../db/schema-pg.js';
+import { apiKeys, faces, galleries, identities, modelThresholds, stagedEmbeddings, vectorLiteral } from '../../db/schema-pg.js';
+import type { FaceBox, MigrationClaim } from '../../db/schema.js';
+import { migratingError, migrationActive } from '../meta.js';
+import { hnswIndexName, hnswIndexSql } from './pgvector-index.js';
 import type {
   ApiKeyRecord,
+  ClaimResult,
+  FaceToStage,
+  MigrationTarget,
+  SwitchResult,
   CandidateRecord,
   GalleryCounts,
   GalleryRecord,
@@ -42,16 +50,16 @@ export class PgMeta implements MetaStore {
   constructor(readonly db: PgDb) {}
 
   async galleryByName(name: string): Promise<GalleryRecord | undefined> {
-    return (await this.db.select().from(galleries).where(eq(galleries.name, name)).limit(1))[0];
+    return galleryRecord((await this.db.select().from(galleries).where(eq(galleries.name, name)).limit(1))[0]);
   }
 
   async galleryById(id: number): Promise<GalleryRecord | undefined> {
-    return (await this.db.select().from(galleries).where(eq(galleries.id, id)).limit(1))[0];
+    return galleryRecord((await this.db.select().from(galleries).where(eq(galleries.id, id)).limit(1))[0]);
   }
 
   async insertGallery(g: NewGallery): Promise<GalleryRecord | undefined> {
     const rows = await this.db.insert(galleries).values(g).onConflictDoNothing({ target: galleries.name }).returning();
-    return rows[0];
+    return galleryRecord(rows[0]);
   }
 
   async listGalleries(): Promise<(GalleryRecord & GalleryCounts)[]> {
@@ -63,7 +71,7 @@ export class PgMeta implements MetaStore {
       })
       .from(galleries)
       .orderBy(asc(galleries.name));
-    return rows.map((r) => ({ ...r.g, identities: r.identities, faces: r.faces }));
+    return rows.map((r) => ({ ...galleryRecord(r.g)!, identities: r.identities, faces: r.faces }));
   }
 
   async counts(galleryId: number): Promise<GalleryCounts> {
@@ -83,6 +91,7 @@ export class PgMeta implements MetaStore {
   async deleteGallery(galleryId: number): Promise<void> {
     await this.db.transaction(async (tx) => {
       // Children first, each by gallery_id (one shard under Citus), then the gallery row.
+      await tx.delete(stagedEmbeddings).where(eq(stagedEmbeddings.galleryId, galleryId));
       await tx.delete(faces).where(eq(faces.galleryId, galleryId));
       await tx.delete(identities).where(eq(identities.galleryId, galleryId));
       await tx.delete(apiKeys).where(eq(apiKeys.galleryId, galleryId));
@@ -157,7 +166,8 @@ export class PgMeta implements MetaStore {
   }
 
   async insertFaces(galleryId: number, rows: readonly NewFace[]): Promise<number[]> {
-    const insert = async (tx: Pick<PgDb, 'insert'>) => {
+    const insert = async (tx: Pick<PgDb, 'insert' | 'select'>) => {
+      await assertNotMigrating(tx, galleryId);
       const ids: number[] = [];
       for (let at = 0; at < rows.length; at += INSERT_CHUNK) {
         const chunk = rows.slice(at, at + INSERT_CHUNK);
@@ -170,12 +180,15 @@ export class PgMeta implements MetaStore {
       }
       return ids;
     };
-    return rows.length <= INSERT_CHUNK ? insert(this.db) : this.db.transaction(insert);
+    // One transaction: the migration check (a share lock on the gallery row, which a migration's
+    // claim and switch update) and the rows.
+    return this.db.transaction(insert);
   }
 
   async insertIdentitiesAndFaces(galleryId: number, idents: readonly NewIdentity[], rows: readonly NewFaceOfNew[]): Promise<{ identityIds: number[]; faceIds: number[] } | undefined> {
     try {
       return await this.db.transaction(async (tx) => {
+        await assertNotMigrating(tx, galleryId);
         const identityIds: number[] = [];
         for (const i of idents) {
           const [row] = await tx.insert(identities).values({ galleryId, ...i }).returning({ id: identities.id });
@@ -259,6 +272,125 @@ export class PgMeta implements MetaStore {
     return rows.map(({ modelId: _m, ...rest }) => rest);
   }
 
+  // ---- model migration (meta.ts). The gallery row is locked FOR UPDATE by every step that
+  // changes the claim, and FOR SHARE by face inserts, so a switch never meets a face inserted
+  // after its check. ----
+
+  async claimMigration(galleryId: number, target: MigrationTarget, owner: string, now: Date, takeOver: (holder: MigrationClaim) => boolean): Promise<ClaimResult> {
+    return this.db.transaction(async (tx) => {
+      const claim = await lockedClaim(tx, galleryId);
+      if (claim === undefined) throw new CosfaceError('GALLERY_NOT_FOUND', `gallery ${galleryId} not found`);
+      if (claim && claim.owner !== owner && migrationActive(claim, now.getTime()) && !takeOver(claim)) return { claimed: false as const, holder: claim };
+      await tx.delete(stagedEmbeddings).where(and(eq(stagedEmbeddings.galleryId, galleryId), sql`${stagedEmbeddings.modelId} <> ${target.modelId}`));
+      const same = claim && claim.modelId === target.modelId;
+      const next: MigrationClaim = { ...target, owner, startedAt: same ? claim.startedAt : now.getTime(), heartbeatAt: now.getTime() };
+      await tx.update(galleries).set({ migration: next }).where(eq(galleries.id, galleryId));
+      return { claimed: true as const, staged: await stagedCountOf(tx, galleryId, target.modelId) };
+    });
+  }
+
+  async renewMigration(galleryId: number, owner: string, now: Date): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const claim = await lockedClaim(tx, galleryId);
+      if (!claim || claim.owner !== owner) return false;
+      await tx.update(galleries).set({ migration: { ...claim, heartbeatAt: now.getTime() } }).where(eq(galleries.id, galleryId));
+      return true;
+    });
+  }
+
+  async unstagedFaces(galleryId: number, afterId: number, limit: number): Promise<FaceToStage[]> {
+    const rows = await rawRows<{ id: number | string; identity_id: number | string; external_id: string; photo_path: string | null; photo_hash: string | null; box: FaceBox | null }>(
+      this.db,
+      sql`SELECT f.id, f.identity_id, i.external_id, f.photo_path, f.photo_hash, f.box
+          FROM faces f JOIN identities i ON i.gallery_id = f.gallery_id AND i.id = f.identity_id
+          WHERE f.gallery_id = ${galleryId} AND NOT f.deleted AND f.id > ${afterId}
+            AND NOT EXISTS (SELECT 1 FROM staged_embeddings s WHERE s.gallery_id = f.gallery_id AND s.face_id = f.id
+              AND s.model_id = (SELECT g.migration->>'modelId' FROM galleries g WHERE g.id = ${galleryId}))
+          ORDER BY f.id LIMIT ${limit}`,
+    );
+    return rows.map((r) => ({ id: Number(r.id), identityId: Number(r.identity_id), externalId: r.external_id, photoPath: r.photo_path, photoHash: r.photo_hash, box: r.box }));
+  }
+
+  async stageEmbeddings(galleryId: number, owner: string, rows: readonly { faceId: number; embedding: Float32Array }[]): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const claim = await lockedClaim(tx, galleryId);
+      if (!claim || claim.owner !== owner) return false;
+      for (let at = 0; at < rows.length; at += INSERT_CHUNK) {
+        const chunk = rows.slice(at, at + INSERT_CHUNK);
+        await tx
+          .insert(stagedEmbeddings)
+          .values(chunk.map((r) => ({ galleryId, faceId: r.faceId, modelId: claim.modelId, embedding: r.embedding })))
+          .onConflictDoUpdate({ target: [stagedEmbeddings.galleryId, stagedEmbeddings.faceId], set: { modelId: sql`excluded.model_id`, embedding: sql`excluded.embedding` } });
+      }
+      await tx.update(galleries).set({ migration: { ...claim, heartbeatAt: Date.now() } }).where(eq(galleries.id, galleryId));
+      return true;
+    });
+  }
+
+  async stagedCount(galleryId: number): Promise<number> {
+    const g = await this.galleryById(galleryId);
+    return g?.migration ? stagedCountOf(this.db, galleryId, g.migration.modelId) : 0;
+  }
+
+  async switchModel(galleryId: number, owner: string, drop: readonly number[]): Promise<SwitchResult> {
+    const rollback = new Error('rollback');
+    let unstaged: number[] = [];
+    try {
+      return await this.db.transaction(async (tx) => {
+        const claim = await lockedClaim(tx, galleryId);
+        if (!claim || claim.owner !== owner) return { switched: false as const, reason: 'not-holder' as const };
+        let dropped: number[] = [];
+        if (drop.length > 0) {
+          const out = await tx
+            .update(faces)
+            .set({ deleted: true })
+            .where(and(eq(faces.galleryId, galleryId), eq(faces.deleted, false), inArray(faces.id, [...drop])))
+            .returning({ id: faces.id });
+          dropped = out.map((r) => r.id).sort((a, b) => a - b);
+        }
+        unstaged = (
+          await rawRows<{ id: number | string }>(
+            tx,
+            sql`SELECT f.id FROM faces f WHERE f.gallery_id = ${galleryId} AND NOT f.deleted
+                AND NOT EXISTS (SELECT 1 FROM staged_embeddings s WHERE s.gallery_id = f.gallery_id AND s.face_id = f.id AND s.model_id = ${claim.modelId})
+                ORDER BY f.id`,
+          )
+        ).map((r) => Number(r.id));
+        if (unstaged.length > 0) throw rollback; // the drop too: nothing changes
+        // The old index goes first (its expression casts to the old dimension), then the vectors.
+        await tx.execute(sql.raw(`DROP INDEX IF EXISTS ${hnswIndexName(galleryId)}`));
+        await tx.execute(sql`UPDATE faces f SET embedding = s.embedding FROM staged_embeddings s
+          WHERE f.gallery_id = ${galleryId} AND NOT f.deleted AND s.gallery_id = f.gallery_id AND s.face_id = f.id`);
+        // The old model's vectors of deleted faces go too (zeros of the new dimension: never searched).
+        await tx.execute(sql`UPDATE faces SET embedding = ${vectorLiteral(new Float32Array(claim.dimension))}::vector WHERE gallery_id = ${galleryId} AND deleted`);
+        const [row] = await tx
+          .update(galleries)
+          .set({ modelId: claim.modelId, modelVersion: claim.modelVersion, dimension: claim.dimension, generation: sql`${galleries.generation} + 1`, migration: null })
+          .where(eq(galleries.id, galleryId))
+          .returning();
+        await tx.delete(stagedEmbeddings).where(eq(stagedEmbeddings.galleryId, galleryId));
+        const g = galleryRecord(row)!;
+        const ddl = hnswIndexSql(g);
+        if (ddl) await tx.execute(sql.raw(ddl));
+        const [n] = await rawRows<{ n: number }>(tx, sql`SELECT COUNT(*)::int AS n FROM faces WHERE gallery_id = ${galleryId} AND NOT deleted`);
+        return { switched: true as const, faces: Number(n!.n), dropped, gallery: g };
+      });
+    } catch (e) {
+      if (e === rollback) return { switched: false, reason: 'unstaged', faceIds: unstaged };
+      throw e;
+    }
+  }
+
+  async releaseMigration(galleryId: number, owner: string | null, discard: boolean): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const claim = await lockedClaim(tx, galleryId);
+      if (!claim || (owner !== null && claim.owner !== owner)) return false;
+      await tx.update(galleries).set({ migration: null }).where(eq(galleries.id, galleryId));
+      if (discard) await tx.delete(stagedEmbeddings).where(eq(stagedEmbeddings.galleryId, galleryId));
+      return true;
+    });
+  }
+
   async keyByHash(keyHash: string): Promise<ApiKeyRecord | undefined> {
     const rows = await this.keyQuery().where(eq(apiKeys.keyHash, keyHash)).limit(1);
     return rows[0];
@@ -309,6 +441,31 @@ export class PgMeta implements MetaStore {
       .leftJoin(galleries, eq(galleries.id, apiKeys.galleryId))
       .$dynamic();
   }
+}
+
+function galleryRecord(r: typeof galleries.$inferSelect | undefined): GalleryRecord | undefined {
+  return r && { ...r, migration: r.migration ?? null };
+}
+
+/** The gallery's claim under a row lock (FOR UPDATE); undefined when there is no such gallery. */
+async function lockedClaim(tx: Pick<PgDb, 'select'>, galleryId: number): Promise<MigrationClaim | null | undefined> {
+  const [r] = await tx.select({ m: galleries.migration }).from(galleries).where(eq(galleries.id, galleryId)).for('update');
+  return r ? (r.m ?? null) : undefined;
+}
+
+/** Throws MIGRATING when a migration holds the gallery; the share lock keeps a claim or switch out until the insert commits. */
+async function assertNotMigrating(tx: Pick<PgDb, 'select'>, galleryId: number): Promise<void> {
+  const [r] = await tx.select({ m: galleries.migration, name: galleries.name }).from(galleries).where(eq(galleries.id, galleryId)).for('share');
+  if (r && migrationActive(r.m)) throw migratingError(r.name, r.m!);
+}
+
+async function stagedCountOf(db: Pick<PgDb, 'execute'>, galleryId: number, modelId: string): Promise<number> {
+  const [r] = await rawRows<{ n: number }>(
+    db,
+    sql`SELECT COUNT(*)::int AS n FROM staged_embeddings s JOIN faces f ON f.gallery_id = s.gallery_id AND f.id = s.face_id
+        WHERE s.gallery_id = ${galleryId} AND s.model_id = ${modelId} AND NOT f.deleted`,
+  );
+  return Number(r!.n);
 }
 
 function identityRecord(r: typeof identities.$inferSelect): IdentityRecord {

@@ -27,6 +27,28 @@ export function hnswIndexName(galleryId: number): string {
   return `faces_hnsw_g${galleryId}`;
 }
 
+/** The CREATE INDEX of a gallery's partial HNSW index (idempotent); null above pgvector's dimension limit (exact scans only). */
+export function hnswIndexSql(g: Pick<GalleryRecord, 'id' | 'dimension' | 'hnswM' | 'hnswEfConstruction' | 'generation'>): string | null {
+  if (g.dimension > PGVECTOR_LIMITS.maxIndexDimension) return null;
+  const { m, efConstruction } = pgHnswParams(g);
+  const id = int(g.id);
+  return (
+    `CREATE INDEX IF NOT EXISTS ${hnswIndexName(id)} ON faces USING hnsw ((embedding::vector(${int(g.dimension)})) vector_ip_ops) ` +
+    `WITH (m = ${m}, ef_construction = ${efConstruction}) WHERE ${galleryPredicate(g)}`
+  );
+}
+
+/**
+ * The partial index's predicate, repeated literally by every search. A gallery that switched model
+ * (generation > 0) also requires the new dimension: the switch builds the index in the same
+ * transaction that rewrote the vectors, and an index build also reads the rows' previous versions
+ * (still visible to older snapshots), whose vectors of the old dimension must not reach the cast.
+ */
+function galleryPredicate(g: Pick<GalleryRecord, 'id' | 'dimension' | 'generation'>): string {
+  const base = `gallery_id = ${int(g.id)} AND NOT deleted`;
+  return g.generation > 0 ? `${base} AND vector_dims(embedding) = ${int(g.dimension)}` : base;
+}
+
 /** The HNSW build parameters pgvector accepts closest to the gallery's. */
 export function pgHnswParams(g: Pick<GalleryRecord, 'hnswM' | 'hnswEfConstruction'>): { m: number; efConstruction: number } {
   const m = Math.min(Math.max(g.hnswM, 2), PGVECTOR_LIMITS.maxM);
@@ -36,7 +58,8 @@ export function pgHnswParams(g: Pick<GalleryRecord, 'hnswM' | 'hnswEfConstructio
 
 export class PgVectorIndex implements VectorIndex {
   readonly kind = 'pgvector';
-  private readonly ensured = new Set<number>();
+  /** Galleries whose index is known to exist, with the generation it was made for. */
+  private readonly ensured = new Map<number, number>();
   private readonly liveCache = new Map<number, { n: number; at: number }>();
 
   constructor(private readonly db: PgDb) {}
@@ -47,18 +70,20 @@ export class PgVectorIndex implements VectorIndex {
 
   /** Creates the gallery's partial HNSW index when it is missing (idempotent). */
   async ensureIndex(g: GalleryRecord): Promise<void> {
-    if (this.ensured.has(g.id)) return;
-    if (g.dimension <= PGVECTOR_LIMITS.maxIndexDimension) {
-      const { m, efConstruction } = pgHnswParams(g);
-      const id = int(g.id);
-      await this.db.execute(
-        sql.raw(
-          `CREATE INDEX IF NOT EXISTS ${hnswIndexName(id)} ON faces USING hnsw ((embedding::vector(${int(g.dimension)})) vector_ip_ops) ` +
-            `WITH (m = ${m}, ef_construction = ${efConstruction}) WHERE gallery_id = ${id} AND NOT deleted`,
-        ),
-      );
-    }
-    this.ensured.add(g.id);
+    if (this.ensured.get(g.id) === g.generation) return;
+    const ddl = hnswIndexSql(g);
+    if (ddl) await this.db.execute(sql.raw(ddl));
+    this.ensured.set(g.id, g.generation);
+  }
+
+  async prepareSwitch(): Promise<void> {
+    // The switch's transaction builds the new index (pg-meta.ts).
+  }
+
+  /** The gallery switched model: its index was rebuilt in the switch's transaction (pg-meta.ts). */
+  async modelSwitched(g: GalleryRecord): Promise<void> {
+    this.ensured.delete(g.id);
+    this.liveCache.delete(g.id);
   }
 
   async liveCount(g: GalleryRecord): Promise<number> {
@@ -176,7 +201,7 @@ function searchSql(g: GalleryRecord, probe: Float32Array, limit: number) {
   const d = sql.raw(String(int(g.dimension)));
   const lit = vectorLiteral(probe);
   return sql`SELECT id, -(embedding::vector(${d}) <#> ${lit}::vector(${d})) AS score
-    FROM faces WHERE gallery_id = ${sql.raw(String(int(g.id)))} AND NOT deleted
+    FROM faces WHERE ${sql.raw(galleryPredicate(g))}
     ORDER BY embedding::vector(${d}) <#> ${lit}::vector(${d}) LIMIT ${sql.raw(String(int(limit)))}`;
 }
 

@@ -9,17 +9,17 @@ import {
   buildFromDatabase,
   catchUp,
   catchUpExternal,
+  GalleryIndex,
   openGalleryIndex,
   rebuildInBackground,
   removeIndexFiles,
   shardCount,
   type BackgroundRebuild,
-  type GalleryIndex,
   type IndexedGallery,
 } from '../gallery-index.js';
 import type { GalleryRecord } from '../meta.js';
 import { VectorMatrix } from '../vector-matrix.js';
-import type { IndexConsistency, VectorIndex, VectorIndexStats, VectorSearch, VectorSearchOptions } from '../vector-index.js';
+import { modelChangedError, type IndexConsistency, type VectorIndex, type VectorIndexStats, type VectorSearch, type VectorSearchOptions } from '../vector-index.js';
 
 export type IndexEvent =
   | { kind: 'opened'; gallery: string; how: 'snapshot' | 'rebuilt'; reason?: string; replayed: number; deletesApplied: number }
@@ -47,6 +47,8 @@ interface LoadedGallery {
   index: GalleryIndex;
   /** Every live face of the gallery with an id up to this one is in the index (see syncWithOtherWriters). */
   syncedId: number;
+  /** The gallery's generation (model switches) the index was built for. */
+  generation: number;
   matrix: VectorMatrix | null;
   rebuild: { job: BackgroundRebuild; done: Promise<void> } | null;
 }
@@ -56,6 +58,8 @@ export class HnswVectorIndex implements VectorIndex {
   private readonly loaded = new Map<number, LoadedGallery>();
   /** Galleries being opened (a parallel build runs on worker threads meanwhile). */
   private readonly loading = new Map<number, Promise<LoadedGallery>>();
+  /** Graphs built for a gallery's next generation, waiting for its model switch to commit. */
+  private readonly pending = new Map<number, { generation: number; index: GalleryIndex }>();
   /** SQLite's data_version when the loaded indexes were last caught up with other processes' commits. */
   private dataVersion = -1;
   private closed = false;
@@ -121,6 +125,48 @@ export class HnswVectorIndex implements VectorIndex {
     if (!l.rebuild && l.index.deletedCount >= this.o.rebuildMinDeleted && l.index.deletedFraction > this.o.rebuildDeletedFraction) {
       void this.rebuild(g);
     }
+  }
+
+  /**
+   * Builds the graph of the gallery's next generation from the staged vectors (every live face has
+   * one, or the switch is refused), before the switch commits; modelSwitched swaps it in.
+   */
+  async prepareSwitch(g: GalleryRecord, next: { dimension: number; generation: number }): Promise<void> {
+    const params: IndexedGallery = { ...indexedGallery(g), dimension: next.dimension, generation: next.generation };
+    const index = this.sqlite.transaction(() => {
+      const n = (this.sqlite.prepare('SELECT COUNT(*) AS n FROM staged_embeddings WHERE gallery_id = ?').get(g.id) as { n: number }).n;
+      const built = GalleryIndex.create(params, Math.ceil(n * 1.25));
+      const v = new Float32Array(next.dimension);
+      const rows = this.sqlite.prepare(
+        'SELECT s.face_id AS id, s.embedding FROM staged_embeddings s JOIN faces f ON f.id = s.face_id WHERE s.gallery_id = ? AND f.deleted = 0 ORDER BY s.face_id',
+      );
+      for (const r of rows.iterate(g.id) as IterableIterator<{ id: number; embedding: Buffer }>) {
+        if (r.embedding.length === next.dimension * 4) built.add(r.id, blobToEmbedding(r.embedding, v));
+      }
+      // Every live face up to here is staged (the claim blocks inserts): the graph covers them; the
+      // deletes after this point are applied when it is swapped in.
+      built.lastFaceId = (this.sqlite.prepare('SELECT COALESCE(MAX(id), 0) AS m FROM faces WHERE gallery_id = ?').get(g.id) as { m: number }).m;
+      built.deleteSeq = this.deleteSeq(g.id);
+      return built;
+    })();
+    this.pending.set(g.id, { generation: next.generation, index });
+  }
+
+  async modelSwitched(g: GalleryRecord): Promise<void> {
+    const pending = this.pending.get(g.id);
+    this.pending.delete(g.id);
+    const l = this.loaded.get(g.id);
+    if (l && l.generation >= g.generation) return;
+    if (l) this.discard(g.id, l);
+    // The old model's snapshot goes; the new graph (built before the switch, or now) is saved at once for other processes.
+    if (this.o.indexDir) removeIndexFiles(this.o.indexDir, g.id);
+    if (pending && pending.generation === g.generation) {
+      catchUp(this.sqlite, indexedGallery(g), pending.index);
+      const fresh: LoadedGallery = { name: g.name, index: pending.index, syncedId: pending.index.lastFaceId, generation: g.generation, matrix: null, rebuild: null };
+      this.loaded.set(g.id, fresh);
+      if (this.o.indexDir) this.save(fresh, g.id);
+      this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: fresh.index.size, replayed: 0 });
+    } else await this.load(g);
   }
 
   async dropGallery(g: GalleryRecord): Promise<void> {
@@ -242,17 +288,28 @@ export class HnswVectorIndex implements VectorIndex {
     if (version === this.dataVersion) return;
     this.dataVersion = version;
     for (const [id, l] of this.loaded) {
-      const row = this.sqlite.prepare('SELECT id, dimension, hnsw_m AS m, hnsw_ef_construction AS efc, hnsw_ef AS ef FROM galleries WHERE id = ?').get(id) as
-        | { id: number; dimension: number; m: number; efc: number; ef: number }
-        | undefined;
+      const row = this.sqlite
+        .prepare('SELECT id, dimension, hnsw_m AS m, hnsw_ef_construction AS efc, hnsw_ef AS ef, generation FROM galleries WHERE id = ?')
+        .get(id) as { id: number; dimension: number; m: number; efc: number; ef: number; generation: number } | undefined;
       if (!row) {
         this.loaded.delete(id);
         continue;
       }
-      const r = catchUpExternal(this.sqlite, { id: row.id, dimension: row.dimension, m: row.m, efConstruction: row.efc, ef: row.ef }, l.index, l.syncedId);
+      if (row.generation !== l.generation) {
+        // Another process switched the gallery's model: every vector changed, the graph is rebuilt on next use.
+        this.discard(id, l);
+        continue;
+      }
+      const r = catchUpExternal(this.sqlite, { id: row.id, dimension: row.dimension, m: row.m, efConstruction: row.efc, ef: row.ef, generation: row.generation }, l.index, l.syncedId);
       l.syncedId = r.sinceId;
       if (r.added > 0 || r.deleted > 0) l.matrix = null;
     }
+  }
+
+  /** Forgets a gallery's loaded index (its background rebuild, if any, is cancelled). */
+  private discard(id: number, l: LoadedGallery): void {
+    this.loaded.delete(id);
+    if (l.rebuild) void l.rebuild.job.cancel().catch(() => undefined);
   }
 
   /**
@@ -262,9 +319,14 @@ export class HnswVectorIndex implements VectorIndex {
   private async load(g: GalleryRecord): Promise<LoadedGallery> {
     this.syncWithOtherWriters();
     const l = this.loaded.get(g.id);
-    if (l) return l;
+    // A request that read the gallery before a model switch must not meet the new vectors.
+    if (l && l.generation > g.generation) throw modelChangedError(g.name);
+    if (l && l.generation < g.generation) this.discard(g.id, l);
+    else if (l) return l;
     let pending = this.loading.get(g.id);
     if (!pending) {
+      const row = this.sqlite.prepare('SELECT generation FROM galleries WHERE id = ?').get(g.id) as { generation: number } | undefined;
+      if (row && row.generation !== g.generation) throw modelChangedError(g.name);
       pending = (async () => {
         try {
           const opened = await openGalleryIndex(this.sqlite, indexedGallery(g), this.o.indexDir, this.o.dbPath, this.o.shardFrom);
@@ -276,7 +338,7 @@ export class HnswVectorIndex implements VectorIndex {
             replayed: opened.replayed,
             deletesApplied: opened.deletesApplied,
           });
-          const fresh: LoadedGallery = { name: g.name, index: opened.index, syncedId: opened.index.lastFaceId, matrix: null, rebuild: null };
+          const fresh: LoadedGallery = { name: g.name, index: opened.index, syncedId: opened.index.lastFaceId, generation: g.generation, matrix: null, rebuild: null };
           this.loaded.set(g.id, fresh);
           return fresh;
         } finally {
@@ -316,5 +378,5 @@ export class HnswVectorIndex implements VectorIndex {
 }
 
 function indexedGallery(g: GalleryRecord): IndexedGallery {
-  return { id: g.id, dimension: g.dimension, m: g.hnswM, efConstruction: g.hnswEfConstruction, ef: g.hnswEf };
+  return { id: g.id, dimension: g.dimension, m: g.hnswM, efConstruction: g.hnswEfConstruction, ef: g.hnswEf, generation: g.generation };
 }

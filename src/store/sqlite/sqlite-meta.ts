@@ -6,8 +6,15 @@ import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Db, OpenedDb } from '../../db/open-db.js';
 import { apiKeys, faces, galleries, identities, modelThresholds, type GalleryRow, type IdentityRow } from '../../db/schema.js';
 import { blobToEmbedding, embeddingToBlob } from '../embedding.js';
+import * as mig from '../edge/sync-sqlite-migration.js';
+import type { SyncSqliteDb } from '../edge/sync-sqlite-meta.js';
 import type {
   ApiKeyRecord,
+  ClaimResult,
+  FaceToStage,
+  MigrationClaim,
+  MigrationTarget,
+  SwitchResult,
   CandidateRecord,
   GalleryCounts,
   GalleryRecord,
@@ -184,15 +191,17 @@ export class SqliteMeta implements MetaStore {
   }
 
   async insertFaces(galleryId: number, rows: readonly NewFace[]): Promise<number[]> {
-    return this.sqlite.transaction(() =>
-      rows.map((f) => this.q.insertFace.get({ galleryId, ...f, embedding: embeddingToBlob(f.embedding) })!.id),
-    ).immediate();
+    return this.sqlite.transaction(() => {
+      mig.assertNotMigrating(this.db, galleryId);
+      return rows.map((f) => this.q.insertFace.get({ galleryId, ...f, embedding: embeddingToBlob(f.embedding) })!.id);
+    }).immediate();
   }
 
   async insertIdentitiesAndFaces(galleryId: number, idents: readonly NewIdentity[], rows: readonly NewFaceOfNew[]): Promise<{ identityIds: number[]; faceIds: number[] } | undefined> {
     const taken = new Error('identity taken');
     try {
       return this.sqlite.transaction(() => {
+        mig.assertNotMigrating(this.db, galleryId);
         const identityIds = idents.map((i) => {
           if (this.q.liveIdentity.get({ galleryId, externalId: i.externalId })) throw taken; // rolls back
           return this.q.insertIdentity.get({ galleryId, ...i })!.id;
@@ -272,6 +281,40 @@ export class SqliteMeta implements MetaStore {
       .map(({ modelId: _m, ...rest }) => rest);
   }
 
+  // ---- model migration (shared with the edge meta: edge/sync-sqlite-migration.ts) ----
+
+  private get syncDb(): SyncSqliteDb {
+    return this.db as unknown as SyncSqliteDb;
+  }
+
+  async claimMigration(galleryId: number, target: MigrationTarget, owner: string, now: Date, takeOver: (holder: MigrationClaim) => boolean): Promise<ClaimResult> {
+    return mig.claimMigration(this.syncDb, IMMEDIATE, galleryId, target, owner, now, takeOver);
+  }
+
+  async renewMigration(galleryId: number, owner: string, now: Date): Promise<boolean> {
+    return mig.renewMigration(this.syncDb, IMMEDIATE, galleryId, owner, now);
+  }
+
+  async unstagedFaces(galleryId: number, afterId: number, limit: number): Promise<FaceToStage[]> {
+    return mig.unstagedFaces(this.syncDb, galleryId, afterId, limit);
+  }
+
+  async stageEmbeddings(galleryId: number, owner: string, rows: readonly { faceId: number; embedding: Float32Array }[]): Promise<boolean> {
+    return mig.stageEmbeddings(this.syncDb, IMMEDIATE, galleryId, owner, rows, embeddingToBlob);
+  }
+
+  async stagedCount(galleryId: number): Promise<number> {
+    return mig.stagedCount(this.syncDb, galleryId);
+  }
+
+  async switchModel(galleryId: number, owner: string, drop: readonly number[]): Promise<SwitchResult> {
+    return mig.switchModel(this.syncDb, IMMEDIATE, galleryId, owner, drop, galleryRecord);
+  }
+
+  async releaseMigration(galleryId: number, owner: string | null, discard: boolean): Promise<boolean> {
+    return mig.releaseMigration(this.syncDb, IMMEDIATE, galleryId, owner, discard);
+  }
+
   async keyByHash(keyHash: string): Promise<ApiKeyRecord | undefined> {
     const r = this.q.keyByHash.get(keyHash) as
       | { id: number; name: string; galleryId: number | null; gallery: string | null; createdAt: number; revokedAt: number | null }
@@ -313,9 +356,11 @@ export class SqliteMeta implements MetaStore {
   }
 }
 
+const IMMEDIATE = { behavior: 'immediate' } as const;
+
 function galleryRecord(g: GalleryRow): GalleryRecord {
   const { deleteSeq: _s, ...rest } = g;
-  return rest;
+  return { ...rest, migration: rest.migration ?? null };
 }
 
 function identityRecord(r: IdentityRow): IdentityRecord {

@@ -1,6 +1,7 @@
-// Dense convolution on shaders/conv2d.wgsl (any kernel size, stride, padding, channel count).
+// Dense convolution (any kernel size, stride, padding, channel count; WGSL in kernels/conv2d.ts).
 import type { Conv2DNode } from '../../../graph/ir.js';
-import { ACT_CODE, SUBGROUP_ENTRY_SIZES, grid, grid1d, padTo4, params, shader, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
+import { CONV2D_SUBGROUP_ROWS, conv2dSubgroupWgsl, conv2dWgsl } from '../kernels/conv2d.js';
+import { ACT_CODE, SUBGROUP_ENTRY_SIZES, grid, grid1d, padTo4, params, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
 
 /** [outC, kh, kw, inC] -> [kh*kw*inC, O4] vec4 along output channels, zero tail. */
 export function packConvWeights(filter: Float32Array, outC: number, kh: number, kw: number, inC: number): Float32Array {
@@ -14,8 +15,6 @@ export function packConvWeights(filter: Float32Array, outC: number, kh: number, 
   return packed;
 }
 
-/** Tile height of conv2d-subgroup.wgsl (output pixels). */
-const SUBGROUP_TILE_ROWS = 32;
 
 export function planConv2d(node: Conv2DNode, shapes: Map<string, number[]>, ctx: PlanContext = { subgroupSize: null }): KernelPlan {
   const [H, W] = shapes.get(node.inputs[0]!)! as [number, number, number];
@@ -33,14 +32,14 @@ export function planConv2d(node: Conv2DNode, shapes: Map<string, number[]>, ctx:
   ];
   const sg = ctx.subgroupSize;
   if (sg !== null && SUBGROUP_ENTRY_SIZES.has(sg) && node.outC % 4 === 0) {
-    // Implicit GEMM with subgroup-shared loads (conv2d-subgroup.wgsl): 32 output pixels x sg vec4
+    // Implicit GEMM with subgroup-shared loads (conv2dSubgroupWgsl): 32 output pixels x sg vec4
     // output-channel columns per subgroup.
     const colBlocks = Math.ceil(O4 / sg);
     const M = (n: number) => n * OH * OW;
-    const tiles = (n: number) => colBlocks * Math.ceil(M(n) / SUBGROUP_TILE_ROWS);
+    const tiles = (n: number) => colBlocks * Math.ceil(M(n) / CONV2D_SUBGROUP_ROWS);
     return {
       node,
-      shader: shader('conv2d-subgroup.wgsl', `main_sg${sg}`),
+      shader: conv2dSubgroupWgsl(sg),
       bindings,
       params: (n) =>
         params([H, W, node.inC, OH, OW, O4, node.kh, node.kw, node.strideH, node.strideW, node.pads.top, node.pads.left, ACT_CODE[node.activation], hasResidual ? 1 : 0, M(n), colBlocks, tiles(n), 0, 0, 0]),
@@ -50,7 +49,7 @@ export function planConv2d(node: Conv2DNode, shapes: Map<string, number[]>, ctx:
   const owt = Math.ceil(OW / 4);
   return {
     node,
-    shader: shader('conv2d.wgsl'),
+    shader: conv2dWgsl(),
     bindings,
     params: (n) =>
       params([H, W, node.inC, OH, OW, node.outC, O4, node.kh, node.kw, node.strideH, node.strideW, node.pads.top, node.pads.left, ACT_CODE[node.activation], hasResidual ? 1 : 0, n * OH * owt]),

@@ -1,6 +1,6 @@
-// add, affine, activation and pad on shaders/elementwise.wgsl, and l2normalize on
-// shaders/l2normalize.wgsl.
+// add, affine, activation and pad, and l2normalize (WGSL in kernels/elementwise.ts).
 import { numel, type ActivationNode, type AddNode, type AffineNode, type L2NormalizeNode, type PadNode } from '../../../graph/ir.js';
+import { ELEMENTWISE_WGSL, L2NORMALIZE_WGSL } from '../kernels/elementwise.js';
 import { ACT_CODE, grid1d, params, shader, type BindingRef, type KernelPlan } from './kernel.js';
 
 function channels(shape: number[]): number {
@@ -17,7 +17,7 @@ export function planAdd(node: AddNode, shapes: Map<string, number[]>): KernelPla
     { kind: 'tensor', name: node.output },
   ];
   return {
-    node, shader: shader('elementwise.wgsl', 'add'), bindings,
+    node, shader: shader('elementwise', ELEMENTWISE_WGSL, 'add'), bindings,
     params: (n) => params([n * per, channels(shape), ACT_CODE[node.activation]]),
     dispatch: (n) => grid1d(Math.ceil((n * per) / 256)),
   };
@@ -33,7 +33,7 @@ export function planAffine(node: AffineNode, shapes: Map<string, number[]>): Ker
     { kind: 'tensor', name: node.output },
   ];
   return {
-    node, shader: shader('elementwise.wgsl', 'affine'), bindings,
+    node, shader: shader('elementwise', ELEMENTWISE_WGSL, 'affine'), bindings,
     params: (n) => params([n * per, channels(shape)]),
     dispatch: (n) => grid1d(Math.ceil((n * per) / 256)),
   };
@@ -49,7 +49,7 @@ export function planActivation(node: ActivationNode, shapes: Map<string, number[
     { kind: 'tensor', name: node.output },
   ];
   return {
-    node, shader: shader('elementwise.wgsl', 'activation'), bindings,
+    node, shader: shader('elementwise', ELEMENTWISE_WGSL, 'activation'), bindings,
     params: (n) => params([n * per, channels(shape), ACT_CODE[node.activation]]),
     dispatch: (n) => grid1d(Math.ceil((n * per) / 256)),
   };
@@ -66,7 +66,7 @@ export function planPad(node: PadNode, shapes: Map<string, number[]>): KernelPla
     { kind: 'tensor', name: node.output },
   ];
   return {
-    node, shader: shader('elementwise.wgsl', 'pad'), bindings,
+    node, shader: shader('elementwise', ELEMENTWISE_WGSL, 'pad'), bindings,
     params: (n) => params([n * per, C, 0, H, W, OH, OW, node.pads.top, node.pads.left]),
     dispatch: (n) => grid1d(Math.ceil((n * per) / 256)),
   };
@@ -79,7 +79,7 @@ export function planL2Normalize(node: L2NormalizeNode, shapes: Map<string, numbe
     { kind: 'tensor', name: node.output },
   ];
   return {
-    node, shader: shader('l2normalize.wgsl'), bindings,
+    node, shader: shader('l2normalize', L2NORMALIZE_WGSL), bindings,
     params: (n) => params([F, n]),
     dispatch: (n) => grid1d(n),
   };

@@ -1,6 +1,5 @@
 // What an op descriptor returns: the shader variant, what to bind, and how uniforms and the
 // dispatch grid follow from the batch size. Shapes go into uniforms, never into the cache key.
-import { WGSL_SOURCES } from '../wgsl-sources.generated.js';
 import type { ShaderSpec } from '../pipeline-cache.js';
 import type { Activation, GraphNode } from '../../../graph/ir.js';
 
@@ -17,7 +16,7 @@ export interface PlanContext {
   subgroupSize: number | null;
 }
 
-/** Subgroup sizes the subgroup kernels (matmul-subgroup.wgsl, conv2d-subgroup.wgsl) have an entry point for (main_sgN). */
+/** Subgroup sizes the subgroup kernels (kernels/matmul.ts, kernels/conv2d.ts) are generated for. */
 export const SUBGROUP_ENTRY_SIZES: ReadonlySet<number> = new Set([8, 16, 32]);
 
 export interface KernelPlan {
@@ -31,9 +30,8 @@ export interface KernelPlan {
   dispatch(n: number): [number, number, number];
 }
 
-export function shader(name: string, entryPoint = 'main'): ShaderSpec {
-  const code = WGSL_SOURCES[name];
-  if (code === undefined) throw new Error(`no shader ${name} in shaders/`);
+/** An entry point of a hand-written module (kernels/elementwise.ts, kernels/pool.ts). */
+export function shader(name: string, code: string, entryPoint = 'main'): ShaderSpec {
   return { name, code, entryPoint };
 }
 

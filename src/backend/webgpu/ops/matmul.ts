@@ -1,10 +1,11 @@
 // 1x1 convolutions (stride 1, no padding) and fully connected layers as a register-tiled matrix
-// multiply on shaders/matmul.wgsl. Needs K and N multiples of 4; the registry falls back to
-// conv2d.wgsl otherwise.
+// multiply (WGSL generated per variant in kernels/matmul.ts). Needs K and N multiples of 4; the
+// registry falls back to the direct convolution otherwise.
 import { numel, type Conv2DNode, type FullyConnectedNode } from '../../../graph/ir.js';
-import { ACT_CODE, SUBGROUP_ENTRY_SIZES, grid1d, padTo4, params, shader, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
+import { matmulSubgroupWgsl, matmulWgsl } from '../kernels/matmul.js';
+import { ACT_CODE, SUBGROUP_ENTRY_SIZES, grid1d, padTo4, params, type BindingRef, type KernelPlan, type PlanContext } from './kernel.js';
 
-/** Register tile of matmul.wgsl: rows (pixels) x vec4 columns per invocation. */
+/** Register tile of matmulWgsl: rows (pixels) x vec4 columns per invocation. */
 const TILE_ROWS = 8;
 const TILE_COLS4 = 4;
 
@@ -24,8 +25,9 @@ export function matmulApplies(node: Conv2DNode | FullyConnectedNode): boolean {
   );
 }
 
-/** Tile height of matmul-subgroup.wgsl (rows). */
+/** Tile of matmulSubgroupWgsl: rows per subgroup, vec4 columns per lane. */
 const SUBGROUP_TILE_ROWS = 32;
+const SUBGROUP_TILE_COLS = 1;
 
 export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<string, number[]>, ctx: PlanContext = { subgroupSize: null }): KernelPlan {
   const K = node.op === 'conv2d' ? node.inC : node.inF;
@@ -45,11 +47,11 @@ export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<st
   const N4 = N / 4;
   const sg = ctx.subgroupSize;
   if (sg !== null && SUBGROUP_ENTRY_SIZES.has(sg)) {
-    const colBlocks = Math.ceil(N4 / sg);
+    const colBlocks = Math.ceil(N4 / (sg * SUBGROUP_TILE_COLS));
     const tiles = (n: number) => colBlocks * Math.ceil((n * rowsPerSample) / SUBGROUP_TILE_ROWS);
     return {
       node,
-      shader: shader('matmul-subgroup.wgsl', `main_sg${sg}`),
+      shader: matmulSubgroupWgsl({ sg, rows: SUBGROUP_TILE_ROWS, cols: SUBGROUP_TILE_COLS }),
       bindings,
       params: (n) => params([n * rowsPerSample, K / 4, N4, ACT_CODE[node.activation], hasResidual ? 1 : 0, colBlocks, tiles(n)]),
       dispatch: (n) => grid1d(Math.ceil((tiles(n) * sg) / 64)),
@@ -59,7 +61,7 @@ export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<st
   const tiles = (n: number) => colBlocks * Math.ceil((n * rowsPerSample) / TILE_ROWS);
   return {
     node,
-    shader: shader('matmul.wgsl'),
+    shader: matmulWgsl({ rows: TILE_ROWS, cols4: TILE_COLS4 }),
     bindings,
     params: (n) => params([n * rowsPerSample, K / 4, N4, ACT_CODE[node.activation], hasResidual ? 1 : 0, colBlocks, tiles(n)]),
     dispatch: (n) => grid1d(Math.ceil(tiles(n) / 64)),

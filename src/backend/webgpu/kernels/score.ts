@@ -1,7 +1,10 @@
-// score.wgsl: exact top-k by inner product over one gallery chunk (rows of dim4 vec4s).
+// Hand-written WGSL of the exact top-k scan (used by webgpu-score.ts).
+
+/** score, merge, scores and readSum entry points. */
+export const SCORE_WGSL = /* wgsl */ `// score: exact top-k by inner product over one gallery chunk (rows of dim4 vec4s).
 // Bindings: 0 gallery [rows, dim4], 1 queries [q, dim4], 2 partS / 3 partI [q, blocks, k]
 // (per-workgroup lists), 4 bad [chunks] (first row with a non-finite score, atomic min),
-// 5 params, 6 outS / 7 outI (chunk results, or raw scores for the `scores` entry).
+// 5 params, 6 outS / 7 outI (chunk results, or raw scores for the 'scores' entry).
 // Entries and dispatch shapes:
 //   score   (ceil(q / QB), blocks): 64 threads score rowsPerThread * 64 rows for QB queries, keep
 //           a top-k per thread, merge the 64 lists in workgroup memory, write one list per query.
@@ -14,7 +17,7 @@
 const WG: u32 = 64u;
 /** Queries per thread in the score pass: each gallery vector loaded serves QB dot products. */
 const QB: u32 = 4u;
-/** Largest k the GPU lists hold; larger k goes through `scores` and a CPU selection. */
+/** Largest k the GPU lists hold; larger k goes through 'scores' and a CPU selection. */
 const KMAX: u32 = 32u;
 const EMPTY: u32 = 0xffffffffu;
 
@@ -266,3 +269,4 @@ fn readSum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
     outS[p.outBase + wg.x] = s;
   }
 }
+`;

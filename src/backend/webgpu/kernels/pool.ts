@@ -1,4 +1,7 @@
-// pool.wgsl: the data-movement ops of the detector and landmark models. Entry points:
+// Hand-written WGSL of maxPool2d, padChannels, sigmoid and concat (planned in ops/pool.ts).
+
+/** maxPool, padChannels, sigmoid and copySlice entry points. */
+export const POOL_WGSL = /* wgsl */ `// pool: the data-movement ops of the detector and landmark models. Entry points:
 // maxPool (kh x kw window, stride, pads that never win), padChannels (zero channels before/after),
 // sigmoid, copySlice (per-sample flat copy into an offset of a wider output: concat).
 // Bindings: 0 x, 1 out, 2 params. Dispatch: ceil(total / 256) workgroups of 256 laid out as
@@ -68,3 +71,4 @@ fn copySlice(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
   let e = i % p.srcPer;
   out[n * p.dstPer + p.dstOff + e] = x[i];
 }
+`;

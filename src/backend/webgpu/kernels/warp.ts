@@ -1,7 +1,10 @@
-// warp.wgsl: the batched alignment warp. One dispatch cuts n crops of outW x outH out of one RGB8
+// Hand-written WGSL of the batched alignment warp (used by webgpu-warp.ts).
+
+/** One invocation per output pixel of every crop. */
+export const WARP_WGSL = /* wgsl */ `// warp: the batched alignment warp. One dispatch cuts n crops of outW x outH out of one RGB8
 // image, each with its own similarity transform (crop pixel-centre coords -> image coords, as
 // warpToCrop in src/pipeline/align.ts): bilinear between pixel centres, taps outside the image
-// take `fill` (or the nearest edge pixel with `replicate`), k x k samples per output pixel
+// take 'fill' (or the nearest edge pixel with 'replicate'), k x k samples per output pixel
 // averaged (k per crop, chosen on the host exactly as warpToCrop does). Output float RGB 0..255,
 // HWC, crops back to back.
 //
@@ -57,7 +60,7 @@ fn pixel(x: i32, y: i32) -> vec3<f32> {
 }
 
 // A bilinear tap: the pixel, or outside the region (= outside the image) the fill value or, with
-// `replicate`, the nearest edge pixel (the host then clamps the region into the image instead of
+// 'replicate', the nearest edge pixel (the host then clamps the region into the image instead of
 // cutting it, so clamping to the region is clamping to the image).
 fn tap(x: i32, y: i32) -> vec3<f32> {
   if (x >= 0 && y >= 0 && x < i32(p.rw) && y < i32(p.rh)) {
@@ -113,3 +116,4 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   out[o + 1u] = rgb.y;
   out[o + 2u] = rgb.z;
 }
+`;
