@@ -409,6 +409,11 @@ class FaceRows {
         .get(galleryId) as { n: number }
     ).n;
   }
+  liveCountAfter(galleryId: number, afterId: number): number {
+    return (
+      this.sqlite.prepare('SELECT COUNT(*) AS n FROM faces WHERE gallery_id = ? AND id > ? AND deleted = 0').get(galleryId, afterId) as { n: number }
+    ).n;
+  }
   deleteSeq(galleryId: number): number {
     const row = this.sqlite.prepare('SELECT delete_seq AS s FROM galleries WHERE id = ?').get(galleryId) as
       | { s: number }
@@ -540,15 +545,23 @@ export async function openGalleryIndex(sqlite: Database.Database, g: IndexedGall
   if (dir !== null) {
     const found = readSnapshotMeta(dir, g);
     if ('meta' in found) {
-      try {
-        const index = GalleryIndex.fromFile(g, dir, found.meta);
-        removeStaleFiles(dir, g.id, snapshotParts(found.meta).map((p) => p.file));
-        const { replayed, deletesApplied } = catchUp(sqlite, g, index);
-        const dbLive = new FaceRows(sqlite).liveCount(g.id);
-        if (index.liveCount === dbLive) return { index, how: 'snapshot', replayed, deletesApplied };
-        reason = `snapshot disagrees with the database (${index.liveCount} live in index, ${dbLive} in database)`;
-      } catch (e) {
-        reason = `index file unreadable: ${(e as Error).message}`;
+      // Bulk enrollment into a large gallery (faces committed while no index was open): more faces
+      // to replay one at a time than the snapshot holds, so build the graphs in parallel instead.
+      const rows = new FaceRows(sqlite);
+      const behind = rows.liveCountAfter(g.id, found.meta.lastFaceId);
+      if (shardCount(rows.liveCount(g.id), shardFrom) > 1 && behind > found.meta.count) {
+        reason = `snapshot far behind the database (${behind} faces to replay on ${found.meta.count})`;
+      } else {
+        try {
+          const index = GalleryIndex.fromFile(g, dir, found.meta);
+          removeStaleFiles(dir, g.id, snapshotParts(found.meta).map((p) => p.file));
+          const { replayed, deletesApplied } = catchUp(sqlite, g, index);
+          const dbLive = new FaceRows(sqlite).liveCount(g.id);
+          if (index.liveCount === dbLive) return { index, how: 'snapshot', replayed, deletesApplied };
+          reason = `snapshot disagrees with the database (${index.liveCount} live in index, ${dbLive} in database)`;
+        } catch (e) {
+          reason = `index file unreadable: ${(e as Error).message}`;
+        }
       }
     } else {
       reason = found.reason;

@@ -90,11 +90,14 @@ describe('sharded HNSW index', () => {
     const store = await openStore(dbPath, opts);
     await store.createGallery('g', { modelId: 'synthetic', dimension: g.dim });
     for (let id = 0; id < g.identities; id++) await store.addIdentity('g', { externalId: `p${id}` });
-    for (let r0 = 0; r0 < n; r0 += 500) {
-      const batch = [];
-      for (let r = r0; r < r0 + 500; r++) batch.push({ identity: `p${g.identityOf[r]}`, face: { embedding: g.vectors.subarray(r * g.dim, (r + 1) * g.dim) } });
-      await store.addFaces('g', batch);
-    }
+    const batch = (r0: number) => {
+      const b = [];
+      for (let r = r0; r < r0 + 500; r++) b.push({ identity: `p${g.identityOf[r]}`, face: { embedding: g.vectors.subarray(r * g.dim, (r + 1) * g.dim) } });
+      return b;
+    };
+    await store.addFaces('g', batch(0));
+    await store.galleryStats('g'); // opens the index: from here on every add goes into the graph
+    for (let r0 = 500; r0 < n; r0 += 500) await store.addFaces('g', batch(r0));
     await store.close(); // waits for the background rebuild that crossing 2000 faces started
     expect(events.some((e) => e.kind === 'rebuild-swapped')).toBe(true);
     const sidecar = () => JSON.parse(readFileSync(join(indexDir, 'g1.json'), 'utf8')) as SnapshotMeta;
@@ -139,5 +142,28 @@ describe('sharded HNSW index', () => {
     expect(again.recall1).toBeGreaterThanOrEqual(0.99);
     expect((await rebuilt.checkConsistency('g')).missingFromIndex).toEqual([]);
     await rebuilt.close();
+
+    // Faces written while this index folder was not kept up to date: a second gallery gets 500 faces
+    // and a snapshot, then 2500 more from a process whose indexes live in memory only; the next open
+    // finds the snapshot far behind and builds 2 shards in parallel instead of replaying 2500 faces
+    // one at a time.
+    const bulk = await openStore(dbPath, opts);
+    await bulk.createGallery('h', { modelId: 'synthetic', dimension: g.dim });
+    for (let id = 0; id < g.identities; id++) await bulk.addIdentity('h', { externalId: `p${id}` });
+    await bulk.addFaces('h', batch(0));
+    await bulk.galleryStats('h');
+    await bulk.close(); // snapshot of 500 faces
+    const writer = await openStore(dbPath, { ...opts, indexDir: null });
+    for (let r0 = 500; r0 < n; r0 += 500) await writer.addFaces('h', batch(r0));
+    await writer.close();
+    events.length = 0;
+    const reader = await openStore(dbPath, opts);
+    const r = await reader.identify('h', probe(0), { k: 1 });
+    expect(r.method).toBe('hnsw');
+    expect(events[0]).toMatchObject({ kind: 'opened', how: 'rebuilt', reason: expect.stringMatching(/far behind/) });
+    expect((await reader.checkConsistency('h')).indexLive).toBe(n);
+    const side = JSON.parse(readFileSync(join(indexDir, 'g2.json'), 'utf8')) as SnapshotMeta;
+    expect(side.parts?.length).toBe(2);
+    await reader.close();
   });
 });
