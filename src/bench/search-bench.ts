@@ -740,7 +740,9 @@ export function formatSearchBench(r: SearchBenchResult): string {
   }
   lines.push('');
   lines.push(
-    r.rows.map((row) => `N=${row.n}: reloaded index recall@1 at ef=${row.hnsw[0]!.ef}: ${f(row.reloadedRecall1, 4)} (in memory ${f(row.hnsw[0]!.recall1, 4)})`).join('; '),
+    r.rows
+      .filter((row) => row.hnsw.length > 0)
+      .map((row) => `N=${row.n}: reloaded index recall@1 at ef=${row.hnsw[0]!.ef}: ${f(row.reloadedRecall1, 4)} (in memory ${f(row.hnsw[0]!.recall1, 4)})`).join('; '),
   );
   return lines.join('\n');
 }
