@@ -8,7 +8,8 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnrollSummary } from '../../src/commands/store-commands.js';
 import { tempDir } from '../store/helpers.js';
-import { captureIo, commands, expectCode, makeEnrollDir, photo, runJson, sharedPipeline, writeNonFaces } from './helpers.js';
+import { openStore } from '../../src/store/index.js';
+import { aligned, captureIo, commands, expectCode, makeEnrollDir, photo, runJson, sharedPipeline, writeNonFaces } from './helpers.js';
 
 const repoRoot = join(import.meta.dirname, '../..');
 const gallery = (who: string) => readdirSync(join(repoRoot, 'examples/gallery', who)).map((f) => join(repoRoot, 'examples/gallery', who, f));
@@ -104,5 +105,24 @@ describe('cosface enroll, pipelined and photo by photo', () => {
     await expectCode(cmd.enroll, [people, '--gallery', 'g', '--db', join(dir, 'x.db'), '--pipeline', 'maybe'], 'BAD_INPUT');
     await expectCode(cmd.enroll, [people, '--gallery', 'g', '--db', join(dir, 'x.db'), '--batch', '0'], 'BAD_INPUT');
     expect(existsSync(join(dir, 'x.db'))).toBe(false);
+  }, 60_000);
+
+  it("creates a photo's new identity in the transaction of its face: refused (MIGRATING), neither is written", async () => {
+    const db = join(dir, 'pipe3.db');
+    const store = await openStore(db);
+    try {
+      await store.beginMigration('g', { modelId: 'new', dimension: 256 }, { owner: 'test' });
+    } finally {
+      await store.close();
+    }
+    const more = makeEnrollDir(join(dir, 'more'), { sorkin: [aligned('Aaron_Sorkin_0001.png')] });
+    for (const pipelined of ['on', 'off']) await expectCode(cmd.enroll, [more, '--gallery', 'g', '--db', db, '--pipeline', pipelined, '--quiet'], 'MIGRATING');
+    const after = await openStore(db);
+    try {
+      expect((await after.getGallery('g')).identities).toBe(6);
+      await expect(after.getIdentity('g', 'sorkin')).rejects.toMatchObject({ code: 'IDENTITY_NOT_FOUND' });
+    } finally {
+      await after.close();
+    }
   }, 60_000);
 });
