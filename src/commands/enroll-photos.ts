@@ -232,7 +232,14 @@ export async function enrollPhotos(o: EnrollLoopOptions): Promise<EnrollOutcome>
           running = pipe.facesInImages(toRun.map((g) => g.l.img!), timer ? { timer } : {});
         }
         // The previous group's rows go in while the backend works on this one.
-        if (pendingWrite) await pendingWrite();
+        if (pendingWrite) {
+          try {
+            await pendingWrite();
+          } catch (e) {
+            await running; // never rejects (a photo's failure is its Error); the caller closes the backend next
+            throw e;
+          }
+        }
         pendingWrite = null;
         if (running) {
           const results = await running;

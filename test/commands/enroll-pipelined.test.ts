@@ -115,12 +115,13 @@ describe('cosface enroll, pipelined and photo by photo', () => {
     } finally {
       await store.close();
     }
-    const more = makeEnrollDir(join(dir, 'more'), { sorkin: [aligned('Aaron_Sorkin_0001.png')] });
-    for (const pipelined of ['on', 'off']) await expectCode(cmd.enroll, [more, '--gallery', 'g', '--db', db, '--pipeline', pipelined, '--quiet'], 'MIGRATING');
+    const more = makeEnrollDir(join(dir, 'more'), { brody: [aligned('Adrien_Brody_0002.png')], sorkin: [aligned('Aaron_Sorkin_0001.png')] });
+    // Pipelined one photo per group: the first group's write fails while the second group runs.
+    for (const flags of [['--pipeline', 'on', '--batch', '1'], ['--pipeline', 'off']]) await expectCode(cmd.enroll, [more, '--gallery', 'g', '--db', db, ...flags, '--quiet'], 'MIGRATING');
     const after = await openStore(db);
     try {
       expect((await after.getGallery('g')).identities).toBe(6);
-      await expect(after.getIdentity('g', 'sorkin')).rejects.toMatchObject({ code: 'IDENTITY_NOT_FOUND' });
+      for (const who of ['brody', 'sorkin']) await expect(after.getIdentity('g', who)).rejects.toMatchObject({ code: 'IDENTITY_NOT_FOUND' });
     } finally {
       await after.close();
     }
