@@ -1,8 +1,9 @@
 // `cosface enroll` pipelined (photos read and decoded ahead, the networks run once per group of
 // photos, a group's rows written while the next one embeds) must enroll exactly what the
 // photo-by-photo schedule enrolls: the same rows in the same order with the same embeddings, boxes
-// and landmarks, and the same report. Also: --stats reports the stage split.
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+// and landmarks, and the same report. Also: --stats reports the stage split; facesInPhotos gives
+// each photo's own faces.
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,6 +57,17 @@ function faceRows(db: string): unknown[] {
     sqlite.close();
   }
 }
+
+describe('facesInPhotos (the server batches concurrent photos through it)', () => {
+  it('finds in several photos at once exactly the faces each gives alone; a broken photo gives its error', async () => {
+    const { pipeline } = await shared.opener({ backend: 'wasm', note: () => undefined });
+    const photos = [readFileSync(photo('t1.jpg')), readFileSync(photo('obama_small.jpg')), readFileSync(photo('biden-400.jpg')).subarray(0, 300), readFileSync(photo('biden-400.jpg'))];
+    const together = await pipeline.facesInPhotos(photos);
+    expect(together.map((r) => (r instanceof Error ? -1 : r.length))).toEqual([6, 1, -1, 1]);
+    expect(together[2]).toMatchObject({ code: 'BAD_IMAGE' });
+    for (const i of [0, 1, 3]) expect(together[i]).toEqual(await pipeline.facesInPhoto(photos[i]!));
+  }, 60_000);
+});
 
 describe('cosface enroll, pipelined and photo by photo', () => {
   it('enrolls the same faces, rows and report in both schedules, whatever the group size', async () => {
