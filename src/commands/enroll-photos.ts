@@ -168,12 +168,26 @@ export async function enrollPhotos(o: EnrollLoopOptions): Promise<EnrollOutcome>
       }
     }
     if (items.length > 0) {
+      // The identities the gallery lacks are created in the faces' transaction: a crash leaves
+      // neither an identity without its face nor a face without its identity.
+      const newIdentities: { externalId: string }[] = [];
+      const named = new Set<string>();
       for (const it of items) {
-        if (knownIdentities.has(it.identity)) continue;
-        await timed(timer, 'write', () => store.ensureIdentity(gallery, { externalId: it.identity }));
-        knownIdentities.add(it.identity);
+        if (knownIdentities.has(it.identity) || named.has(it.identity)) continue;
+        named.add(it.identity);
+        const exists = await timed(timer, 'validate', () =>
+          store.getIdentity(gallery, it.identity).then(
+            () => true,
+            (e: unknown) => {
+              if (isCosfaceError(e, 'IDENTITY_NOT_FOUND')) return false;
+              throw e;
+            },
+          ),
+        );
+        if (!exists) newIdentities.push({ externalId: it.identity });
       }
-      await store.addFaces(gallery, items, timer ? { timer } : {});
+      await store.addFaces(gallery, items, { newIdentities, ...(timer ? { timer } : {}) });
+      for (const id of named) knownIdentities.add(id);
       out.added += items.length;
     }
     for (let i = 0; i < group.length; i++) o.onPhoto?.();
@@ -218,7 +232,14 @@ export async function enrollPhotos(o: EnrollLoopOptions): Promise<EnrollOutcome>
           running = pipe.facesInImages(toRun.map((g) => g.l.img!), timer ? { timer } : {});
         }
         // The previous group's rows go in while the backend works on this one.
-        if (pendingWrite) await pendingWrite();
+        if (pendingWrite) {
+          try {
+            await pendingWrite();
+          } catch (e) {
+            await running; // never rejects (a photo's failure is its Error); the caller closes the backend next
+            throw e;
+          }
+        }
         pendingWrite = null;
         if (running) {
           const results = await running;

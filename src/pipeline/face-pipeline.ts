@@ -26,6 +26,12 @@ export interface FacePipelineOptions extends ImagePipelineOptions {
 export interface FacePipeline extends ImagePipeline {
   /** Every face in a photo (file path or bytes), left to right; a timer also receives the decode stage. */
   facesInPhoto(photo: string | Uint8Array, opts?: FacesOptions): Promise<Face[]>;
+  /**
+   * Every face of several photos with one network call per step for all of them (facesInImages);
+   * a photo that cannot be decoded or fails gives its Error. The server's FaceFinder hands it the
+   * photos of concurrent requests.
+   */
+  facesInPhotos(photos: readonly (string | Uint8Array)[], opts?: FacesOptions): Promise<(Face[] | Error)[]>;
 }
 
 /** The project's vendored models folder (found from this file, in src/ or in dist/src/). */
@@ -79,6 +85,15 @@ export async function createFacePipeline(opts: FacePipelineOptions): Promise<Fac
     async facesInPhoto(photo, o = {}) {
       const img = await timed(o.timer, 'decode', () => decodeImage(photo, opts.decode));
       return pipeline.facesInImage(img, o);
+    },
+    async facesInPhotos(photos, o = {}) {
+      const decoded = await Promise.all(
+        photos.map((p) => timed(o.timer, 'decode', () => decodeImage(p, opts.decode)).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))))),
+      );
+      const imgs = decoded.filter((d): d is Awaited<ReturnType<typeof decodeImage>> => !(d instanceof Error));
+      const found = await pipeline.facesInImages(imgs, o);
+      let k = 0;
+      return decoded.map((d) => (d instanceof Error ? d : found[k++]!));
     },
   };
 }

@@ -1,14 +1,16 @@
 // `cosface enroll` pipelined (photos read and decoded ahead, the networks run once per group of
 // photos, a group's rows written while the next one embeds) must enroll exactly what the
 // photo-by-photo schedule enrolls: the same rows in the same order with the same embeddings, boxes
-// and landmarks, and the same report. Also: --stats reports the stage split.
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+// and landmarks, and the same report. Also: --stats reports the stage split; facesInPhotos gives
+// each photo's own faces.
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnrollSummary } from '../../src/commands/store-commands.js';
 import { tempDir } from '../store/helpers.js';
-import { captureIo, commands, expectCode, makeEnrollDir, photo, runJson, sharedPipeline, writeNonFaces } from './helpers.js';
+import { openStore } from '../../src/store/index.js';
+import { aligned, captureIo, commands, expectCode, makeEnrollDir, photo, runJson, sharedPipeline, writeNonFaces } from './helpers.js';
 
 const repoRoot = join(import.meta.dirname, '../..');
 const gallery = (who: string) => readdirSync(join(repoRoot, 'examples/gallery', who)).map((f) => join(repoRoot, 'examples/gallery', who, f));
@@ -55,6 +57,17 @@ function faceRows(db: string): unknown[] {
     sqlite.close();
   }
 }
+
+describe('facesInPhotos (the server batches concurrent photos through it)', () => {
+  it('finds in several photos at once exactly the faces each gives alone; a broken photo gives its error', async () => {
+    const { pipeline } = await shared.opener({ backend: 'wasm', note: () => undefined });
+    const photos = [readFileSync(photo('t1.jpg')), readFileSync(photo('obama_small.jpg')), readFileSync(photo('biden-400.jpg')).subarray(0, 300), readFileSync(photo('biden-400.jpg'))];
+    const together = await pipeline.facesInPhotos(photos);
+    expect(together.map((r) => (r instanceof Error ? -1 : r.length))).toEqual([6, 1, -1, 1]);
+    expect(together[2]).toMatchObject({ code: 'BAD_IMAGE' });
+    for (const i of [0, 1, 3]) expect(together[i]).toEqual(await pipeline.facesInPhoto(photos[i]!));
+  }, 60_000);
+});
 
 describe('cosface enroll, pipelined and photo by photo', () => {
   it('enrolls the same faces, rows and report in both schedules, whatever the group size', async () => {
@@ -104,5 +117,25 @@ describe('cosface enroll, pipelined and photo by photo', () => {
     await expectCode(cmd.enroll, [people, '--gallery', 'g', '--db', join(dir, 'x.db'), '--pipeline', 'maybe'], 'BAD_INPUT');
     await expectCode(cmd.enroll, [people, '--gallery', 'g', '--db', join(dir, 'x.db'), '--batch', '0'], 'BAD_INPUT');
     expect(existsSync(join(dir, 'x.db'))).toBe(false);
+  }, 60_000);
+
+  it("creates a photo's new identity in the transaction of its face: refused (MIGRATING), neither is written", async () => {
+    const db = join(dir, 'pipe3.db');
+    const store = await openStore(db);
+    try {
+      await store.beginMigration('g', { modelId: 'new', dimension: 256 }, { owner: 'test' });
+    } finally {
+      await store.close();
+    }
+    const more = makeEnrollDir(join(dir, 'more'), { brody: [aligned('Adrien_Brody_0002.png')], sorkin: [aligned('Aaron_Sorkin_0001.png')] });
+    // Pipelined one photo per group: the first group's write fails while the second group runs.
+    for (const flags of [['--pipeline', 'on', '--batch', '1'], ['--pipeline', 'off']]) await expectCode(cmd.enroll, [more, '--gallery', 'g', '--db', db, ...flags, '--quiet'], 'MIGRATING');
+    const after = await openStore(db);
+    try {
+      expect((await after.getGallery('g')).identities).toBe(6);
+      for (const who of ['brody', 'sorkin']) await expect(after.getIdentity('g', who)).rejects.toMatchObject({ code: 'IDENTITY_NOT_FOUND' });
+    } finally {
+      await after.close();
+    }
   }, 60_000);
 });
