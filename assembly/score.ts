@@ -83,6 +83,42 @@ export function scoreTopK(
   const kBytes = (<usize>k) << 2;
   let bad = -1;
   let r = 0;
+  // One query (the common case: a single probe face): eight rows at a time, eight independent
+  // accumulators, so the adds never wait on each other and the query vector is loaded once per
+  // eight gallery vectors. The scan then keeps up with memory instead of the add latency.
+  if (q == 1) {
+    const tsq = topScores;
+    const tiq = topIdx;
+    for (; r + 8 <= n; r += 8) {
+      const g0 = gallery + (<usize>r) * rowBytes;
+      const g4 = g0 + 4 * rowBytes;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      let o: usize = 0;
+      const end = (<usize>d4) << 2;
+      for (; o < end; o += 16) {
+        const v = v128.load(queries + o);
+        let go = g0 + o;
+        a0 = madd(v, v128.load(go), a0);
+        go += rowBytes;
+        a1 = madd(v, v128.load(go), a1);
+        go += rowBytes;
+        a2 = madd(v, v128.load(go), a2);
+        go += rowBytes;
+        a3 = madd(v, v128.load(go), a3);
+        go = g4 + o;
+        a4 = madd(v, v128.load(go), a4);
+        go += rowBytes;
+        a5 = madd(v, v128.load(go), a5);
+        go += rowBytes;
+        a6 = madd(v, v128.load(go), a6);
+        go += rowBytes;
+        a7 = madd(v, v128.load(go), a7);
+      }
+      bad = finishQuery(hsum4(a0, a1, a2, a3), queries, g0, rowBytes, d4, dim, tsq, tiq, k, base, r, bad);
+      bad = finishQuery(hsum4(a4, a5, a6, a7), queries, g4, rowBytes, d4, dim, tsq, tiq, k, base, r + 4, bad);
+    }
+  }
   // Four gallery rows x two queries at a time: 8 accumulators, and each loaded gallery vector
   // serves two queries (the gallery is what streams from memory).
   for (; r + 4 <= n; r += 4) {
