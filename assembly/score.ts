@@ -31,6 +31,26 @@ import { madd } from './common';
   return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
 }
 
+/**
+ * Lane-wise partial dot product of a query and one gallery row over floats [0, d4): sixteen floats
+ * per step into four independent accumulators, then four at a time (d16 = d4 rounded down to 16).
+ */
+// @ts-ignore: decorator
+@inline function dotRow16(qp: usize, g: usize, d16: i32, d4: i32): v128 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  const end16 = (<usize>d16) << 2;
+  let o: usize = 0;
+  for (; o < end16; o += 64) {
+    a0 = madd(v128.load(qp + o), v128.load(g + o), a0);
+    a1 = madd(v128.load(qp + o, 16), v128.load(g + o, 16), a1);
+    a2 = madd(v128.load(qp + o, 32), v128.load(g + o, 32), a2);
+    a3 = madd(v128.load(qp + o, 48), v128.load(g + o, 48), a3);
+  }
+  const end4 = (<usize>d4) << 2;
+  for (; o < end4; o += 16) a0 = madd(v128.load(qp + o), v128.load(g + o), a0);
+  return f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+}
+
 // @ts-ignore: decorator
 @inline function dotScalar(a: usize, b: usize, from: i32, dim: i32): f32 {
   let s: f32 = 0;
@@ -83,40 +103,20 @@ export function scoreTopK(
   const kBytes = (<usize>k) << 2;
   let bad = -1;
   let r = 0;
-  // One query (the common case: a single probe face): eight rows at a time, eight independent
-  // accumulators, so the adds never wait on each other and the query vector is loaded once per
-  // eight gallery vectors. The scan then keeps up with memory instead of the add latency.
+  // One query (the common case: a single probe face): rows one after another, in memory order,
+  // so the hardware prefetcher sees one ascending stream (interleaving the loads of several rows
+  // makes short streams inside each 4 KiB page, which it does not follow, and the scan then
+  // waits on memory), with four independent accumulators per row to keep the adds off each
+  // other's latency; four rows' sums are reduced together.
   if (q == 1) {
-    const tsq = topScores;
-    const tiq = topIdx;
-    for (; r + 8 <= n; r += 8) {
+    const d16 = dim & ~15;
+    for (; r + 4 <= n; r += 4) {
       const g0 = gallery + (<usize>r) * rowBytes;
-      const g4 = g0 + 4 * rowBytes;
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
-      let o: usize = 0;
-      const end = (<usize>d4) << 2;
-      for (; o < end; o += 16) {
-        const v = v128.load(queries + o);
-        let go = g0 + o;
-        a0 = madd(v, v128.load(go), a0);
-        go += rowBytes;
-        a1 = madd(v, v128.load(go), a1);
-        go += rowBytes;
-        a2 = madd(v, v128.load(go), a2);
-        go += rowBytes;
-        a3 = madd(v, v128.load(go), a3);
-        go = g4 + o;
-        a4 = madd(v, v128.load(go), a4);
-        go += rowBytes;
-        a5 = madd(v, v128.load(go), a5);
-        go += rowBytes;
-        a6 = madd(v, v128.load(go), a6);
-        go += rowBytes;
-        a7 = madd(v, v128.load(go), a7);
-      }
-      bad = finishQuery(hsum4(a0, a1, a2, a3), queries, g0, rowBytes, d4, dim, tsq, tiq, k, base, r, bad);
-      bad = finishQuery(hsum4(a4, a5, a6, a7), queries, g4, rowBytes, d4, dim, tsq, tiq, k, base, r + 4, bad);
+      const s0 = dotRow16(queries, g0, d16, d4);
+      const s1 = dotRow16(queries, g0 + rowBytes, d16, d4);
+      const s2 = dotRow16(queries, g0 + 2 * rowBytes, d16, d4);
+      const s3 = dotRow16(queries, g0 + 3 * rowBytes, d16, d4);
+      bad = finishQuery(hsum4(s0, s1, s2, s3), queries, g0, rowBytes, d4, dim, topScores, topIdx, k, base, r, bad);
     }
   }
   // Four gallery rows x two queries at a time: 8 accumulators, and each loaded gallery vector
