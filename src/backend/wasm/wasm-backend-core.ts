@@ -36,17 +36,19 @@ interface Job {
 }
 
 /**
- * Hands the samples of queued calls to idle workers, one piece per worker at a time. A piece is
- * ceil(remaining / (2 x workers)) samples of the oldest call: large first (few messages), single
- * samples at the end, so the workers finish within about one sample of each other whatever their
- * speed.
+ * Hands the samples of queued calls to the workers. A piece is ceil(remaining / (2 x workers))
+ * samples of the oldest call: large first (few messages), single samples at the end, so the
+ * workers finish within about one sample of each other whatever their speed. An idle worker gets
+ * a piece at once; a busy one gets a second piece queued behind its current one (so it does not
+ * sit idle for the round trip of a message) while the pieces are still larger than one sample.
  */
 export class SampleScheduler {
-  private readonly busy: boolean[];
+  /** Pieces sent to each worker and not yet answered (0, 1 or 2). */
+  private readonly inFlight: number[];
   private readonly queue: Job[] = [];
 
   constructor(private readonly pool: WasmWorkers) {
-    this.busy = new Array<boolean>(pool.size).fill(false);
+    this.inFlight = new Array<number>(pool.size).fill(0);
   }
 
   /** Runs n samples of a compiled graph over the workers; resolves with n * outSize floats in order. */
@@ -58,40 +60,50 @@ export class SampleScheduler {
   }
 
   private pump(): void {
-    for (let w = 0; w < this.busy.length && this.queue.length > 0; w++) {
-      if (this.busy[w]) continue;
-      const job = this.queue[0]!;
-      const left = job.end - job.next;
-      const count = Math.max(1, Math.ceil(left / (2 * this.busy.length)));
-      const start = job.next;
-      job.next += count;
-      if (job.next >= job.end) this.queue.shift();
-      job.running++;
-      this.busy[w] = true;
-      const slice = job.input.slice(start * job.inSize, (start + count) * job.inSize);
-      this.pool
-        .request<Float32Array>(w, { type: 'run', graphId: job.graphId, input: slice, n: count }, [slice.buffer as ArrayBuffer])
-        .then(
-          (part) => {
-            if (!job.failed) job.out.set(part, start * job.outSize);
-          },
-          (e: unknown) => {
-            if (!job.failed) {
-              job.failed = true;
-              // The rest of this call is not worth running.
-              const i = this.queue.indexOf(job);
-              if (i >= 0) this.queue.splice(i, 1);
-              job.reject(e);
-            }
-          },
-        )
-        .finally(() => {
-          this.busy[w] = false;
-          job.running--;
-          if (!job.failed && job.running === 0 && job.next >= job.end) job.resolve(job.out);
-          this.pump();
-        });
+    const workers = this.inFlight.length;
+    for (let depth = 0; depth < 2; depth++) {
+      for (let w = 0; w < workers && this.queue.length > 0; w++) {
+        if (this.inFlight[w]! !== depth) continue;
+        const job = this.queue[0]!;
+        const left = job.end - job.next;
+        const count = Math.max(1, Math.ceil(left / (2 * workers)));
+        // Queue behind a running piece only while pieces are large: the last single samples go
+        // to whichever worker is free first.
+        if (depth > 0 && count === 1) return;
+        this.send(w, job, count);
+      }
     }
+  }
+
+  private send(w: number, job: Job, count: number): void {
+    const start = job.next;
+    job.next += count;
+    if (job.next >= job.end) this.queue.shift();
+    job.running++;
+    this.inFlight[w]!++;
+    const slice = job.input.slice(start * job.inSize, (start + count) * job.inSize);
+    this.pool
+      .request<Float32Array>(w, { type: 'run', graphId: job.graphId, input: slice, n: count }, [slice.buffer as ArrayBuffer])
+      .then(
+        (part) => {
+          if (!job.failed) job.out.set(part, start * job.outSize);
+        },
+        (e: unknown) => {
+          if (!job.failed) {
+            job.failed = true;
+            // The rest of this call is not worth running.
+            const i = this.queue.indexOf(job);
+            if (i >= 0) this.queue.splice(i, 1);
+            job.reject(e);
+          }
+        },
+      )
+      .finally(() => {
+        this.inFlight[w]!--;
+        job.running--;
+        if (!job.failed && job.running === 0 && job.next >= job.end) job.resolve(job.out);
+        this.pump();
+      });
   }
 }
 
