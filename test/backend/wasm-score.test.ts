@@ -172,6 +172,8 @@ describe('WasmGallery (resident in linear memory)', () => {
     expect(() => g.score(new Float32Array(7), 1, 3)).toThrow(expect.objectContaining({ code: 'DIMENSION_MISMATCH' }));
     expect(() => g.score(randomTensor(8, 42), 1, 0)).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }));
     expect(() => g.score(randomTensor(8, 42), 1, 3)).toThrow(expect.objectContaining({ code: 'BAD_INPUT', message: expect.stringContaining('gallery row 17') }));
+    // The same row found by the matrix-multiply path (9 queries).
+    expect(() => g.score(randomTensor(9 * 8, 43), 9, 3)).toThrow(expect.objectContaining({ code: 'BAD_INPUT', message: expect.stringContaining('gallery row 17') }));
     expect(g.score(new Float32Array(0), 0, 3).indices.length).toBe(0);
     g.dispose();
     expect(() => g.score(randomTensor(8, 42), 1, 3)).toThrow(expect.objectContaining({ code: 'WASM_ERROR' }));

@@ -9,9 +9,10 @@ import type { WasmKernels } from './wasm-instance.js';
 const CHUNK_BYTES = 256 * 1024;
 
 /**
- * From this many queries a chunk is scored as a matrix multiply (gallery rows packed as GEMM
- * weights, then a top-k pass over the score matrix): each packed row then serves many queries
- * from registers. Fewer queries stream the gallery through the dot-product kernel instead.
+ * From this many queries a chunk is scored as a matrix multiply (the queries packed once as GEMM
+ * weights, the gallery rows as its input, then a top-k pass over the score matrix): each gallery
+ * value loaded then serves eight queries from registers. Fewer queries stream the gallery through
+ * the dot-product kernel instead.
  */
 const GEMM_MIN_QUERIES = 8;
 /** Queries per matrix multiply, bounding the score matrix (this many x chunk rows). */
@@ -121,25 +122,36 @@ function scanChunks(
   const iPtr = kernels.alloc(q * k * 4);
   const rowsCap = Math.min(chunkRows, Math.max(count, 1));
   const viaGemm = q >= GEMM_MIN_QUERIES;
-  const blocks = Math.ceil(rowsCap / 8);
-  const packed = viaGemm ? kernels.alloc(blocks * 8 * dim * 4) : 0;
-  const zeros = viaGemm ? kernels.alloc(blocks * 8 * 4) : 0;
-  const scoreMatrix = viaGemm ? kernels.alloc(Math.min(q, GEMM_QUERY_BLOCK) * rowsCap * 4) : 0;
-  const scratch = viaGemm ? kernels.alloc(dim * 16) : 0;
-  if (viaGemm) kernels.f32.fill(0, zeros >> 2, (zeros >> 2) + blocks * 8);
+  const wasm = kernels.k;
+  // Many queries: each block of queries packed once as GEMM weights (it stays in L1), the
+  // gallery rows are the GEMM's pixels, read where they lie, and the [rows, queries] score
+  // matrix goes through topKFromScoresT.
+  const qBlocks: { q0: number; qn: number; packed: number }[] = [];
+  let zeros = 0, scoreMatrix = 0, scratch = 0, thresholds = 0;
+  if (viaGemm) {
+    for (let q0 = 0; q0 < q; q0 += GEMM_QUERY_BLOCK) {
+      const qn = Math.min(GEMM_QUERY_BLOCK, q - q0);
+      const packed = kernels.alloc(Math.ceil(qn / 8) * 8 * dim * 4);
+      wasm.packRows(packed, qPtr + q0 * dim * 4, qn, dim);
+      qBlocks.push({ q0, qn, packed });
+    }
+    const widest = Math.ceil(Math.min(q, GEMM_QUERY_BLOCK) / 8) * 8;
+    zeros = kernels.alloc(widest * 4);
+    kernels.f32.fill(0, zeros >> 2, (zeros >> 2) + widest);
+    scoreMatrix = kernels.alloc(widest * rowsCap * 4);
+    scratch = kernels.alloc(dim * 16);
+    thresholds = kernels.alloc(widest * 4);
+  }
   kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + q * k);
   kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + q * k);
-  const wasm = kernels.k;
   let badRow = -1;
   for (let r0 = 0; r0 < count; r0 += chunkRows) {
     const rows = Math.min(chunkRows, count - r0);
     const gPtr = chunk(r0, rows);
     if (viaGemm) {
-      wasm.packRows(packed, gPtr, rows, dim);
-      for (let q0 = 0; q0 < q; q0 += GEMM_QUERY_BLOCK) {
-        const qn = Math.min(GEMM_QUERY_BLOCK, q - q0);
-        wasm.gemm(scoreMatrix, qPtr + q0 * dim * 4, packed, zeros, 0, 0, qn, dim, rows, 0, scratch);
-        const bad = wasm.topKFromScores(scoreMatrix, qn, rows, k, base + r0, sPtr + q0 * k * 4, iPtr + q0 * k * 4);
+      for (const { q0, qn, packed } of qBlocks) {
+        wasm.gemm(scoreMatrix, gPtr, packed, zeros, 0, 0, rows, dim, qn, 0, scratch);
+        const bad = wasm.topKFromScoresT(scoreMatrix, rows, qn, k, base + r0, sPtr + q0 * k * 4, iPtr + q0 * k * 4, thresholds);
         if (bad >= 0 && badRow < 0) badRow = base + r0 + bad;
       }
     } else {
