@@ -3,7 +3,8 @@
 // Samples go to the workers through one queue per backend, in pieces that shrink as the queue
 // drains (guided self-scheduling): a worker takes the next piece when it finishes one, so a worker
 // slowed by other processes on its core takes fewer samples instead of holding up the whole batch,
-// and concurrent calls (a server's requests) share all workers.
+// and concurrent calls (a server's requests) share all workers. A lone sample runs split over all
+// workers layer by layer where they share a memory (Node; browsers keep one worker per sample).
 import { CosfaceError } from '../../errors.js';
 import type { Graph } from '../../graph/ir.js';
 import { numel } from '../../graph/ir.js';
@@ -41,6 +42,10 @@ interface Job {
  * workers finish within about one sample of each other whatever their speed. An idle worker gets
  * a piece at once; a busy one gets a second piece queued behind its current one (so it does not
  * sit idle for the round trip of a message) while the pieces are still larger than one sample.
+ * Where the workers share a memory (WasmWorkers.canSplit), a single sample left while every worker
+ * is free (a batch of one, or the last sample of a batch) runs on all of them at once, each taking
+ * its share of every layer's output rows, with a barrier between layers (1-2 us; measured on 2
+ * cores: 8.2 ms a face against 15.1 on one worker).
  */
 export class SampleScheduler {
   /** Pieces sent to each worker and not yet answered (0, 1 or 2). */
@@ -61,6 +66,12 @@ export class SampleScheduler {
 
   private pump(): void {
     const workers = this.inFlight.length;
+    // A single sample left and every worker free: all of them run it together, layer by layer.
+    const head = this.queue[0];
+    if (head && this.pool.canSplit && head.end - head.next === 1 && this.inFlight.every((c) => c === 0)) {
+      this.sendSplit(head);
+      return;
+    }
     for (let depth = 0; depth < 2; depth++) {
       for (let w = 0; w < workers && this.queue.length > 0; w++) {
         if (this.inFlight[w]! !== depth) continue;
@@ -75,18 +86,34 @@ export class SampleScheduler {
     }
   }
 
-  private send(w: number, job: Job, count: number): void {
+  private take(job: Job, count: number): { start: number; slice: Float32Array } {
     const start = job.next;
     job.next += count;
     if (job.next >= job.end) this.queue.shift();
+    return { start, slice: job.input.slice(start * job.inSize, (start + count) * job.inSize) };
+  }
+
+  private send(w: number, job: Job, count: number): void {
+    const { start, slice } = this.take(job, count);
+    this.track(w, job, start, this.pool.request<Float32Array>(w, { type: 'run', graphId: job.graphId, input: slice, n: count }, [slice.buffer as ArrayBuffer]));
+  }
+
+  private sendSplit(job: Job): void {
+    const { start, slice } = this.take(job, 1);
+    for (let w = 0; w < this.inFlight.length; w++) {
+      const body = { type: 'runSplit' as const, graphId: job.graphId, input: w === 0 ? slice : null };
+      this.track(w, job, start, this.pool.request<Float32Array | null>(w, body, w === 0 ? [slice.buffer as ArrayBuffer] : []));
+    }
+  }
+
+  /** Counts a request against worker w and the job, and places its rows (if any) when it answers. */
+  private track(w: number, job: Job, start: number, answer: Promise<Float32Array | null>): void {
     job.running++;
     this.inFlight[w]!++;
-    const slice = job.input.slice(start * job.inSize, (start + count) * job.inSize);
-    this.pool
-      .request<Float32Array>(w, { type: 'run', graphId: job.graphId, input: slice, n: count }, [slice.buffer as ArrayBuffer])
+    answer
       .then(
         (part) => {
-          if (!job.failed) job.out.set(part, start * job.outSize);
+          if (part && !job.failed) job.out.set(part, start * job.outSize);
         },
         (e: unknown) => {
           if (!job.failed) {
@@ -142,7 +169,7 @@ export function wasmBackendOnWorkers(pool: WasmWorkers): WasmBackendCore {
   return {
     name: 'wasm',
     workers,
-    describe: () => `wasm (${simd}, ${workers} worker${workers === 1 ? '' : 's'})`,
+    describe: () => `wasm (${simd}, ${workers} worker${workers === 1 ? '' : 's'}${pool.canSplit ? ', one face split over them' : ''})`,
     async compile(graph: Graph): Promise<CompiledGraph> {
       const plan = planGraph(graph);
       const graphId = nextGraphId++;

@@ -46,10 +46,11 @@ export class WasmKernels {
   private f32View: Float32Array;
   private i32View: Int32Array;
 
-  constructor(module: WebAssembly.Module) {
+  /** memory: for the shared-memory build, the WebAssembly.Memory it imports (shared by several instances). */
+  constructor(module: WebAssembly.Module, memory?: WebAssembly.Memory) {
     let instance: WebAssembly.Instance;
     try {
-      instance = new WebAssembly.Instance(module, {});
+      instance = new WebAssembly.Instance(module, memory ? { env: { memory } } : {});
     } catch (e) {
       throw new CosfaceError('WASM_ERROR', `cannot instantiate the WASM kernels: ${(e as Error).message}`, { cause: e });
     }
