@@ -3,7 +3,7 @@
 // relaxed-SIMD fused multiply-add, used where the runtime validates it: Node >= 22, or Node 20
 // with --experimental-wasm-relaxed-simd), and both again over an imported shared memory
 // (build/cosface-shared.wasm, build/cosface-relaxed-shared.wasm: several workers running one face
-// layer by layer, see wasm-split.ts). Runs on `npm ci` (through `prepare`), so a fresh clone
+// layer by layer: runPart in src/backend/wasm/wasm-runner.ts). Runs on `npm ci` (through `prepare`), so a fresh clone
 // has the WASM backend.
 import { existsSync, mkdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
