@@ -67,6 +67,8 @@ function makeBarrier(sync: SharedArrayBuffer, count: number): () => void {
     while (Atomics.load(state, 1) === gen) {
       // A step lasts 10-1000 us: spin that long, then sleep (a core taken by another process).
       if (++spins > 2000) Atomics.wait(state, 1, gen, 5);
+      // A worker that died mid-run never arrives: fail this run rather than wait forever.
+      if (spins > 2000 + 6000) throw new Error('a split run waited 30 s for another worker at a layer barrier');
     }
   };
 }
