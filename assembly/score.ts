@@ -31,6 +31,26 @@ import { madd } from './common';
   return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
 }
 
+/**
+ * Lane-wise partial dot product of a query and one gallery row over floats [0, d4): sixteen floats
+ * per step into four independent accumulators, then four at a time (d16 = d4 rounded down to 16).
+ */
+// @ts-ignore: decorator
+@inline function dotRow16(qp: usize, g: usize, d16: i32, d4: i32): v128 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  const end16 = (<usize>d16) << 2;
+  let o: usize = 0;
+  for (; o < end16; o += 64) {
+    a0 = madd(v128.load(qp + o), v128.load(g + o), a0);
+    a1 = madd(v128.load(qp + o, 16), v128.load(g + o, 16), a1);
+    a2 = madd(v128.load(qp + o, 32), v128.load(g + o, 32), a2);
+    a3 = madd(v128.load(qp + o, 48), v128.load(g + o, 48), a3);
+  }
+  const end4 = (<usize>d4) << 2;
+  for (; o < end4; o += 16) a0 = madd(v128.load(qp + o), v128.load(g + o), a0);
+  return f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+}
+
 // @ts-ignore: decorator
 @inline function dotScalar(a: usize, b: usize, from: i32, dim: i32): f32 {
   let s: f32 = 0;
@@ -83,6 +103,22 @@ export function scoreTopK(
   const kBytes = (<usize>k) << 2;
   let bad = -1;
   let r = 0;
+  // One query (the common case: a single probe face): rows one after another, in memory order,
+  // so the hardware prefetcher sees one ascending stream (interleaving the loads of several rows
+  // makes short streams inside each 4 KiB page, which it does not follow, and the scan then
+  // waits on memory), with four independent accumulators per row to keep the adds off each
+  // other's latency; four rows' sums are reduced together.
+  if (q == 1) {
+    const d16 = dim & ~15;
+    for (; r + 4 <= n; r += 4) {
+      const g0 = gallery + (<usize>r) * rowBytes;
+      const s0 = dotRow16(queries, g0, d16, d4);
+      const s1 = dotRow16(queries, g0 + rowBytes, d16, d4);
+      const s2 = dotRow16(queries, g0 + 2 * rowBytes, d16, d4);
+      const s3 = dotRow16(queries, g0 + 3 * rowBytes, d16, d4);
+      bad = finishQuery(hsum4(s0, s1, s2, s3), queries, g0, rowBytes, d4, dim, topScores, topIdx, k, base, r, bad);
+    }
+  }
   // Four gallery rows x two queries at a time: 8 accumulators, and each loaded gallery vector
   // serves two queries (the gallery is what streams from memory).
   for (; r + 4 <= n; r += 4) {
@@ -149,9 +185,10 @@ export function scoreTopK(
 }
 
 /**
- * Packs gallery rows [rows, dim] as GEMM weights (see gemm.ts): dst[(nb * dim + d) * 8 + j] =
- * src[nb * 8 + j, d], zero past the last row. With many queries, scoring a chunk is then one
- * register-tiled matrix multiply (queries x rows) followed by topKFromScores.
+ * Packs rows [rows, dim] (the queries of a scan with many queries) as GEMM weights (see gemm.ts):
+ * dst[(nb * dim + d) * 8 + j] = src[nb * 8 + j, d], zero past the last row. Scoring a chunk of
+ * gallery rows is then one register-tiled matrix multiply (rows x queries) followed by
+ * topKFromScoresT.
  */
 export function packRows(dst: usize, src: usize, rows: i32, dim: i32): void {
   const nBlocks = (rows + 7) >> 3;
@@ -178,29 +215,46 @@ export function packRows(dst: usize, src: usize, rows: i32, dim: i32): void {
 }
 
 /**
- * Merges a score matrix [q, rows] (gallery rows numbered from base) into the running top-k lists.
+ * Merges a score matrix [rows, q] (row r holds every query's score of gallery row base + r: the
+ * layout of a GEMM with the gallery rows as its pixels and the packed queries as its weights) into
+ * the running top-k lists. thresholds holds q floats of scratch. Four queries are compared at once
+ * against their k-th best scores; only rows that beat one (or are not finite) go on to offer().
  * Returns the lowest chunk-relative row with a non-finite score, or -1.
  */
-export function topKFromScores(scores: usize, q: i32, rows: i32, k: i32, base: i32, topScores: usize, topIdx: usize): i32 {
+export function topKFromScoresT(scores: usize, rows: i32, q: i32, k: i32, base: i32, topScores: usize, topIdx: usize, thresholds: usize): i32 {
   const kBytes = (<usize>k) << 2;
   const lastOff = (<usize>(k - 1)) << 2;
+  const rowBytes = (<usize>q) << 2;
+  for (let qi = 0; qi < q; qi++) store<f32>(thresholds + ((<usize>qi) << 2), load<f32>(topScores + (<usize>qi) * kBytes + lastOff));
+  const q4 = q & ~3;
   let bad = -1;
-  for (let qi = 0; qi < q; qi++) {
-    const ts = topScores + (<usize>qi) * kBytes;
-    const ti = topIdx + (<usize>qi) * kBytes;
-    const row = scores + (<usize>qi) * ((<usize>rows) << 2);
-    let threshold = load<f32>(ts + lastOff);
-    for (let r = 0; r < rows; r++) {
-      const s = load<f32>(row + ((<usize>r) << 2));
-      if (!(s - s == 0)) {
-        if (bad < 0 || r < bad) bad = r;
-        continue;
-      }
-      if (s > threshold) {
-        offer(ts, ti, k, s, base + r);
-        threshold = load<f32>(ts + lastOff);
-      }
+  for (let r = 0; r < rows; r++) {
+    const row = scores + (<usize>r) * rowBytes;
+    let qi = 0;
+    for (; qi < q4; qi += 4) {
+      const o = (<usize>qi) << 2;
+      const v = v128.load(row + o);
+      const d = f32x4.sub(v, v);
+      // v > threshold, or v not finite (x - x is NaN for NaN and infinities).
+      if (!v128.any_true(v128.or(f32x4.gt(v, v128.load(thresholds + o)), f32x4.ne(d, d)))) continue;
+      for (let j = qi; j < qi + 4; j++) bad = offerT(row, j, r, bad, k, base, topScores, topIdx, kBytes, lastOff, thresholds);
     }
+    for (; qi < q; qi++) bad = offerT(row, qi, r, bad, k, base, topScores, topIdx, kBytes, lastOff, thresholds);
+  }
+  return bad;
+}
+
+// @ts-ignore: decorator
+@inline function offerT(
+  row: usize, qi: i32, r: i32, bad: i32, k: i32, base: i32, topScores: usize, topIdx: usize, kBytes: usize, lastOff: usize, thresholds: usize,
+): i32 {
+  const s = load<f32>(row + ((<usize>qi) << 2));
+  if (!(s - s == 0)) return bad < 0 || r < bad ? r : bad;
+  const th = thresholds + ((<usize>qi) << 2);
+  if (s > load<f32>(th)) {
+    const ts = topScores + (<usize>qi) * kBytes;
+    offer(ts, topIdx + (<usize>qi) * kBytes, k, s, base + r);
+    store<f32>(th, load<f32>(ts + lastOff));
   }
   return bad;
 }

@@ -2,8 +2,8 @@
 // GB/s (gallery bytes read per second) and GFLOP/s, each beside a plain memory-read loop over the
 // same gallery in the same runtime (the bandwidth a scan cannot beat) and the ratio between them.
 import { cpus, loadavg } from 'node:os';
-import { WasmScorer } from '../backend/wasm/wasm-score.js';
-import { loadWasmBuild, WasmKernels } from '../backend/wasm/wasm-kernels.js';
+import { WasmGallery, WasmScorer } from '../backend/wasm/wasm-score.js';
+import { loadWasmBuild } from '../backend/wasm/wasm-kernels.js';
 import { createWebGpuScorer, type WebGpuScorer } from '../backend/webgpu/webgpu-score.js';
 import { CosfaceError } from '../errors.js';
 
@@ -36,6 +36,12 @@ export interface ScoreBenchRow {
   dim: number;
   q: number;
   k: number;
+  /**
+   * Where the gallery lives: 'array' = a plain Float32Array, copied chunk by chunk into linear
+   * memory on every call (score()); 'resident' = copied once into linear memory (WasmGallery) or,
+   * for WebGPU, into GPU buffers.
+   */
+  gallery: 'array' | 'resident';
   /** Median wall time of one score call (WebGPU: gallery resident, includes submit and readback). */
   ms: number;
   runsMs: number[];
@@ -161,12 +167,13 @@ export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBen
           const loops: ReadLoop[] = [];
           const jsMs = median(await timeRuns(runs, () => jsReadSum(gallery!)));
           loops.push({ name: 'JS loop', ms: jsMs, gbPerS: bytes / jsMs / 1e6 });
+          let resident: WasmGallery | null = null;
           if (bytes <= WASM_READ_MAX_BYTES) {
             try {
-              // The same values copied once into linear memory, read there by sumFloats.
-              const kernels = new WasmKernels(loadWasmBuild().module);
-              const ptr = kernels.allocF32(gallery);
-              const wMs = median(await timeRuns(runs, () => kernels.k.sumFloats(ptr, n * dim)));
+              // The same values copied once into linear memory, read there by sumFloats: the
+              // bytes the resident scan reads, in the same memory.
+              resident = WasmGallery.create(gallery, n, dim);
+              const wMs = median(await timeRuns(runs, () => resident!.sumAll()));
               loops.push({ name: 'WASM loop', ms: wMs, gbPerS: bytes / wMs / 1e6 });
             } catch (e) {
               skipped.push(`WASM read loop at N=${n} dim=${dim}: ${(e as Error).message}`);
@@ -180,8 +187,15 @@ export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBen
             progress(`score bench: wasm N=${n} dim=${dim} Q=${q}`);
             const queries = allQueries.subarray(0, q * dim);
             const runsMs = await timeRuns(runs, () => wasm!.score(queries, q, gallery!, n, dim, k));
-            rows.push(makeRow('wasm', n, dim, q, k, runsMs, limit));
+            rows.push(makeRow('wasm', 'array', n, dim, q, k, runsMs, limit));
+            if (resident) {
+              progress(`score bench: wasm resident N=${n} dim=${dim} Q=${q}`);
+              const resMs = await timeRuns(runs, () => resident!.score(queries, q, k));
+              rows.push(makeRow('wasm', 'resident', n, dim, q, k, resMs, limit));
+            }
           }
+          resident?.dispose();
+          resident = null;
         }
 
         if (gpu) {
@@ -197,7 +211,7 @@ export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBen
               progress(`score bench: webgpu N=${n} dim=${dim} Q=${q}`);
               const queries = allQueries.subarray(0, q * dim);
               const runsMs = await timeRuns(runs, () => resident.score(queries, q, k));
-              rows.push(makeRow('webgpu', n, dim, q, k, runsMs, limit));
+              rows.push(makeRow('webgpu', 'resident', n, dim, q, k, runsMs, limit));
             }
           } finally {
             resident.dispose();
@@ -227,10 +241,10 @@ export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBen
   };
 }
 
-function makeRow(backend: ScoreBenchBackend, n: number, dim: number, q: number, k: number, runsMs: number[], limit: ReadLoop): ScoreBenchRow {
+function makeRow(backend: ScoreBenchBackend, where: ScoreBenchRow['gallery'], n: number, dim: number, q: number, k: number, runsMs: number[], limit: ReadLoop): ScoreBenchRow {
   const ms = median(runsMs);
   const gbPerS = (n * dim * 4) / ms / 1e6;
-  return { backend, n, dim, q, k, ms, runsMs, gbPerS, gflops: (2 * q * n * dim) / ms / 1e6, limit, ratio: gbPerS / limit.gbPerS };
+  return { backend, gallery: where, n, dim, q, k, ms, runsMs, gbPerS, gflops: (2 * q * n * dim) / ms / 1e6, limit, ratio: gbPerS / limit.gbPerS };
 }
 
 export function formatScoreBench(r: ScoreBenchResult): string {
@@ -241,16 +255,18 @@ export function formatScoreBench(r: ScoreBenchResult): string {
   lines.push(
     `WASM: ${r.env.wasm}; WebGPU: ${r.env.adapter ?? 'not run'}. Median of ${r.runs} runs after one warm-up. GB/s = gallery bytes ` +
       `(N x dim x 4) per second; read limit = the fastest plain read loop over the same gallery in the same runtime ` +
-      `(WASM rows: a JS loop over the Float32Array and a WASM SIMD loop over a copy in linear memory; WebGPU rows: a WGSL ` +
-      `pass summing the resident buffers). WebGPU times are for a resident gallery and include submit and readback. ` +
+      `(WASM rows: a JS loop over the Float32Array and a WASM SIMD loop over the resident copy in linear memory; WebGPU rows: a WGSL ` +
+      `pass summing the resident buffers). Gallery 'array': score() on a plain Float32Array, which copies it into linear memory ` +
+      `chunk by chunk on every call; 'resident': WasmGallery (copied once, scanned in place) or the GPU buffers. ` +
+      `WebGPU times include submit and readback. ` +
       `Load average (1/5/15 min) before: ${r.env.loadavg.map((x) => f(x)).join(' / ')}, after: ${r.env.loadavgAfter.map((x) => f(x)).join(' / ')}.`,
   );
   lines.push('');
-  lines.push('| backend | N | dim | Q | ms | GB/s | GFLOP/s | read limit GB/s | of limit |');
-  lines.push('|---|---|---|---|---|---|---|---|---|');
+  lines.push('| backend | gallery | N | dim | Q | ms | GB/s | GFLOP/s | read limit GB/s | of limit |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const row of r.rows) {
     lines.push(
-      `| ${row.backend} | ${row.n.toLocaleString('en-US')} | ${row.dim} | ${row.q} | ${f(row.ms)} | ${f(row.gbPerS, 1)} | ${f(row.gflops, 1)} | ` +
+      `| ${row.backend} | ${row.gallery} | ${row.n.toLocaleString('en-US')} | ${row.dim} | ${row.q} | ${f(row.ms)} | ${f(row.gbPerS, 1)} | ${f(row.gflops, 1)} | ` +
         `${f(row.limit.gbPerS, 1)} (${row.limit.name}) | ${f(row.ratio * 100, 0)}% |`,
     );
   }

@@ -185,7 +185,7 @@ describe('WASM kernels through the worker pool', () => {
 
   it('a batch of 5 split over 2 workers matches the reference', async () => {
     backend = await createWasmBackend({ workers: 2 });
-    expect(backend.describe()).toBe(`wasm (${relaxedSimdSupported() ? 'relaxed SIMD' : 'SIMD'}, 2 workers)`);
+    expect(backend.describe()).toBe(`wasm (${relaxedSimdSupported() ? 'relaxed SIMD' : 'SIMD'}, 2 workers, one face split over them)`);
     const graph = convGraph({ name: 'pool', h: 9, w: 7, inC: 6, outC: 11, k: [3, 3], stride: [2, 1], pads: pads(0, 1, 2, 1), activation: 'prelu', residual: true });
     const input = randomTensor(5 * numel(graph.input.shape), 9, 2);
     const compiled = await backend.compile(graph);
@@ -193,6 +193,26 @@ describe('WASM kernels through the worker pool', () => {
       expectClose(await compiled.run(input, 5), runReference(graph, input, 5));
     } finally {
       compiled.dispose();
+    }
+  });
+
+  it('one sample split over 2 workers layer by layer (rows of every conv and depthwise case) matches the reference', async () => {
+    backend ??= await createWasmBackend({ workers: 2 });
+    const graphs = [
+      ...convCases.map((c) => convGraph(c)),
+      ...depthwiseCases.map((c) => depthwiseGraph(c)),
+      // Top padding larger than the stride: the second half's window starts inside the padding.
+      depthwiseGraph(dw('5x5 s1 pads 2, 5 ch', 4, 6, 5, 5, 1, pads(2, 2, 2, 2), 'relu', true)),
+    ];
+    for (const [i, graph] of graphs.entries()) {
+      const input = randomTensor(numel(graph.input.shape), 40 + i, 2);
+      const compiled = await backend.compile(graph);
+      try {
+        // A batch of one with both workers free runs split.
+        expectClose(await compiled.run(input, 1), runReference(graph, input, 1));
+      } finally {
+        compiled.dispose();
+      }
     }
   });
 });

@@ -61,6 +61,18 @@ describe('MobileFaceNet on the WASM backend', () => {
     expect(maxAbsDiff(three, all.subarray(7 * DIM, 10 * DIM))).toBeLessThanOrEqual(1e-6);
   });
 
+  it('keeps every row of concurrent calls in place while they share the two workers', async () => {
+    // Three calls queued at once: their samples are handed to whichever worker is free, in pieces.
+    const [a, b, c] = await Promise.all([
+      compiled.run(fx.crops.subarray(0, 9 * CROP), 9),
+      compiled.run(fx.crops.subarray(9 * CROP, 10 * CROP), 1),
+      compiled.run(fx.crops.subarray(10 * CROP, 16 * CROP), 6),
+    ]);
+    expect(maxAbsDiff(a!, all.subarray(0, 9 * DIM))).toBeLessThanOrEqual(1e-6);
+    expect(maxAbsDiff(b!, all.subarray(9 * DIM, 10 * DIM))).toBeLessThanOrEqual(1e-6);
+    expect(maxAbsDiff(c!, all.subarray(10 * DIM, 16 * DIM))).toBeLessThanOrEqual(1e-6);
+  });
+
   it('gives the same rows with one worker (plain SIMD build) as with two', async () => {
     // The plain SIMD build, whatever the runtime supports: both builds must give the same rows.
     const single = await createWasmBackend({ workers: 1, simd: 'simd' });

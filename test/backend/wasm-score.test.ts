@@ -3,7 +3,7 @@
 // ties, k > n, and every documented error (wrong dimensions, NaN, bad k) leaving the scorer usable.
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWasmBackend, score, WasmScorer, type WasmBackend } from '../../src/backend/wasm/index.js';
+import { createWasmBackend, score, WasmGallery, WasmScorer, type WasmBackend } from '../../src/backend/wasm/index.js';
 import { randomTensor } from '../helpers/fixtures.js';
 import { expectCode, expectMatchesBruteForce } from '../helpers/score.js';
 
@@ -27,6 +27,15 @@ describe('WASM score()', () => {
     const queries = randomTensor(q * dim, 3);
     const gallery = randomTensor(n * dim, 4);
     expectMatchesBruteForce(await scorer.score(queries, q, gallery, n, dim, k), queries, q, gallery, n, dim, k);
+  });
+
+  it('matches brute force with one query (rows in memory order, 16 then 4 floats a step) for odd n and dim: n = 2003, dim = 13, 20 and 128', async () => {
+    for (const dim of [13, 20, 128]) {
+      const n = 2003;
+      const queries = randomTensor(dim, 21 + dim);
+      const gallery = randomTensor(n * dim, 22 + dim);
+      expectMatchesBruteForce(await scorer.score(queries, 1, gallery, n, dim, 10), queries, 1, gallery, n, dim, 10);
+    }
   });
 
   it('matches brute force with many queries (the matrix-multiply path): Q = 9, dim = 13, n = 1001', async () => {
@@ -135,5 +144,38 @@ describe('WASM score()', () => {
       console.log(t.indices[0]);`;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8' });
     expect(out.trim()).toBe('1');
+  });
+});
+
+describe('WasmGallery (resident in linear memory)', () => {
+  it('scores in place with the answers of score(), Q = 1, 3 and 9 (dot kernel and matrix multiply), over 20011 x 13', async () => {
+    const [n, dim, k] = [20011, 13, 10];
+    const gallery = randomTensor(n * dim, 31);
+    const g = WasmGallery.create(gallery, n, dim);
+    // The gallery holds its own copy: clearing the caller's array afterwards changes nothing.
+    const original = gallery.slice();
+    gallery.fill(0);
+    for (const q of [1, 3, 9]) {
+      const queries = randomTensor(q * dim, 32 + q);
+      expectMatchesBruteForce(g.score(queries, q, k), queries, q, original, n, dim, k);
+    }
+    let sum = 0;
+    for (const v of original) sum += v;
+    expect(Math.abs(g.sumAll() - sum)).toBeLessThan(1e-2);
+  });
+
+  it('checks its arguments like score(): wrong lengths, NaN rows, bad k, and a disposed gallery', async () => {
+    expect(() => WasmGallery.create(new Float32Array(10), 3, 4)).toThrow(expect.objectContaining({ code: 'DIMENSION_MISMATCH' }));
+    const gallery = randomTensor(50 * 8, 41);
+    gallery[17 * 8 + 3] = Number.NaN;
+    const g = WasmGallery.create(gallery, 50, 8);
+    expect(() => g.score(new Float32Array(7), 1, 3)).toThrow(expect.objectContaining({ code: 'DIMENSION_MISMATCH' }));
+    expect(() => g.score(randomTensor(8, 42), 1, 0)).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }));
+    expect(() => g.score(randomTensor(8, 42), 1, 3)).toThrow(expect.objectContaining({ code: 'BAD_INPUT', message: expect.stringContaining('gallery row 17') }));
+    // The same row found by the matrix-multiply path (9 queries).
+    expect(() => g.score(randomTensor(9 * 8, 43), 9, 3)).toThrow(expect.objectContaining({ code: 'BAD_INPUT', message: expect.stringContaining('gallery row 17') }));
+    expect(g.score(new Float32Array(0), 0, 3).indices.length).toBe(0);
+    g.dispose();
+    expect(() => g.score(randomTensor(8, 42), 1, 3)).toThrow(expect.objectContaining({ code: 'WASM_ERROR' }));
   });
 });

@@ -18,8 +18,9 @@ describe('score benchmark', () => {
 
   it('measures wasm cells beside the JS and WASM read loops, in consistent units', async () => {
     const r = await benchScore({ sizes: [2000, 5000], dims: [16], queries: [1, 3], k: 10, runs: 2, backends: ['wasm'] });
-    expect(r.rows.map((x) => [x.backend, x.n, x.dim, x.q])).toEqual([
-      ['wasm', 2000, 16, 1], ['wasm', 2000, 16, 3], ['wasm', 5000, 16, 1], ['wasm', 5000, 16, 3],
+    expect(r.rows.map((x) => [x.backend, x.gallery, x.n, x.dim, x.q])).toEqual([
+      ['wasm', 'array', 2000, 16, 1], ['wasm', 'resident', 2000, 16, 1], ['wasm', 'array', 2000, 16, 3], ['wasm', 'resident', 2000, 16, 3],
+      ['wasm', 'array', 5000, 16, 1], ['wasm', 'resident', 5000, 16, 1], ['wasm', 'array', 5000, 16, 3], ['wasm', 'resident', 5000, 16, 3],
     ]);
     for (const row of r.rows) {
       expect(row.runsMs.length).toBe(2);
@@ -34,20 +35,21 @@ describe('score benchmark', () => {
     }
     expect(r.env.loadavg.length).toBe(3);
     const md = formatScoreBench(r);
-    expect(md).toContain('| backend | N | dim | Q | ms | GB/s | GFLOP/s | read limit GB/s | of limit |');
-    expect(md).toContain('| wasm | 5,000 | 16 | 3 |');
+    expect(md).toContain('| backend | gallery | N | dim | Q | ms | GB/s | GFLOP/s | read limit GB/s | of limit |');
+    expect(md).toContain('| wasm | array | 5,000 | 16 | 3 |');
+    expect(md).toContain('| wasm | resident | 5,000 | 16 | 3 |');
     expect(md).toContain('Load average');
   });
 
   it('skips galleries above the size limit, saying so', async () => {
     const r = await benchScore({ sizes: [1000, 3000], dims: [8], queries: [1], runs: 1, backends: ['wasm'], maxGalleryBytes: 1000 * 8 * 4 });
-    expect(r.rows.map((x) => x.n)).toEqual([1000]);
+    expect(r.rows.map((x) => x.n)).toEqual([1000, 1000]);
     expect(r.skipped.join('\n')).toContain('N=3000 dim=8');
   });
 
   it.skipIf(skipWebGpu)('measures webgpu cells beside the WGSL read pass', async () => {
     const r = await benchScore({ sizes: [3000], dims: [32], queries: [1, 5], runs: 1, backends: ['webgpu'] });
-    expect(r.rows.map((x) => [x.backend, x.q])).toEqual([['webgpu', 1], ['webgpu', 5]]);
+    expect(r.rows.map((x) => [x.backend, x.gallery, x.q])).toEqual([['webgpu', 'resident', 1], ['webgpu', 'resident', 5]]);
     expect(r.rows.every((x) => x.limit.name === 'WGSL read pass' && x.gbPerS > 0)).toBe(true);
     expect(r.env.adapter).toBeTruthy();
   });
@@ -58,7 +60,7 @@ describe('score benchmark', () => {
     expect(JSON.parse(out).rows.length).toBe(r.rows.length);
     out = '';
     await benchScoreCommand({ json: false, sizes: [1000], dims: [8], queries: [1], runs: 1, backends: ['wasm'], write: (t) => (out += t) });
-    expect(out).toContain('| wasm | 1,000 | 8 | 1 |');
+    expect(out).toContain('| wasm | array | 1,000 | 8 | 1 |');
     await expect(benchScoreCommand({ json: true, sizes: [0] })).rejects.toSatisfy((e) => isCosfaceError(e, 'BAD_INPUT'));
     await expect(benchScoreCommand({ json: true, dims: [] })).rejects.toSatisfy((e) => isCosfaceError(e, 'BAD_INPUT'));
     await expect(benchScoreCommand({ json: true, backends: ['cuda' as 'wasm'] })).rejects.toSatisfy((e) => isCosfaceError(e, 'UNKNOWN_BACKEND'));

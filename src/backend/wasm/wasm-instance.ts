@@ -17,7 +17,7 @@ export interface KernelExports {
   l2normalize(out: number, x: number, rows: number, dim: number): void;
   scoreTopK(queries: number, q: number, gallery: number, n: number, dim: number, k: number, base: number, topScores: number, topIdx: number): number;
   packRows(dst: number, src: number, rows: number, dim: number): void;
-  topKFromScores(scores: number, q: number, rows: number, k: number, base: number, topScores: number, topIdx: number): number;
+  topKFromScoresT(scores: number, rows: number, q: number, k: number, base: number, topScores: number, topIdx: number, thresholds: number): number;
   maxPool2d(out: number, x: number, H: number, W: number, C: number, kh: number, kw: number, sh: number, sw: number, padT: number, padL: number, OH: number, OW: number): void;
   padChannels(out: number, x: number, P: number, C: number, before: number, after: number): void;
   sigmoid(out: number, x: number, count: number): void;
@@ -46,10 +46,11 @@ export class WasmKernels {
   private f32View: Float32Array;
   private i32View: Int32Array;
 
-  constructor(module: WebAssembly.Module) {
+  /** memory: for the shared-memory build, the WebAssembly.Memory it imports (shared by several instances). */
+  constructor(module: WebAssembly.Module, memory?: WebAssembly.Memory) {
     let instance: WebAssembly.Instance;
     try {
-      instance = new WebAssembly.Instance(module, {});
+      instance = new WebAssembly.Instance(module, memory ? { env: { memory } } : {});
     } catch (e) {
       throw new CosfaceError('WASM_ERROR', `cannot instantiate the WASM kernels: ${(e as Error).message}`, { cause: e });
     }

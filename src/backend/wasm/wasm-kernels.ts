@@ -9,14 +9,16 @@ import type { WasmSimd, WasmSimdChoice } from './wasm-instance.js';
 export * from './wasm-instance.js';
 
 const WASM_FILES: Record<WasmSimd, string> = { simd: 'build/cosface.wasm', relaxed: 'build/cosface-relaxed.wasm' };
+/** The same kernels over an imported shared memory (threads feature), for splitting one face's layers. */
+const SHARED_WASM_FILES: Record<WasmSimd, string> = { simd: 'build/cosface-shared.wasm', relaxed: 'build/cosface-relaxed-shared.wasm' };
 
 /**
  * A build under the package root. This file runs from src/backend/wasm (TypeScript via
  * tsx/vitest) or dist/src/backend/wasm (compiled), 3 or 4 levels below the root, so walk up until
  * the build folder appears (not until a package.json: tsc copies one into dist/).
  */
-export function wasmPath(simd: WasmSimd = 'simd'): string {
-  const file = WASM_FILES[simd];
+export function wasmPath(simd: WasmSimd = 'simd', shared = false): string {
+  const file = (shared ? SHARED_WASM_FILES : WASM_FILES)[simd];
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i <= 4; i++) {
     const candidate = path.join(dir, file);
@@ -61,4 +63,25 @@ export function loadWasmBuild(choice: WasmSimdChoice = 'auto'): { module: WebAss
 /** The compiled module of the chosen build (see loadWasmBuild). */
 export function loadWasmModule(choice: WasmSimdChoice = 'auto'): WebAssembly.Module {
   return loadWasmBuild(choice).module;
+}
+
+const sharedModules = new Map<WasmSimd, WebAssembly.Module | null>();
+
+/**
+ * The shared-memory build of a kernel build (its instances import one WebAssembly.Memory with
+ * shared: true), or null where the runtime or the package cannot run it: then one face stays on
+ * one worker.
+ */
+export function loadSharedWasmModule(simd: WasmSimd): WebAssembly.Module | null {
+  if (!sharedModules.has(simd)) {
+    let mod: WebAssembly.Module | null = null;
+    try {
+      mod = new WebAssembly.Module(readFileSync(wasmPath(simd, true)));
+      new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    } catch {
+      mod = null;
+    }
+    sharedModules.set(simd, mod);
+  }
+  return sharedModules.get(simd)!;
 }

@@ -6,8 +6,11 @@ import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CosfaceError, type ErrorCode } from '../../errors.js';
-import { loadWasmBuild, type WasmSimd, type WasmSimdChoice } from './wasm-kernels.js';
-import type { RequestBody, WasmWorkers, WorkerResponse } from './wasm-protocol.js';
+import { loadSharedWasmModule, loadWasmBuild, type WasmSimd, type WasmSimdChoice } from './wasm-kernels.js';
+import type { RequestBody, SplitSetup, WasmWorkers, WorkerResponse } from './wasm-protocol.js';
+
+/** Pages (64 KiB) the shared memory of split runs may grow to: the graphs' layouts, not galleries. */
+const SHARED_MAX_PAGES = 16384;
 
 export { splitRanges } from './split-ranges.js';
 export type { RequestBody } from './wasm-protocol.js';
@@ -80,6 +83,8 @@ export class WorkerPool implements WasmWorkers {
     private readonly workers: PoolWorker[],
     /** The build every worker runs. */
     readonly simd: WasmSimd,
+    /** Whether the workers share a memory for runs of one sample split layer by layer. */
+    readonly canSplit: boolean,
   ) {}
 
   /** Starts count workers and waits until each has instantiated the kernels. */
@@ -87,8 +92,14 @@ export class WorkerPool implements WasmWorkers {
     if (!Number.isInteger(count) || count < 1) throw new CosfaceError('BAD_INPUT', `workers must be an integer >= 1, got ${count}`);
     const { module, simd } = loadWasmBuild(simdChoice);
     const { script, eval: isEval } = workerScript();
-    const started = Array.from({ length: count }, () => {
-      const worker = new Worker(script, { workerData: { module }, eval: isEval });
+    // With 2 or more workers, a memory they all share (where the shared-memory build loads), so
+    // that one sample can run split over all of them; otherwise each worker only has its own.
+    const sharedModule = count >= 2 ? loadSharedWasmModule(simd) : null;
+    const memory = sharedModule ? new WebAssembly.Memory({ initial: 256, maximum: SHARED_MAX_PAGES, shared: true }) : null;
+    const sync = sharedModule ? new SharedArrayBuffer(8) : null;
+    const started = Array.from({ length: count }, (_, index) => {
+      const split: SplitSetup | undefined = sharedModule && memory && sync ? { module: sharedModule, memory, sync, index, count } : undefined;
+      const worker = new Worker(script, { workerData: { module, split }, eval: isEval });
       return new Promise<Worker>((resolve, reject) => {
         const onMessage = (m: WorkerResponse) => {
           if (m.id === -1) {
@@ -109,7 +120,7 @@ export class WorkerPool implements WasmWorkers {
       await Promise.all(workers.map((w) => w.terminate()));
       throw failed.reason;
     }
-    return new WorkerPool(workers.map((w) => new PoolWorker(w)), simd);
+    return new WorkerPool(workers.map((w) => new PoolWorker(w)), simd, sharedModule !== null);
   }
 
   get size(): number {

@@ -11,6 +11,8 @@ import { warpOnInstance, type WarpJob } from './wasm-warp.js';
 export type WorkerRequest =
   | { id: number; type: 'compile'; graphId: number; plan: WasmPlan }
   | { id: number; type: 'run'; graphId: number; input: Float32Array; n: number }
+  /** One sample split over all workers layer by layer; only worker 0 gets the input and answers it. */
+  | { id: number; type: 'runSplit'; graphId: number; input: Float32Array | null }
   | { id: number; type: 'release'; graphId: number }
   | { id: number; type: 'score'; queries: Float32Array; q: number; gallery: Float32Array; count: number; dim: number; k: number; base: number }
   | { id: number; type: 'warp'; job: WarpJob };
@@ -32,17 +34,58 @@ export interface WasmWorkers {
   /** The same request on every worker. */
   broadcast<T>(body: RequestBody): Promise<T[]>;
   close(): Promise<void>;
+  /**
+   * True when the workers also share one memory (SplitSetup) and can run one sample together
+   * ('runSplit', sent to every worker at once); absent or false otherwise (browsers without
+   * cross-origin isolation, one worker).
+   */
+  readonly canSplit?: boolean;
+}
+
+/** What a worker needs to take part in split runs: the shared-memory build, the memory, its place. */
+export interface SplitSetup {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  /** 2 Int32 of barrier state (arrivals, generation) shared by the workers. */
+  sync: SharedArrayBuffer;
+  index: number;
+  count: number;
+}
+
+/** A barrier for `count` threads over sync: spins briefly, then sleeps in Atomics.wait. */
+function makeBarrier(sync: SharedArrayBuffer, count: number): () => void {
+  const state = new Int32Array(sync, 0, 2);
+  return () => {
+    const gen = Atomics.load(state, 1);
+    if (Atomics.add(state, 0, 1) === count - 1) {
+      Atomics.store(state, 0, 0);
+      Atomics.add(state, 1, 1);
+      Atomics.notify(state, 1);
+      return;
+    }
+    let spins = 0;
+    while (Atomics.load(state, 1) === gen) {
+      // A step lasts 10-1000 us: spin that long, then sleep (a core taken by another process).
+      if (++spins > 2000) Atomics.wait(state, 1, gen, 5);
+      // A worker that died mid-run never arrives: fail this run rather than wait forever.
+      if (spins > 2000 + 6000) throw new Error('a split run waited 30 s for another worker at a layer barrier');
+    }
+  };
 }
 
 /**
  * A worker's side: its own instance of the kernels and the graphs compiled onto it. Returns the
  * function that answers one request (the answer, or the failure with its CosfaceError code).
  */
-export function createWorkerHandler(module: WebAssembly.Module): (req: WorkerRequest) => { response: WorkerResponse; transfer: ArrayBuffer[] } {
+export function createWorkerHandler(module: WebAssembly.Module, split?: SplitSetup): (req: WorkerRequest) => { response: WorkerResponse; transfer: ArrayBuffer[] } {
   const kernels = new WasmKernels(module);
+  // Every worker lays out every graph a second time in the shared memory, in the same order, so
+  // all workers' runners there have the same addresses (they write the same constants).
+  const shared = split ? new WasmKernels(split.module, split.memory) : null;
+  const barrier = split ? makeBarrier(split.sync, split.count) : () => undefined;
   // Graphs in allocation order: memory is a stack, so a graph's memory is reclaimed once it and
   // every graph compiled after it are released.
-  const graphs: { id: number; runner: WasmGraphRunner; released: boolean }[] = [];
+  const graphs: { id: number; runner: WasmGraphRunner; splitRunner: WasmGraphRunner | null; released: boolean }[] = [];
 
   function handle(req: WorkerRequest): { value: unknown; transfer: ArrayBuffer[] } {
     switch (req.type) {
@@ -50,7 +93,14 @@ export function createWorkerHandler(module: WebAssembly.Module): (req: WorkerReq
         const runner = new WasmGraphRunner(kernels, req.plan);
         // One sample through every kernel, so the engine has optimised them before the first real batch.
         runner.run(new Float32Array(req.plan.inputSize), 1);
-        graphs.push({ id: req.graphId, runner, released: false });
+        const splitRunner = shared && split ? new WasmGraphRunner(shared, req.plan, 1, split.count) : null;
+        if (splitRunner && split) {
+          // Every worker gets this compile at once (a broadcast), so they can run blank samples
+          // split together: the shared build's kernels are then optimised before the first call.
+          const blank = split.index === 0 ? new Float32Array(req.plan.inputSize) : null;
+          for (let i = 0; i < 2; i++) splitRunner.runPart(blank, split.index, split.count, barrier);
+        }
+        graphs.push({ id: req.graphId, runner, splitRunner, released: false });
         return { value: null, transfer: [] };
       }
       case 'run': {
@@ -59,10 +109,20 @@ export function createWorkerHandler(module: WebAssembly.Module): (req: WorkerReq
         const out = g.runner.run(req.input, req.n);
         return { value: out, transfer: [out.buffer as ArrayBuffer] };
       }
+      case 'runSplit': {
+        const g = graphs.find((e) => e.id === req.graphId && !e.released);
+        if (!g?.splitRunner || !split) throw new Error(`graph ${req.graphId} cannot run split on this worker`);
+        const out = g.splitRunner.runPart(req.input, split.index, split.count, barrier);
+        return { value: out, transfer: out ? [out.buffer as ArrayBuffer] : [] };
+      }
       case 'release': {
         const g = graphs.find((e) => e.id === req.graphId);
         if (g) g.released = true;
-        while (graphs.length > 0 && graphs[graphs.length - 1]!.released) graphs.pop()!.runner.dispose();
+        while (graphs.length > 0 && graphs[graphs.length - 1]!.released) {
+          const done = graphs.pop()!;
+          done.runner.dispose();
+          done.splitRunner?.dispose();
+        }
         return { value: null, transfer: [] };
       }
       case 'score': {

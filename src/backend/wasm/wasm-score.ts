@@ -1,9 +1,10 @@
 // Exact top-k by inner product on the WASM kernels, split over a worker pool and chunked over the
 // gallery. score() is the shared entry point; WasmScorer binds it to a pool of chosen size.
 import type { TopK } from '../backend.js';
-import { loadWasmModule, WasmKernels, type WasmSimd } from './wasm-kernels.js';
+import { CosfaceError } from '../../errors.js';
+import { loadWasmBuild, loadWasmModule, WasmKernels, type WasmSimd, type WasmSimdChoice } from './wasm-kernels.js';
 import { defaultWorkerCount, splitRanges, WorkerPool } from './wasm-pool.js';
-import { badRowError, checkScoreArgs, mergeTopK, scoreOnInstance, type PartialTopK } from './wasm-topk.js';
+import { badRowError, checkGalleryArgs, checkQueryArgs, checkScoreArgs, mergeTopK, scoreOnInstance, scoreResident, type PartialTopK } from './wasm-topk.js';
 
 /** Below this many multiply-adds the calling thread answers alone: messages would cost more. */
 const SPLIT_MIN_MACS = 4_000_000;
@@ -50,6 +51,61 @@ export async function scoreOnPool(pool: WorkerPool, queries: Float32Array, q: nu
   const bad = results.find((r) => r.badRow >= 0);
   if (bad) throw badRowError(bad.badRow);
   return mergeTopK(results, q, kOut, kOut);
+}
+
+/**
+ * A gallery kept in the linear memory of its own kernel instance on the calling thread, scored in
+ * place. score() on a plain Float32Array must copy every row into linear memory on every call (a
+ * WASM kernel can read nothing else), which costs more than the scan; a resident gallery pays that
+ * copy once, at create(), and each scan then reads the rows straight from memory. Same results
+ * and errors as score() (see scoreOnPool).
+ */
+export class WasmGallery {
+  private disposed = false;
+
+  private constructor(
+    private readonly kernels: WasmKernels,
+    private readonly ptr: number,
+    /** Rows held. */
+    readonly n: number,
+    /** Floats per row. */
+    readonly dim: number,
+  ) {}
+
+  /**
+   * Copies gallery (n x dim floats, row-major) into a new instance's memory. BAD_INPUT or
+   * DIMENSION_MISMATCH as for score(); WASM_ERROR when linear memory cannot hold it (4 GiB at most).
+   */
+  static create(gallery: Float32Array, n: number, dim: number, opts: { simd?: WasmSimdChoice } = {}): WasmGallery {
+    checkGalleryArgs(gallery, n, dim);
+    const kernels = new WasmKernels(loadWasmBuild(opts.simd).module);
+    return new WasmGallery(kernels, kernels.allocF32(gallery), n, dim);
+  }
+
+  /** Exact top-k of q queries (q x dim floats) against the resident rows; contract as score(). */
+  score(queries: Float32Array, q: number, k: number): TopK {
+    if (this.disposed) throw new CosfaceError('WASM_ERROR', 'this gallery has been disposed');
+    checkQueryArgs(queries, q, this.dim, k);
+    const kOut = Math.min(k, this.n);
+    if (q === 0 || this.n === 0) return { k: kOut, scores: new Float32Array(0), indices: new Int32Array(0) };
+    const r = scoreResident(this.kernels, queries, q, this.ptr, this.n, this.dim, kOut);
+    if (r.badRow >= 0) throw badRowError(r.badRow);
+    return mergeTopK([r], q, kOut, kOut);
+  }
+
+  /**
+   * Sum of every resident float by a plain SIMD read loop: the memory bandwidth a scan of these
+   * rows cannot beat (the reference `bench score` puts beside score()).
+   */
+  sumAll(): number {
+    if (this.disposed) throw new CosfaceError('WASM_ERROR', 'this gallery has been disposed');
+    return this.kernels.k.sumFloats(this.ptr, this.n * this.dim);
+  }
+
+  /** Drops the instance and its memory (the garbage collector frees it). */
+  dispose(): void {
+    this.disposed = true;
+  }
 }
 
 /** A worker pool dedicated to scoring. */

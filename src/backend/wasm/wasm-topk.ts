@@ -9,9 +9,10 @@ import type { WasmKernels } from './wasm-instance.js';
 const CHUNK_BYTES = 256 * 1024;
 
 /**
- * From this many queries a chunk is scored as a matrix multiply (gallery rows packed as GEMM
- * weights, then a top-k pass over the score matrix): each packed row then serves many queries
- * from registers. Fewer queries stream the gallery through the dot-product kernel instead.
+ * From this many queries a chunk is scored as a matrix multiply (the queries packed once as GEMM
+ * weights, the gallery rows as its input, then a top-k pass over the score matrix): each gallery
+ * value loaded then serves eight queries from registers. Fewer queries stream the gallery through
+ * the dot-product kernel instead.
  */
 const GEMM_MIN_QUERIES = 8;
 /** Queries per matrix multiply, bounding the score matrix (this many x chunk rows). */
@@ -72,54 +73,97 @@ export function badRowError(row: number): CosfaceError {
 
 /**
  * Scores all q queries against gallery rows [0, count) of `gallery` (whose row 0 is global row
- * base) on one instance. Returns q x k entries (index -1 where fewer than k rows exist).
+ * base) on one instance. Returns q x k entries (index -1 where fewer than k rows exist). The
+ * gallery streams through a small buffer in linear memory, one chunk copy per CHUNK_BYTES.
  */
 export function scoreOnInstance(
   kernels: WasmKernels, queries: Float32Array, q: number, gallery: Float32Array, count: number, dim: number, k: number, base: number,
 ): PartialTopK {
   const mark = kernels.mark();
   try {
-    const qPtr = kernels.allocF32(queries);
-    const sPtr = kernels.alloc(q * k * 4);
-    const iPtr = kernels.alloc(q * k * 4);
     const chunkRows = Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4)));
-    const rowsCap = Math.min(chunkRows, Math.max(count, 1));
-    const gPtr = kernels.alloc(rowsCap * dim * 4);
-    const viaGemm = q >= GEMM_MIN_QUERIES;
-    const blocks = Math.ceil(rowsCap / 8);
-    const packed = viaGemm ? kernels.alloc(blocks * 8 * dim * 4) : 0;
-    const zeros = viaGemm ? kernels.alloc(blocks * 8 * 4) : 0;
-    const scoreMatrix = viaGemm ? kernels.alloc(Math.min(q, GEMM_QUERY_BLOCK) * rowsCap * 4) : 0;
-    const scratch = viaGemm ? kernels.alloc(dim * 16) : 0;
-    if (viaGemm) kernels.f32.fill(0, zeros >> 2, (zeros >> 2) + blocks * 8);
-    kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + q * k);
-    kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + q * k);
-    const wasm = kernels.k;
-    let badRow = -1;
-    for (let r0 = 0; r0 < count; r0 += chunkRows) {
-      const rows = Math.min(chunkRows, count - r0);
+    const gPtr = kernels.alloc(Math.min(chunkRows, Math.max(count, 1)) * dim * 4);
+    return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, (r0, rows) => {
       kernels.f32.set(gallery.subarray(r0 * dim, (r0 + rows) * dim), gPtr >> 2);
-      if (viaGemm) {
-        wasm.packRows(packed, gPtr, rows, dim);
-        for (let q0 = 0; q0 < q; q0 += GEMM_QUERY_BLOCK) {
-          const qn = Math.min(GEMM_QUERY_BLOCK, q - q0);
-          wasm.gemm(scoreMatrix, qPtr + q0 * dim * 4, packed, zeros, 0, 0, qn, dim, rows, 0, scratch);
-          const bad = wasm.topKFromScores(scoreMatrix, qn, rows, k, base + r0, sPtr + q0 * k * 4, iPtr + q0 * k * 4);
-          if (bad >= 0 && badRow < 0) badRow = base + r0 + bad;
-        }
-      } else {
-        const bad = wasm.scoreTopK(qPtr, q, gPtr, rows, dim, k, base + r0, sPtr, iPtr);
-        if (bad >= 0 && badRow < 0) badRow = base + r0 + bad;
-      }
-    }
-    return {
-      scores: kernels.f32.slice(sPtr >> 2, (sPtr >> 2) + q * k),
-      indices: kernels.i32.slice(iPtr >> 2, (iPtr >> 2) + q * k),
-      badRow,
-    };
+      return gPtr;
+    });
   } finally {
     kernels.reset(mark);
   }
+}
+
+/**
+ * The same as scoreOnInstance for a gallery already in this instance's linear memory (count rows
+ * of dim floats at byte offset gPtr): the kernels read it in place, with no copy per call.
+ */
+export function scoreResident(kernels: WasmKernels, queries: Float32Array, q: number, gPtr: number, count: number, dim: number, k: number): PartialTopK {
+  const mark = kernels.mark();
+  try {
+    // Few queries: one kernel call over the whole gallery (it is read once, in order). Many: chunks
+    // that packRows turns into GEMM weights, as for a copied gallery.
+    const chunkRows = q >= GEMM_MIN_QUERIES ? Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4))) : Math.max(count, 1);
+    return scanChunks(kernels, queries, q, count, dim, k, 0, chunkRows, (r0) => gPtr + r0 * dim * 4);
+  } finally {
+    kernels.reset(mark);
+  }
+}
+
+/**
+ * The chunked scan behind scoreOnInstance and scoreResident: chunk(r0, rows) returns the byte
+ * offset of gallery rows [r0, r0 + rows) in linear memory (copying them there if need be).
+ * Allocates from kernels; the caller resets the allocator.
+ */
+function scanChunks(
+  kernels: WasmKernels, queries: Float32Array, q: number, count: number, dim: number, k: number, base: number,
+  chunkRows: number, chunk: (r0: number, rows: number) => number,
+): PartialTopK {
+  const qPtr = kernels.allocF32(queries);
+  const sPtr = kernels.alloc(q * k * 4);
+  const iPtr = kernels.alloc(q * k * 4);
+  const rowsCap = Math.min(chunkRows, Math.max(count, 1));
+  const viaGemm = q >= GEMM_MIN_QUERIES;
+  const wasm = kernels.k;
+  // Many queries: each block of queries packed once as GEMM weights (it stays in L1), the
+  // gallery rows are the GEMM's pixels, read where they lie, and the [rows, queries] score
+  // matrix goes through topKFromScoresT.
+  const qBlocks: { q0: number; qn: number; packed: number }[] = [];
+  let zeros = 0, scoreMatrix = 0, scratch = 0, thresholds = 0;
+  if (viaGemm) {
+    for (let q0 = 0; q0 < q; q0 += GEMM_QUERY_BLOCK) {
+      const qn = Math.min(GEMM_QUERY_BLOCK, q - q0);
+      const packed = kernels.alloc(Math.ceil(qn / 8) * 8 * dim * 4);
+      wasm.packRows(packed, qPtr + q0 * dim * 4, qn, dim);
+      qBlocks.push({ q0, qn, packed });
+    }
+    const widest = Math.ceil(Math.min(q, GEMM_QUERY_BLOCK) / 8) * 8;
+    zeros = kernels.alloc(widest * 4);
+    kernels.f32.fill(0, zeros >> 2, (zeros >> 2) + widest);
+    scoreMatrix = kernels.alloc(widest * rowsCap * 4);
+    scratch = kernels.alloc(dim * 16);
+    thresholds = kernels.alloc(widest * 4);
+  }
+  kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + q * k);
+  kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + q * k);
+  let badRow = -1;
+  for (let r0 = 0; r0 < count; r0 += chunkRows) {
+    const rows = Math.min(chunkRows, count - r0);
+    const gPtr = chunk(r0, rows);
+    if (viaGemm) {
+      for (const { q0, qn, packed } of qBlocks) {
+        wasm.gemm(scoreMatrix, gPtr, packed, zeros, 0, 0, rows, dim, qn, 0, scratch);
+        const bad = wasm.topKFromScoresT(scoreMatrix, rows, qn, k, base + r0, sPtr + q0 * k * 4, iPtr + q0 * k * 4, thresholds);
+        if (bad >= 0 && badRow < 0) badRow = base + r0 + bad;
+      }
+    } else {
+      const bad = wasm.scoreTopK(qPtr, q, gPtr, rows, dim, k, base + r0, sPtr, iPtr);
+      if (bad >= 0 && badRow < 0) badRow = base + r0 + bad;
+    }
+  }
+  return {
+    scores: kernels.f32.slice(sPtr >> 2, (sPtr >> 2) + q * k),
+    indices: kernels.i32.slice(iPtr >> 2, (iPtr >> 2) + q * k),
+    badRow,
+  };
 }
 
 /** Merges per-slice top-k lists (each q x k, best first) into q x kOut, ties to the lower index. */
