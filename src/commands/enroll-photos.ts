@@ -86,8 +86,8 @@ export interface EnrollOutcome {
 }
 
 /**
- * Photos per group when pipelined. On this 2-core machine, 300 LFW photos: 8 gave 1.70x the photo
- * by photo rate, 4 gave 1.51x (BENCHMARKS.md, "Bulk enrollment").
+ * Photos per group when pipelined. On this 2-core machine, 300 LFW photos: 8 gave 1.65x the photo
+ * by photo rate, 4 gave 1.54x, 16 gave 1.72x (BENCHMARKS.md, "Bulk enrollment").
  */
 export const DEFAULT_ENROLL_BATCH = 8;
 
