@@ -28,7 +28,9 @@ describe('GpuWait', () => {
     w.record(1, 100); // batch 1: 100 ms
     w.record(64, 2000);
     const mid = await timed(() => w.before(16)); // borrows batch 1's 100 ms, not a per-unit scaling (1600 ms)
-    expect(mid).toBeGreaterThanOrEqual(80);
+    // Sleeps 80 ms; a Node timer may fire up to a millisecond early by performance.now() (it once
+    // measured 79.4 in CI), so the floor has the same 5 ms slack as the other cases here.
+    expect(mid).toBeGreaterThanOrEqual(75);
     expect(mid).toBeLessThan(100 + 150);
     const small = new GpuWait();
     small.record(16, 1000);
