@@ -360,22 +360,24 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       const exact = latency(exactTimes, performance.now() - te);
       log(`n=${n}: exact p50 ${exact.p50Ms.toFixed(2)} ms`);
 
-      const runHnsw = (ix: GalleryIndex, ef: number) => {
+      /** Latency and recall of one search function over every probe, against the exact answer. */
+      const measure = (search: (q: Float32Array) => readonly number[]) => {
         const times: number[] = [];
         let hit1 = 0;
         let hit10 = 0;
         const th = performance.now();
         for (let qi = 0; qi < queries; qi++) {
           const t = performance.now();
-          const res = ix.search(probes.subarray(qi * dim, (qi + 1) * dim), k, ef);
+          const ids = search(probes.subarray(qi * dim, (qi + 1) * dim));
           times.push(performance.now() - t);
           const want = truth[qi]!;
-          if (res.faceIds[0] === want[0]) hit1++;
+          if (ids[0] === want[0]) hit1++;
           const set = new Set(want);
-          for (const id of res.faceIds) if (set.has(id)) hit10++;
+          for (const id of ids) if (set.has(id)) hit10++;
         }
         return { ...latency(times, performance.now() - th), recall1: hit1 / queries, recall10: hit10 / (queries * k) };
       };
+      const runHnsw = (ix: GalleryIndex, ef: number) => measure((q) => ix.search(q, k, ef).faceIds);
       const hnsw = !index
         ? []
         : efs.map((ef) => {
@@ -390,20 +392,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         const ps = await ParallelShards.open(snapshotParts(snap).map((p) => join(partsDir, p.file)), dim);
         try {
           parallel = efs.map((ef) => {
-            const times: number[] = [];
-            let hit1 = 0;
-            let hit10 = 0;
-            const th = performance.now();
-            for (let qi = 0; qi < queries; qi++) {
-              const t = performance.now();
-              const res = ps.search(probes.subarray(qi * dim, (qi + 1) * dim), k, ef);
-              times.push(performance.now() - t);
-              const want = truth[qi]!;
-              if (res[0] === want[0]) hit1++;
-              const set = new Set(want);
-              for (const id of res) if (set.has(id)) hit10++;
-            }
-            const r = { ef, ...latency(times, performance.now() - th), recall1: hit1 / queries, recall10: hit10 / (queries * k) };
+            const r = { ef, ...measure((q) => ps.search(q, k, ef)) };
             log(`n=${n}: shards in parallel ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
             return { ...r, speedup: exact.p50Ms / r.p50Ms };
           });
