@@ -110,14 +110,22 @@ function worstRelError(got: Float32Array, want: Float32Array): number {
   return worst;
 }
 
-describe('BlazeFace and FaceMesh on the WASM backend', () => {
+// Raw detector and mesh outputs (no normalisation, ~40 layers) against the float32 scalar reference.
+// The plain build's bar is 1e-4. The fused multiply-add build rounds once per multiply-add instead of
+// twice, which moves the tail of the same error distribution: over the 7 detector views of this photo
+// the plain build's worst element is 4.0e-5..8.1e-5 and the FMA build's 3.7e-5..1.34e-4 (2026-12-06),
+// so its bar is 2e-4; the detections must be identical for both.
+describe.each([
+  ['simd', 1e-4],
+  ['relaxed', 2e-4],
+] as const)('BlazeFace and FaceMesh on the WASM backend (%s build)', (simd, tol) => {
   let backend: WasmBackend;
   beforeAll(async () => {
-    backend = await createWasmBackend({ workers: 2 });
+    backend = await createWasmBackend({ workers: 2, simd });
   });
   afterAll(async () => backend?.dispose());
 
-  it('runs both graphs on a real photo as the scalar reference does (1e-4), with the same detections', async () => {
+  it(`runs both graphs on a real photo as the scalar reference does (${tol}), with the same detections`, async () => {
     const { detector, mesh } = await loadPipelineGraphs();
     const img = await decodeImage('test/fixtures/photos/obama_small.jpg');
     // The whole-photo view (views[0]): one 256x256 sample for the reference, which takes seconds.
@@ -129,7 +137,7 @@ describe('BlazeFace and FaceMesh on the WASM backend', () => {
       const got = await det.run(detIn, 1);
       const want = runReference(detector, detIn, 1);
       expect(got.length).toBe(DETECTOR_ANCHORS * 17);
-      expect(worstRelError(got, want)).toBeLessThanOrEqual(1e-4);
+      expect(worstRelError(got, want)).toBeLessThanOrEqual(tol);
       const found = decodeDetections(got, view, 0.5);
       expect(found.length).toBeGreaterThan(0);
       expect(found.map((d) => d.box.map((v) => v.toFixed(2)))).toEqual(decodeDetections(want, view, 0.5).map((d) => d.box.map((v) => v.toFixed(2))));
@@ -148,7 +156,7 @@ describe('BlazeFace and FaceMesh on the WASM backend', () => {
       expect(results[0]!.faceFlag).toBeGreaterThan(0.5);
       const meshWant = runReference(mesh, meshIn!, 1);
       expect(meshOut!.length).toBe(468 * 3 + 1);
-      expect(worstRelError(meshOut!, meshWant)).toBeLessThanOrEqual(1e-4);
+      expect(worstRelError(meshOut!, meshWant)).toBeLessThanOrEqual(tol);
     } finally {
       det.dispose();
       meshGraph.dispose();

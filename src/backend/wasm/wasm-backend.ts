@@ -11,8 +11,8 @@ export interface WasmBackendOptions {
   workers?: number;
   /**
    * Kernel build: 'auto' (default) takes the relaxed-SIMD build (fused multiply-add) where the
-   * runtime supports it (Node >= 22, or Node 20 started with --experimental-wasm-relaxed-simd)
-   * and the plain SIMD build otherwise; 'simd' or 'relaxed' force one (WASM_ERROR if unsupported).
+   * runtime supports it (Node >= 22; Node 20-21 behind a V8 flag that loading turns on, see
+   * relaxedSimdSupported) and the plain SIMD build otherwise or with COSFACE_WASM_SIMD=simd; 'simd' or 'relaxed' force one (WASM_ERROR if unsupported).
    */
   simd?: WasmSimdChoice;
 }

@@ -2,6 +2,7 @@
 // per thread; the instance wrapper itself (WasmKernels) is in wasm-instance.ts.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { CosfaceError } from '../../errors.js';
 import type { WasmSimd, WasmSimdChoice } from './wasm-instance.js';
@@ -33,11 +34,12 @@ const modules = new Map<WasmSimd, WebAssembly.Module>();
 function compile(simd: WasmSimd): WebAssembly.Module {
   let mod = modules.get(simd);
   if (!mod) {
+    if (simd === 'relaxed') relaxedSimdSupported();
     const file = wasmPath(simd);
     try {
       mod = new WebAssembly.Module(readFileSync(file));
     } catch (e) {
-      const needs = simd === 'relaxed' ? 'relaxed SIMD: Node >= 22, or node --experimental-wasm-relaxed-simd' : 'WebAssembly SIMD';
+      const needs = simd === 'relaxed' ? 'relaxed SIMD: Node >= 20 without COSFACE_WASM_SIMD=simd' : 'WebAssembly SIMD';
       throw new CosfaceError('WASM_ERROR', `cannot compile ${file} (needs ${needs}): ${(e as Error).message}`, { cause: e });
     }
     modules.set(simd, mod);
@@ -45,13 +47,35 @@ function compile(simd: WasmSimd): WebAssembly.Module {
   return mod;
 }
 
-/** True when this runtime accepts the relaxed-SIMD build (Node 20 only behind a V8 flag). */
+let relaxedChecked: boolean | undefined;
+
+/**
+ * True when this runtime runs the relaxed-SIMD build (fused multiply-add). Node >= 22 has relaxed
+ * SIMD on; Node 20-21 (V8 11.3-11.8) implement it completely behind `--experimental-wasm-relaxed-simd`,
+ * so on those this turns the flag on for the process (it only adds instructions to the validator:
+ * modules compiled before are unaffected) unless COSFACE_WASM_SIMD=simd asks for the plain build.
+ * The kernels of both builds are checked against the scalar reference in the tests.
+ */
 export function relaxedSimdSupported(): boolean {
+  if (relaxedChecked !== undefined) return relaxedChecked;
+  if (process.env.COSFACE_WASM_SIMD === 'simd') return (relaxedChecked = false);
+  let bytes: Uint8Array<ArrayBuffer>;
   try {
-    return WebAssembly.validate(readFileSync(wasmPath('relaxed')));
+    bytes = new Uint8Array(readFileSync(wasmPath('relaxed')));
   } catch {
-    return false;
+    return (relaxedChecked = false);
   }
+  if (WebAssembly.validate(bytes)) return (relaxedChecked = true);
+  const major = Number(process.versions.node?.split('.')[0]);
+  if (major === 20 || major === 21) {
+    try {
+      v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    } catch {
+      return (relaxedChecked = false); // a runtime that reports a Node version but has no V8 flags
+    }
+    return (relaxedChecked = WebAssembly.validate(bytes));
+  }
+  return (relaxedChecked = false);
 }
 
 /** The chosen build, compiled once per thread (workers receive the module by postMessage). */
