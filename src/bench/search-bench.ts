@@ -7,8 +7,6 @@ import { runInNewContext } from 'node:vm';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
 import { defaultScorer } from '../store/default-scorer.js';
 import type { ExactScorer } from '../store/exact-scorer.js';
 import { buildShards, GalleryIndex, shardCount, snapshotParts, type SnapshotMeta } from '../store/gallery-index.js';
@@ -217,11 +215,6 @@ export interface SearchBenchRow {
   reloadedRecall1: number;
   /** The centroid design (options.design), when measured. */
   centroids?: CentroidRow;
-  /**
-   * A sharded index's shards searched at once, one worker thread each (a candidate design measured
-   * beside the store's one-after-another search; not what the store does).
-   */
-  parallel?: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
   /** The same gallery and probes on pgvector, when asked for. */
   pg?: PgSearchRow;
 }
@@ -322,7 +315,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       } else if (cacheDir && existsSync(join(cacheDir, 'build.json'))) {
         const cached = JSON.parse(readFileSync(join(cacheDir, 'build.json'), 'utf8')) as { build: typeof build; meta: SnapshotMeta };
         build = cached.build;
-        index = GalleryIndex.fromFile(params, cacheDir, cached.meta);
+        index = await GalleryIndex.fromFile(params, cacheDir, cached.meta);
         log(`n=${n}: reused cached index (built in ${build.buildSeconds.toFixed(1)} s)`);
       } else {
         // The store's build (buildFromDatabase, rebuilds): one worker thread per shard, each
@@ -385,21 +378,6 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
             log(`n=${n}: ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
             return { ef, ...r, speedup: exact.p50Ms / r.p50Ms };
           });
-      let parallel: SearchBenchRow['parallel'];
-      if (index && index.shardCount > 1 && index.snapshot) {
-        const snap = index.snapshot;
-        const partsDir = cacheDir ?? join(tmp, 'build');
-        const ps = await ParallelShards.open(snapshotParts(snap).map((p) => join(partsDir, p.file)), dim);
-        try {
-          parallel = efs.map((ef) => {
-            const r = { ef, ...measure((q) => ps.search(q, k, ef)) };
-            log(`n=${n}: shards in parallel ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
-            return { ...r, speedup: exact.p50Ms / r.p50Ms };
-          });
-        } finally {
-          await ps.close();
-        }
-      }
       const centroids = design === 'faces' ? undefined : await benchCentroids(g, probes, truth, efs, k, o.centroidCandidates ?? 10, shards, params, join(tmp, 'centroids'), exact.p50Ms, log);
 
       let pg: PgSearchRow | undefined;
@@ -426,8 +404,10 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       let fileBytesPerVector = NaN;
       if (index) {
         const meta = index.save(tmp, n);
-        const reloaded = GalleryIndex.fromFile(params, tmp, meta);
+        const reloaded = await GalleryIndex.fromFile(params, tmp, meta);
         reloadedRecall1 = runHnsw(reloaded, efs[0]!).recall1;
+        reloaded.close();
+        index.close();
         fileBytesPerVector = snapshotParts(meta).reduce((b, p) => b + statSync(join(tmp, p.file)).size, 0) / n;
       }
 
@@ -445,7 +425,6 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         hnsw,
         reloadedRecall1,
         ...(centroids ? { centroids } : {}),
-        ...(parallel ? { parallel } : {}),
         ...(pg ? { pg } : {}),
       });
     }
@@ -464,89 +443,6 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
     spread: measureClusterSpread(model),
     rows,
   };
-}
-
-// One worker per shard file, each answering searches through shared memory: the probe, k and ef
-// in, the top-k out, woken and waited for with Atomics (no event loop on either side per query).
-const SHARD_SEARCH_WORKER = `
-const { workerData: w, parentPort } = require('node:worker_threads');
-const hnswlib = require(w.hnswModule);
-const ix = new hnswlib.HierarchicalNSW('ip', w.dim);
-ix.readIndexSync(w.path);
-const ctl = new Int32Array(w.ctl);
-const probe = new Float32Array(w.probe);
-const ids = new Float64Array(w.ids);
-const scores = new Float64Array(w.scores);
-parentPort.postMessage('ready');
-let seen = 0;
-for (;;) {
-  Atomics.wait(ctl, 0, seen);
-  seen = Atomics.load(ctl, 0);
-  if (seen < 0) break;
-  ix.setEf(ctl[3]);
-  const r = ix.searchKnn(Array.from(probe), ctl[2]);
-  for (let i = 0; i < r.neighbors.length; i++) { ids[i] = r.neighbors[i]; scores[i] = 1 - r.distances[i]; }
-  ctl[4] = r.neighbors.length;
-  Atomics.store(ctl, 1, seen);
-  Atomics.notify(ctl, 1);
-}
-`;
-
-class ParallelShards {
-  private seq = 0;
-  private constructor(
-    private readonly workers: { worker: Worker; ctl: Int32Array; ids: Float64Array; scores: Float64Array }[],
-    private readonly probe: Float32Array,
-  ) {}
-
-  static async open(paths: string[], dim: number): Promise<ParallelShards> {
-    const require = createRequire(import.meta.url);
-    const probe = new Float32Array(new SharedArrayBuffer(dim * 4));
-    const workers = await Promise.all(
-      paths.map(async (path) => {
-        const ctl = new Int32Array(new SharedArrayBuffer(8 * 4));
-        const ids = new Float64Array(new SharedArrayBuffer(1024 * 8));
-        const scores = new Float64Array(new SharedArrayBuffer(1024 * 8));
-        const worker = new Worker(SHARD_SEARCH_WORKER, {
-          eval: true,
-          workerData: { hnswModule: require.resolve('hnswlib-node'), dim, path, ctl: ctl.buffer, probe: probe.buffer, ids: ids.buffer, scores: scores.buffer },
-        });
-        await new Promise<void>((resolve, reject) => {
-          worker.once('message', () => resolve());
-          worker.once('error', reject);
-        });
-        return { worker, ctl, ids, scores };
-      }),
-    );
-    return new ParallelShards(workers, probe);
-  }
-
-  /** Face ids of the merged top-k, best first. */
-  search(p: Float32Array, k: number, ef: number): number[] {
-    this.probe.set(p);
-    const seq = ++this.seq;
-    for (const w of this.workers) {
-      w.ctl[2] = k;
-      w.ctl[3] = Math.max(ef, k);
-      Atomics.store(w.ctl, 0, seq);
-      Atomics.notify(w.ctl, 0);
-    }
-    const found: { id: number; score: number }[] = [];
-    for (const w of this.workers) {
-      while (Atomics.load(w.ctl, 1) !== seq) Atomics.wait(w.ctl, 1, Atomics.load(w.ctl, 1));
-      for (let i = 0; i < w.ctl[4]!; i++) found.push({ id: w.ids[i]!, score: w.scores[i]! });
-    }
-    found.sort((a, b) => b.score - a.score);
-    return found.slice(0, k).map((f) => f.id);
-  }
-
-  async close(): Promise<void> {
-    for (const w of this.workers) {
-      Atomics.store(w.ctl, 0, -1);
-      Atomics.notify(w.ctl, 0);
-    }
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
-  }
 }
 
 /**
@@ -624,6 +520,7 @@ async function benchCentroids(
     log(`n=${n}: centroids ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
     return { ...r, speedup: exactP50 / r.p50Ms };
   });
+  index.close();
   return { identities, shards, candidates, buildSeconds, buildPerSecond: identities / buildSeconds, hnsw };
 }
 
@@ -658,19 +555,6 @@ export function formatSearchBench(r: SearchBenchResult): string {
       lines.push(
         `| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
       );
-    }
-  }
-  const pRows = r.rows.filter((row) => row.parallel);
-  if (pRows.length > 0) {
-    lines.push('');
-    lines.push('Candidate design (not the store\'s): the same shards searched at once, one worker thread each (shared memory + Atomics), results merged.');
-    lines.push('');
-    lines.push('| N | ef | recall@1 | recall@10 | p50 / p99 ms | QPS | exact/this p50 |');
-    lines.push('|---|---|---|---|---|---|---|');
-    for (const row of pRows) {
-      for (const h of row.parallel!) {
-        lines.push(`| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`);
-      }
     }
   }
   const cRows = r.rows.filter((row) => row.centroids);
