@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { defaultScorer } from '../store/default-scorer.js';
 import type { ExactScorer } from '../store/exact-scorer.js';
 import { buildShards, GalleryIndex, shardCount, snapshotParts, type SnapshotMeta } from '../store/gallery-index.js';
+import { rerankRows, SignCodes } from '../store/sign-codes.js';
 import { DEFAULT_HNSW } from '../store/store.js';
 import type { PgSearchRow } from './pg-search-bench.js';
 import { mulberry32 } from '../random.js';
@@ -167,9 +168,15 @@ export interface SearchBenchOptions {
   /**
    * 'faces' (default): the store's index over every face. 'centroids': a candidate design measured
    * beside it, not the store's: an index over identity centroids (mean of an identity's faces,
-   * normalised), the identities it returns re-ranked by their faces' exact scores. 'both'.
+   * normalised), the identities it returns re-ranked by their faces' exact scores. 'both'. 'codes':
+   * neither index, only the sign-code route (`codes`).
    */
-  design?: 'faces' | 'centroids' | 'both';
+  design?: 'faces' | 'centroids' | 'both' | 'codes';
+  /**
+   * Also measure the sign-code route (src/store/sign-codes.ts): a scan of one sign bit per
+   * dimension shortlists this many faces by Hamming distance, which are then scored exactly.
+   */
+  codes?: number[];
   /** Identities the centroid design re-ranks (default 10). */
   centroidCandidates?: number;
   facesPerIdentity?: number;
@@ -213,6 +220,8 @@ export interface SearchBenchRow {
   hnsw: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
   /** Recall@1 of the index after writeIndex + readIndex, at the first ef; must equal the in-memory one. */
   reloadedRecall1: number;
+  /** The sign-code route (options.codes): shortlist size, recall and latency with the exact re-rank. */
+  codes?: { buildSeconds: number; rows: (LatencyStats & { shortlist: number; recall1: number; recall10: number; speedup: number })[] };
   /** The centroid design (options.design), when measured. */
   centroids?: CentroidRow;
   /** The same gallery and probes on pgvector, when asked for. */
@@ -305,13 +314,13 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       shared.set(g.vectors);
 
       const design = o.design ?? 'faces';
-      const faces = design !== 'centroids';
+      const faces = design === 'faces' || design === 'both';
       let index: GalleryIndex | null = null;
       let build: { buildSeconds: number; measuredBytesPerVector: number } = { buildSeconds: NaN, measuredBytesPerVector: NaN };
       // One folder per configuration: a build keeps a single snapshot per folder and gallery id.
       const cacheDir = o.cacheDir ? join(o.cacheDir, `search-n${n}-d${dim}-m${m}-efc${efConstruction}-s${o.seed ?? 1}-f${per}-sh${shards}`) : null;
       if (!faces) {
-        // only the centroid design below
+        // only the centroid design or the sign codes below
       } else if (cacheDir && existsSync(join(cacheDir, 'build.json'))) {
         const cached = JSON.parse(readFileSync(join(cacheDir, 'build.json'), 'utf8')) as { build: typeof build; meta: SnapshotMeta };
         build = cached.build;
@@ -378,7 +387,22 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
             log(`n=${n}: ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
             return { ef, ...r, speedup: exact.p50Ms / r.p50Ms };
           });
-      const centroids = design === 'faces' ? undefined : await benchCentroids(g, probes, truth, efs, k, o.centroidCandidates ?? 10, shards, params, join(tmp, 'centroids'), exact.p50Ms, log);
+      let codes: SearchBenchRow['codes'];
+      if (o.codes && o.codes.length > 0) {
+        const tc = performance.now();
+        const sc = new SignCodes(dim, n);
+        for (let r = 0; r < n; r++) sc.push(g.vectors.subarray(r * dim, (r + 1) * dim));
+        const buildSeconds = (performance.now() - tc) / 1000;
+        codes = {
+          buildSeconds,
+          rows: o.codes.map((shortlist) => {
+            const r = measure((q) => rerankRows(sc.shortlist(q, shortlist), q, g.vectors, dim, k).rows.map((row) => row + 1));
+            log(`n=${n}: sign codes, shortlist ${shortlist}: recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
+            return { shortlist, ...r, speedup: exact.p50Ms / r.p50Ms };
+          }),
+        };
+      }
+      const centroids = design !== 'centroids' && design !== 'both' ? undefined : await benchCentroids(g, probes, truth, efs, k, o.centroidCandidates ?? 10, shards, params, join(tmp, 'centroids'), exact.p50Ms, log);
 
       let pg: PgSearchRow | undefined;
       if (o.pg) {
@@ -425,6 +449,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         hnsw,
         reloadedRecall1,
         ...(centroids ? { centroids } : {}),
+        ...(codes ? { codes } : {}),
         ...(pg ? { pg } : {}),
       });
     }
@@ -555,6 +580,19 @@ export function formatSearchBench(r: SearchBenchResult): string {
       lines.push(
         `| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
       );
+    }
+  }
+  const sRows = r.rows.filter((row) => row.codes);
+  if (sRows.length > 0) {
+    lines.push('');
+    lines.push('Sign codes (src/store/sign-codes.ts): one bit per dimension, a WebAssembly scan by Hamming distance keeps a shortlist, scored exactly (one thread).');
+    lines.push('');
+    lines.push('| N | codes made | shortlist | recall@1 | recall@10 | p50 / p99 ms (with re-rank) | QPS | exact/this p50 |');
+    lines.push('|---|---|---|---|---|---|---|---|');
+    for (const row of sRows) {
+      for (const h of row.codes!.rows) {
+        lines.push(`| ${row.n.toLocaleString('en-US')} | ${f(row.codes!.buildSeconds, 2)} s | ${h.shortlist} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`);
+      }
     }
   }
   const cRows = r.rows.filter((row) => row.centroids);
