@@ -48,7 +48,7 @@ EXTRA_USAGE.push('  cosface bench pipeline <photo|dir>... [--backend webgpu,wasm
 EXTRA_COMMANDS['bench-enroll'] = async () => (await import('../bench/enroll-bench.js')).benchEnrollCommand;
 EXTRA_USAGE.push('  cosface bench enroll --photos <dir> [--limit N] [--backend wasm] [--pipeline off,on] [--batch 8] [--runs 1] [--json]   enroll photos/s and where the time goes');
 EXTRA_COMMANDS['bench-enroll-http'] = async () => (await import('../bench/enroll-http-bench.js')).benchEnrollHttpCommand;
-EXTRA_USAGE.push('  cosface bench enroll-http [--faces 100000] [--batch 1000] [--slices 5] [--json]   embeddings/s through the bulk enrollment route, by stage');
+EXTRA_USAGE.push('  cosface bench enroll-http [--faces 100000] [--batch 1000] [--slices 5] [--shard-from 200000] [--json]   embeddings/s through the bulk enrollment route, by stage');
 
 // The HTTP API (src/server): cosface serve, cosface keys.
 EXTRA_COMMANDS.serve = async () => (await import('../server/cli-commands.js')).serveCli;
