@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { defaultScorer } from '../store/default-scorer.js';
 import type { ExactScorer } from '../store/exact-scorer.js';
 import { buildShards, GalleryIndex, shardCount, snapshotParts, type SnapshotMeta } from '../store/gallery-index.js';
-import { rerankRows, SignCodes } from '../store/sign-codes.js';
+import { rerankRows, SignCodes } from './sign-codes.js';
 import { DEFAULT_HNSW } from '../store/store.js';
 import type { PgSearchRow } from './pg-search-bench.js';
 import { mulberry32 } from '../random.js';
@@ -173,7 +173,7 @@ export interface SearchBenchOptions {
    */
   design?: 'faces' | 'centroids' | 'both' | 'codes';
   /**
-   * Also measure the sign-code route (src/store/sign-codes.ts): a scan of one sign bit per
+   * Also measure the sign-code route (src/bench/sign-codes.ts, a candidate; not the store's): a scan of one sign bit per
    * dimension shortlists this many faces by Hamming distance, which are then scored exactly.
    */
   codes?: number[];
@@ -585,7 +585,7 @@ export function formatSearchBench(r: SearchBenchResult): string {
   const sRows = r.rows.filter((row) => row.codes);
   if (sRows.length > 0) {
     lines.push('');
-    lines.push('Sign codes (src/store/sign-codes.ts): one bit per dimension, a WebAssembly scan by Hamming distance keeps a shortlist, scored exactly (one thread).');
+    lines.push('Sign codes (src/bench/sign-codes.ts; a candidate, not the store): one bit per dimension, a WebAssembly scan by Hamming distance keeps a shortlist, scored exactly (one thread).');
     lines.push('');
     lines.push('| N | codes made | shortlist | recall@1 | recall@10 | p50 / p99 ms (with re-rank) | QPS | exact/this p50 |');
     lines.push('|---|---|---|---|---|---|---|---|');

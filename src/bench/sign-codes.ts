@@ -195,6 +195,8 @@ export class SignCodes {
   private codesAt = 0;
 
   constructor(readonly dim: number, capacity = 1024) {
+    // Distances are kept one byte per row.
+    if (dim > 255) throw new RangeError(`sign codes hold at most 255 dimensions, not ${dim}`);
     this.bytes = codeBytes(dim);
     this.histAt = 64 + this.bytes; // after the query, 8-aligned
     this.memory = new WebAssembly.Memory({ initial: 1 });
