@@ -178,7 +178,7 @@ export interface SearchBenchOptions {
    */
   codes?: number[];
   /** Identities the centroid design re-ranks (default 10). */
-  centroidCandidates?: number;
+  centroidCandidates?: number[];
   facesPerIdentity?: number;
   /** Genuine probes per size. */
   queries?: number;
@@ -231,10 +231,11 @@ export interface SearchBenchRow {
 export interface CentroidRow {
   identities: number;
   shards: number;
-  candidates: number;
+  /** Identity counts re-ranked, one row of `hnsw` per ef and count. */
+  candidates: number[];
   buildSeconds: number;
   buildPerSecond: number;
-  hnsw: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
+  hnsw: (LatencyStats & { ef: number; candidates: number; recall1: number; recall10: number; speedup: number })[];
 }
 
 export interface SearchBenchResult {
@@ -402,7 +403,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
           }),
         };
       }
-      const centroids = design !== 'centroids' && design !== 'both' ? undefined : await benchCentroids(g, probes, truth, efs, k, o.centroidCandidates ?? 10, shards, params, join(tmp, 'centroids'), exact.p50Ms, log);
+      const centroids = design !== 'centroids' && design !== 'both' ? undefined : await benchCentroids(g, probes, truth, efs, k, o.centroidCandidates ?? [10], shards, params, join(tmp, 'centroids'), exact.p50Ms, log);
 
       let pg: PgSearchRow | undefined;
       if (o.pg) {
@@ -482,7 +483,7 @@ async function benchCentroids(
   truth: Int32Array[],
   efs: number[],
   k: number,
-  candidates: number,
+  candidateCounts: number[],
   shards: number,
   params: { dimension: number; m: number; efConstruction: number; ef: number },
   dir: string,
@@ -516,7 +517,7 @@ async function benchCentroids(
   const buildSeconds = (performance.now() - t0) / 1000;
   log(`n=${n}: centroid index of ${identities} identities (${shards} shard(s)) built in ${buildSeconds.toFixed(1)} s`);
   const queries = truth.length;
-  const hnsw = efs.map((ef) => {
+  const hnsw = efs.flatMap((ef) => candidateCounts.map((candidates) => {
     const times: number[] = [];
     let hit1 = 0;
     let hit10 = 0;
@@ -541,12 +542,12 @@ async function benchCentroids(
       const set = new Set(want);
       for (const f of scored.slice(0, k)) if (set.has(f.face)) hit10++;
     }
-    const r = { ef, ...latency(times, performance.now() - th), recall1: hit1 / queries, recall10: hit10 / (queries * k) };
-    log(`n=${n}: centroids ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
+    const r = { ef, candidates, ...latency(times, performance.now() - th), recall1: hit1 / queries, recall10: hit10 / (queries * k) };
+    log(`n=${n}: centroids ef=${ef} candidates=${candidates} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
     return { ...r, speedup: exactP50 / r.p50Ms };
-  });
+  }));
   index.close();
-  return { identities, shards, candidates, buildSeconds, buildPerSecond: identities / buildSeconds, hnsw };
+  return { identities, shards, candidates: candidateCounts, buildSeconds, buildPerSecond: identities / buildSeconds, hnsw };
 }
 
 export function formatSearchBench(r: SearchBenchResult): string {
@@ -606,7 +607,7 @@ export function formatSearchBench(r: SearchBenchResult): string {
       const c = row.centroids!;
       for (const h of c.hnsw) {
         lines.push(
-          `| ${row.n.toLocaleString('en-US')} | ${c.identities.toLocaleString('en-US')} (${c.shards}) | ${f(c.buildSeconds, 1)} s (${Math.round(c.buildPerSecond)}/s) | ${c.candidates} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
+          `| ${row.n.toLocaleString('en-US')} | ${c.identities.toLocaleString('en-US')} (${c.shards}) | ${f(c.buildSeconds, 1)} s (${Math.round(c.buildPerSecond)}/s) | ${h.candidates} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
         );
       }
     }

@@ -900,7 +900,7 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     shards: values.shards === undefined ? undefined : intOpt('bench search', values.shards, 'shards', 1, 64),
     design: benchDesign(values.design),
     codes: list(values.codes, 'codes'),
-    centroidCandidates: values['centroid-candidates'] === undefined ? undefined : intOpt('bench search', values['centroid-candidates'], 'centroid-candidates', 1, 10_000),
+    centroidCandidates: values['centroid-candidates'] === undefined ? undefined : String(values['centroid-candidates']).split(',').map((s) => intOpt('bench search', s.trim(), 'centroid-candidates', 1, 4_096)),
     queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
     cacheDir: str(values.cache),
     ...(pgLocation
