@@ -80,7 +80,14 @@ export class HnswVectorIndex implements VectorIndex {
   async search(g: GalleryRecord, probe: Float32Array, k: number, o: VectorSearchOptions): Promise<VectorSearch> {
     const l = await this.load(g);
     if (o.method === 'hnsw') {
-      const found = l.index.search(probe, k, o.ef);
+      let found: { faceIds: number[]; scores: number[] };
+      try {
+        found = l.index.search(probe, k, o.ef);
+      } catch (e) {
+        // A shard's thread failed: drop the index; the next use reloads the snapshot and replays.
+        this.discard(g.id, l);
+        throw e;
+      }
       return { faces: found.faceIds.map((faceId, i) => ({ faceId, score: found.scores[i]! })), exactScores: false };
     }
     const m = this.matrix(g, l);
@@ -115,12 +122,19 @@ export class HnswVectorIndex implements VectorIndex {
 
   async deleted(g: GalleryRecord, faceIds: readonly number[]): Promise<void> {
     const l = await this.load(g);
-    for (const id of faceIds) {
-      l.index.markDeleted(id);
-      l.matrix?.remove(id);
+    try {
+      for (const id of faceIds) {
+        l.index.markDeleted(id);
+        l.matrix?.remove(id);
+      }
+      l.index.deleteSeq = Math.max(l.index.deleteSeq, this.deleteSeq(g.id));
+      this.maybeCheckpoint(l, g.id);
+    } catch (e) {
+      // As in added(): the deletes are in the database, the next use reloads and replays them.
+      this.discard(g.id, l);
+      this.emit({ kind: 'rebuild-failed', gallery: g.name, error: `index update failed: ${(e as Error).message}` });
+      return;
     }
-    l.index.deleteSeq = Math.max(l.index.deleteSeq, this.deleteSeq(g.id));
-    this.maybeCheckpoint(l, g.id);
     if (!l.rebuild && l.index.deletedCount >= this.o.rebuildMinDeleted && l.index.deletedFraction > this.o.rebuildDeletedFraction) {
       void this.rebuild(g);
     }
