@@ -177,6 +177,12 @@ export interface SearchBenchOptions {
    * dimension shortlists this many faces by Hamming distance, which are then scored exactly.
    */
   codes?: number[];
+  /**
+   * Also load a sharded index's shard files into this thread and search them one after another
+   * with the same merge (what the store did before its shards lived in worker threads): the
+   * reference for the at-once search, on the same graphs in the same run.
+   */
+  inTurn?: boolean;
   /** Identities the centroid design re-ranks (default 10). */
   centroidCandidates?: number[];
   facesPerIdentity?: number;
@@ -220,6 +226,8 @@ export interface SearchBenchRow {
   hnsw: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
   /** Recall@1 of the index after writeIndex + readIndex, at the first ef; must equal the in-memory one. */
   reloadedRecall1: number;
+  /** The same shards in this thread, searched one after another (options.inTurn). */
+  inTurn?: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
   /** The sign-code route (options.codes): shortlist size, recall and latency with the exact re-rank. */
   codes?: { buildSeconds: number; rows: (LatencyStats & { shortlist: number; recall1: number; recall10: number; speedup: number })[] };
   /** The centroid design (options.design), when measured. */
@@ -388,6 +396,28 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
             log(`n=${n}: ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
             return { ef, ...r, speedup: exact.p50Ms / r.p50Ms };
           });
+      let inTurn: SearchBenchRow['inTurn'];
+      if (o.inTurn && index && index.shardCount > 1 && index.snapshot) {
+        const snap = index.snapshot;
+        const partsDir = cacheDir ?? join(tmp, 'build');
+        const locals = await Promise.all(
+          snapshotParts(snap).map((p) => GalleryIndex.fromFile(params, partsDir, { ...snap, file: p.file, bytes: p.bytes, sha256: p.sha256, count: p.count, deletedCount: 0, parts: undefined })),
+        );
+        inTurn = efs.map((ef) => {
+          const r = measure((q) => {
+            const found: { id: number; score: number }[] = [];
+            for (const l of locals) {
+              const h = l.search(q, k, ef);
+              h.faceIds.forEach((id, i) => found.push({ id, score: h.scores[i]! }));
+            }
+            found.sort((a, b) => b.score - a.score || a.id - b.id);
+            return found.slice(0, k).map((f) => f.id);
+          });
+          log(`n=${n}: shards in turn, ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
+          return { ef, ...r, speedup: exact.p50Ms / r.p50Ms };
+        });
+        for (const l of locals) l.close();
+      }
       let codes: SearchBenchRow['codes'];
       if (o.codes && o.codes.length > 0) {
         const tc = performance.now();
@@ -451,6 +481,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         reloadedRecall1,
         ...(centroids ? { centroids } : {}),
         ...(codes ? { codes } : {}),
+        ...(inTurn ? { inTurn } : {}),
         ...(pg ? { pg } : {}),
       });
     }
@@ -581,6 +612,20 @@ export function formatSearchBench(r: SearchBenchResult): string {
       lines.push(
         `| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
       );
+    }
+  }
+  const tRows = r.rows.filter((row) => row.inTurn);
+  if (tRows.length > 0) {
+    lines.push('');
+    lines.push('Reference: the same shard files loaded into this thread and searched one after another, results merged (the store before its shards lived in worker threads).');
+    lines.push('');
+    lines.push('| N | ef | recall@1 | recall@10 | p50 / p99 ms | QPS | at once / in turn p50 |');
+    lines.push('|---|---|---|---|---|---|---|');
+    for (const row of tRows) {
+      for (const h of row.inTurn!) {
+        const once = row.hnsw.find((x) => x.ef === h.ef);
+        lines.push(`| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${once ? `${f(h.p50Ms / once.p50Ms, 2)}x faster at once` : '-'} |`);
+      }
     }
   }
   const sRows = r.rows.filter((row) => row.codes);
