@@ -6,19 +6,11 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as schema from './schema.js';
-import { busyTimeoutMs } from './busy.js';
+import { sqliteOpenPragmas, type SqlitePragmaOptions } from './sqlite-pragmas.js';
 
 export type Db = BetterSQLite3Database<typeof schema>;
 
-export interface OpenDbOptions {
-  /**
-   * 'full' (default): a commit is on disk when it returns, surviving power loss as well as a process
-   * crash. 'normal': in WAL mode survives a process crash but may lose the last commits on power
-   * loss; faster for bulk loads.
-   */
-  synchronous?: 'full' | 'normal';
-  readonly?: boolean;
-}
+export type OpenDbOptions = SqlitePragmaOptions;
 
 export interface OpenedDb {
   sqlite: Database.Database;
@@ -41,11 +33,7 @@ export function migrationsFolder(dialect: 'sqlite' | 'pg' = 'sqlite'): string {
 
 export function openDatabase(path: string, opts: OpenDbOptions = {}): OpenedDb {
   const sqlite = new Database(path, { readonly: opts.readonly ?? false });
-  sqlite.pragma(`busy_timeout = ${busyTimeoutMs()}`);
-  if (!opts.readonly) {
-    sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-  }
+  sqlite.exec(sqliteOpenPragmas(opts));
   sqlite.pragma('foreign_keys = ON');
   const db = drizzle(sqlite, { schema });
   if (!opts.readonly) migrate(db, { migrationsFolder: migrationsFolder() });

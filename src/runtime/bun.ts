@@ -4,6 +4,7 @@
 import { Database } from 'bun:sqlite';
 import { drizzle } from 'drizzle-orm/bun-sqlite';
 import * as schema from '../db/schema.js';
+import { sqliteOpenPragmas } from '../db/sqlite-pragmas.js';
 import { openEdgeStore } from '../store/edge/open-edge-store.js';
 import type { SyncSqliteDb } from '../store/sqlite/sqlite-meta.js';
 import { createEdgeServer, DEFAULT_HOST, parsePort } from './edge-server.js';
@@ -16,7 +17,7 @@ const host = env.HOST || DEFAULT_HOST;
 const dbPath = env.COSFACE_DB || 'cosface.db';
 
 const sqlite = new Database(dbPath, { create: true });
-sqlite.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
+sqlite.exec(sqliteOpenPragmas());
 const db = drizzle(sqlite, { schema }) as unknown as SyncSqliteDb;
 const readFile = async (rel: string) => new Uint8Array(await Bun.file(new URL(rel, import.meta.url)).arrayBuffer());
 const modules = await readWasmModules(readFile);

@@ -5,6 +5,7 @@
 import { DatabaseSync } from 'node:sqlite';
 import { drizzle } from 'drizzle-orm/durable-sqlite';
 import * as schema from '../db/schema.js';
+import { sqliteOpenPragmas } from '../db/sqlite-pragmas.js';
 import { openEdgeStore } from '../store/edge/open-edge-store.js';
 import type { SyncSqliteDb } from '../store/sqlite/sqlite-meta.js';
 import { durableStorageOver } from './deno-sqlite.js';
@@ -18,7 +19,7 @@ const host = env('HOST') || DEFAULT_HOST;
 const dbPath = env('COSFACE_DB') || 'cosface.db';
 
 const sqlite = new DatabaseSync(dbPath);
-sqlite.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;');
+sqlite.exec(sqliteOpenPragmas());
 const db = drizzle(durableStorageOver(sqlite) as never, { schema }) as unknown as SyncSqliteDb;
 const readFile = (rel: string) => Deno.readFile(new URL(rel, import.meta.url));
 const modules = await readWasmModules(readFile);

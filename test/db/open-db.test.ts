@@ -28,6 +28,20 @@ describe('openDatabase', () => {
     again.sqlite.close();
   });
 
+  it('takes its busy timeout from COSFACE_BUSY_TIMEOUT_MS and synchronous NORMAL when asked', () => {
+    const before = process.env.COSFACE_BUSY_TIMEOUT_MS;
+    process.env.COSFACE_BUSY_TIMEOUT_MS = '1234'; // better-sqlite3's own default is 5000
+    try {
+      const { sqlite } = openDatabase(join(dir, 'c.db'), { synchronous: 'normal' });
+      expect(sqlite.pragma('busy_timeout', { simple: true })).toBe(1234);
+      expect(sqlite.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
+      sqlite.close();
+    } finally {
+      if (before === undefined) delete process.env.COSFACE_BUSY_TIMEOUT_MS;
+      else process.env.COSFACE_BUSY_TIMEOUT_MS = before;
+    }
+  });
+
   it('keeps external ids unique among live identities only, and cascades gallery deletes', () => {
     const { db, sqlite } = openDatabase(join(dir, 'b.db'));
     const g = db

@@ -41,7 +41,8 @@ export type SyncSqliteDb = BaseSQLiteDatabase<'sync', unknown, typeof schema>;
  * Every write transaction is BEGIN IMMEDIATE: it takes the write lock (waiting up to the busy
  * timeout for another process: a CLI enroll beside the server) before it reads. A deferred one that
  * reads first cannot wait for the lock when it upgrades and fails with SQLITE_BUSY at once.
- * (durable-sqlite ignores the option: a Durable Object has one writer.)
+ * (durable-sqlite ignores the option: a Durable Object has one writer, and Deno's node:sqlite behind
+ * it, runtime/deno-sqlite.ts, always begins IMMEDIATE.)
  */
 const WRITE = { behavior: 'immediate' } as const;
 
