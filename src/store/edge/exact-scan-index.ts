@@ -10,7 +10,7 @@ import { ExactVectorIndex, type VectorStorage } from '../exact-vector-index.js';
 import type { GalleryRecord } from '../meta.js';
 import type { IndexConsistency, VectorIndex, VectorIndexStats, VectorSearch, VectorSearchOptions } from '../vector-index.js';
 
-/** Where the index loads a gallery's live vectors from (SyncSqliteMeta.liveVectors). */
+/** Where the index loads a gallery's live vectors from (SqliteMeta.liveVectors). */
 export type LiveVectorSource = (galleryId: number) => Iterable<{ id: number; embedding: Float32Array }>;
 
 export interface ExactScanIndexOptions {
