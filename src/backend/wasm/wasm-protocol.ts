@@ -5,7 +5,7 @@ import { isCosfaceError } from '../../errors.js';
 import { WasmKernels, type WasmSimd } from './wasm-instance.js';
 import type { WasmPlan } from './wasm-plan.js';
 import { WasmGraphRunner } from './wasm-runner.js';
-import { scoreOnInstance } from './wasm-topk.js';
+import { scoreOnInstance, scoreResident } from './wasm-topk.js';
 import { warpOnInstance, type WarpJob } from './wasm-warp.js';
 
 export type WorkerRequest =
@@ -15,7 +15,19 @@ export type WorkerRequest =
   | { id: number; type: 'runSplit'; graphId: number; input: Float32Array | null }
   | { id: number; type: 'release'; graphId: number }
   | { id: number; type: 'score'; queries: Float32Array; q: number; gallery: Float32Array; count: number; dim: number; k: number; base: number }
-  | { id: number; type: 'warp'; job: WarpJob };
+  | { id: number; type: 'warp'; job: WarpJob }
+  /**
+   * A part of a resident gallery's scan (wasm-score.ts, WasmPoolGallery): rows [start, start +
+   * count) of the rows at byte offset `rows` in the gallery's shared memory, with this part's
+   * scratch from byte offset `scratch`. setup (the shared-memory build and the memory) comes with
+   * a worker's first request for the gallery `key`; op 'sum' runs the plain read loop instead.
+   */
+  | {
+      id: number; type: 'galleryScan'; key: number; setup: { module: WebAssembly.Module; memory: WebAssembly.Memory } | null;
+      op: 'score' | 'sum'; rows: number; start: number; count: number; dim: number; queries: Float32Array | null; q: number; k: number; scratch: number;
+    }
+  /** Forget the instance over gallery `key`'s memory. */
+  | { id: number; type: 'galleryRelease'; key: number };
 
 export type WorkerResponse =
   | { id: number; ok: true; value: unknown }
@@ -86,6 +98,8 @@ export function createWorkerHandler(module: WebAssembly.Module, split?: SplitSet
   // Graphs in allocation order: memory is a stack, so a graph's memory is reclaimed once it and
   // every graph compiled after it are released.
   const graphs: { id: number; runner: WasmGraphRunner; splitRunner: WasmGraphRunner | null; released: boolean }[] = [];
+  /** An instance of the shared-memory build over each resident gallery's memory, by key. */
+  const galleries = new Map<number, WasmKernels>();
 
   function handle(req: WorkerRequest): { value: unknown; transfer: ArrayBuffer[] } {
     switch (req.type) {
@@ -128,6 +142,23 @@ export function createWorkerHandler(module: WebAssembly.Module, split?: SplitSet
       case 'score': {
         const r = scoreOnInstance(kernels, req.queries, req.q, req.gallery, req.count, req.dim, req.k, req.base);
         return { value: r, transfer: [r.scores.buffer as ArrayBuffer, r.indices.buffer as ArrayBuffer] };
+      }
+      case 'galleryScan': {
+        let g = galleries.get(req.key);
+        if (!g) {
+          if (!req.setup) throw new Error(`gallery ${req.key} is not set up on this worker`);
+          g = new WasmKernels(req.setup.module, req.setup.memory);
+          galleries.set(req.key, g);
+        }
+        const at = req.rows + req.start * req.dim * 4;
+        if (req.op === 'sum') return { value: g.k.sumFloats(at, req.count * req.dim), transfer: [] };
+        g.reset(req.scratch);
+        const r = scoreResident(g, req.queries!, req.q, at, req.count, req.dim, req.k, req.start);
+        return { value: r, transfer: [r.scores.buffer as ArrayBuffer, r.indices.buffer as ArrayBuffer] };
+      }
+      case 'galleryRelease': {
+        galleries.delete(req.key);
+        return { value: null, transfer: [] };
       }
       case 'warp': {
         const out = warpOnInstance(kernels, req.job);

@@ -94,18 +94,67 @@ export function scoreOnInstance(
 
 /**
  * The same as scoreOnInstance for a gallery already in this instance's linear memory (count rows
- * of dim floats at byte offset gPtr): the kernels read it in place, with no copy per call.
+ * of dim floats at byte offset gPtr, numbered from base): the kernels read it in place, with no
+ * copy per call. Its buffers are allocated from the kernels' allocator (residentScanBytes of them).
  */
-export function scoreResident(kernels: WasmKernels, queries: Float32Array, q: number, gPtr: number, count: number, dim: number, k: number): PartialTopK {
+export function scoreResident(kernels: WasmKernels, queries: Float32Array, q: number, gPtr: number, count: number, dim: number, k: number, base = 0): PartialTopK {
   const mark = kernels.mark();
   try {
-    // Few queries: one kernel call over the whole gallery (it is read once, in order). Many: chunks
-    // that packRows turns into GEMM weights, as for a copied gallery.
-    const chunkRows = q >= GEMM_MIN_QUERIES ? Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4))) : Math.max(count, 1);
-    return scanChunks(kernels, queries, q, count, dim, k, 0, chunkRows, (r0) => gPtr + r0 * dim * 4);
+    return scanChunks(kernels, queries, q, count, dim, k, base, residentChunkRows(q, count, dim), (r0) => gPtr + r0 * dim * 4);
   } finally {
     kernels.reset(mark);
   }
+}
+
+/**
+ * Few queries: one kernel call over the whole gallery (it is read once, in order). Many: chunks
+ * that the GEMM reads as its input, as for a copied gallery.
+ */
+function residentChunkRows(q: number, count: number, dim: number): number {
+  return q >= GEMM_MIN_QUERIES ? Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4))) : Math.max(count, 1);
+}
+
+/**
+ * Bytes of linear memory scoreResident allocates for these arguments (its queries, top-k lists,
+ * packed queries and score matrix), so that several threads scanning one shared memory can each
+ * be given a region of their own.
+ */
+export function residentScanBytes(q: number, count: number, dim: number, k: number): number {
+  let top = 0;
+  const counter = (bytes: number): number => {
+    const p = top;
+    top = alignUp(top + Math.max(bytes, 0));
+    return p;
+  };
+  allocScan(counter, q, count, dim, k, residentChunkRows(q, count, dim));
+  return top;
+}
+
+function alignUp(n: number): number {
+  return Math.ceil(n / 64) * 64;
+}
+
+/** The buffers of one scan, allocated in this order by scanChunks (and counted by residentScanBytes). */
+function allocScan(alloc: (bytes: number) => number, q: number, count: number, dim: number, k: number, chunkRows: number) {
+  const qPtr = alloc(q * dim * 4);
+  const sPtr = alloc(q * k * 4);
+  const iPtr = alloc(q * k * 4);
+  const rowsCap = Math.min(chunkRows, Math.max(count, 1));
+  const viaGemm = q >= GEMM_MIN_QUERIES;
+  const qBlocks: { q0: number; qn: number; packed: number }[] = [];
+  let zeros = 0, scoreMatrix = 0, scratch = 0, thresholds = 0, widest = 0;
+  if (viaGemm) {
+    for (let q0 = 0; q0 < q; q0 += GEMM_QUERY_BLOCK) {
+      const qn = Math.min(GEMM_QUERY_BLOCK, q - q0);
+      qBlocks.push({ q0, qn, packed: alloc(Math.ceil(qn / 8) * 8 * dim * 4) });
+    }
+    widest = Math.ceil(Math.min(q, GEMM_QUERY_BLOCK) / 8) * 8;
+    zeros = alloc(widest * 4);
+    scoreMatrix = alloc(widest * rowsCap * 4);
+    scratch = alloc(dim * 16);
+    thresholds = alloc(widest * 4);
+  }
+  return { qPtr, sPtr, iPtr, viaGemm, qBlocks, zeros, scoreMatrix, scratch, thresholds, widest };
 }
 
 /**
@@ -117,30 +166,15 @@ function scanChunks(
   kernels: WasmKernels, queries: Float32Array, q: number, count: number, dim: number, k: number, base: number,
   chunkRows: number, chunk: (r0: number, rows: number) => number,
 ): PartialTopK {
-  const qPtr = kernels.allocF32(queries);
-  const sPtr = kernels.alloc(q * k * 4);
-  const iPtr = kernels.alloc(q * k * 4);
-  const rowsCap = Math.min(chunkRows, Math.max(count, 1));
-  const viaGemm = q >= GEMM_MIN_QUERIES;
-  const wasm = kernels.k;
   // Many queries: each block of queries packed once as GEMM weights (it stays in L1), the
   // gallery rows are the GEMM's pixels, read where they lie, and the [rows, queries] score
   // matrix goes through topKFromScoresT.
-  const qBlocks: { q0: number; qn: number; packed: number }[] = [];
-  let zeros = 0, scoreMatrix = 0, scratch = 0, thresholds = 0;
+  const { qPtr, sPtr, iPtr, viaGemm, qBlocks, zeros, scoreMatrix, scratch, thresholds, widest } = allocScan((b) => kernels.alloc(b), q, count, dim, k, chunkRows);
+  const wasm = kernels.k;
+  kernels.f32.set(queries, qPtr >> 2);
   if (viaGemm) {
-    for (let q0 = 0; q0 < q; q0 += GEMM_QUERY_BLOCK) {
-      const qn = Math.min(GEMM_QUERY_BLOCK, q - q0);
-      const packed = kernels.alloc(Math.ceil(qn / 8) * 8 * dim * 4);
-      wasm.packRows(packed, qPtr + q0 * dim * 4, qn, dim);
-      qBlocks.push({ q0, qn, packed });
-    }
-    const widest = Math.ceil(Math.min(q, GEMM_QUERY_BLOCK) / 8) * 8;
-    zeros = kernels.alloc(widest * 4);
+    for (const { q0, qn, packed } of qBlocks) wasm.packRows(packed, qPtr + q0 * dim * 4, qn, dim);
     kernels.f32.fill(0, zeros >> 2, (zeros >> 2) + widest);
-    scoreMatrix = kernels.alloc(widest * rowsCap * 4);
-    scratch = kernels.alloc(dim * 16);
-    thresholds = kernels.alloc(widest * 4);
   }
   kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + q * k);
   kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + q * k);
