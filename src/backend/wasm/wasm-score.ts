@@ -346,13 +346,18 @@ export class WasmPoolGallery {
     checkQueryArgs(queries, q, dim, k);
     const kOut = Math.min(k, n);
     if (q === 0 || n === 0) return { k: kOut, scores: new Float32Array(0), indices: new Int32Array(0) };
-    if (q * n * dim < SPLIT_MIN_MACS) return this.local.score(queries, q, k);
+    if (this.threadsFor(q) === 1 && opts.parts === undefined) return this.local.score(queries, q, k);
     const ranges = splitRanges(n, Math.min(opts.parts ?? this.pool.size, this.pool.size), 4);
     const results = await this.onWorkers(ranges, (r) => residentScanBytes(q, r.count, dim, kOut), (r, scratch) => ({ op: 'score', start: r.start, count: r.count, queries, q, k: kOut, scratch }));
     const parts = results as PartialTopK[];
     const bad = parts.find((r) => r.badRow >= 0);
     if (bad) throw badRowError(bad.badRow);
     return mergeTopK(parts, q, kOut, kOut);
+  }
+
+  /** Threads a score() of q queries runs on: 1 (the calling thread) below 4M multiply-adds, else the workers. */
+  threadsFor(q: number): number {
+    return q * this.local.n * this.local.dim < SPLIT_MIN_MACS ? 1 : this.pool.size;
   }
 
   /**
