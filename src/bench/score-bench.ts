@@ -126,6 +126,20 @@ async function timeRuns(runs: number, fn: () => Promise<unknown> | unknown): Pro
   return ms;
 }
 
+/** One warm-up of each, then runs rounds of one timed run of each in turn; returns each one's times. */
+async function timeRoundRobin(runs: number, fns: (() => Promise<unknown> | unknown)[]): Promise<number[][]> {
+  for (const fn of fns) await fn();
+  const ms = fns.map(() => [] as number[]);
+  for (let r = 0; r < runs; r++) {
+    for (let i = 0; i < fns.length; i++) {
+      const t = performance.now();
+      await fns[i]!();
+      ms[i]!.push(performance.now() - t);
+    }
+  }
+  return ms;
+}
+
 /** Linear memory the WASM read loop can take: one 2 GiB buffer at most (32-bit memory, with room). */
 const WASM_READ_MAX_BYTES = 2 ** 31;
 
@@ -174,9 +188,9 @@ export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBen
         const allQueries = unitVectors(Math.max(...queryCounts), dim, 12345);
 
         if (wasm) {
-          const loops: ReadLoop[] = [];
-          const jsMs = median(await timeRuns(runs, () => jsReadSum(gallery!)));
-          loops.push({ name: 'JS loop', ms: jsMs, gbPerS: bytes / jsMs / 1e6 });
+          // Every read loop and every cell of this gallery is timed round-robin (one run of each
+          // in turn, runs times), so each ratio compares runs taken under the same load.
+          const timed: { name: string; fn: () => Promise<unknown> | unknown }[] = [{ name: 'JS loop', fn: () => jsReadSum(gallery!) }];
           let resident: WasmGallery | null = null;
           let pooled: WasmPoolGallery | null = null;
           if (bytes <= WASM_READ_MAX_BYTES) {
@@ -184,8 +198,7 @@ export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBen
               // The same values copied once into linear memory, read there by sumFloats: the
               // bytes the resident scan reads, in the same memory.
               resident = WasmGallery.create(gallery, n, dim);
-              const wMs = median(await timeRuns(runs, () => resident!.sumAll()));
-              loops.push({ name: 'WASM loop', ms: wMs, gbPerS: bytes / wMs / 1e6 });
+              timed.push({ name: 'WASM loop', fn: () => resident!.sumAll() });
             } catch (e) {
               skipped.push(`WASM read loop at N=${n} dim=${dim}: ${(e as Error).message}`);
             }
@@ -193,33 +206,37 @@ export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBen
             skipped.push(`WASM read loop at N=${n} dim=${dim}: the gallery does not fit one linear memory`);
           }
           if (resident) {
-            // The pool's copy; the calling thread's one goes first where memory is short.
             try {
               pooled = wasm.upload(gallery, n, dim);
-              const pMs = median(await timeRuns(runs, () => pooled!.sumAll()));
-              loops.push({ name: `WASM loop, ${workers} worker${workers === 1 ? '' : 's'}`, ms: pMs, gbPerS: bytes / pMs / 1e6 });
+              timed.push({ name: `WASM loop, ${workers} worker${workers === 1 ? '' : 's'}`, fn: () => pooled!.sumAll() });
             } catch (e) {
               skipped.push(`WASM pool gallery at N=${n} dim=${dim}: ${(e as Error).message}`);
             }
           }
-          readLoops.push({ backend: 'wasm', n, dim, loops });
-          const limit = loops.reduce((a, b) => (b.gbPerS > a.gbPerS ? b : a));
+          const loopCount = timed.length;
+          const cells: { gallery: ScoreBenchRow['gallery']; threads: number; q: number }[] = [];
           for (const q of queryCounts) {
-            progress(`score bench: wasm N=${n} dim=${dim} Q=${q}`);
             const queries = allQueries.subarray(0, q * dim);
-            const runsMs = await timeRuns(runs, () => wasm!.score(queries, q, gallery!, n, dim, k));
-            rows.push(makeRow('wasm', 'array', 1, n, dim, q, k, runsMs, limit));
+            cells.push({ gallery: 'array', threads: 1, q });
+            timed.push({ name: `array Q=${q}`, fn: () => wasm!.score(queries, q, gallery!, n, dim, k) });
             if (resident) {
-              progress(`score bench: wasm resident N=${n} dim=${dim} Q=${q}`);
-              const resMs = await timeRuns(runs, () => resident!.score(queries, q, k));
-              rows.push(makeRow('wasm', 'resident', 1, n, dim, q, k, resMs, limit));
+              cells.push({ gallery: 'resident', threads: 1, q });
+              timed.push({ name: `resident Q=${q}`, fn: () => resident!.score(queries, q, k) });
             }
             if (pooled) {
-              progress(`score bench: wasm pool N=${n} dim=${dim} Q=${q}`);
-              const poolMs = await timeRuns(runs, () => pooled!.score(queries, q, k));
-              rows.push(makeRow('wasm', 'pool', pooled.threadsFor(q), n, dim, q, k, poolMs, limit));
+              cells.push({ gallery: 'pool', threads: pooled.threadsFor(q), q });
+              timed.push({ name: `pool Q=${q}`, fn: () => pooled!.score(queries, q, k) });
             }
           }
+          progress(`score bench: wasm N=${n} dim=${dim}: ${timed.length} timings round-robin, ${runs} runs`);
+          const times = await timeRoundRobin(runs, timed.map((t) => t.fn));
+          const loops: ReadLoop[] = timed.slice(0, loopCount).map((t, i) => {
+            const ms = median(times[i]!);
+            return { name: t.name, ms, gbPerS: bytes / ms / 1e6 };
+          });
+          readLoops.push({ backend: 'wasm', n, dim, loops });
+          const limit = loops.reduce((a, b) => (b.gbPerS > a.gbPerS ? b : a));
+          cells.forEach((c, i) => rows.push(makeRow('wasm', c.gallery, c.threads, n, dim, c.q, k, times[loopCount + i]!, limit)));
           resident?.dispose();
           resident = null;
           await pooled?.dispose();
@@ -282,7 +299,8 @@ export function formatScoreBench(r: ScoreBenchResult): string {
   lines.push(`### Exact top-${r.k} scoring: ${r.env.cpu} (${r.env.cores} cores), Node ${r.env.node}`);
   lines.push('');
   lines.push(
-    `WASM: ${r.env.wasm}; WebGPU: ${r.env.adapter ?? 'not run'}. Median of ${r.runs} runs after one warm-up. GB/s = gallery bytes ` +
+    `WASM: ${r.env.wasm}; WebGPU: ${r.env.adapter ?? 'not run'}. Median of ${r.runs} runs after one warm-up (WASM: the read loops and ` +
+      `cells of one gallery timed round-robin, one run of each in turn, so that they share the load). GB/s = gallery bytes ` +
       `(N x dim x 4) per second; read limit = the fastest plain read loop over the same gallery in the same runtime ` +
       `(WASM rows: a JS loop over the Float32Array, a WASM SIMD loop over the resident copy in linear memory, and the same loop split ` +
       `over the pool's workers; WebGPU rows: a WGSL pass summing the resident buffers). Gallery 'array': score() on a plain ` +
