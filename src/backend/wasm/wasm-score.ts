@@ -302,6 +302,8 @@ export class WasmPoolGallery {
     private readonly pool: WorkerPool,
     /** The rows, in a shared memory. */
     readonly local: WasmGallery,
+    /** Multiply-adds (q x n x dim) from which a scan is split over the workers (default 4M). */
+    private readonly splitFrom = SPLIT_MIN_MACS,
   ) {
     if (!local.shared) throw new CosfaceError('WASM_ERROR', 'a pool gallery needs its rows in a shared memory');
   }
@@ -336,9 +338,9 @@ export class WasmPoolGallery {
   }
 
   /**
-   * Exact top-k of q queries against the rows; contract as score(). Jobs of at least 4M
-   * multiply-adds are split over the workers (opts.parts of them, default all); smaller ones run
-   * on the calling thread.
+   * Exact top-k of q queries against the rows; contract as score(). Jobs of at least splitFrom
+   * multiply-adds (default 4M) are split over the workers (opts.parts of them, default all);
+   * smaller ones run on the calling thread.
    */
   async score(queries: Float32Array, q: number, k: number, opts: { parts?: number } = {}): Promise<TopK> {
     if (this.disposed) throw new CosfaceError('WASM_ERROR', 'this gallery has been disposed');
@@ -355,9 +357,9 @@ export class WasmPoolGallery {
     return mergeTopK(parts, q, kOut, kOut);
   }
 
-  /** Threads a score() of q queries runs on: 1 (the calling thread) below 4M multiply-adds, else the workers. */
+  /** Threads a score() of q queries runs on: 1 (the calling thread) below splitFrom multiply-adds, else the workers. */
   threadsFor(q: number): number {
-    return q * this.local.n * this.local.dim < SPLIT_MIN_MACS ? 1 : this.pool.size;
+    return q * this.local.n * this.local.dim < this.splitFrom ? 1 : this.pool.size;
   }
 
   /**
@@ -408,9 +410,18 @@ export class WasmPoolGallery {
 
 type GalleryScanBody = Extract<RequestBody, { type: 'galleryScan' }>;
 
+/** Options of a resident gallery on a pool: its room (rows) and the size from which scans are split. */
+export interface PoolGalleryOptions {
+  /** Rows to reserve room for (default n). */
+  capacity?: number;
+  /** Multiply-adds (queries x rows x dim) from which a scan is split over the workers (default 4M). */
+  splitFrom?: number;
+}
+
 /** A resident gallery on a pool's workers (see WasmPoolGallery). */
-export function uploadToPool(pool: WorkerPool, gallery: Float32Array, n: number, dim: number, opts: { capacity?: number } = {}): WasmPoolGallery {
-  return new WasmPoolGallery(pool, WasmGallery.create(gallery, n, dim, { simd: pool.simd, shared: true, ...(opts.capacity !== undefined ? { capacity: opts.capacity } : {}) }));
+export function uploadToPool(pool: WorkerPool, gallery: Float32Array, n: number, dim: number, opts: PoolGalleryOptions = {}): WasmPoolGallery {
+  const local = WasmGallery.create(gallery, n, dim, { simd: pool.simd, shared: true, ...(opts.capacity !== undefined ? { capacity: opts.capacity } : {}) });
+  return new WasmPoolGallery(pool, local, opts.splitFrom);
 }
 
 /** A worker pool dedicated to scoring. */
@@ -434,7 +445,7 @@ export class WasmScorer {
    * Copies gallery (n x dim floats) into a shared memory this scorer's workers scan in place
    * (WasmPoolGallery); errors as WasmGallery.create.
    */
-  upload(gallery: Float32Array, n: number, dim: number, opts: { capacity?: number } = {}): WasmPoolGallery {
+  upload(gallery: Float32Array, n: number, dim: number, opts: PoolGalleryOptions = {}): WasmPoolGallery {
     return uploadToPool(this.pool, gallery, n, dim, opts);
   }
 
@@ -471,7 +482,7 @@ function sharedScorer(): Promise<WasmScorer> {
  * that score() uses: scans split over its workers, rows changed in place. Errors as
  * WasmGallery.create; WASM_ERROR where the runtime has no shared-memory build.
  */
-export async function upload(gallery: Float32Array, n: number, dim: number, opts: { capacity?: number } = {}): Promise<WasmPoolGallery> {
+export async function upload(gallery: Float32Array, n: number, dim: number, opts: PoolGalleryOptions = {}): Promise<WasmPoolGallery> {
   checkGalleryArgs(gallery, n, dim);
   return (await sharedScorer()).upload(gallery, n, dim, opts);
 }
