@@ -2,7 +2,10 @@
 // GB/s (gallery bytes read per second) and GFLOP/s, each beside a plain memory-read loop over the
 // same gallery in the same runtime (the bandwidth a scan cannot beat) and the ratio between them.
 import { cpus, loadavg } from 'node:os';
-import { WasmGallery, WasmScorer, type WasmPoolGallery } from '../backend/wasm/wasm-score.js';
+import { SPLIT_MIN_MACS, WasmGallery, WasmScorer, type WasmPoolGallery } from '../backend/wasm/wasm-score.js';
+import { wasmExactRows } from '../store/default-scorer.js';
+import { arrayRows } from '../store/exact-scorer.js';
+import { VectorMatrix } from '../store/vector-matrix.js';
 import { defaultWorkerCount } from '../backend/wasm/wasm-pool.js';
 import { loadWasmBuild } from '../backend/wasm/wasm-kernels.js';
 import { createWebGpuScorer, type WebGpuScorer } from '../backend/webgpu/webgpu-score.js';
@@ -22,6 +25,8 @@ export interface ScoreBenchOptions {
   maxGalleryBytes?: number;
   /** Worker threads of the 'pool' rows (default os.availableParallelism()). */
   workers?: number;
+  /** Also time a store's exact scan ('store' and 'store-array' rows, Q = 1 only; default true). */
+  store?: boolean;
   /** Progress lines (default: none). */
   progress?: (line: string) => void;
 }
@@ -44,8 +49,11 @@ export interface ScoreBenchRow {
    * memory on every call (score()); 'resident' = copied once into linear memory (WasmGallery) or,
    * for WebGPU, into GPU buffers; 'pool' = copied once into a shared memory that every worker of
    * the pool scans in place (WasmPoolGallery: rows split over the workers, top-k merged).
+   * 'store' = a SQLite store's exact scan (VectorMatrix.search, what `identify --exact` runs) over
+   * its default rows (a WasmPoolGallery on the WASM score() pool); 'store-array' = the same over
+   * rows in a plain SharedArrayBuffer scored by score() per call, as the store did before.
    */
-  gallery: 'array' | 'resident' | 'pool';
+  gallery: 'array' | 'resident' | 'pool' | 'store' | 'store-array';
   /** Threads that scanned: 1 on the calling thread; the pool's workers for 'pool' (1 for jobs too small to split). */
   threads: number;
   /** Median wall time of one score call (WebGPU: gallery resident, includes submit and readback). */
@@ -214,6 +222,21 @@ export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBen
             }
           }
           const loopCount = timed.length;
+          const matrices: VectorMatrix[] = [];
+          if (opts.store !== false && queryCounts.includes(1)) {
+            // Faces with ids 1..n in the store's matrix: over its default rows, and over a plain array
+            // that score() reads per call (the store's exact scan before its rows went resident).
+            const scorer = wasm;
+            for (const factory of [await wasmExactRows(), arrayRows((qs, q, g, rows, d, kk) => scorer.score(qs, q, g, rows, d, kk))]) {
+              const m = await VectorMatrix.create(factory, dim, n);
+              for (let r0 = 0; r0 < n; r0 += 10_000) {
+                const faces = [];
+                for (let r = r0; r < Math.min(n, r0 + 10_000); r++) faces.push({ id: r + 1, v: gallery.subarray(r * dim, (r + 1) * dim) });
+                await m.add(faces);
+              }
+              matrices.push(m);
+            }
+          }
           const cells: { gallery: ScoreBenchRow['gallery']; threads: number; q: number }[] = [];
           for (const q of queryCounts) {
             const queries = allQueries.subarray(0, q * dim);
@@ -227,6 +250,13 @@ export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBen
               cells.push({ gallery: 'pool', threads: pooled.threadsFor(q), q });
               timed.push({ name: `pool Q=${q}`, fn: () => pooled!.score(queries, q, k) });
             }
+            if (q === 1 && matrices.length === 2) {
+              const split = n * dim >= SPLIT_MIN_MACS ? defaultWorkerCount() : 1;
+              cells.push({ gallery: 'store', threads: split, q });
+              timed.push({ name: 'store Q=1', fn: () => matrices[0]!.search(queries, k) });
+              cells.push({ gallery: 'store-array', threads: split, q });
+              timed.push({ name: 'store-array Q=1', fn: () => matrices[1]!.search(queries, k) });
+            }
           }
           progress(`score bench: wasm N=${n} dim=${dim}: ${timed.length} timings round-robin, ${runs} runs`);
           const times = await timeRoundRobin(runs, timed.map((t) => t.fn));
@@ -237,6 +267,7 @@ export async function benchScore(opts: ScoreBenchOptions = {}): Promise<ScoreBen
           readLoops.push({ backend: 'wasm', n, dim, loops });
           const limit = loops.reduce((a, b) => (b.gbPerS > a.gbPerS ? b : a));
           cells.forEach((c, i) => rows.push(makeRow('wasm', c.gallery, c.threads, n, dim, c.q, k, times[loopCount + i]!, limit)));
+          for (const m of matrices) await m.dispose();
           resident?.dispose();
           resident = null;
           await pooled?.dispose();
@@ -306,7 +337,8 @@ export function formatScoreBench(r: ScoreBenchResult): string {
       `over the pool's workers; WebGPU rows: a WGSL pass summing the resident buffers). Gallery 'array': score() on a plain ` +
       `Float32Array, which copies it into linear memory chunk by chunk on every call; 'resident': WasmGallery (copied once, scanned ` +
       `in place on the calling thread) or the GPU buffers; 'pool': WasmPoolGallery (copied once into a shared memory, rows split ` +
-      `over the workers). Per-query gain = (ms of Q = 1 x Q) / ms of this Q, same gallery kind. ` +
+      `over the workers); 'store': a SQLite store's exact scan (what identify --exact runs) over its resident rows, 'store-array' ` +
+      `the same over a plain array scored per call (the store before). Per-query gain = (ms of Q = 1 x Q) / ms of this Q, same gallery kind. ` +
       `WebGPU times include submit and readback. ` +
       `Load average (1/5/15 min) before: ${r.env.loadavg.map((x) => f(x)).join(' / ')}, after: ${r.env.loadavgAfter.map((x) => f(x)).join(' / ')}.`,
   );

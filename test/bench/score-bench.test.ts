@@ -1,6 +1,7 @@
 // The score benchmark on small galleries: every (backend, N, dim, Q) cell measured with consistent
 // units (GB/s from the gallery bytes, GFLOP/s from 2 Q N dim, ratio to the read limit), the read
 // loops beside them, the markdown table and JSON of benchScoreCommand, and its argument checks.
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { benchScore, benchScoreCommand, formatScoreBench, unitVectors } from '../../src/bench/score-bench.js';
 import { isCosfaceError } from '../../src/errors.js';
@@ -19,7 +20,11 @@ describe('score benchmark', () => {
   it('measures wasm cells beside the JS and WASM read loops (one thread and the pool), in consistent units', async () => {
     // 70,000 x 64 x Q = 1 is large enough to split over the workers; 2,000 x 64 is not.
     const r = await benchScore({ sizes: [2000, 70_000], dims: [64], queries: [1, 3], k: 10, runs: 2, backends: ['wasm'], workers: 2 });
-    const cells = (n: number, q: number, pool: number) => [['wasm', 'array', 1, n, 64, q], ['wasm', 'resident', 1, n, 64, q], ['wasm', 'pool', pool, n, 64, q]];
+    const cells = (n: number, q: number, pool: number) => [
+      ['wasm', 'array', 1, n, 64, q], ['wasm', 'resident', 1, n, 64, q], ['wasm', 'pool', pool, n, 64, q],
+      // A store's exact scan (one probe): over its resident rows and over a plain array.
+      ...(q === 1 ? [['wasm', 'store', pool === 1 ? 1 : availableParallelism(), n, 64, q], ['wasm', 'store-array', pool === 1 ? 1 : availableParallelism(), n, 64, q]] : []),
+    ];
     expect(r.rows.map((x) => [x.backend, x.gallery, x.threads, x.n, x.dim, x.q])).toEqual([...cells(2000, 1, 1), ...cells(2000, 3, 1), ...cells(70_000, 1, 2), ...cells(70_000, 3, 2)]);
     for (const row of r.rows) {
       expect(row.runsMs.length).toBe(2);
@@ -46,7 +51,7 @@ describe('score benchmark', () => {
   });
 
   it('skips galleries above the size limit, saying so', async () => {
-    const r = await benchScore({ sizes: [1000, 3000], dims: [8], queries: [1], runs: 1, backends: ['wasm'], maxGalleryBytes: 1000 * 8 * 4 });
+    const r = await benchScore({ sizes: [1000, 3000], dims: [8], queries: [1], runs: 1, backends: ['wasm'], maxGalleryBytes: 1000 * 8 * 4, store: false });
     expect(r.rows.map((x) => x.n)).toEqual([1000, 1000, 1000]);
     expect(r.skipped.join('\n')).toContain('N=3000 dim=8');
   });

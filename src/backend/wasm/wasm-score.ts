@@ -7,7 +7,7 @@ import { defaultWorkerCount, splitRanges, WorkerPool, type RequestBody } from '.
 import { badRowError, checkGalleryArgs, checkQueryArgs, checkScoreArgs, mergeTopK, residentScanBytes, scoreOnInstance, scoreResident, type PartialTopK } from './wasm-topk.js';
 
 /** Below this many multiply-adds the calling thread answers alone: messages would cost more. */
-const SPLIT_MIN_MACS = 4_000_000;
+export const SPLIT_MIN_MACS = 4_000_000;
 
 const local = new Map<WasmSimd, WasmKernels>();
 
