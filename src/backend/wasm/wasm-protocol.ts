@@ -5,7 +5,7 @@ import { isCosfaceError } from '../../errors.js';
 import { WasmKernels, type WasmSimd } from './wasm-instance.js';
 import type { WasmPlan } from './wasm-plan.js';
 import { WasmGraphRunner } from './wasm-runner.js';
-import { scoreOnInstance, scoreResident } from './wasm-topk.js';
+import { firstBadRow, mergeTopK, scoreOnInstance, scoreResident, type PartialTopK } from './wasm-topk.js';
 import { warpOnInstance, type WarpJob } from './wasm-warp.js';
 
 export type WorkerRequest =
@@ -17,14 +17,17 @@ export type WorkerRequest =
   | { id: number; type: 'score'; queries: Float32Array; q: number; gallery: Float32Array; count: number; dim: number; k: number; base: number }
   | { id: number; type: 'warp'; job: WarpJob }
   /**
-   * A part of a resident gallery's scan (wasm-score.ts, WasmPoolGallery): rows [start, start +
-   * count) of the rows at byte offset `rows` in the gallery's shared memory, with this part's
-   * scratch from byte offset `scratch`. setup (the shared-memory build and the memory) comes with
-   * a worker's first request for the gallery `key`; op 'sum' runs the plain read loop instead.
+   * A worker's share of a resident gallery's scan (wasm-score.ts, WasmPoolGallery): the rows at
+   * byte offset `rows` of the gallery's shared memory, n of them, in chunks of chunkRows that the
+   * workers claim one at a time from control[0] (an Int32 counter shared by the scan) until none
+   * is left, with this worker's scratch from byte offset `scratch`. setup (the shared-memory build
+   * and the memory) comes with a worker's first request for the gallery `key`. op 'sum' runs the
+   * plain read loop instead. Answers a GalleryShare.
    */
   | {
       id: number; type: 'galleryScan'; key: number; setup: { module: WebAssembly.Module; memory: WebAssembly.Memory } | null;
-      op: 'score' | 'sum'; rows: number; start: number; count: number; dim: number; queries: Float32Array | null; q: number; k: number; scratch: number;
+      op: 'score' | 'sum'; rows: number; n: number; dim: number; chunkRows: number; control: SharedArrayBuffer;
+      queries: Float32Array | null; q: number; k: number; scratch: number;
     }
   /** Forget the instance over gallery `key`'s memory. */
   | { id: number; type: 'galleryRelease'; key: number };
@@ -33,6 +36,13 @@ export type WorkerResponse =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; code: string; message: string }
   | { id: -1; ok: true; value: 'ready' };
+
+/** What a worker scanned of a resident gallery: its chunks' merged top-k (null if it got none) or sum. */
+export interface GalleryShare {
+  chunks: number;
+  part: PartialTopK | null;
+  sum: number;
+}
 
 type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
 export type RequestBody = Body<WorkerRequest>;
@@ -150,11 +160,30 @@ export function createWorkerHandler(module: WebAssembly.Module, split?: SplitSet
           g = new WasmKernels(req.setup.module, req.setup.memory);
           galleries.set(req.key, g);
         }
-        const at = req.rows + req.start * req.dim * 4;
-        if (req.op === 'sum') return { value: g.k.sumFloats(at, req.count * req.dim), transfer: [] };
-        g.reset(req.scratch);
-        const r = scoreResident(g, req.queries!, req.q, at, req.count, req.dim, req.k, req.start);
-        return { value: r, transfer: [r.scores.buffer as ArrayBuffer, r.indices.buffer as ArrayBuffer] };
+        const control = new Int32Array(req.control);
+        const chunks = Math.ceil(req.n / req.chunkRows);
+        const share: GalleryShare = { chunks: 0, part: null, sum: 0 };
+        // Claim chunks until none is left: a worker that starts late (its core busy) takes fewer.
+        for (let c = Atomics.add(control, 0, 1); c < chunks; c = Atomics.add(control, 0, 1)) {
+          const r0 = c * req.chunkRows;
+          const count = Math.min(req.chunkRows, req.n - r0);
+          const at = req.rows + r0 * req.dim * 4;
+          share.chunks++;
+          if (req.op === 'sum') {
+            share.sum += g.k.sumFloats(at, count * req.dim);
+            continue;
+          }
+          g.reset(req.scratch);
+          const part = scoreResident(g, req.queries!, req.q, at, count, req.dim, req.k, r0);
+          if (!share.part) share.part = part;
+          else {
+            // Every chunk but the last holds at least k rows, so two lists always fill k places.
+            const merged = mergeTopK([share.part, part], req.q, req.k, req.k);
+            share.part = { scores: merged.scores, indices: merged.indices, badRow: firstBadRow([share.part, part]) };
+          }
+        }
+        const p = share.part;
+        return { value: share, transfer: p ? [p.scores.buffer as ArrayBuffer, p.indices.buffer as ArrayBuffer] : [] };
       }
       case 'galleryRelease': {
         galleries.delete(req.key);

@@ -4,7 +4,8 @@ import type { TopK } from '../backend.js';
 import { CosfaceError } from '../../errors.js';
 import { loadSharedWasmModule, loadWasmBuild, loadWasmModule, WasmKernels, type WasmSimd, type WasmSimdChoice } from './wasm-kernels.js';
 import { defaultWorkerCount, splitRanges, WorkerPool, type RequestBody } from './wasm-pool.js';
-import { badRowError, checkGalleryArgs, checkQueryArgs, checkScoreArgs, mergeTopK, residentScanBytes, scoreOnInstance, scoreResident, type PartialTopK } from './wasm-topk.js';
+import type { GalleryShare } from './wasm-protocol.js';
+import { badRowError, checkGalleryArgs, checkQueryArgs, checkScoreArgs, firstBadRow, mergeTopK, residentScanBytes, scoreOnInstance, scoreResident, type PartialTopK } from './wasm-topk.js';
 
 /** Below this many multiply-adds the calling thread answers alone: messages would cost more. */
 export const SPLIT_MIN_MACS = 4_000_000;
@@ -349,11 +350,10 @@ export class WasmPoolGallery {
     const kOut = Math.min(k, n);
     if (q === 0 || n === 0) return { k: kOut, scores: new Float32Array(0), indices: new Int32Array(0) };
     if (this.threadsFor(q) === 1 && opts.parts === undefined) return this.local.score(queries, q, k);
-    const ranges = splitRanges(n, Math.min(opts.parts ?? this.pool.size, this.pool.size), 4);
-    const results = await this.onWorkers(ranges, (r) => residentScanBytes(q, r.count, dim, kOut), (r, scratch) => ({ op: 'score', start: r.start, count: r.count, queries, q, k: kOut, scratch }));
-    const parts = results as PartialTopK[];
-    const bad = parts.find((r) => r.badRow >= 0);
-    if (bad) throw badRowError(bad.badRow);
+    const shares = await this.onWorkers(opts.parts, kOut, (chunkRows, scratch) => ({ op: 'score', queries, q, k: kOut, chunkRows, scratch }), residentScanBytes(q, this.chunkRows(kOut), dim, kOut));
+    const parts = shares.flatMap((s) => (s.part ? [s.part] : []));
+    const bad = firstBadRow(parts);
+    if (bad >= 0) throw badRowError(bad);
     return mergeTopK(parts, q, kOut, kOut);
   }
 
@@ -368,9 +368,8 @@ export class WasmPoolGallery {
    */
   async sumAll(parts = this.pool.size): Promise<number> {
     if (this.disposed) throw new CosfaceError('WASM_ERROR', 'this gallery has been disposed');
-    const ranges = splitRanges(this.local.n, Math.min(parts, this.pool.size), 4);
-    const sums = await this.onWorkers(ranges, () => 0, (r, scratch) => ({ op: 'sum', start: r.start, count: r.count, queries: null, q: 0, k: 1, scratch }));
-    return (sums as number[]).reduce((a, b) => a + b, 0);
+    const shares = await this.onWorkers(parts, 1, (chunkRows, scratch) => ({ op: 'sum', queries: null, q: 0, k: 1, chunkRows, scratch }), 0);
+    return shares.reduce((a, s) => a + s.sum, 0);
   }
 
   /** Frees the workers' instances over this memory, then the memory. */
@@ -383,32 +382,74 @@ export class WasmPoolGallery {
     this.local.dispose();
   }
 
+  /**
+   * Rows per chunk that the workers claim: about CHUNKS_PER_WORKER chunks per worker, so that a
+   * worker that starts late or runs slowly takes fewer; never fewer rows than k (see GalleryShare).
+   */
+  private chunkRows(k: number): number {
+    const per = Math.ceil(this.local.n / (this.pool.size * CHUNKS_PER_WORKER));
+    return Math.max(k, MIN_CHUNK_ROWS, Math.ceil(per / 4) * 4);
+  }
+
+  /**
+   * Sends one scan to `parts` workers (default all) that claim its chunks from a shared counter,
+   * and resolves with the shares of the workers that took any, as soon as every chunk is answered
+   * for: a worker that wakes after the others took every chunk is not waited for (it finds none
+   * and touches nothing). Each worker gets scratchBytes of scratch of its own.
+   */
   private async onWorkers(
-    ranges: { start: number; count: number }[],
-    scratchBytes: (r: { start: number; count: number }) => number,
-    body: (r: { start: number; count: number }, scratch: number) => Omit<GalleryScanBody, 'type' | 'key' | 'setup' | 'rows' | 'dim'>,
-  ): Promise<unknown[]> {
+    parts: number | undefined,
+    k: number,
+    body: (chunkRows: number, scratch: number) => Pick<GalleryScanBody, 'op' | 'queries' | 'q' | 'k' | 'chunkRows' | 'scratch'>,
+    scratchBytes: number,
+  ): Promise<GalleryShare[]> {
     const local = this.local;
-    const at = local.beginScan(ranges.map(scratchBytes));
+    const workers = Math.max(1, Math.min(parts ?? this.pool.size, this.pool.size));
+    const chunkRows = this.chunkRows(k);
+    const chunks = Math.ceil(local.n / chunkRows);
+    const control = new SharedArrayBuffer(4);
+    const at = local.beginScan(new Array<number>(workers).fill(scratchBytes));
     try {
-      const answers = await Promise.allSettled(
-        ranges.map((r, i) => {
+      return await new Promise<GalleryShare[]>((resolve, reject) => {
+        const shares: GalleryShare[] = [];
+        let answered = 0;
+        let covered = 0;
+        let failure: unknown;
+        for (let i = 0; i < workers; i++) {
           const setup = this.ready.has(i) ? null : local.shared!;
           this.ready.add(i);
-          return this.pool.request<unknown>(i, { type: 'galleryScan', key: this.key, setup, rows: local.ptr, dim: local.dim, ...body(r, at[i]!) });
-        }),
-      );
-      const failed = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected');
-      if (failed) throw failed.reason;
-      return answers.map((a) => (a as PromiseFulfilledResult<unknown>).value);
+          const request = { type: 'galleryScan' as const, key: this.key, setup, rows: local.ptr, n: local.n, dim: local.dim, control, ...body(chunkRows, at[i]!) };
+          this.pool.request<GalleryShare>(i, request).then(
+            (share) => {
+              answered++;
+              if (share.chunks > 0) shares.push(share);
+              covered += share.chunks;
+              if (covered === chunks && failure === undefined) resolve(shares);
+              else if (answered === workers) reject(failure ?? new CosfaceError('WASM_ERROR', `a gallery scan answered ${covered} of ${chunks} chunks`));
+            },
+            (e: unknown) => {
+              answered++;
+              failure ??= e;
+              this.ready.delete(i);
+              // A failed worker may have claimed a chunk it never scanned: the scan cannot finish.
+              if (answered === workers) reject(failure);
+            },
+          );
+        }
+      });
     } finally {
-      // Only once every worker has answered: until then its scratch is in use.
+      // Every worker that claimed a chunk has answered by now; the others claim none and touch
+      // nothing, so the scratch and the rows are free again (after a failure, only once all answered).
       local.endScan();
     }
   }
 }
 
 type GalleryScanBody = Extract<RequestBody, { type: 'galleryScan' }>;
+
+/** Chunks per worker of a pool gallery's scan, and the fewest rows a chunk holds. */
+const CHUNKS_PER_WORKER = 8;
+const MIN_CHUNK_ROWS = 2048;
 
 /** Options of a resident gallery on a pool: its room (rows) and the size from which scans are split. */
 export interface PoolGalleryOptions {

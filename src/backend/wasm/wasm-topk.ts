@@ -200,6 +200,13 @@ function scanChunks(
   };
 }
 
+/** The lowest bad row of several parts (-1 when every score was finite). */
+export function firstBadRow(parts: readonly PartialTopK[]): number {
+  let bad = -1;
+  for (const p of parts) if (p.badRow >= 0 && (bad < 0 || p.badRow < bad)) bad = p.badRow;
+  return bad;
+}
+
 /** Merges per-slice top-k lists (each q x k, best first) into q x kOut, ties to the lower index. */
 export function mergeTopK(parts: PartialTopK[], q: number, k: number, kOut: number): TopK {
   const scores = new Float32Array(q * kOut);
@@ -215,19 +222,21 @@ export function mergeTopK(parts: PartialTopK[], q: number, k: number, kOut: numb
   for (let i = 0; i < q; i++) {
     cursor.fill(0);
     for (let j = 0; j < kOut; j++) {
-      // The best head among the lists; slices cover increasing row ranges, so on equal scores
-      // the earlier list holds the lower index.
+      // The best head among the lists; on equal scores the lower index (lists may cover
+      // interleaved row ranges: chunks claimed by whichever worker was free).
       let best = -1;
       let bestScore = -Infinity;
+      let bestIdx = 0;
       for (let p = 0; p < parts.length; p++) {
         const c = cursor[p]!;
         if (c >= k) continue;
         const idx = parts[p]!.indices[i * k + c]!;
         if (idx < 0) continue;
         const s = parts[p]!.scores[i * k + c]!;
-        if (best < 0 || s > bestScore) {
+        if (best < 0 || s > bestScore || (s === bestScore && idx < bestIdx)) {
           best = p;
           bestScore = s;
+          bestIdx = idx;
         }
       }
       if (best < 0) throw new CosfaceError('WASM_ERROR', 'top-k merge ran out of candidates');
