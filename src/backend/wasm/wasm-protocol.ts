@@ -5,7 +5,7 @@ import { isCosfaceError } from '../../errors.js';
 import { WasmKernels, type WasmSimd } from './wasm-instance.js';
 import type { WasmPlan } from './wasm-plan.js';
 import { WasmGraphRunner } from './wasm-runner.js';
-import { firstBadRow, mergeTopK, scoreOnInstance, scoreResident, type PartialTopK } from './wasm-topk.js';
+import { scoreOnInstance, scoreResidentClaimed, type PartialTopK } from './wasm-topk.js';
 import { warpOnInstance, type WarpJob } from './wasm-warp.js';
 
 export type WorkerRequest =
@@ -37,7 +37,7 @@ export type WorkerResponse =
   | { id: number; ok: false; code: string; message: string }
   | { id: -1; ok: true; value: 'ready' };
 
-/** What a worker scanned of a resident gallery: its chunks' merged top-k (null if it got none) or sum. */
+/** What a worker scanned of a resident gallery: how many chunks, their top-k (null if it got none) or sum. */
 export interface GalleryShare {
   chunks: number;
   part: PartialTopK | null;
@@ -162,28 +162,23 @@ export function createWorkerHandler(module: WebAssembly.Module, split?: SplitSet
         }
         const control = new Int32Array(req.control);
         const chunks = Math.ceil(req.n / req.chunkRows);
-        const share: GalleryShare = { chunks: 0, part: null, sum: 0 };
         // Claim chunks until none is left: a worker that starts late (its core busy) takes fewer.
-        for (let c = Atomics.add(control, 0, 1); c < chunks; c = Atomics.add(control, 0, 1)) {
-          const r0 = c * req.chunkRows;
-          const count = Math.min(req.chunkRows, req.n - r0);
-          const at = req.rows + r0 * req.dim * 4;
-          share.chunks++;
-          if (req.op === 'sum') {
-            share.sum += g.k.sumFloats(at, count * req.dim);
-            continue;
+        const claim = (): { r0: number; rows: number } | null => {
+          const c = Atomics.add(control, 0, 1);
+          return c < chunks ? { r0: c * req.chunkRows, rows: Math.min(req.chunkRows, req.n - c * req.chunkRows) } : null;
+        };
+        if (req.op === 'sum') {
+          const share: GalleryShare = { chunks: 0, part: null, sum: 0 };
+          for (let c = claim(); c; c = claim()) {
+            share.sum += g.k.sumFloats(req.rows + c.r0 * req.dim * 4, c.rows * req.dim);
+            share.chunks++;
           }
-          g.reset(req.scratch);
-          const part = scoreResident(g, req.queries!, req.q, at, count, req.dim, req.k, r0);
-          if (!share.part) share.part = part;
-          else {
-            // Every chunk but the last holds at least k rows, so two lists always fill k places.
-            const merged = mergeTopK([share.part, part], req.q, req.k, req.k);
-            share.part = { scores: merged.scores, indices: merged.indices, badRow: firstBadRow([share.part, part]) };
-          }
+          return { value: share, transfer: [] };
         }
-        const p = share.part;
-        return { value: share, transfer: p ? [p.scores.buffer as ArrayBuffer, p.indices.buffer as ArrayBuffer] : [] };
+        g.reset(req.scratch);
+        const { part, claimed } = scoreResidentClaimed(g, req.queries!, req.q, req.rows, req.dim, req.k, req.chunkRows, claim);
+        const share: GalleryShare = { chunks: claimed, part, sum: 0 };
+        return { value: share, transfer: part ? [part.scores.buffer as ArrayBuffer, part.indices.buffer as ArrayBuffer] : [] };
       }
       case 'galleryRelease': {
         galleries.delete(req.key);

@@ -350,7 +350,7 @@ export class WasmPoolGallery {
     const kOut = Math.min(k, n);
     if (q === 0 || n === 0) return { k: kOut, scores: new Float32Array(0), indices: new Int32Array(0) };
     if (this.threadsFor(q) === 1 && opts.parts === undefined) return this.local.score(queries, q, k);
-    const shares = await this.onWorkers(opts.parts, kOut, (chunkRows, scratch) => ({ op: 'score', queries, q, k: kOut, chunkRows, scratch }), residentScanBytes(q, this.chunkRows(kOut), dim, kOut));
+    const shares = await this.onWorkers(opts.parts, (chunkRows, scratch) => ({ op: 'score', queries, q, k: kOut, chunkRows, scratch }), residentScanBytes(q, this.chunkRows(), dim, kOut));
     const parts = shares.flatMap((s) => (s.part ? [s.part] : []));
     const bad = firstBadRow(parts);
     if (bad >= 0) throw badRowError(bad);
@@ -368,7 +368,7 @@ export class WasmPoolGallery {
    */
   async sumAll(parts = this.pool.size): Promise<number> {
     if (this.disposed) throw new CosfaceError('WASM_ERROR', 'this gallery has been disposed');
-    const shares = await this.onWorkers(parts, 1, (chunkRows, scratch) => ({ op: 'sum', queries: null, q: 0, k: 1, chunkRows, scratch }), 0);
+    const shares = await this.onWorkers(parts, (chunkRows, scratch) => ({ op: 'sum', queries: null, q: 0, k: 1, chunkRows, scratch }), 0);
     return shares.reduce((a, s) => a + s.sum, 0);
   }
 
@@ -384,11 +384,12 @@ export class WasmPoolGallery {
 
   /**
    * Rows per chunk that the workers claim: about CHUNKS_PER_WORKER chunks per worker, so that a
-   * worker that starts late or runs slowly takes fewer; never fewer rows than k (see GalleryShare).
+   * worker that starts late or runs slowly takes fewer (each worker keeps one running top-k over
+   * the chunks it claims, in its linear memory).
    */
-  private chunkRows(k: number): number {
+  private chunkRows(): number {
     const per = Math.ceil(this.local.n / (this.pool.size * CHUNKS_PER_WORKER));
-    return Math.max(k, MIN_CHUNK_ROWS, Math.ceil(per / 4) * 4);
+    return Math.max(MIN_CHUNK_ROWS, Math.ceil(per / 4) * 4);
   }
 
   /**
@@ -399,13 +400,12 @@ export class WasmPoolGallery {
    */
   private async onWorkers(
     parts: number | undefined,
-    k: number,
     body: (chunkRows: number, scratch: number) => Pick<GalleryScanBody, 'op' | 'queries' | 'q' | 'k' | 'chunkRows' | 'scratch'>,
     scratchBytes: number,
   ): Promise<GalleryShare[]> {
     const local = this.local;
     const workers = Math.max(1, Math.min(parts ?? this.pool.size, this.pool.size));
-    const chunkRows = this.chunkRows(k);
+    const chunkRows = this.chunkRows();
     const chunks = Math.ceil(local.n / chunkRows);
     const control = new SharedArrayBuffer(4);
     const at = local.beginScan(new Array<number>(workers).fill(scratchBytes));

@@ -83,7 +83,7 @@ export function scoreOnInstance(
   try {
     const chunkRows = Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4)));
     const gPtr = kernels.alloc(Math.min(chunkRows, Math.max(count, 1)) * dim * 4);
-    return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, (r0, rows) => {
+    return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, evenRanges(count, chunkRows), (r0, rows) => {
       kernels.f32.set(gallery.subarray(r0 * dim, (r0 + rows) * dim), gPtr >> 2);
       return gPtr;
     });
@@ -100,10 +100,46 @@ export function scoreOnInstance(
 export function scoreResident(kernels: WasmKernels, queries: Float32Array, q: number, gPtr: number, count: number, dim: number, k: number, base = 0): PartialTopK {
   const mark = kernels.mark();
   try {
-    return scanChunks(kernels, queries, q, count, dim, k, base, residentChunkRows(q, count, dim), (r0) => gPtr + r0 * dim * 4);
+    const chunkRows = residentChunkRows(q, count, dim);
+    return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, evenRanges(count, chunkRows), (r0) => gPtr + r0 * dim * 4);
   } finally {
     kernels.reset(mark);
   }
+}
+
+/**
+ * scoreResident over the row ranges that claim() hands out (each at most claimRows rows, in
+ * increasing order; null when none is left) rather than one fixed range: one running top-k in
+ * linear memory across all of them, indices being row numbers. Allocates residentScanBytes(q,
+ * claimRows, dim, k). Returns null when claim() gave nothing.
+ */
+export function scoreResidentClaimed(
+  kernels: WasmKernels, queries: Float32Array, q: number, gPtr: number, dim: number, k: number, claimRows: number,
+  claim: () => { r0: number; rows: number } | null,
+): { part: PartialTopK | null; claimed: number } {
+  let first = claim();
+  if (!first) return { part: null, claimed: 0 };
+  let claimed = 0;
+  const chunkRows = residentChunkRows(q, claimRows, dim);
+  function* ranges(): Generator<{ r0: number; rows: number }> {
+    for (let c = first; c; c = claim()) {
+      claimed++;
+      for (let r = 0; r < c.rows; r += chunkRows) yield { r0: c.r0 + r, rows: Math.min(chunkRows, c.rows - r) };
+      first = null;
+    }
+  }
+  const mark = kernels.mark();
+  try {
+    const part = scanChunks(kernels, queries, q, claimRows, dim, k, 0, chunkRows, ranges(), (r0) => gPtr + r0 * dim * 4);
+    return { part, claimed };
+  } finally {
+    kernels.reset(mark);
+  }
+}
+
+/** [0, count) in ranges of `size` rows. */
+function* evenRanges(count: number, size: number): Generator<{ r0: number; rows: number }> {
+  for (let r0 = 0; r0 < count; r0 += size) yield { r0, rows: Math.min(size, count - r0) };
 }
 
 /**
@@ -158,13 +194,13 @@ function allocScan(alloc: (bytes: number) => number, q: number, count: number, d
 }
 
 /**
- * The chunked scan behind scoreOnInstance and scoreResident: chunk(r0, rows) returns the byte
+ * The chunked scan behind scoreOnInstance and scoreResident(Claimed): chunk(r0, rows) returns the byte
  * offset of gallery rows [r0, r0 + rows) in linear memory (copying them there if need be).
  * Allocates from kernels; the caller resets the allocator.
  */
 function scanChunks(
   kernels: WasmKernels, queries: Float32Array, q: number, count: number, dim: number, k: number, base: number,
-  chunkRows: number, chunk: (r0: number, rows: number) => number,
+  chunkRows: number, ranges: Iterable<{ r0: number; rows: number }>, chunk: (r0: number, rows: number) => number,
 ): PartialTopK {
   // Many queries: each block of queries packed once as GEMM weights (it stays in L1), the
   // gallery rows are the GEMM's pixels, read where they lie, and the [rows, queries] score
@@ -179,8 +215,8 @@ function scanChunks(
   kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + q * k);
   kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + q * k);
   let badRow = -1;
-  for (let r0 = 0; r0 < count; r0 += chunkRows) {
-    const rows = Math.min(chunkRows, count - r0);
+  // count bounds the buffers (allocScan); ranges give the rows, each at most chunkRows, in increasing order.
+  for (const { r0, rows } of ranges) {
     const gPtr = chunk(r0, rows);
     if (viaGemm) {
       for (const { q0, qn, packed } of qBlocks) {
