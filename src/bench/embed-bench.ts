@@ -12,6 +12,9 @@ import { graphMacs, numel, type Graph } from '../graph/ir.js';
 import { exportOnnx } from '../export/onnx-export.js';
 import { createOrtNodeReference, createOrtWebReference, type OrtReference, type TimedRuns } from './ort-references.js';
 
+/** Untimed calls of an engine before each of its timed calls in the round-robin (see benchEmbed). */
+const SETTLE_MS = 100;
+
 /** Per-kernel medians of PROFILE_RUNS profiled batches (the first ones also settle the backend's GPU wait). */
 const PROFILE_RUNS = 5;
 async function medianProfile(profile: (input: Float32Array, n: number) => Promise<BenchKernelTiming[]>, input: Float32Array, n: number): Promise<BenchKernelTiming[]> {
@@ -250,7 +253,11 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
       };
       // Everyone warms up first; then the timed runs go round-robin, one run of each engine per
       // round, so that a change in the machine's load (it is shared) hits all of them alike and
-      // the ratios stay meaningful even when the absolute numbers move.
+      // the ratios stay meaningful even when the absolute numbers move. In each round an engine
+      // makes untimed calls for SETTLE_MS before its timed one: the engine before it leaves threads
+      // busy (after an onnxruntime run, our 2-worker face took 13-15 ms instead of 6 for the next
+      // 50-60 ms, 2026-12-06) and its own workers have gone to sleep, neither of which a program
+      // calling one engine face after face pays; the timed call measures that steady state.
       const runners: { label: string; kind: EmbedBenchKind; threads: number | null; measure: (warm: number, timed: number) => Promise<TimedRuns> }[] = [
         ...engines.map((e) => ({ label: e.label, kind: 'engine' as const, threads: e.threads ?? null, measure: (w: number, t: number) => timeEngine(e, input, n, w, t) })),
         ...refs.map((r) => ({ label: r.label, kind: r.kind, threads: r.threads, measure: (w: number, t: number) => r.measure(input, n, inputShape, w, t) })),
@@ -259,6 +266,7 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
       const timed: TimedRuns[] = runners.map(() => ({ times: [], output: new Float32Array(0) }));
       for (let round = 0; round < runs; round++) {
         for (const [i, r] of runners.entries()) {
+          if (warmupRuns > 0) for (const t0 = performance.now(); performance.now() - t0 < SETTLE_MS; ) await r.measure(1, 0);
           const t = await r.measure(0, 1);
           timed[i]!.times.push(...t.times);
           if (round === 0) timed[i]!.output = t.output;
@@ -311,7 +319,7 @@ const ratio = (x: number | null) => (x === null ? '–' : `${x.toFixed(2)}x`);
 /** Markdown: a header with the model and conditions, the main table, then per-kernel tables. */
 export function formatEmbedBench(r: EmbedBenchResult): string {
   const lines: string[] = [];
-  lines.push(`Model: ${r.model} (${r.gflopPerFace.toFixed(3)} GFLOP per face). Median of ${r.runs} timed runs after ${r.warmupRuns} warm-up, inputs cycle through ${r.distinctInputs} aligned crops.`);
+  lines.push(`Model: ${r.model} (${r.gflopPerFace.toFixed(3)} GFLOP per face). Median of ${r.runs} timed runs after ${r.warmupRuns} warm-up, round-robin between engines with ${SETTLE_MS} ms of untimed calls before each timed one, inputs cycle through ${r.distinctInputs} aligned crops.`);
   lines.push(`Machine: ${r.env.cpu}, ${r.env.cores} cores, Node ${r.env.node}, load ${r.env.loadavg1m.toFixed(2)}; onnxruntime-web ${r.env.onnxruntimeWeb ?? '–'}, onnxruntime-node ${r.env.onnxruntimeNode ?? '–'}.`);
   for (const e of r.engines) {
     if (e.description) lines.push(`Engine ${e.label}${e.threads === null ? '' : ` (${e.threads} threads)`}: ${e.description}.`);

@@ -45,10 +45,20 @@ export interface EnrollHttpResult {
   load: { before: number[]; after: number[] };
 }
 
-export async function benchEnrollHttp(o: { faces: number; batch: number; slices: number; onSlice?: (line: string) => void }): Promise<EnrollHttpResult> {
+export async function benchEnrollHttp(o: { faces: number; batch: number; slices: number; shardFrom?: number; onSlice?: (line: string) => void }): Promise<EnrollHttpResult> {
   const load = { before: loadavg(), after: [] as number[] };
   const dir = mkdtempSync(join(tmpdir(), 'cosface-bench-enroll-http-'));
-  const server = await startServer({ db: join(dir, 'bench.db'), port: 0, auth: 'disabled', backend: 'wasm', log: false, notice: () => undefined });
+  const server = await startServer({
+    db: join(dir, 'bench.db'),
+    port: 0,
+    auth: 'disabled',
+    backend: 'wasm',
+    log: false,
+    ...(o.shardFrom !== undefined ? { shardFrom: o.shardFrom } : {}),
+    notice: (l) => {
+      if (/rebuild-(started|swapped|failed)/.test(l)) o.onSlice?.(l);
+    },
+  });
   try {
     const res = await fetch(`${server.url}/v1/galleries`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'bench' }) });
     if (res.status !== 201) throw new Error(`create gallery: HTTP ${res.status} ${await res.text()}`);
@@ -174,7 +184,7 @@ export function formatEnrollHttp(r: EnrollHttpResult): string {
 export async function benchEnrollHttpCommand(args: string[]): Promise<void> {
   let values;
   try {
-    values = parseArgs({ args, options: { faces: { type: 'string' }, batch: { type: 'string' }, slices: { type: 'string' }, json: { type: 'boolean' } } }).values;
+    values = parseArgs({ args, options: { faces: { type: 'string' }, batch: { type: 'string' }, slices: { type: 'string' }, 'shard-from': { type: 'string' }, json: { type: 'boolean' } } }).values;
   } catch (e) {
     throw new CosfaceError('BAD_INPUT', `bench enroll-http: ${(e as Error).message}`);
   }
@@ -188,6 +198,7 @@ export async function benchEnrollHttpCommand(args: string[]): Promise<void> {
     faces: int(values.faces, 'faces', 100_000, 10_000_000),
     batch: int(values.batch, 'batch', 1000, 1000),
     slices: int(values.slices, 'slices', 5, 100),
+    ...(values['shard-from'] !== undefined ? { shardFrom: int(values['shard-from'], 'shard-from', 1, 100_000_000) } : {}),
     onSlice: (l) => process.stderr.write(`${l}\n`),
   });
   process.stdout.write(values.json ? `${JSON.stringify(r)}\n` : `${formatEnrollHttp(r)}\n`);

@@ -7,11 +7,10 @@ import { runInNewContext } from 'node:vm';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
 import { defaultScorer } from '../store/default-scorer.js';
 import type { ExactScorer } from '../store/exact-scorer.js';
 import { buildShards, GalleryIndex, shardCount, snapshotParts, type SnapshotMeta } from '../store/gallery-index.js';
+import { rerankRows, SignCodes } from './sign-codes.js';
 import { DEFAULT_HNSW } from '../store/store.js';
 import type { PgSearchRow } from './pg-search-bench.js';
 import { mulberry32 } from '../random.js';
@@ -169,11 +168,23 @@ export interface SearchBenchOptions {
   /**
    * 'faces' (default): the store's index over every face. 'centroids': a candidate design measured
    * beside it, not the store's: an index over identity centroids (mean of an identity's faces,
-   * normalised), the identities it returns re-ranked by their faces' exact scores. 'both'.
+   * normalised), the identities it returns re-ranked by their faces' exact scores. 'both'. 'codes':
+   * neither index, only the sign-code route (`codes`).
    */
-  design?: 'faces' | 'centroids' | 'both';
+  design?: 'faces' | 'centroids' | 'both' | 'codes';
+  /**
+   * Also measure the sign-code route (src/bench/sign-codes.ts, a candidate; not the store's): a scan of one sign bit per
+   * dimension shortlists this many faces by Hamming distance, which are then scored exactly.
+   */
+  codes?: number[];
+  /**
+   * Also load a sharded index's shard files into this thread and search them one after another
+   * with the same merge (what the store did before its shards lived in worker threads): the
+   * reference for the at-once search, on the same graphs in the same run.
+   */
+  inTurn?: boolean;
   /** Identities the centroid design re-ranks (default 10). */
-  centroidCandidates?: number;
+  centroidCandidates?: number[];
   facesPerIdentity?: number;
   /** Genuine probes per size. */
   queries?: number;
@@ -215,13 +226,12 @@ export interface SearchBenchRow {
   hnsw: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
   /** Recall@1 of the index after writeIndex + readIndex, at the first ef; must equal the in-memory one. */
   reloadedRecall1: number;
+  /** The same shards in this thread, searched one after another (options.inTurn). */
+  inTurn?: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
+  /** The sign-code route (options.codes): shortlist size, recall and latency with the exact re-rank. */
+  codes?: { buildSeconds: number; rows: (LatencyStats & { shortlist: number; recall1: number; recall10: number; speedup: number })[] };
   /** The centroid design (options.design), when measured. */
   centroids?: CentroidRow;
-  /**
-   * A sharded index's shards searched at once, one worker thread each (a candidate design measured
-   * beside the store's one-after-another search; not what the store does).
-   */
-  parallel?: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
   /** The same gallery and probes on pgvector, when asked for. */
   pg?: PgSearchRow;
 }
@@ -229,10 +239,11 @@ export interface SearchBenchRow {
 export interface CentroidRow {
   identities: number;
   shards: number;
-  candidates: number;
+  /** Identity counts re-ranked, one row of `hnsw` per ef and count. */
+  candidates: number[];
   buildSeconds: number;
   buildPerSecond: number;
-  hnsw: (LatencyStats & { ef: number; recall1: number; recall10: number; speedup: number })[];
+  hnsw: (LatencyStats & { ef: number; candidates: number; recall1: number; recall10: number; speedup: number })[];
 }
 
 export interface SearchBenchResult {
@@ -312,17 +323,17 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       shared.set(g.vectors);
 
       const design = o.design ?? 'faces';
-      const faces = design !== 'centroids';
+      const faces = design === 'faces' || design === 'both';
       let index: GalleryIndex | null = null;
       let build: { buildSeconds: number; measuredBytesPerVector: number } = { buildSeconds: NaN, measuredBytesPerVector: NaN };
       // One folder per configuration: a build keeps a single snapshot per folder and gallery id.
       const cacheDir = o.cacheDir ? join(o.cacheDir, `search-n${n}-d${dim}-m${m}-efc${efConstruction}-s${o.seed ?? 1}-f${per}-sh${shards}`) : null;
       if (!faces) {
-        // only the centroid design below
+        // only the centroid design or the sign codes below
       } else if (cacheDir && existsSync(join(cacheDir, 'build.json'))) {
         const cached = JSON.parse(readFileSync(join(cacheDir, 'build.json'), 'utf8')) as { build: typeof build; meta: SnapshotMeta };
         build = cached.build;
-        index = GalleryIndex.fromFile(params, cacheDir, cached.meta);
+        index = await GalleryIndex.fromFile(params, cacheDir, cached.meta);
         log(`n=${n}: reused cached index (built in ${build.buildSeconds.toFixed(1)} s)`);
       } else {
         // The store's build (buildFromDatabase, rebuilds): one worker thread per shard, each
@@ -385,22 +396,44 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
             log(`n=${n}: ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
             return { ef, ...r, speedup: exact.p50Ms / r.p50Ms };
           });
-      let parallel: SearchBenchRow['parallel'];
-      if (index && index.shardCount > 1 && index.snapshot) {
+      let inTurn: SearchBenchRow['inTurn'];
+      if (o.inTurn && index && index.shardCount > 1 && index.snapshot) {
         const snap = index.snapshot;
         const partsDir = cacheDir ?? join(tmp, 'build');
-        const ps = await ParallelShards.open(snapshotParts(snap).map((p) => join(partsDir, p.file)), dim);
-        try {
-          parallel = efs.map((ef) => {
-            const r = { ef, ...measure((q) => ps.search(q, k, ef)) };
-            log(`n=${n}: shards in parallel ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
-            return { ...r, speedup: exact.p50Ms / r.p50Ms };
+        const locals = await Promise.all(
+          snapshotParts(snap).map((p) => GalleryIndex.fromFile(params, partsDir, { ...snap, file: p.file, bytes: p.bytes, sha256: p.sha256, count: p.count, deletedCount: 0, parts: undefined })),
+        );
+        inTurn = efs.map((ef) => {
+          const r = measure((q) => {
+            const found: { id: number; score: number }[] = [];
+            for (const l of locals) {
+              const h = l.search(q, k, ef);
+              h.faceIds.forEach((id, i) => found.push({ id, score: h.scores[i]! }));
+            }
+            found.sort((a, b) => b.score - a.score || a.id - b.id);
+            return found.slice(0, k).map((f) => f.id);
           });
-        } finally {
-          await ps.close();
-        }
+          log(`n=${n}: shards in turn, ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
+          return { ef, ...r, speedup: exact.p50Ms / r.p50Ms };
+        });
+        for (const l of locals) l.close();
       }
-      const centroids = design === 'faces' ? undefined : await benchCentroids(g, probes, truth, efs, k, o.centroidCandidates ?? 10, shards, params, join(tmp, 'centroids'), exact.p50Ms, log);
+      let codes: SearchBenchRow['codes'];
+      if (o.codes && o.codes.length > 0) {
+        const tc = performance.now();
+        const sc = new SignCodes(dim, n);
+        for (let r = 0; r < n; r++) sc.push(g.vectors.subarray(r * dim, (r + 1) * dim));
+        const buildSeconds = (performance.now() - tc) / 1000;
+        codes = {
+          buildSeconds,
+          rows: o.codes.map((shortlist) => {
+            const r = measure((q) => rerankRows(sc.shortlist(q, shortlist), q, g.vectors, dim, k).rows.map((row) => row + 1));
+            log(`n=${n}: sign codes, shortlist ${shortlist}: recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
+            return { shortlist, ...r, speedup: exact.p50Ms / r.p50Ms };
+          }),
+        };
+      }
+      const centroids = design !== 'centroids' && design !== 'both' ? undefined : await benchCentroids(g, probes, truth, efs, k, o.centroidCandidates ?? [10], shards, params, join(tmp, 'centroids'), exact.p50Ms, log);
 
       let pg: PgSearchRow | undefined;
       if (o.pg) {
@@ -426,8 +459,10 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       let fileBytesPerVector = NaN;
       if (index) {
         const meta = index.save(tmp, n);
-        const reloaded = GalleryIndex.fromFile(params, tmp, meta);
+        const reloaded = await GalleryIndex.fromFile(params, tmp, meta);
         reloadedRecall1 = runHnsw(reloaded, efs[0]!).recall1;
+        reloaded.close();
+        index.close();
         fileBytesPerVector = snapshotParts(meta).reduce((b, p) => b + statSync(join(tmp, p.file)).size, 0) / n;
       }
 
@@ -445,7 +480,8 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
         hnsw,
         reloadedRecall1,
         ...(centroids ? { centroids } : {}),
-        ...(parallel ? { parallel } : {}),
+        ...(codes ? { codes } : {}),
+        ...(inTurn ? { inTurn } : {}),
         ...(pg ? { pg } : {}),
       });
     }
@@ -466,89 +502,6 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
   };
 }
 
-// One worker per shard file, each answering searches through shared memory: the probe, k and ef
-// in, the top-k out, woken and waited for with Atomics (no event loop on either side per query).
-const SHARD_SEARCH_WORKER = `
-const { workerData: w, parentPort } = require('node:worker_threads');
-const hnswlib = require(w.hnswModule);
-const ix = new hnswlib.HierarchicalNSW('ip', w.dim);
-ix.readIndexSync(w.path);
-const ctl = new Int32Array(w.ctl);
-const probe = new Float32Array(w.probe);
-const ids = new Float64Array(w.ids);
-const scores = new Float64Array(w.scores);
-parentPort.postMessage('ready');
-let seen = 0;
-for (;;) {
-  Atomics.wait(ctl, 0, seen);
-  seen = Atomics.load(ctl, 0);
-  if (seen < 0) break;
-  ix.setEf(ctl[3]);
-  const r = ix.searchKnn(Array.from(probe), ctl[2]);
-  for (let i = 0; i < r.neighbors.length; i++) { ids[i] = r.neighbors[i]; scores[i] = 1 - r.distances[i]; }
-  ctl[4] = r.neighbors.length;
-  Atomics.store(ctl, 1, seen);
-  Atomics.notify(ctl, 1);
-}
-`;
-
-class ParallelShards {
-  private seq = 0;
-  private constructor(
-    private readonly workers: { worker: Worker; ctl: Int32Array; ids: Float64Array; scores: Float64Array }[],
-    private readonly probe: Float32Array,
-  ) {}
-
-  static async open(paths: string[], dim: number): Promise<ParallelShards> {
-    const require = createRequire(import.meta.url);
-    const probe = new Float32Array(new SharedArrayBuffer(dim * 4));
-    const workers = await Promise.all(
-      paths.map(async (path) => {
-        const ctl = new Int32Array(new SharedArrayBuffer(8 * 4));
-        const ids = new Float64Array(new SharedArrayBuffer(1024 * 8));
-        const scores = new Float64Array(new SharedArrayBuffer(1024 * 8));
-        const worker = new Worker(SHARD_SEARCH_WORKER, {
-          eval: true,
-          workerData: { hnswModule: require.resolve('hnswlib-node'), dim, path, ctl: ctl.buffer, probe: probe.buffer, ids: ids.buffer, scores: scores.buffer },
-        });
-        await new Promise<void>((resolve, reject) => {
-          worker.once('message', () => resolve());
-          worker.once('error', reject);
-        });
-        return { worker, ctl, ids, scores };
-      }),
-    );
-    return new ParallelShards(workers, probe);
-  }
-
-  /** Face ids of the merged top-k, best first. */
-  search(p: Float32Array, k: number, ef: number): number[] {
-    this.probe.set(p);
-    const seq = ++this.seq;
-    for (const w of this.workers) {
-      w.ctl[2] = k;
-      w.ctl[3] = Math.max(ef, k);
-      Atomics.store(w.ctl, 0, seq);
-      Atomics.notify(w.ctl, 0);
-    }
-    const found: { id: number; score: number }[] = [];
-    for (const w of this.workers) {
-      while (Atomics.load(w.ctl, 1) !== seq) Atomics.wait(w.ctl, 1, Atomics.load(w.ctl, 1));
-      for (let i = 0; i < w.ctl[4]!; i++) found.push({ id: w.ids[i]!, score: w.scores[i]! });
-    }
-    found.sort((a, b) => b.score - a.score);
-    return found.slice(0, k).map((f) => f.id);
-  }
-
-  async close(): Promise<void> {
-    for (const w of this.workers) {
-      Atomics.store(w.ctl, 0, -1);
-      Atomics.notify(w.ctl, 0);
-    }
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
-  }
-}
-
 /**
  * The centroid design on the same gallery and probes: one unit centroid per identity in an index
  * built like the store's (buildShards), searched for `candidates` identities whose faces are then
@@ -561,7 +514,7 @@ async function benchCentroids(
   truth: Int32Array[],
   efs: number[],
   k: number,
-  candidates: number,
+  candidateCounts: number[],
   shards: number,
   params: { dimension: number; m: number; efConstruction: number; ef: number },
   dir: string,
@@ -595,7 +548,7 @@ async function benchCentroids(
   const buildSeconds = (performance.now() - t0) / 1000;
   log(`n=${n}: centroid index of ${identities} identities (${shards} shard(s)) built in ${buildSeconds.toFixed(1)} s`);
   const queries = truth.length;
-  const hnsw = efs.map((ef) => {
+  const hnsw = efs.flatMap((ef) => candidateCounts.map((candidates) => {
     const times: number[] = [];
     let hit1 = 0;
     let hit10 = 0;
@@ -620,11 +573,12 @@ async function benchCentroids(
       const set = new Set(want);
       for (const f of scored.slice(0, k)) if (set.has(f.face)) hit10++;
     }
-    const r = { ef, ...latency(times, performance.now() - th), recall1: hit1 / queries, recall10: hit10 / (queries * k) };
-    log(`n=${n}: centroids ef=${ef} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
+    const r = { ef, candidates, ...latency(times, performance.now() - th), recall1: hit1 / queries, recall10: hit10 / (queries * k) };
+    log(`n=${n}: centroids ef=${ef} candidates=${candidates} recall@1 ${r.recall1.toFixed(4)} p50 ${r.p50Ms.toFixed(3)} ms`);
     return { ...r, speedup: exactP50 / r.p50Ms };
-  });
-  return { identities, shards, candidates, buildSeconds, buildPerSecond: identities / buildSeconds, hnsw };
+  }));
+  index.close();
+  return { identities, shards, candidates: candidateCounts, buildSeconds, buildPerSecond: identities / buildSeconds, hnsw };
 }
 
 export function formatSearchBench(r: SearchBenchResult): string {
@@ -660,16 +614,30 @@ export function formatSearchBench(r: SearchBenchResult): string {
       );
     }
   }
-  const pRows = r.rows.filter((row) => row.parallel);
-  if (pRows.length > 0) {
+  const tRows = r.rows.filter((row) => row.inTurn);
+  if (tRows.length > 0) {
     lines.push('');
-    lines.push('Candidate design (not the store\'s): the same shards searched at once, one worker thread each (shared memory + Atomics), results merged.');
+    lines.push('Reference: the same shard files loaded into this thread and searched one after another, results merged (the store before its shards lived in worker threads).');
     lines.push('');
-    lines.push('| N | ef | recall@1 | recall@10 | p50 / p99 ms | QPS | exact/this p50 |');
+    lines.push('| N | ef | recall@1 | recall@10 | p50 / p99 ms | QPS | at once / in turn p50 |');
     lines.push('|---|---|---|---|---|---|---|');
-    for (const row of pRows) {
-      for (const h of row.parallel!) {
-        lines.push(`| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`);
+    for (const row of tRows) {
+      for (const h of row.inTurn!) {
+        const once = row.hnsw.find((x) => x.ef === h.ef);
+        lines.push(`| ${row.n.toLocaleString('en-US')} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${once ? `${f(h.p50Ms / once.p50Ms, 2)}x faster at once` : '-'} |`);
+      }
+    }
+  }
+  const sRows = r.rows.filter((row) => row.codes);
+  if (sRows.length > 0) {
+    lines.push('');
+    lines.push('Sign codes (src/bench/sign-codes.ts; a candidate, not the store): one bit per dimension, a WebAssembly scan by Hamming distance keeps a shortlist, scored exactly (one thread).');
+    lines.push('');
+    lines.push('| N | codes made | shortlist | recall@1 | recall@10 | p50 / p99 ms (with re-rank) | QPS | exact/this p50 |');
+    lines.push('|---|---|---|---|---|---|---|---|');
+    for (const row of sRows) {
+      for (const h of row.codes!.rows) {
+        lines.push(`| ${row.n.toLocaleString('en-US')} | ${f(row.codes!.buildSeconds, 2)} s | ${h.shortlist} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`);
       }
     }
   }
@@ -684,7 +652,7 @@ export function formatSearchBench(r: SearchBenchResult): string {
       const c = row.centroids!;
       for (const h of c.hnsw) {
         lines.push(
-          `| ${row.n.toLocaleString('en-US')} | ${c.identities.toLocaleString('en-US')} (${c.shards}) | ${f(c.buildSeconds, 1)} s (${Math.round(c.buildPerSecond)}/s) | ${c.candidates} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
+          `| ${row.n.toLocaleString('en-US')} | ${c.identities.toLocaleString('en-US')} (${c.shards}) | ${f(c.buildSeconds, 1)} s (${Math.round(c.buildPerSecond)}/s) | ${h.candidates} | ${h.ef} | ${f(h.recall1, 4)} | ${f(h.recall10, 4)} | ${f(h.p50Ms, 3)} / ${f(h.p99Ms, 3)} | ${Math.round(h.qps)} | ${f(h.speedup, 1)}x |`,
         );
       }
     }

@@ -24,7 +24,7 @@ EXTRA_USAGE.push(
   '  cosface gallery migrate <name> --model <file> --photos <dir> [--drop-missing] [--no-recalibrate] [--db <db>] [--json] [--quiet] | --abort [--discard]   re-embed with a new model, then switch (no downtime)',
   '  cosface calibrate --data <dir> [--pairs <csv>] [--all-pairs] [--db <db>] [--json]   store thresholds for FAR 1e-2..1e-6',
   '  cosface eval orl --data <dir> [--far 1e-3 | --threshold t] [--holdout 10] [--pad 2] [--calibration enrolled|stored] [--gallery-db <location>] [--search exact|index] [--json]',
-  '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index [--shared-other <faces>]]] [--json]',
+  '  cosface bench search [--sizes 10000,100000] [--ef 32,64,128,256] [--m 32] [--queries 500] [--shards 1|2] [--in-turn] [--design faces|centroids|both|codes] [--centroid-candidates 10,40] [--codes 1024,4096] [--cache <dir>] [--db pglite:<dir>|postgres://... [--shared-index [--shared-other <faces>]]] [--json]',
   '  The store is $COSFACE_DB, else ./cosface.db, unless --db says otherwise: a SQLite file, pglite:<dir> (embedded Postgres) or postgres://user@host/db;',
   '  identify and verify decide at FAR 1e-4 when the model is calibrated there.',
 );
@@ -48,7 +48,7 @@ EXTRA_USAGE.push('  cosface bench pipeline <photo|dir>... [--backend webgpu,wasm
 EXTRA_COMMANDS['bench-enroll'] = async () => (await import('../bench/enroll-bench.js')).benchEnrollCommand;
 EXTRA_USAGE.push('  cosface bench enroll --photos <dir> [--limit N] [--backend wasm] [--pipeline off,on] [--batch 8] [--runs 1] [--json]   enroll photos/s and where the time goes');
 EXTRA_COMMANDS['bench-enroll-http'] = async () => (await import('../bench/enroll-http-bench.js')).benchEnrollHttpCommand;
-EXTRA_USAGE.push('  cosface bench enroll-http [--faces 100000] [--batch 1000] [--slices 5] [--json]   embeddings/s through the bulk enrollment route, by stage');
+EXTRA_USAGE.push('  cosface bench enroll-http [--faces 100000] [--batch 1000] [--slices 5] [--shard-from 200000] [--json]   embeddings/s through the bulk enrollment route, by stage');
 
 // The HTTP API (src/server): cosface serve, cosface keys.
 EXTRA_COMMANDS.serve = async () => (await import('../server/cli-commands.js')).serveCli;

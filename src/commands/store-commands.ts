@@ -861,10 +861,10 @@ async function evalOrlCommand(args: string[], o: Required<StoreCommandOptions>):
 
 // ---- bench-search ----
 
-function benchDesign(v: string | boolean | undefined): 'faces' | 'centroids' | 'both' | undefined {
+function benchDesign(v: string | boolean | undefined): 'faces' | 'centroids' | 'both' | 'codes' | undefined {
   if (v === undefined) return undefined;
-  if (v === 'faces' || v === 'centroids' || v === 'both') return v;
-  throw new CosfaceError('BAD_INPUT', `bench search: --design takes faces, centroids or both, not '${String(v)}'`);
+  if (v === 'faces' || v === 'centroids' || v === 'both' || v === 'codes') return v;
+  throw new CosfaceError('BAD_INPUT', `bench search: --design takes faces, centroids, both or codes, not '${String(v)}'`);
 }
 
 async function benchSearchCommand(args: string[], o: Required<StoreCommandOptions>): Promise<void> {
@@ -876,6 +876,8 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     shards: { type: 'string' },
     design: { type: 'string' },
     'centroid-candidates': { type: 'string' },
+    codes: { type: 'string' },
+    'in-turn': { type: 'boolean' },
     queries: { type: 'string' },
     cache: { type: 'string' },
     db: { type: 'string' },
@@ -898,7 +900,9 @@ async function benchSearchCommand(args: string[], o: Required<StoreCommandOption
     efConstruction: values['ef-construction'] === undefined ? undefined : intOpt('bench search', values['ef-construction'], 'ef-construction', 16, 100_000),
     shards: values.shards === undefined ? undefined : intOpt('bench search', values.shards, 'shards', 1, 64),
     design: benchDesign(values.design),
-    centroidCandidates: values['centroid-candidates'] === undefined ? undefined : intOpt('bench search', values['centroid-candidates'], 'centroid-candidates', 1, 10_000),
+    codes: list(values.codes, 'codes'),
+    ...(values['in-turn'] === true ? { inTurn: true } : {}),
+    centroidCandidates: values['centroid-candidates'] === undefined ? undefined : String(values['centroid-candidates']).split(',').map((s) => intOpt('bench search', s.trim(), 'centroid-candidates', 1, 4_096)),
     queries: values.queries === undefined ? undefined : intOpt('bench search', values.queries, 'queries', 500, 1_000_000),
     cacheDir: str(values.cache),
     ...(pgLocation

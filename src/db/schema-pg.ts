@@ -65,12 +65,13 @@ export const galleries = pgTable('galleries', {
   migration: jsonb('migration').$type<MigrationClaim>(),
 });
 
+/** gallery_id: the row goes with its gallery (ON DELETE CASCADE). */
+const galleryId = () => id('gallery_id').references(() => galleries.id, { onDelete: 'cascade' });
+
 export const identities = pgTable(
   'identities',
   {
-    galleryId: id('gallery_id')
-      .notNull()
-      .references(() => galleries.id, { onDelete: 'cascade' }),
+    galleryId: galleryId().notNull(),
     id: id('id').generatedByDefaultAsIdentity(),
     externalId: text('external_id').notNull(),
     displayName: text('display_name'),
@@ -89,9 +90,7 @@ export const identities = pgTable(
 export const faces = pgTable(
   'faces',
   {
-    galleryId: id('gallery_id')
-      .notNull()
-      .references(() => galleries.id, { onDelete: 'cascade' }),
+    galleryId: galleryId().notNull(),
     id: id('id').generatedByDefaultAsIdentity(),
     identityId: id('identity_id').notNull(),
     photoPath: text('photo_path'),
@@ -115,9 +114,7 @@ export const faces = pgTable(
 export const stagedEmbeddings = pgTable(
   'staged_embeddings',
   {
-    galleryId: id('gallery_id')
-      .notNull()
-      .references(() => galleries.id, { onDelete: 'cascade' }),
+    galleryId: galleryId().notNull(),
     faceId: id('face_id').notNull(),
     modelId: text('model_id').notNull(),
     embedding: vector('embedding').notNull(),
@@ -130,7 +127,7 @@ export const apiKeys = pgTable('api_keys', {
   name: text('name').notNull(),
   keyHash: text('key_hash').notNull().unique(),
   // null: the key may use every gallery. (A reference table pointing at a reference table: allowed by Citus.)
-  galleryId: id('gallery_id').references(() => galleries.id, { onDelete: 'cascade' }),
+  galleryId: galleryId(),
   createdAt: ts('created_at').notNull(),
   revokedAt: ts('revoked_at'),
 });
@@ -140,7 +137,7 @@ export const jobs = pgTable(
   {
     id: id('id').primaryKey().generatedByDefaultAsIdentity(),
     kind: text('kind').notNull(),
-    galleryId: id('gallery_id').references(() => galleries.id, { onDelete: 'cascade' }),
+    galleryId: galleryId(),
     status: text('status').$type<JobStatus>().notNull(),
     total: integer('total'),
     done: integer('done').notNull().default(0),

@@ -58,13 +58,14 @@ export const galleries = sqliteTable('galleries', {
   migration: text('migration', { mode: 'json' }).$type<MigrationClaim>(),
 });
 
+/** gallery_id: the row goes with its gallery (ON DELETE CASCADE). */
+const galleryId = () => integer('gallery_id').references(() => galleries.id, { onDelete: 'cascade' });
+
 export const identities = sqliteTable(
   'identities',
   {
     id: integer('id').primaryKey({ autoIncrement: true }),
-    galleryId: integer('gallery_id')
-      .notNull()
-      .references(() => galleries.id, { onDelete: 'cascade' }),
+    galleryId: galleryId().notNull(),
     externalId: text('external_id').notNull(),
     displayName: text('display_name'),
     metadata: text('metadata', { mode: 'json' }).$type<Record<string, unknown>>(),
@@ -85,9 +86,7 @@ export const faces = sqliteTable(
     // AUTOINCREMENT: ids are never reused, so the row id doubles as the face sequence number that
     // index snapshots are measured against, and as the HNSW label.
     id: integer('id').primaryKey({ autoIncrement: true }),
-    galleryId: integer('gallery_id')
-      .notNull()
-      .references(() => galleries.id, { onDelete: 'cascade' }),
+    galleryId: galleryId().notNull(),
     identityId: integer('identity_id')
       .notNull()
       .references(() => identities.id, { onDelete: 'cascade' }),
@@ -115,9 +114,7 @@ export const faces = sqliteTable(
 export const stagedEmbeddings = sqliteTable(
   'staged_embeddings',
   {
-    galleryId: integer('gallery_id')
-      .notNull()
-      .references(() => galleries.id, { onDelete: 'cascade' }),
+    galleryId: galleryId().notNull(),
     faceId: integer('face_id')
       .notNull()
       .references(() => faces.id, { onDelete: 'cascade' }),
@@ -132,7 +129,7 @@ export const apiKeys = sqliteTable('api_keys', {
   name: text('name').notNull(),
   keyHash: text('key_hash').notNull().unique(), // sha256 hex of the key; the key itself is never stored
   // null: the key may use every gallery.
-  galleryId: integer('gallery_id').references(() => galleries.id, { onDelete: 'cascade' }),
+  galleryId: galleryId(),
   createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
   revokedAt: integer('revoked_at', { mode: 'timestamp_ms' }),
 });
@@ -144,7 +141,7 @@ export const jobs = sqliteTable(
   {
     id: integer('id').primaryKey({ autoIncrement: true }),
     kind: text('kind').notNull(), // 'enroll', 'rebuild-index', 'dedup', ...
-    galleryId: integer('gallery_id').references(() => galleries.id, { onDelete: 'cascade' }),
+    galleryId: galleryId(),
     status: text('status').$type<JobStatus>().notNull(),
     total: integer('total'),
     done: integer('done').notNull().default(0),

@@ -5,7 +5,7 @@ import { Database } from 'bun:sqlite';
 import { drizzle } from 'drizzle-orm/bun-sqlite';
 import * as schema from '../db/schema.js';
 import { openEdgeStore } from '../store/edge/open-edge-store.js';
-import type { SyncSqliteDb } from '../store/edge/sync-sqlite-meta.js';
+import type { SyncSqliteDb } from '../store/sqlite/sqlite-meta.js';
 import { createEdgeServer, DEFAULT_HOST, parsePort } from './edge-server.js';
 import { edgePhotoPipeline, readModelFiles, readWasmModules } from './edge-modules.js';
 

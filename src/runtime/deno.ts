@@ -6,7 +6,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { drizzle } from 'drizzle-orm/durable-sqlite';
 import * as schema from '../db/schema.js';
 import { openEdgeStore } from '../store/edge/open-edge-store.js';
-import type { SyncSqliteDb } from '../store/edge/sync-sqlite-meta.js';
+import type { SyncSqliteDb } from '../store/sqlite/sqlite-meta.js';
 import { durableStorageOver } from './deno-sqlite.js';
 import { edgePhotoPipeline, readModelFiles, readWasmModules } from './edge-modules.js';
 import { createEdgeServer, DEFAULT_HOST, parsePort } from './edge-server.js';

@@ -13,7 +13,7 @@ import * as schema from '../db/schema.js';
 import type { CosfaceApp } from '../server/app.js';
 import { DEFAULT_LIMITS } from '../server/route-spec.js';
 import { openEdgeStore } from '../store/edge/open-edge-store.js';
-import type { SyncSqliteDb } from '../store/edge/sync-sqlite-meta.js';
+import type { SyncSqliteDb } from '../store/sqlite/sqlite-meta.js';
 import type { VectorStorage } from '../store/exact-vector-index.js';
 import { WasmImageDecoder } from '../pipeline/decode-wasm.js';
 import { createEdgeServer } from './edge-server.js';

@@ -37,6 +37,8 @@ export interface StartServerOptions {
   adminKey?: string;
   /** Where the one-time admin key and notices go (default: stderr). */
   notice?: (line: string) => void;
+  /** Live faces from which a gallery's index is built as parallel shards (default: the store's, 200,000). */
+  shardFrom?: number;
   log?: CreateAppOptions['log'];
   limits?: CreateAppOptions['limits'];
 }
@@ -61,6 +63,7 @@ export async function startServer(o: StartServerOptions = {}): Promise<RunningSe
   const backendChoice = parseBackendChoice(o.backend ?? 'auto');
 
   const store = await openStore(storeLocation(o.db), {
+    ...(o.shardFrom !== undefined ? { shardFrom: o.shardFrom } : {}),
     onIndexEvent: (e) => notice(`index ${e.kind} ${JSON.stringify(e)}`),
   });
   let backend: Backend | null = null;

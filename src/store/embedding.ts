@@ -37,17 +37,33 @@ export function toUnitVector(v: ArrayLike<number>, dimension: number, what = 'em
   return out;
 }
 
-/** Float32 little-endian bytes, the faces.embedding column format. */
+/**
+ * Float32 little-endian bytes, the faces.embedding column format. A Buffer where the runtime has one
+ * (better-sqlite3 binds nothing else); elsewhere a Uint8Array, which those drivers bind (typed as
+ * Buffer for drizzle's blob column either way).
+ */
 export function embeddingToBlob(v: Float32Array): Buffer {
-  const b = Buffer.alloc(v.length * 4);
-  for (let i = 0; i < v.length; i++) b.writeFloatLE(v[i]!, i * 4);
-  return b;
+  const out = new Uint8Array(v.length * 4);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < v.length; i++) view.setFloat32(i * 4, v[i]!, true);
+  const B = (globalThis as { Buffer?: { from(b: ArrayBuffer): Buffer } }).Buffer;
+  return B ? B.from(out.buffer) : (out as Buffer);
 }
 
-export function blobToEmbedding(b: Uint8Array, into?: Float32Array, offset = 0): Float32Array {
-  const n = b.byteLength >>> 2;
+/** A blob as any SQLite driver returns it: Buffer or Uint8Array (better-sqlite3, bun, node:sqlite), ArrayBuffer (Durable Objects), number[]. */
+export function blobBytes(b: unknown): Uint8Array {
+  if (b instanceof Uint8Array) return b;
+  if (b instanceof ArrayBuffer) return new Uint8Array(b);
+  if (Array.isArray(b)) return Uint8Array.from(b as number[]);
+  throw new Error(`embedding column holds ${typeof b}, not a blob`);
+}
+
+/** A faces.embedding blob (any driver's form, blobBytes) -> floats, into `into` at `offset` when given. */
+export function blobToEmbedding(b: unknown, into?: Float32Array, offset = 0): Float32Array {
+  const bytes = blobBytes(b);
+  const n = bytes.byteLength >>> 2;
   const out = into ?? new Float32Array(n);
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < n; i++) out[offset + i] = view.getFloat32(i * 4, true);
   return out;
 }

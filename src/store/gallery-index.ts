@@ -1,35 +1,17 @@
 // The HNSW index of one gallery: derived state rebuilt or replayed from the database, snapshotted
 // to disk (index files + sidecar JSON naming the last face it contains), rebuilt in the background
 // when too many of its entries are deleted. A large gallery is several graphs (shards, face id
-// modulo the shard count), built in parallel on worker threads and searched one after another
-// with the results merged: hnswlib inserts into one graph on one thread only.
+// modulo the shard count), each built and then kept by a worker thread of its own (hnsw-shards.ts):
+// hnswlib inserts into and searches one graph on one thread only, so the shards are built,
+// searched, added to and saved at once, and a search merges their results by score.
 import type Database from 'better-sqlite3';
-import hnswlib from 'hnswlib-node';
-import { createHash, randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { CosfaceError } from '../errors.js';
 import { blobToEmbedding } from './embedding.js';
-
-type Hnsw = InstanceType<typeof hnswlib.HierarchicalNSW>;
+import { fsyncFile, LocalShard, sha256File, startShardWorker, waitAll, type Shard, type WorkerShard, type WrittenShard } from './hnsw-shards.js';
 
 export interface HnswParams {
   dimension: number;
@@ -77,9 +59,6 @@ export interface SnapshotPart {
 }
 
 const SNAPSHOT_FORMAT = 1;
-const MIN_CAPACITY = 1024;
-// hnswlib's fixed seed, so two builds over the same faces give the same graph.
-const RANDOM_SEED = 100;
 
 /**
  * Galleries with at least this many live faces are built as SHARDS graphs in parallel (worker
@@ -94,6 +73,11 @@ export function shardCount(liveFaces: number, shardFrom = SHARD_FROM): number {
   return liveFaces >= shardFrom ? 2 : 1;
 }
 
+/** Terminates the worker threads of an index that was dropped without close(). */
+const unclosed = new FinalizationRegistry<Shard[]>((shards) => {
+  for (const s of shards) s.close();
+});
+
 export class GalleryIndex {
   /** Highest face id added; faces above it are replayed from the database. */
   lastFaceId: number;
@@ -105,11 +89,12 @@ export class GalleryIndex {
   unsavedChanges = 0;
   /** The snapshot this index was loaded from or last saved to, if any. */
   snapshot: SnapshotMeta | null = null;
+  private closed = false;
 
   private constructor(
     readonly params: HnswParams,
     /** One graph per shard; face id f lives in shards[f % shards.length]. */
-    private readonly shards: Hnsw[],
+    private readonly shards: Shard[],
     lastFaceId: number,
     deleteSeq: number,
     deletedCount: number,
@@ -117,31 +102,48 @@ export class GalleryIndex {
     this.lastFaceId = lastFaceId;
     this.deleteSeq = deleteSeq;
     this.deletedCount = deletedCount;
-    for (const h of shards) h.setEf(params.ef);
+    if (shards.length > 1) unclosed.register(this, shards, this);
   }
 
-  static create(params: HnswParams, capacity: number, shards = 1): GalleryIndex {
-    const graphs: Hnsw[] = [];
-    for (let i = 0; i < shards; i++) {
-      const hnsw = new hnswlib.HierarchicalNSW('ip', params.dimension);
-      hnsw.initIndex(Math.max(MIN_CAPACITY, Math.ceil(capacity / shards)), params.m, params.efConstruction, RANDOM_SEED);
-      graphs.push(hnsw);
-    }
-    return new GalleryIndex(params, graphs, 0, 0, 0);
+  /** An empty single graph in this thread. */
+  static create(params: HnswParams, capacity: number): GalleryIndex {
+    return new GalleryIndex(params, [LocalShard.create(params.dimension, capacity, params.m, params.efConstruction)], 0, 0, 0);
   }
 
-  /** Loads the index files of a snapshot written by save() or by build workers (in `dir`). Throws if hnswlib rejects one. */
-  static fromFile(params: HnswParams, dir: string, meta: SnapshotMeta): GalleryIndex {
+  /**
+   * Loads the index files of a snapshot written by save() or by build workers (in `dir`): one file
+   * into this thread, several each into a worker thread of its own (read in parallel). Throws if
+   * hnswlib rejects one.
+   */
+  static async fromFile(params: HnswParams, dir: string, meta: SnapshotMeta): Promise<GalleryIndex> {
     const parts = snapshotParts(meta);
-    const graphs = parts.map((p) => {
-      const hnsw = new hnswlib.HierarchicalNSW('ip', params.dimension);
-      hnsw.readIndexSync(join(dir, p.file));
-      if (hnsw.getNumDimensions() !== params.dimension || hnsw.getCurrentCount() !== p.count) {
-        throw new Error(`index file ${p.file} holds ${hnsw.getCurrentCount()} x ${hnsw.getNumDimensions()}, sidecar says ${p.count} x ${params.dimension}`);
+    let shards: Shard[];
+    if (parts.length === 1) shards = [LocalShard.read(params.dimension, join(dir, parts[0]!.file))];
+    else {
+      const started = parts.map((p) => startShardWorker(params, { mode: 'load', path: join(dir, p.file) }, { serve: true }));
+      const loaded = await Promise.allSettled(started.map((s) => s.ready));
+      shards = loaded.flatMap((r) => (r.status === 'fulfilled' && r.value.shard ? [r.value.shard] : []));
+      const failed = loaded.find((r) => r.status === 'rejected');
+      if (failed) {
+        for (const s of shards) s.close();
+        for (const s of started) void s.worker.terminate();
+        throw (failed as PromiseRejectedResult).reason;
       }
-      return hnsw;
+    }
+    parts.forEach((p, i) => {
+      if (shards[i]!.count !== p.count) {
+        for (const s of shards) s.close();
+        throw new Error(`index file ${p.file} holds ${shards[i]!.count} entries, sidecar says ${p.count}`);
+      }
     });
-    const index = new GalleryIndex(params, graphs, meta.lastFaceId, meta.deleteSeq, meta.deletedCount);
+    const index = new GalleryIndex(params, shards, meta.lastFaceId, meta.deleteSeq, meta.deletedCount);
+    index.snapshot = meta;
+    return index;
+  }
+
+  /** An index over shards built by workers (buildShards). */
+  static fromShards(params: HnswParams, shards: Shard[], meta: SnapshotMeta): GalleryIndex {
+    const index = new GalleryIndex(params, shards, meta.lastFaceId, meta.deleteSeq, meta.deletedCount);
     index.snapshot = meta;
     return index;
   }
@@ -153,7 +155,7 @@ export class GalleryIndex {
   /** Entries in the graph, deleted ones included. */
   get size(): number {
     let n = 0;
-    for (const h of this.shards) n += h.getCurrentCount();
+    for (const h of this.shards) n += h.count;
     return n;
   }
   get liveCount(): number {
@@ -161,34 +163,49 @@ export class GalleryIndex {
   }
   get capacity(): number {
     let n = 0;
-    for (const h of this.shards) n += h.getMaxElements();
+    for (const h of this.shards) n += h.maxElements;
     return n;
   }
   get deletedFraction(): number {
     return this.size === 0 ? 0 : this.deletedCount / this.size;
   }
 
-  private shardOf(faceId: number): Hnsw {
+  private shardOf(faceId: number): Shard {
     return this.shards[faceId % this.shards.length]!;
   }
 
   /** Adds a unit vector under its face id, growing the capacity (doubling) when full. */
   add(faceId: number, v: Float32Array): void {
-    const h = this.shardOf(faceId);
-    if (h.getCurrentCount() >= h.getMaxElements()) h.resizeIndex(Math.max(MIN_CAPACITY, h.getMaxElements() * 2));
-    h.addPoint(Array.from(v), faceId);
-    if (faceId > this.lastFaceId) this.lastFaceId = faceId;
-    this.unsavedChanges++;
+    this.addMany([{ id: faceId, v }]);
+  }
+
+  /**
+   * Adds unit vectors under their face ids; a sharded index adds to every shard at once (each
+   * shard's faces in order on its own thread).
+   */
+  addMany(faces: readonly { id: number; v: Float32Array }[]): void {
+    if (faces.length === 0) return;
+    const dim = this.params.dimension;
+    const per = this.shards.map(() => [] as number[]);
+    for (const f of faces) per[f.id % this.shards.length]!.push(f.id);
+    const byId = new Map(faces.map((f) => [f.id, f.v]));
+    const calls = this.shards.map((s, i) => {
+      const ids = per[i]!;
+      const vectors = new Float32Array(ids.length * dim);
+      ids.forEach((id, r) => vectors.set(byId.get(id)!, r * dim));
+      return s.add(ids, vectors);
+    });
+    try {
+      waitAll(calls);
+    } finally {
+      for (const f of faces) if (f.id > this.lastFaceId) this.lastFaceId = f.id;
+      this.unsavedChanges += faces.length;
+    }
   }
 
   /** Marks a face deleted; false when it was not in the graph or already deleted. */
   markDeleted(faceId: number): boolean {
-    try {
-      this.shardOf(faceId).markDelete(faceId);
-    } catch {
-      // hnswlib throws for "Label not found" and "already deleted": both mean nothing to do.
-      return false;
-    }
+    if (!this.shardOf(faceId).markDelete(faceId)) return false;
     this.deletedCount++;
     this.unsavedChanges++;
     return true;
@@ -196,64 +213,44 @@ export class GalleryIndex {
 
   /**
    * Approximate k nearest faces by inner product, best first. A sharded index searches every shard
-   * with the same beam and merges the results by score.
+   * at once (each on its own thread) with the same beam and merges the results by score.
    */
   search(probe: Float32Array, k: number, ef = this.params.ef): { faceIds: number[]; scores: number[] } {
     if (k <= 0 || this.liveCount === 0) return { faceIds: [], scores: [] };
-    const q = Array.from(probe);
+    // hnswlib returns fewer than k when deleted entries leave fewer live ones.
+    const hits = waitAll(this.shards.filter((s) => s.count > 0).map((s) => s.search(probe, Math.min(k, s.maxElements), Math.max(ef, k))));
+    if (hits.length === 1) return { faceIds: hits[0]!.ids, scores: hits[0]!.scores };
     const found: { faceId: number; score: number }[] = [];
-    for (const h of this.shards) {
-      if (h.getCurrentCount() === 0) continue;
-      h.setEf(Math.max(ef, k));
-      // hnswlib returns fewer than k when deleted entries leave fewer live ones.
-      const r = h.searchKnn(q, Math.min(k, h.getMaxElements()));
-      // hnswlib's 'ip' distance is 1 - dot.
-      for (let i = 0; i < r.neighbors.length; i++) found.push({ faceId: r.neighbors[i]!, score: 1 - r.distances[i]! });
-    }
-    if (this.shards.length > 1) found.sort((a, b) => b.score - a.score || a.faceId - b.faceId);
+    for (const h of hits) for (let i = 0; i < h.ids.length; i++) found.push({ faceId: h.ids[i]!, score: h.scores[i]! });
+    found.sort((a, b) => b.score - a.score || a.faceId - b.faceId);
     const top = found.slice(0, k);
     return { faceIds: top.map((f) => f.faceId), scores: top.map((f) => f.score) };
   }
 
   /** All face ids in the graph and whether each is live (for consistency checks). */
   entries(): { faceId: number; live: boolean }[] {
-    return this.shards.flatMap((h) =>
-      h.getIdsList().map((faceId) => {
-        try {
-          h.getPoint(faceId); // throws for deleted labels
-          return { faceId, live: true };
-        } catch {
-          return { faceId, live: false };
-        }
-      }),
-    );
+    return this.shards.flatMap((s) => s.entries());
   }
 
   /** The stored vector of a live face, or null. */
   vector(faceId: number): Float32Array | null {
-    try {
-      return Float32Array.from(this.shardOf(faceId).getPoint(faceId));
-    } catch {
-      return null;
-    }
+    return this.shardOf(faceId).point(faceId);
   }
 
   /**
-   * Writes a snapshot crash-safely: each index file goes to a new file (temp, fsync, rename), then
-   * the sidecar is replaced atomically (temp, fsync, rename), then the old files are removed. A crash
-   * at any point leaves either the old sidecar with its intact files or the new set.
+   * Writes a snapshot crash-safely: each index file goes to a new file (temp, fsync, rename; the
+   * shards write theirs at once), then the sidecar is replaced atomically (temp, fsync, rename),
+   * then the old files are removed. A crash at any point leaves either the old sidecar with its
+   * intact files or the new set.
    */
   save(dir: string, galleryId: number): SnapshotMeta {
     mkdirSync(dir, { recursive: true });
     const tag = `g${galleryId}-${this.lastFaceId}-${randomBytes(4).toString('hex')}`;
-    const parts: SnapshotPart[] = this.shards.map((h, i) => {
-      const file = this.shards.length === 1 ? `${tag}.hnsw` : `${tag}-s${i}.hnsw`;
-      const tmp = join(dir, file + '.tmp');
-      h.writeIndexSync(tmp);
-      fsyncFile(tmp);
-      const part = { file, bytes: statSync(tmp).size, sha256: sha256File(tmp), count: h.getCurrentCount() };
-      renameSync(tmp, join(dir, file));
-      return part;
+    const files = this.shards.map((_, i) => (this.shards.length === 1 ? `${tag}.hnsw` : `${tag}-s${i}.hnsw`));
+    const written = waitAll(this.shards.map((s, i) => s.write(join(dir, files[i]! + '.tmp'))));
+    const parts: SnapshotPart[] = written.map((w, i) => {
+      renameSync(join(dir, files[i]! + '.tmp'), join(dir, files[i]!));
+      return { file: files[i]!, ...w };
     });
     const meta = snapshotMeta(galleryId, this.params, parts, this.lastFaceId, this.deleteSeq, this.deletedCount);
     writeSidecar(dir, galleryId, meta);
@@ -261,6 +258,14 @@ export class GalleryIndex {
     this.unsavedChanges = 0;
     removeStaleFiles(dir, galleryId, parts.map((p) => p.file));
     return meta;
+  }
+
+  /** Frees the graphs (a sharded index's worker threads end). The index is unusable afterwards. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    unclosed.unregister(this);
+    for (const s of this.shards) s.close();
   }
 }
 
@@ -324,14 +329,6 @@ function removeStaleFiles(dir: string, galleryId: number, keep: readonly string[
   }
 }
 
-function fsyncFile(path: string): void {
-  const fd = openSync(path, 'r+');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function fsyncDir(dir: string): void {
   // Makes the renames durable; not every platform lets a directory be fsynced.
@@ -347,21 +344,6 @@ function fsyncDir(dir: string): void {
   }
 }
 
-function sha256File(path: string): string {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.alloc(1 << 20);
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
 
 /** Reads and checks a sidecar and its index file; returns the meta or why it cannot be used. */
 function readSnapshotMeta(dir: string, g: IndexedGallery): { meta: SnapshotMeta } | { reason: string } {
@@ -435,6 +417,8 @@ class FaceRows {
   }
 }
 
+const REPLAY_BATCH = 1000;
+
 /**
  * Brings `index` up to date with the database: adds live faces above index.lastFaceId and applies
  * deletes newer than index.deleteSeq.
@@ -448,12 +432,19 @@ export function catchUp(sqlite: Database.Database, g: IndexedGallery, index: Gal
     for (const id of rows.deletedSince(g.id, index.deleteSeq, index.lastFaceId)) {
       if (index.markDeleted(id)) deletesApplied++;
     }
+    // In batches, so a sharded index adds to its shards at once.
     let replayed = 0;
-    const v = new Float32Array(g.dimension);
+    let batch: { id: number; v: Float32Array }[] = [];
     for (const row of rows.liveAfter(g.id, index.lastFaceId)) {
-      index.add(row.id, blobToEmbedding(row.embedding, v));
-      replayed++;
+      batch.push({ id: row.id, v: blobToEmbedding(row.embedding) });
+      if (batch.length === REPLAY_BATCH) {
+        index.addMany(batch);
+        replayed += batch.length;
+        batch = [];
+      }
     }
+    index.addMany(batch);
+    replayed += batch.length;
     index.deleteSeq = seq;
     return { replayed, deletesApplied };
   })();
@@ -525,7 +516,12 @@ export async function buildFromDatabase(sqlite: Database.Database, g: IndexedGal
   const target = dir ?? mkdtempSync(join(tmpdir(), 'cosface-index-'));
   try {
     const index = await buildShards(g, source, { lastFaceId: state.maxId, deleteSeq: state.deleteSeq }, shards, target).promise;
-    catchUp(sqlite, g, index);
+    try {
+      catchUp(sqlite, g, index);
+    } catch (e) {
+      index.close();
+      throw e;
+    }
     if (dir !== null) adoptRebuiltSnapshot(dir, g.id, index);
     else index.snapshot = null;
     return index;
@@ -552,8 +548,9 @@ export async function openGalleryIndex(sqlite: Database.Database, g: IndexedGall
       if (shardCount(rows.liveCount(g.id), shardFrom) > 1 && behind > found.meta.count) {
         reason = `snapshot far behind the database (${behind} faces to replay on ${found.meta.count})`;
       } else {
+        let index: GalleryIndex | null = null;
         try {
-          const index = GalleryIndex.fromFile(g, dir, found.meta);
+          index = await GalleryIndex.fromFile(g, dir, found.meta);
           removeStaleFiles(dir, g.id, snapshotParts(found.meta).map((p) => p.file));
           const { replayed, deletesApplied } = catchUp(sqlite, g, index);
           const dbLive = new FaceRows(sqlite).liveCount(g.id);
@@ -562,6 +559,7 @@ export async function openGalleryIndex(sqlite: Database.Database, g: IndexedGall
         } catch (e) {
           reason = `index file unreadable: ${(e as Error).message}`;
         }
+        index?.close();
       }
     } else {
       reason = found.reason;
@@ -578,72 +576,19 @@ export type ShardSource =
   | { dbPath: string; galleryId: number; maxId: number }
   | { ids: Float64Array; vectors: Float32Array };
 
-// The build worker is plain JavaScript evaluated in a worker thread, so it runs the same way under
-// tsx, vitest and the compiled build (a .ts worker file would need a loader in the worker). It builds
-// one shard (the faces with id % shards === shard) from its own read-only connection inside one read
-// transaction, or from vectors in shared memory, writes and fsyncs the graph, and reports the file.
-const BUILD_WORKER_SOURCE = `
-const { parentPort, workerData: w } = require('node:worker_threads');
-const hnswlib = require(w.hnswModule);
-const fs = require('node:fs');
-const crypto = require('node:crypto');
-const index = new hnswlib.HierarchicalNSW('ip', w.dimension);
-const v = new Array(w.dimension);
-let count = 0;
-const init = (live) => index.initIndex(Math.max(1024, Math.ceil(live * 1.25)), w.m, w.efConstruction, 100);
-if (w.dbPath) {
-  const Database = require(w.sqliteModule);
-  const db = new Database(w.dbPath, { readonly: true, fileMustExist: true });
-  db.pragma('busy_timeout = 5000');
-  db.exec('BEGIN');
-  const where = 'gallery_id = ? AND deleted = 0 AND id <= ? AND id % ? = ?';
-  const args = [w.galleryId, w.maxId, w.shards, w.shard];
-  init(db.prepare('SELECT COUNT(*) AS n FROM faces WHERE ' + where).get(...args).n);
-  for (const row of db.prepare('SELECT id, embedding FROM faces WHERE ' + where + ' ORDER BY id').iterate(...args)) {
-    const b = row.embedding;
-    for (let i = 0; i < w.dimension; i++) v[i] = b.readFloatLE(i * 4);
-    index.addPoint(v, row.id);
-    if (++count % 50000 === 0) parentPort.postMessage({ progress: count });
-  }
-  db.exec('COMMIT');
-  db.close();
-} else {
-  const ids = w.ids;
-  const vec = w.vectors;
-  let live = 0;
-  for (let r = 0; r < ids.length; r++) if (ids[r] % w.shards === w.shard) live++;
-  init(live);
-  for (let r = 0; r < ids.length; r++) {
-    if (ids[r] % w.shards !== w.shard) continue;
-    for (let i = 0; i < w.dimension; i++) v[i] = vec[r * w.dimension + i];
-    index.addPoint(v, ids[r]);
-    if (++count % 50000 === 0) parentPort.postMessage({ progress: count });
-  }
-}
-const tmp = w.path + '.tmp';
-index.writeIndexSync(tmp);
-const fd = fs.openSync(tmp, 'r+'); fs.fsyncSync(fd); fs.closeSync(fd);
-const bytes = fs.statSync(tmp).size;
-const hash = crypto.createHash('sha256');
-const rfd = fs.openSync(tmp, 'r');
-const buf = Buffer.alloc(1 << 20);
-for (let n; (n = fs.readSync(rfd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
-fs.closeSync(rfd);
-fs.renameSync(tmp, w.path);
-parentPort.postMessage({ bytes, sha256: hash.digest('hex'), count: index.getCurrentCount() });
-`;
-
 export interface BackgroundRebuild {
   promise: Promise<GalleryIndex>;
   cancel(): Promise<void>;
 }
 
 /**
- * Builds `shards` graphs at once, one worker thread each, into files in `dir`, and loads them as one
- * index whose `snapshot` names those files and the database state they reflect (`state`). The
- * workers end when their shard is written; a failure or cancel() terminates them all and removes
- * their files. A `background` build's workers are unref'd: it never keeps the process alive by
- * itself (files a killed build leaves are removed on the next open); a build someone awaits keeps it.
+ * Builds `shards` graphs at once, one worker thread each (startShardWorker), into files in `dir`,
+ * as one index whose `snapshot` names those files and the database state they reflect (`state`).
+ * Several shards stay in their workers, which then serve the index's calls; a single graph is
+ * loaded into this thread and its worker ends. A failure or cancel() before the index is made
+ * terminates the workers and removes their files. A `background` build's workers are unref'd: it
+ * never keeps the process alive by itself (files a killed build leaves are removed on the next
+ * open); a build someone awaits keeps it.
  */
 export function buildShards(
   g: HnswParams & { id: number },
@@ -654,69 +599,54 @@ export function buildShards(
   o: { onProgress?: (added: number) => void; background?: boolean } = {},
 ): BackgroundRebuild {
   mkdirSync(dir, { recursive: true });
-  const require = createRequire(import.meta.url);
   const tag = `g${g.id}-build-${randomBytes(4).toString('hex')}`;
   const files = Array.from({ length: shards }, (_, i) => (shards === 1 ? `${tag}.hnsw` : `${tag}-s${i}.hnsw`));
   let cancelled = false;
-  const workers = files.map(
-    (file, shard) =>
-      new Worker(BUILD_WORKER_SOURCE, {
-        eval: true,
-        workerData: {
-          hnswModule: require.resolve('hnswlib-node'),
-          sqliteModule: require.resolve('better-sqlite3'),
-          ...source,
-          shard,
-          shards,
-          dimension: g.dimension,
-          m: g.m,
-          efConstruction: g.efConstruction,
-          path: join(dir, file),
-        },
-      }),
+  let made = false;
+  const progress = files.map(() => 0);
+  const started = files.map((file, shard) =>
+    startShardWorker(g, { mode: 'build', ...source, shard, shards, path: join(dir, file) }, {
+      serve: shards > 1,
+      ...(o.background ? { background: true } : {}),
+      onProgress: (added) => {
+        progress[shard] = added;
+        o.onProgress?.(progress.reduce((a, b) => a + b, 0));
+      },
+    }),
   );
   const removeFiles = () => {
     for (const f of files) for (const p of [join(dir, f), join(dir, f + '.tmp')]) if (existsSync(p)) unlinkSync(p);
   };
-  const stopAll = () => Promise.all(workers.map((w) => w.terminate()));
-  const progress = files.map(() => 0);
-  const built = workers.map((worker, i) => {
-    if (o.background) worker.unref();
-    return new Promise<SnapshotPart>((resolve, reject) => {
-      worker.on('message', (m: { progress: number } | { bytes: number; sha256: string; count: number }) => {
-        if ('progress' in m) {
-          progress[i] = m.progress;
-          o.onProgress?.(progress.reduce((a, b) => a + b, 0));
-        } else resolve({ file: files[i]!, ...m });
-      });
-      worker.once('error', (e) => reject(new CosfaceError('INDEX_ERROR', `index build failed: ${e.message}`, { cause: e })));
-      worker.once('exit', (code) => {
-        if (cancelled) reject(new CosfaceError('INDEX_ERROR', 'index build cancelled'));
-        else if (code !== 0) reject(new CosfaceError('INDEX_ERROR', `index build worker exited with ${code}`));
-      });
-    });
-  });
-  const promise = Promise.all(built).then(
-    (parts) => {
-      const meta = snapshotMeta(g.id, g, parts, state.lastFaceId, state.deleteSeq, 0);
-      try {
-        const index = GalleryIndex.fromFile({ ...g }, dir, meta);
-        index.unsavedChanges = 0;
-        return index;
-      } catch (e) {
-        removeFiles();
-        throw new CosfaceError('INDEX_ERROR', `built index for gallery ${g.id} unreadable`, { cause: e });
-      }
-    },
-    async (e: unknown) => {
+  const stopAll = () => Promise.all(started.map((s) => s.worker.terminate()));
+  const promise = (async () => {
+    const results = await Promise.allSettled(started.map((s) => s.ready));
+    const failure = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failure || cancelled) {
       await stopAll();
       removeFiles();
-      throw e;
-    },
-  );
+      if (cancelled) throw new CosfaceError('INDEX_ERROR', 'index build cancelled');
+      const e = failure!.reason as Error;
+      throw new CosfaceError('INDEX_ERROR', `index build failed: ${e.message}`, { cause: e });
+    }
+    const built = results.map((r) => (r as PromiseFulfilledResult<{ shard: WorkerShard | null; part: WrittenShard | null }>).value);
+    const parts = built.map((b, i) => ({ file: files[i]!, ...b.part! }));
+    const meta = snapshotMeta(g.id, g, parts, state.lastFaceId, state.deleteSeq, 0);
+    made = true;
+    if (shards > 1) return GalleryIndex.fromShards({ ...g }, built.map((b) => b.shard!), meta);
+    try {
+      const index = await GalleryIndex.fromFile({ ...g }, dir, meta);
+      index.unsavedChanges = 0;
+      return index;
+    } catch (e) {
+      removeFiles();
+      throw new CosfaceError('INDEX_ERROR', `built index for gallery ${g.id} unreadable`, { cause: e });
+    }
+  })();
   return {
     promise,
     async cancel() {
+      // Once the index is made its workers are its shards: whoever received it closes it.
+      if (made) return;
       cancelled = true;
       await stopAll();
       removeFiles();

@@ -8,7 +8,7 @@ import { CosfaceError } from '../errors.js';
 import { defaultScorer } from './default-scorer.js';
 import { arrayRows, type ExactRowsFactory, type ExactScorer } from './exact-scorer.js';
 import { HnswVectorIndex } from './sqlite/hnsw-vector-index.js';
-import { SqliteMeta } from './sqlite/sqlite-meta.js';
+import { SqliteMeta, type SyncSqliteDb } from './sqlite/sqlite-meta.js';
 import { Store, type StoreOptions } from './store.js';
 
 /** The default store location when neither --db nor COSFACE_DB says otherwise. */
@@ -82,7 +82,9 @@ export async function openStore(location: string, opts: StoreOptions = {}): Prom
     ...(opts.onIndexEvent ? { onIndexEvent: opts.onIndexEvent } : {}),
   });
   return new Store({
-    meta: new SqliteMeta(opened),
+    meta: new SqliteMeta(opened.db as unknown as SyncSqliteDb, () => {
+      if (opened.sqlite.open) opened.sqlite.close();
+    }),
     index,
     backend: 'sqlite',
     location: abs ?? ':memory:',

@@ -84,8 +84,8 @@ export interface StoreOptions {
   rebuildMinDeleted?: number;
   /**
    * Galleries with at least this many live faces are built (on open without a snapshot, and on
-   * rebuilds) as 2 HNSW graphs in parallel on worker threads, searched one after the other with the
-   * results merged. Default 200000 (SHARD_FROM); BENCHMARKS.md "Search" has the measurements.
+   * rebuilds) as 2 HNSW graphs, each built and kept by a worker thread of its own, searched and
+   * added to at once with the results merged. Default 200000 (SHARD_FROM); BENCHMARKS.md "Search" has the measurements.
    */
   shardFrom?: number;
   /** Index lifecycle events (opened, rebuilt, swapped, failed), for logs. */

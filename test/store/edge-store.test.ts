@@ -1,4 +1,4 @@
-// The edge store (SyncSqliteMeta + ExactScanIndex on the in-process WASM kernels), driven here
+// The edge store (SqliteMeta + ExactScanIndex on the in-process WASM kernels), driven here
 // through drizzle's better-sqlite3 driver (synchronous like bun-sqlite and durable-sqlite), against
 // the Node store (SqliteMeta + hnswlib): same answers, same error codes, same database format in
 // both directions, and deletes and restarts that stick.
@@ -11,7 +11,7 @@ import { loadWasmModule } from '../../src/backend/wasm/wasm-kernels.js';
 import * as schema from '../../src/db/schema.js';
 import { isCosfaceError } from '../../src/errors.js';
 import { openEdgeStore, type EdgeStore } from '../../src/store/edge/open-edge-store.js';
-import type { SyncSqliteDb } from '../../src/store/edge/sync-sqlite-meta.js';
+import type { SyncSqliteDb } from '../../src/store/sqlite/sqlite-meta.js';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/store.js';
 import { mulberry32 } from '../helpers/fixtures.js';

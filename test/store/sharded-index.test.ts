@@ -5,7 +5,8 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeClusteredGallery, makeProbes } from '../../src/bench/search-bench.js';
-import { buildShards, shardCount, SHARD_FROM, type SnapshotMeta } from '../../src/store/gallery-index.js';
+import { CosfaceError } from '../../src/errors.js';
+import { buildShards, GalleryIndex, shardCount, SHARD_FROM, type SnapshotMeta } from '../../src/store/gallery-index.js';
 import { openStore, type IndexEvent } from '../../src/store/index.js';
 import { tempDir } from './helpers.js';
 
@@ -77,6 +78,43 @@ describe('sharded HNSW index', () => {
       if (row === truth[q]) agree++;
     }
     expect(agree / 200).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it('each shard lives in a worker thread: adds go to both at once, deletes, vectors and a snapshot answer as one graph, and a closed index refuses calls', async () => {
+    const n = 2000;
+    const g = makeClusteredGallery(n + 200, { seed: 11 });
+    const ids = new Float64Array(new SharedArrayBuffer(n * 8));
+    for (let r = 0; r < n; r++) ids[r] = r + 1;
+    const vectors = new Float32Array(new SharedArrayBuffer(n * g.dim * 4));
+    vectors.set(g.vectors.subarray(0, n * g.dim));
+    const params = { id: 8, dimension: g.dim, m: 16, efConstruction: 100, ef: 64 };
+    const out = join(dir, 'workers');
+    const index = await buildShards(params, { ids, vectors }, { lastFaceId: n, deleteSeq: 0 }, 2, out).promise;
+    const row = (r: number) => g.vectors.subarray(r * g.dim, (r + 1) * g.dim);
+    // 200 more faces in one batch, split over the two shards (past their initial capacity of 1024 each).
+    index.addMany(Array.from({ length: 200 }, (_, i) => ({ id: n + 1 + i, v: row(n + i) })));
+    expect(index.size).toBe(n + 200);
+    expect(index.lastFaceId).toBe(n + 200);
+    expect(index.capacity).toBeGreaterThanOrEqual(n + 200);
+    for (const r of [n, n + 1, n + 199]) {
+      expect(index.search(row(r), 1, 64).faceIds[0]).toBe(r + 1); // a face is its own nearest
+      expect(Array.from(index.vector(r + 1)!)).toEqual(Array.from(row(r)));
+    }
+    expect(index.markDeleted(n + 1)).toBe(true);
+    expect(index.markDeleted(n + 1)).toBe(false);
+    expect(index.markDeleted(999_999)).toBe(false);
+    expect(index.vector(n + 1)).toBeNull();
+    expect(index.search(row(n), 5, 64).faceIds).not.toContain(n + 1);
+    expect(index.liveCount).toBe(n + 199);
+    // A snapshot written by both workers at once reloads (into two new workers) with the same answers.
+    const meta = index.save(out, 8);
+    expect(meta.parts!.map((p) => p.count)).toEqual([n / 2 + 100, n / 2 + 100]);
+    const reloaded = await GalleryIndex.fromFile(params, out, meta);
+    for (const r of [0, 7, n + 150]) expect(reloaded.search(row(r), 10, 64)).toEqual(index.search(row(r), 10, 64));
+    expect(reloaded.liveCount).toBe(n + 199);
+    reloaded.close();
+    index.close();
+    expect(() => index.search(row(0), 1, 64)).toThrow(CosfaceError);
   });
 
   it('the store shards a gallery that grows past the threshold, reopens it from its shard files, and rebuilds it in parallel', async () => {

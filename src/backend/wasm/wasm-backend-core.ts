@@ -45,12 +45,52 @@ interface Job {
  * Where the workers share a memory (WasmWorkers.canSplit), a single sample left while every worker
  * is free (a batch of one, or the last sample of a batch) runs on all of them at once, each taking
  * its share of every layer's output rows, with a barrier between layers (1-2 us; measured on 2
- * cores: 8.2 ms a face against 15.1 on one worker).
+ * cores: 8.2 ms a face against 15.1 on one worker). That pays only while every worker has a core:
+ * where other processes take them, a barrier waits for a descheduled worker at each of ~50 layers
+ * (measured under load: 15-65 ms a face against 10 on one worker). So the scheduler times both
+ * ways for each graph (LoneSampleChoice) and runs a lone sample the way that has been faster,
+ * trying the other way now and then so that the choice follows the machine's load.
  */
+/**
+ * Per graph: recent times of a lone sample run split over all workers and run on one worker
+ * (exponentially weighted), and which way to run the next one. The first lone sample runs split;
+ * then the faster way, except every EXPLORE_EVERY-th, which runs the other way to refresh its time.
+ */
+export class LoneSampleChoice {
+  static readonly EXPLORE_EVERY = 16;
+  private static readonly WEIGHT = 0.25;
+  private split: number | undefined;
+  private solo: number | undefined;
+  private lone = 0;
+
+  /** Whether the next lone sample should run split. */
+  next(): boolean {
+    const n = this.lone++;
+    if (this.split === undefined) return true;
+    if (this.solo === undefined) return false;
+    const faster = this.split < this.solo;
+    return n % LoneSampleChoice.EXPLORE_EVERY === 0 ? !faster : faster;
+  }
+
+  record(split: boolean, ms: number): void {
+    const old = split ? this.split : this.solo;
+    const est = old === undefined ? ms : old + LoneSampleChoice.WEIGHT * (ms - old);
+    if (split) this.split = est;
+    else this.solo = est;
+  }
+}
+
 export class SampleScheduler {
   /** Pieces sent to each worker and not yet answered (0, 1 or 2). */
   private readonly inFlight: number[];
   private readonly queue: Job[] = [];
+  private readonly lone = new Map<number, LoneSampleChoice>();
+
+  private choice(graphId: number): LoneSampleChoice {
+    let c = this.lone.get(graphId);
+    if (!c) this.lone.set(graphId, (c = new LoneSampleChoice()));
+    return c;
+  }
 
   constructor(private readonly pool: WasmWorkers) {
     this.inFlight = new Array<number>(pool.size).fill(0);
@@ -69,7 +109,11 @@ export class SampleScheduler {
     // A single sample left and every worker free: all of them run it together, layer by layer.
     const head = this.queue[0];
     if (head && this.pool.canSplit && head.end - head.next === 1 && this.inFlight.every((c) => c === 0)) {
-      this.sendSplit(head);
+      if (this.choice(head.graphId).next()) {
+        this.sendSplit(head);
+        return;
+      }
+      this.send(0, head, 1, true);
       return;
     }
     for (let depth = 0; depth < 2; depth++) {
@@ -93,17 +137,26 @@ export class SampleScheduler {
     return { start, slice: job.input.slice(start * job.inSize, (start + count) * job.inSize) };
   }
 
-  private send(w: number, job: Job, count: number): void {
+  /** lone: a single sample with every worker free, timed for LoneSampleChoice. */
+  private send(w: number, job: Job, count: number, lone = false): void {
     const { start, slice } = this.take(job, count);
-    this.track(w, job, start, this.pool.request<Float32Array>(w, { type: 'run', graphId: job.graphId, input: slice, n: count }, [slice.buffer as ArrayBuffer]));
+    const t0 = performance.now();
+    const answer = this.pool.request<Float32Array>(w, { type: 'run', graphId: job.graphId, input: slice, n: count }, [slice.buffer as ArrayBuffer]);
+    if (lone) void answer.then(() => this.choice(job.graphId).record(false, performance.now() - t0), () => undefined);
+    this.track(w, job, start, answer);
   }
 
   private sendSplit(job: Job): void {
     const { start, slice } = this.take(job, 1);
+    const t0 = performance.now();
+    const answers: Promise<unknown>[] = [];
     for (let w = 0; w < this.inFlight.length; w++) {
       const body = { type: 'runSplit' as const, graphId: job.graphId, input: w === 0 ? slice : null };
-      this.track(w, job, start, this.pool.request<Float32Array | null>(w, body, w === 0 ? [slice.buffer as ArrayBuffer] : []));
+      const answer = this.pool.request<Float32Array | null>(w, body, w === 0 ? [slice.buffer as ArrayBuffer] : []);
+      answers.push(answer);
+      this.track(w, job, start, answer);
     }
+    void Promise.all(answers).then(() => this.choice(job.graphId).record(true, performance.now() - t0), () => undefined);
   }
 
   /** Counts a request against worker w and the job, and places its rows (if any) when it answers. */

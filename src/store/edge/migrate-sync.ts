@@ -3,7 +3,7 @@
 // Node migrator does, so a database file moves between Node, Bun and Deno unchanged.
 import { sql } from 'drizzle-orm';
 import { SQLITE_MIGRATIONS, type BundledMigration } from '../../db/sqlite-migrations.generated.js';
-import type { SyncSqliteDb } from './sync-sqlite-meta.js';
+import type { SyncSqliteDb } from '../sqlite/sqlite-meta.js';
 
 /** Returns the tags applied now (empty when the schema was current). */
 export function migrateSync(db: SyncSqliteDb, migrations: readonly BundledMigration[] = SQLITE_MIGRATIONS): string[] {

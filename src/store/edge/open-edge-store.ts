@@ -1,6 +1,6 @@
-// The Store the edge runtimes serve: metadata in SQLite through a synchronous drizzle driver
-// (SyncSqliteMeta), search by exact scan on the WASM kernels in this thread (ExactScanIndex), the
-// same Store logic (validation, codes, re-rank, decisions) as Node. The runtime's entry opens the
+// The Store the edge runtimes serve: metadata in SQLite through a synchronous drizzle driver (the
+// same SqliteMeta as Node's), search by exact scan on the WASM kernels in this thread
+// (ExactScanIndex), the same Store logic (validation, codes, re-rank, decisions) as Node. The runtime's entry opens the
 // database and compiles build/cosface.wasm; this module takes both and is runtime-neutral.
 import { sql } from 'drizzle-orm';
 import { WasmKernels } from '../../backend/wasm/wasm-instance.js';
@@ -10,7 +10,7 @@ import type { VectorStorage } from '../exact-vector-index.js';
 import { Store } from '../store.js';
 import { ExactScanIndex } from './exact-scan-index.js';
 import { migrateSync } from './migrate-sync.js';
-import { SyncSqliteMeta, type SyncSqliteDb } from './sync-sqlite-meta.js';
+import { SqliteMeta, type SyncSqliteDb } from '../sqlite/sqlite-meta.js';
 
 export interface EdgeStoreOptions {
   /** build/cosface.wasm, compiled (workerd: imported as a module). */
@@ -35,7 +35,7 @@ export interface EdgeStore {
 export function openEdgeStore(db: SyncSqliteDb, o: EdgeStoreOptions): EdgeStore {
   if (!o.skipForeignKeyPragma) db.run(sql`PRAGMA foreign_keys = ON`);
   const migrated = migrateSync(db);
-  const meta = new SyncSqliteMeta(db, o.closeDb);
+  const meta = new SqliteMeta(db, o.closeDb);
   const kernels = new WasmKernels(o.wasm);
   const index = new ExactScanIndex(kernels, (galleryId) => meta.liveVectors(galleryId), { storage: o.storage ?? 'f32' });
   const scorer: ExactScorer = async (queries, q, gallery, n, dim, k) => scoreInline(kernels, queries, q, gallery, n, dim, k);

@@ -83,7 +83,14 @@ export class HnswVectorIndex implements VectorIndex {
   async search(g: GalleryRecord, probe: Float32Array, k: number, o: VectorSearchOptions): Promise<VectorSearch> {
     const l = await this.load(g);
     if (o.method === 'hnsw') {
-      const found = l.index.search(probe, k, o.ef);
+      let found: { faceIds: number[]; scores: number[] };
+      try {
+        found = l.index.search(probe, k, o.ef);
+      } catch (e) {
+        // A shard's thread failed: drop the index; the next use reloads the snapshot and replays.
+        this.discard(g.id, l);
+        throw e;
+      }
       return { faces: found.faceIds.map((faceId, i) => ({ faceId, score: found.scores[i]! })), exactScores: false };
     }
     const m = await this.matrix(g, l);
@@ -93,7 +100,8 @@ export class HnswVectorIndex implements VectorIndex {
   async added(g: GalleryRecord, faces: readonly { id: number; v: Float32Array }[]): Promise<void> {
     const l = await this.load(g);
     try {
-      for (const f of faces) l.index.add(f.id, f.v);
+      // A sharded index adds to its shards at once, each on its own thread.
+      l.index.addMany(faces);
       if (l.matrix) await (await l.matrix).add(faces);
       this.maybeCheckpoint(l, g.id);
       // A gallery that grew past the shard threshold one face at a time is rebuilt as parallel
@@ -102,18 +110,24 @@ export class HnswVectorIndex implements VectorIndex {
       if (this.o.dbPath && this.o.indexDir && !l.rebuild && l.index.shardCount < shardCount(l.index.liveCount, this.o.shardFrom)) void this.rebuild(g);
     } catch (e) {
       // Drop the in-memory index; the next use reloads the snapshot and replays from the database.
-      this.loaded.delete(g.id);
-      dropMatrix(l);
+      this.discard(g.id, l);
       this.emit({ kind: 'rebuild-failed', gallery: g.name, error: `index update failed: ${(e as Error).message}` });
     }
   }
 
   async deleted(g: GalleryRecord, faceIds: readonly number[]): Promise<void> {
     const l = await this.load(g);
-    for (const id of faceIds) l.index.markDeleted(id);
-    if (l.matrix) await (await l.matrix).remove(faceIds);
-    l.index.deleteSeq = Math.max(l.index.deleteSeq, this.deleteSeq(g.id));
-    this.maybeCheckpoint(l, g.id);
+    try {
+      for (const id of faceIds) l.index.markDeleted(id);
+      if (l.matrix) await (await l.matrix).remove(faceIds);
+      l.index.deleteSeq = Math.max(l.index.deleteSeq, this.deleteSeq(g.id));
+      this.maybeCheckpoint(l, g.id);
+    } catch (e) {
+      // As in added(): the deletes are in the database, the next use reloads and replays them.
+      this.discard(g.id, l);
+      this.emit({ kind: 'rebuild-failed', gallery: g.name, error: `index update failed: ${(e as Error).message}` });
+      return;
+    }
     if (!l.rebuild && l.index.deletedCount >= this.o.rebuildMinDeleted && l.index.deletedFraction > this.o.rebuildDeletedFraction) {
       void this.rebuild(g);
     }
@@ -148,7 +162,10 @@ export class HnswVectorIndex implements VectorIndex {
     const pending = this.pending.get(g.id);
     this.pending.delete(g.id);
     const l = this.loaded.get(g.id);
-    if (l && l.generation >= g.generation) return;
+    if (l && l.generation >= g.generation) {
+      pending?.index.close();
+      return;
+    }
     if (l) this.discard(g.id, l);
     // The old model's snapshot goes; the new graph (built before the switch, or now) is saved at once for other processes.
     if (this.o.indexDir) removeIndexFiles(this.o.indexDir, g.id);
@@ -167,6 +184,7 @@ export class HnswVectorIndex implements VectorIndex {
     if (l?.rebuild) await l.rebuild.job.cancel().catch(() => undefined);
     if (l) dropMatrix(l);
     this.loaded.delete(g.id);
+    l?.index.close();
     if (this.o.indexDir) removeIndexFiles(this.o.indexDir, g.id);
   }
 
@@ -218,7 +236,9 @@ export class HnswVectorIndex implements VectorIndex {
     if (l.rebuild) return l.rebuild.done;
     const dir = this.o.indexDir;
     if (!this.o.dbPath || !dir) {
+      const old = l.index;
       l.index = await buildFromDatabase(this.sqlite, indexedGallery(g), this.o.dbPath, null, this.o.shardFrom);
+      old.close();
       this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: l.index.size, replayed: 0 });
       return;
     }
@@ -227,10 +247,21 @@ export class HnswVectorIndex implements VectorIndex {
     const done = job.promise.then(
       (fresh) => {
         l.rebuild = null;
-        if (this.closed || this.loaded.get(g.id) !== l) return;
+        if (this.closed || this.loaded.get(g.id) !== l) {
+          fresh.close();
+          return;
+        }
         // Whatever was added or deleted while the worker ran is in the database: replay it.
-        const { replayed } = catchUp(this.sqlite, indexedGallery(g), fresh);
+        let replayed: number;
+        try {
+          replayed = catchUp(this.sqlite, indexedGallery(g), fresh).replayed;
+        } catch (e) {
+          fresh.close();
+          throw e;
+        }
+        const old = l.index;
         l.index = fresh;
+        old.close();
         adoptRebuiltSnapshot(dir, g.id, fresh);
         this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: fresh.size, replayed });
       },
@@ -250,7 +281,10 @@ export class HnswVectorIndex implements VectorIndex {
     this.checkpointSync();
     this.closed = true;
     await Promise.allSettled([...this.loaded.values()].map((l) => dropMatrix(l)));
+    for (const l of this.loaded.values()) l.index.close();
     this.loaded.clear();
+    for (const p of this.pending.values()) p.index.close();
+    this.pending.clear();
   }
 
   // ---- internals ----
@@ -286,8 +320,7 @@ export class HnswVectorIndex implements VectorIndex {
         .prepare('SELECT id, dimension, hnsw_m AS m, hnsw_ef_construction AS efc, hnsw_ef AS ef, generation FROM galleries WHERE id = ?')
         .get(id) as { id: number; dimension: number; m: number; efc: number; ef: number; generation: number } | undefined;
       if (!row) {
-        this.loaded.delete(id);
-        dropMatrix(l);
+        this.discard(id, l);
         continue;
       }
       if (row.generation !== l.generation) {
@@ -306,6 +339,7 @@ export class HnswVectorIndex implements VectorIndex {
     this.loaded.delete(id);
     dropMatrix(l);
     if (l.rebuild) void l.rebuild.job.cancel().catch(() => undefined);
+    l.index.close();
   }
 
   /**

@@ -1,13 +1,19 @@
-// MetaStore on SQLite (better-sqlite3 through drizzle): synchronous underneath, each method one
-// statement or one transaction. Deletes are soft and numbered (galleries.delete_seq) so that the
-// derived HNSW index (sqlite/hnsw-vector-index.ts) can tell which deletes it has applied.
-import type Database from 'better-sqlite3';
-import { and, eq, isNull, sql } from 'drizzle-orm';
-import type { Db, OpenedDb } from '../../db/open-db.js';
-import { apiKeys, faces, galleries, identities, modelThresholds, type GalleryRow, type IdentityRow } from '../../db/schema.js';
-import { blobToEmbedding, embeddingToBlob } from '../embedding.js';
-import * as mig from '../edge/sync-sqlite-migration.js';
-import type { SyncSqliteDb } from '../edge/sync-sqlite-meta.js';
+// MetaStore on SQLite through any synchronous drizzle driver, the one implementation for every
+// runtime: better-sqlite3 (Node), bun:sqlite (drizzle's bun-sqlite driver), a Durable Object's
+// SQLite (durable-sqlite) and Deno's node:sqlite (behind the durable-sqlite driver,
+// runtime/deno-sqlite.ts). Each method is one statement or one transaction. Deletes are soft and
+// numbered (galleries.delete_seq) so that a derived index (sqlite/hnsw-vector-index.ts) can tell
+// which deletes it has applied. What differs between drivers stays outside: the runtime opens the
+// database with its pragmas and hands over how to close it; vectors are read with raw SQL and
+// decoded by blobToEmbedding, so no driver's blob type (Buffer, Uint8Array, ArrayBuffer) leaks in.
+// Runtime-neutral: no node: module.
+import { and, count, eq, gt, isNull, sql } from 'drizzle-orm';
+import type { BaseSQLiteDatabase } from 'drizzle-orm/sqlite-core';
+import { CosfaceError } from '../../errors.js';
+import { apiKeys, faces, galleries, identities, modelThresholds, stagedEmbeddings, type FaceBox, type GalleryRow, type IdentityRow } from '../../db/schema.js';
+import type * as schema from '../../db/schema.js';
+import { blobBytes, blobToEmbedding, embeddingToBlob } from '../embedding.js';
+import { migratingError, migrationActive } from '../meta.js';
 import type {
   ApiKeyRecord,
   ClaimResult,
@@ -28,16 +34,26 @@ import type {
   ThresholdRecord,
 } from '../meta.js';
 
+/** A drizzle SQLite database in synchronous mode (better-sqlite3, bun-sqlite, durable-sqlite). */
+export type SyncSqliteDb = BaseSQLiteDatabase<'sync', unknown, typeof schema>;
+
+/**
+ * Every write transaction is BEGIN IMMEDIATE: it takes the write lock (waiting up to the busy
+ * timeout for another process: a CLI enroll beside the server) before it reads. A deferred one that
+ * reads first cannot wait for the lock when it upgrades and fails with SQLITE_BUSY at once.
+ * (durable-sqlite ignores the option: a Durable Object has one writer.)
+ */
+const WRITE = { behavior: 'immediate' } as const;
+
 export class SqliteMeta implements MetaStore {
   readonly dialect = 'sqlite' as const;
-  readonly sqlite: Database.Database;
-  private readonly db: Db;
   /** Hot-path queries prepared once: building a drizzle query costs more than running it. */
   private readonly q;
 
-  constructor(opened: OpenedDb) {
-    this.sqlite = opened.sqlite;
-    const db = (this.db = opened.db);
+  constructor(
+    private readonly db: SyncSqliteDb,
+    private readonly closeDb: () => void = () => undefined,
+  ) {
     const ph = sql.placeholder;
     this.q = {
       galleryByName: db.select().from(galleries).where(eq(galleries.name, ph('name'))).prepare(),
@@ -73,17 +89,35 @@ export class SqliteMeta implements MetaStore {
         .returning()
         .prepare(),
       // json_each keeps one prepared statement for any number of candidate ids.
-      candidates: this.sqlite.prepare(
-        `SELECT f.id AS faceId, f.identity_id AS identityId, f.embedding, i.external_id AS externalId, i.display_name AS displayName
-         FROM faces f JOIN identities i ON i.id = f.identity_id
-         WHERE f.id IN (SELECT value FROM json_each(?)) AND f.gallery_id = ? AND f.deleted = 0 AND i.deleted_at IS NULL`,
-      ),
-      keyByHash: this.sqlite.prepare(
-        `SELECT k.id, k.name, k.gallery_id AS galleryId, g.name AS gallery, k.created_at AS createdAt, k.revoked_at AS revokedAt
-         FROM api_keys k LEFT JOIN galleries g ON g.id = k.gallery_id WHERE k.key_hash = ?`,
-      ),
-      liveFaces: this.sqlite.prepare('SELECT COUNT(*) AS n FROM faces WHERE gallery_id = ? AND deleted = 0'),
-      liveIdentities: this.sqlite.prepare('SELECT COUNT(*) AS n FROM identities WHERE gallery_id = ? AND deleted_at IS NULL'),
+      candidates: db
+        .select({ faceId: faces.id, identityId: faces.identityId, embedding: rawEmbedding(), externalId: identities.externalId, displayName: identities.displayName })
+        .from(faces)
+        .innerJoin(identities, eq(identities.id, faces.identityId))
+        .where(
+          and(
+            sql`${faces.id} IN (SELECT value FROM json_each(${ph('ids')}))`,
+            eq(faces.galleryId, ph('galleryId')),
+            sql`${faces.deleted} = 0`,
+            isNull(identities.deletedAt),
+          ),
+        )
+        .prepare(),
+      keyByHash: db
+        .select({ k: apiKeys, gallery: galleries.name })
+        .from(apiKeys)
+        .leftJoin(galleries, eq(galleries.id, apiKeys.galleryId))
+        .where(eq(apiKeys.keyHash, ph('keyHash')))
+        .prepare(),
+      liveFaces: db
+        .select({ n: count() })
+        .from(faces)
+        .where(and(eq(faces.galleryId, ph('galleryId')), sql`${faces.deleted} = 0`))
+        .prepare(),
+      liveIdentities: db
+        .select({ n: count() })
+        .from(identities)
+        .where(and(eq(identities.galleryId, ph('galleryId')), isNull(identities.deletedAt)))
+        .prepare(),
     };
   }
 
@@ -97,15 +131,11 @@ export class SqliteMeta implements MetaStore {
     return r && galleryRecord(r);
   }
 
-  // Every write transaction is BEGIN IMMEDIATE: it takes the write lock (waiting up to the busy
-  // timeout for another process: a CLI enroll beside the server) before it reads. A deferred one
-  // that reads first cannot wait for the lock when it upgrades and fails with SQLITE_BUSY at once.
-
   async insertGallery(g: NewGallery): Promise<GalleryRecord | undefined> {
-    return this.sqlite.transaction(() => {
+    return this.db.transaction((tx) => {
       if (this.q.galleryByName.get({ name: g.name })) return undefined;
-      return galleryRecord(this.db.insert(galleries).values(g).returning().get());
-    }).immediate();
+      return galleryRecord(tx.insert(galleries).values(g).returning().get());
+    }, WRITE);
   }
 
   async listGalleries(): Promise<(GalleryRecord & GalleryCounts)[]> {
@@ -118,38 +148,36 @@ export class SqliteMeta implements MetaStore {
       .from(galleries)
       .orderBy(galleries.name)
       .all()
-      .map((r) => ({ ...galleryRecord(r.g), identities: r.identities, faces: r.faces }));
+      .map((r) => ({ ...galleryRecord(r.g), identities: Number(r.identities), faces: Number(r.faces) }));
   }
 
   async counts(galleryId: number): Promise<GalleryCounts> {
-    return {
-      identities: (this.q.liveIdentities.get(galleryId) as { n: number }).n,
-      faces: (this.q.liveFaces.get(galleryId) as { n: number }).n,
-    };
+    return { identities: this.q.liveIdentities.get({ galleryId })!.n, faces: this.q.liveFaces.get({ galleryId })!.n };
   }
 
   async deletedFaceCount(galleryId: number): Promise<number> {
-    return (this.sqlite.prepare('SELECT COUNT(*) AS n FROM faces WHERE gallery_id = ? AND deleted = 1').get(galleryId) as { n: number }).n;
+    return this.count(sql`SELECT COUNT(*) AS n FROM faces WHERE gallery_id = ${galleryId} AND deleted = 1`);
   }
 
   async deleteGallery(galleryId: number): Promise<void> {
-    // identities, faces, keys and jobs go with it (ON DELETE CASCADE).
+    // identities, faces, keys and jobs go with it (ON DELETE CASCADE; foreign keys are on).
     this.db.delete(galleries).where(eq(galleries.id, galleryId)).run();
   }
 
   async liveIdentity(galleryId: number, externalId: string): Promise<IdentityRecord | undefined> {
-    return this.q.liveIdentity.get({ galleryId, externalId }) as IdentityRecord | undefined;
+    const r = this.q.liveIdentity.get({ galleryId, externalId });
+    return r && identityRecord(r);
   }
 
   async insertIdentity(galleryId: number, i: NewIdentity): Promise<IdentityRecord | undefined> {
-    return this.sqlite.transaction(() => {
+    return this.db.transaction(() => {
       if (this.q.liveIdentity.get({ galleryId, externalId: i.externalId })) return undefined;
       return identityRecord(this.q.insertIdentity.get({ galleryId, ...i })!);
-    }).immediate();
+    }, WRITE);
   }
 
   async identityFaceCount(_galleryId: number, identityId: number): Promise<number> {
-    return (this.sqlite.prepare('SELECT COUNT(*) AS n FROM faces WHERE identity_id = ? AND deleted = 0').get(identityId) as { n: number }).n;
+    return this.count(sql`SELECT COUNT(*) AS n FROM faces WHERE identity_id = ${identityId} AND deleted = 0`);
   }
 
   async listIdentities(galleryId: number, page: { limit?: number; offset: number }): Promise<(IdentityRecord & { faces: number })[]> {
@@ -164,7 +192,7 @@ export class SqliteMeta implements MetaStore {
       .limit(page.limit ?? -1)
       .offset(page.offset)
       .all()
-      .map((r) => ({ ...identityRecord(r.i), faces: r.faces }));
+      .map((r) => ({ ...identityRecord(r.i), faces: Number(r.faces) }));
   }
 
   async updateIdentity(galleryId: number, identityId: number, patch: { displayName?: string | null; metadata?: Record<string, unknown> | null }): Promise<void> {
@@ -187,21 +215,21 @@ export class SqliteMeta implements MetaStore {
         .returning({ id: faces.id })
         .all()
         .map((r) => r.id);
-    }, { behavior: 'immediate' });
+    }, WRITE);
   }
 
   async insertFaces(galleryId: number, rows: readonly NewFace[]): Promise<number[]> {
-    return this.sqlite.transaction(() => {
-      mig.assertNotMigrating(this.db, galleryId);
+    return this.db.transaction((tx) => {
+      assertNotMigrating(tx, galleryId);
       return rows.map((f) => this.q.insertFace.get({ galleryId, ...f, embedding: embeddingToBlob(f.embedding) })!.id);
-    }).immediate();
+    }, WRITE);
   }
 
   async insertIdentitiesAndFaces(galleryId: number, idents: readonly NewIdentity[], rows: readonly NewFaceOfNew[]): Promise<{ identityIds: number[]; faceIds: number[] } | undefined> {
     const taken = new Error('identity taken');
     try {
-      return this.sqlite.transaction(() => {
-        mig.assertNotMigrating(this.db, galleryId);
+      return this.db.transaction((tx) => {
+        assertNotMigrating(tx, galleryId);
         const identityIds = idents.map((i) => {
           if (this.q.liveIdentity.get({ galleryId, externalId: i.externalId })) throw taken; // rolls back
           return this.q.insertIdentity.get({ galleryId, ...i })!.id;
@@ -210,7 +238,7 @@ export class SqliteMeta implements MetaStore {
           this.q.insertFace.get({ galleryId, ...f, identityId: newIdentity === undefined ? f.identityId : identityIds[newIdentity]!, embedding: embeddingToBlob(f.embedding) })!.id,
         );
         return { identityIds, faceIds };
-      }).immediate();
+      }, WRITE);
     } catch (e) {
       if (e === taken) return undefined;
       throw e;
@@ -228,7 +256,7 @@ export class SqliteMeta implements MetaStore {
       const seq = bumpDeleteSeq(tx, galleryId);
       tx.update(faces).set({ deleted: true, deleteSeq: seq }).where(eq(faces.id, faceId)).run();
       return true;
-    }, { behavior: 'immediate' });
+    }, WRITE);
   }
 
   async hasPhoto(galleryId: number, photoHash: string): Promise<boolean> {
@@ -242,18 +270,43 @@ export class SqliteMeta implements MetaStore {
 
   async candidates(galleryId: number, faceIds: readonly number[]): Promise<CandidateRecord[]> {
     if (faceIds.length === 0) return [];
-    const rows = this.q.candidates.all(JSON.stringify(faceIds), galleryId) as (Omit<CandidateRecord, 'embedding'> & { embedding: Buffer })[];
-    return rows.map((r) => ({ ...r, embedding: blobToEmbedding(r.embedding) }));
+    return this.q.candidates.all({ ids: JSON.stringify(faceIds), galleryId }).map((r) => ({ ...r, embedding: blobToEmbedding(r.embedding) }));
   }
 
   async identityEmbeddings(_galleryId: number, identityId: number): Promise<{ id: number; embedding: Float32Array }[]> {
     return this.db
-      .select({ id: faces.id, embedding: faces.embedding })
+      .select({ id: faces.id, embedding: rawEmbedding() })
       .from(faces)
       .where(and(eq(faces.identityId, identityId), eq(faces.deleted, false)))
       .orderBy(faces.id)
       .all()
       .map((r) => ({ id: r.id, embedding: blobToEmbedding(r.embedding) }));
+  }
+
+  /**
+   * Every live face of a gallery with its vector, in id order, a page at a time (the edge's
+   * exact-scan index loads from it). The vector is one buffer reused for every row: copy it to keep
+   * it (the index copies it in), so loading 100,000 faces leaves no 100,000 float arrays for the GC.
+   */
+  *liveVectors(galleryId: number, pageSize = 2000): Generator<{ id: number; embedding: Float32Array }> {
+    let after = 0;
+    let scratch = new Float32Array(0);
+    for (;;) {
+      const page = this.db
+        .select({ id: faces.id, embedding: rawEmbedding() })
+        .from(faces)
+        .where(and(eq(faces.galleryId, galleryId), eq(faces.deleted, false), gt(faces.id, after)))
+        .orderBy(faces.id)
+        .limit(pageSize)
+        .all();
+      for (const r of page) {
+        const bytes = blobBytes(r.embedding);
+        if (scratch.length * 4 !== bytes.byteLength) scratch = new Float32Array(bytes.byteLength >>> 2);
+        yield { id: r.id, embedding: blobToEmbedding(bytes, scratch) };
+      }
+      if (page.length < pageSize) return;
+      after = page[page.length - 1]!.id;
+    }
   }
 
   async listFaces(_galleryId: number, identityId: number): Promise<StoredFaceRecord[]> {
@@ -269,7 +322,7 @@ export class SqliteMeta implements MetaStore {
     this.db.transaction((tx) => {
       tx.delete(modelThresholds).where(eq(modelThresholds.modelId, modelId)).run();
       for (const t of rows) tx.insert(modelThresholds).values({ modelId, ...t }).run();
-    }, { behavior: 'immediate' });
+    }, WRITE);
   }
 
   async thresholds(modelId: string): Promise<ThresholdRecord[]> {
@@ -281,46 +334,127 @@ export class SqliteMeta implements MetaStore {
       .map(({ modelId: _m, ...rest }) => rest);
   }
 
-  // ---- model migration (shared with the edge meta: edge/sync-sqlite-migration.ts) ----
-
-  private get syncDb(): SyncSqliteDb {
-    return this.db as unknown as SyncSqliteDb;
-  }
+  // ---- model migration ----
 
   async claimMigration(galleryId: number, target: MigrationTarget, owner: string, now: Date, takeOver: (holder: MigrationClaim) => boolean): Promise<ClaimResult> {
-    return mig.claimMigration(this.syncDb, IMMEDIATE, galleryId, target, owner, now, takeOver);
+    return this.db.transaction((t) => {
+      const { row, claim } = claimOf(t, galleryId);
+      if (!row) throw new CosfaceError('GALLERY_NOT_FOUND', `gallery ${galleryId} not found`);
+      if (claim && claim.owner !== owner && migrationActive(claim, now.getTime()) && !takeOver(claim)) return { claimed: false as const, holder: claim };
+      t.delete(stagedEmbeddings)
+        .where(and(eq(stagedEmbeddings.galleryId, galleryId), sql`${stagedEmbeddings.modelId} <> ${target.modelId}`))
+        .run();
+      const same = claim && claim.modelId === target.modelId;
+      const next: MigrationClaim = { ...target, owner, startedAt: same ? claim.startedAt : now.getTime(), heartbeatAt: now.getTime() };
+      t.update(galleries).set({ migration: next }).where(eq(galleries.id, galleryId)).run();
+      return { claimed: true as const, staged: stagedCountIn(t, galleryId, target.modelId) };
+    }, WRITE);
   }
 
   async renewMigration(galleryId: number, owner: string, now: Date): Promise<boolean> {
-    return mig.renewMigration(this.syncDb, IMMEDIATE, galleryId, owner, now);
+    return this.db.transaction((t) => {
+      const { claim } = claimOf(t, galleryId);
+      if (!claim || claim.owner !== owner) return false;
+      t.update(galleries).set({ migration: { ...claim, heartbeatAt: now.getTime() } }).where(eq(galleries.id, galleryId)).run();
+      return true;
+    }, WRITE);
   }
 
   async unstagedFaces(galleryId: number, afterId: number, limit: number): Promise<FaceToStage[]> {
-    return mig.unstagedFaces(this.syncDb, galleryId, afterId, limit);
+    const rows = this.db.values<[number, number, string, string | null, string | null, string | null]>(sql`
+      SELECT f.id, f.identity_id, i.external_id, f.photo_path, f.photo_hash, f.box
+      FROM faces f JOIN identities i ON i.id = f.identity_id
+      WHERE f.gallery_id = ${galleryId} AND f.deleted = 0 AND f.id > ${afterId}
+        AND NOT EXISTS (SELECT 1 FROM staged_embeddings s WHERE s.gallery_id = f.gallery_id AND s.face_id = f.id
+          AND s.model_id = (SELECT json_extract(g.migration, '$.modelId') FROM galleries g WHERE g.id = ${galleryId}))
+      ORDER BY f.id LIMIT ${limit}`);
+    return rows.map(([id, identityId, externalId, photoPath, photoHash, box]) => ({
+      id: Number(id),
+      identityId: Number(identityId),
+      externalId,
+      photoPath,
+      photoHash,
+      box: box === null ? null : (JSON.parse(box) as FaceBox),
+    }));
   }
 
   async stageEmbeddings(galleryId: number, owner: string, rows: readonly { faceId: number; embedding: Float32Array }[]): Promise<boolean> {
-    return mig.stageEmbeddings(this.syncDb, IMMEDIATE, galleryId, owner, rows, embeddingToBlob);
+    return this.db.transaction((t) => {
+      const { claim } = claimOf(t, galleryId);
+      if (!claim || claim.owner !== owner) return false;
+      for (const r of rows) {
+        const embedding = embeddingToBlob(r.embedding);
+        t.insert(stagedEmbeddings)
+          .values({ galleryId, faceId: r.faceId, modelId: claim.modelId, embedding })
+          .onConflictDoUpdate({ target: [stagedEmbeddings.galleryId, stagedEmbeddings.faceId], set: { modelId: claim.modelId, embedding } })
+          .run();
+      }
+      t.update(galleries).set({ migration: { ...claim, heartbeatAt: Date.now() } }).where(eq(galleries.id, galleryId)).run();
+      return true;
+    }, WRITE);
   }
 
   async stagedCount(galleryId: number): Promise<number> {
-    return mig.stagedCount(this.syncDb, galleryId);
+    const { claim } = claimOf(this.db, galleryId);
+    return claim ? stagedCountIn(this.db, galleryId, claim.modelId) : 0;
   }
 
   async switchModel(galleryId: number, owner: string, drop: readonly number[]): Promise<SwitchResult> {
-    return mig.switchModel(this.syncDb, IMMEDIATE, galleryId, owner, drop, galleryRecord);
+    let unstaged: number[] = [];
+    try {
+      return this.db.transaction((t) => {
+        const { claim } = claimOf(t, galleryId);
+        if (!claim || claim.owner !== owner) return { switched: false as const, reason: 'not-holder' as const };
+        let dropped: number[] = [];
+        if (drop.length > 0) {
+          const seq = bumpDeleteSeq(t, galleryId);
+          dropped = t
+            .update(faces)
+            .set({ deleted: true, deleteSeq: seq })
+            .where(and(eq(faces.galleryId, galleryId), eq(faces.deleted, false), sql`${faces.id} IN (SELECT value FROM json_each(${JSON.stringify(drop)}))`))
+            .returning({ id: faces.id })
+            .all()
+            .map((r) => r.id);
+        }
+        unstaged = t
+          .values<[number]>(sql`SELECT f.id FROM faces f WHERE f.gallery_id = ${galleryId} AND f.deleted = 0
+            AND NOT EXISTS (SELECT 1 FROM staged_embeddings s WHERE s.gallery_id = f.gallery_id AND s.face_id = f.id AND s.model_id = ${claim.modelId})
+            ORDER BY f.id`)
+          .map((r) => Number(r[0]));
+        if (unstaged.length > 0) throw ROLLBACK; // the drop too: nothing changes
+        t.run(sql`UPDATE faces SET embedding = (SELECT s.embedding FROM staged_embeddings s WHERE s.gallery_id = faces.gallery_id AND s.face_id = faces.id)
+          WHERE gallery_id = ${galleryId} AND deleted = 0`);
+        // The old model's vectors of deleted faces go too (zeros of the new dimension: never searched).
+        t.run(sql`UPDATE faces SET embedding = zeroblob(${claim.dimension * 4}) WHERE gallery_id = ${galleryId} AND deleted = 1`);
+        const g = t
+          .update(galleries)
+          .set({ modelId: claim.modelId, modelVersion: claim.modelVersion, dimension: claim.dimension, generation: sql`${galleries.generation} + 1`, migration: null })
+          .where(eq(galleries.id, galleryId))
+          .returning()
+          .get()!;
+        t.delete(stagedEmbeddings).where(eq(stagedEmbeddings.galleryId, galleryId)).run();
+        const n = Number(t.values<[number]>(sql`SELECT COUNT(*) FROM faces WHERE gallery_id = ${galleryId} AND deleted = 0`)[0]![0]);
+        return { switched: true as const, faces: n, dropped, gallery: galleryRecord(g) };
+      }, WRITE);
+    } catch (e) {
+      if (e === ROLLBACK) return { switched: false, reason: 'unstaged', faceIds: unstaged };
+      throw e;
+    }
   }
 
   async releaseMigration(galleryId: number, owner: string | null, discard: boolean): Promise<boolean> {
-    return mig.releaseMigration(this.syncDb, IMMEDIATE, galleryId, owner, discard);
+    return this.db.transaction((t) => {
+      const { claim } = claimOf(t, galleryId);
+      if (!claim || (owner !== null && claim.owner !== owner)) return false;
+      t.update(galleries).set({ migration: null }).where(eq(galleries.id, galleryId)).run();
+      if (discard) t.delete(stagedEmbeddings).where(eq(stagedEmbeddings.galleryId, galleryId)).run();
+      return true;
+    }, WRITE);
   }
 
   async keyByHash(keyHash: string): Promise<ApiKeyRecord | undefined> {
-    const r = this.q.keyByHash.get(keyHash) as
-      | { id: number; name: string; galleryId: number | null; gallery: string | null; createdAt: number; revokedAt: number | null }
-      | undefined;
-    if (!r) return undefined;
-    return { ...r, createdAt: new Date(r.createdAt), revokedAt: r.revokedAt === null ? null : new Date(r.revokedAt) };
+    const r = this.q.keyByHash.get({ keyHash });
+    return r && keyRecord(r);
   }
 
   async insertKey(k: { name: string; keyHash: string; galleryId: number | null; createdAt: Date }): Promise<ApiKeyRecord> {
@@ -335,7 +469,7 @@ export class SqliteMeta implements MetaStore {
       .leftJoin(galleries, eq(galleries.id, apiKeys.galleryId))
       .orderBy(apiKeys.id)
       .all()
-      .map((r) => ({ id: r.k.id, name: r.k.name, galleryId: r.k.galleryId, gallery: r.gallery, createdAt: r.k.createdAt, revokedAt: r.k.revokedAt ?? null }));
+      .map(keyRecord);
   }
 
   async hasAdminKey(): Promise<boolean> {
@@ -352,11 +486,19 @@ export class SqliteMeta implements MetaStore {
   }
 
   async close(): Promise<void> {
-    if (this.sqlite.open) this.sqlite.close();
+    this.closeDb();
+  }
+
+  private count(q: ReturnType<typeof sql>): number {
+    // values(): rows as arrays on every driver (get() without fields is an object on some, an array on bun-sqlite).
+    return Number(this.db.values<[number]>(q)[0]![0]);
   }
 }
 
-const IMMEDIATE = { behavior: 'immediate' } as const;
+/** faces.embedding as the driver returns it (drizzle's buffer mode would call Buffer, which workerd lacks). */
+function rawEmbedding() {
+  return sql<unknown>`${faces.embedding}`;
+}
 
 function galleryRecord(g: GalleryRow): GalleryRecord {
   const { deleteSeq: _s, ...rest } = g;
@@ -367,11 +509,36 @@ function identityRecord(r: IdentityRow): IdentityRecord {
   return { ...r, metadata: r.metadata ?? null };
 }
 
-function bumpDeleteSeq(tx: Pick<Db, 'update'>, galleryId: number): number {
+function keyRecord(r: { k: typeof apiKeys.$inferSelect; gallery: string | null }): ApiKeyRecord {
+  return { id: r.k.id, name: r.k.name, galleryId: r.k.galleryId, gallery: r.gallery, createdAt: r.k.createdAt, revokedAt: r.k.revokedAt ?? null };
+}
+
+/** Bumps the gallery's delete_seq (once per deleting transaction): the number the deleted faces get. */
+function bumpDeleteSeq(tx: Pick<SyncSqliteDb, 'update'>, galleryId: number): number {
   return tx
     .update(galleries)
     .set({ deleteSeq: sql`${galleries.deleteSeq} + 1` })
     .where(eq(galleries.id, galleryId))
     .returning({ s: galleries.deleteSeq })
     .get()!.s;
+}
+
+/** Throws MIGRATING when a migration holds the gallery (called inside the inserting transaction). */
+function assertNotMigrating(db: Pick<SyncSqliteDb, 'select'>, galleryId: number): void {
+  const row = db.select({ m: galleries.migration, name: galleries.name }).from(galleries).where(eq(galleries.id, galleryId)).get();
+  if (row && migrationActive(row.m)) throw migratingError(row.name, row.m!);
+}
+
+const ROLLBACK = Symbol('rollback');
+
+function claimOf(db: Pick<SyncSqliteDb, 'select'>, galleryId: number): { row: GalleryRow | undefined; claim: MigrationClaim | null } {
+  const row = db.select().from(galleries).where(eq(galleries.id, galleryId)).get();
+  return { row, claim: row?.migration ?? null };
+}
+
+function stagedCountIn(db: Pick<SyncSqliteDb, 'values'>, galleryId: number, modelId: string): number {
+  return Number(
+    db.values<[number]>(sql`SELECT COUNT(*) FROM staged_embeddings s JOIN faces f ON f.id = s.face_id
+      WHERE s.gallery_id = ${galleryId} AND s.model_id = ${modelId} AND f.deleted = 0`)[0]![0],
+  );
 }
