@@ -10,6 +10,6 @@ export { openStore, storeLocation, calibrate, type Store, type StoreOptions } fr
 export { createFacePipeline, faceJson, type Face, type FacePipeline, type FacePipelineOptions } from './pipeline/face-pipeline.js';
 export { decodeImage } from './pipeline/decode.js';
 export { createApp, startServer, createApiKey } from './server/index.js';
-export { createWasmBackend, score, WasmGallery } from './backend/wasm/index.js';
+export { createWasmBackend, score, upload as uploadWasmGallery, WasmGallery, WasmPoolGallery } from './backend/wasm/index.js';
 export { createWebGpuBackend } from './backend/webgpu/webgpu-backend.js';
 export { createWebGpuScorer } from './backend/webgpu/webgpu-score.js';

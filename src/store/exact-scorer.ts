@@ -1,5 +1,7 @@
 // Exact top-k inner-product scoring: the scorer interface the store uses for exact scans and
-// re-ranking, and a plain TypeScript implementation (the default when no backend scorer is given).
+// re-ranking, and a plain TypeScript implementation (the default when no backend scorer is given);
+// and the rows a gallery keeps for repeated exact scans (ExactRows), with an implementation over a
+// plain array for any ExactScorer.
 import type { TopK } from '../backend/backend.js';
 
 /**
@@ -57,3 +59,56 @@ export const scoreExactTs: ExactScorer = async (queries, q, gallery, n, dim, k) 
   }
   return { k, indices, scores };
 };
+
+/**
+ * A gallery's vectors kept where its exact scans read them (e.g. resident in the WASM backend's
+ * memory, scanned in place by its workers), one row per face in any order, kept in step with adds
+ * and deletes. Changes must not overlap a score() in flight (callers order them; VectorMatrix does).
+ */
+export interface ExactRows {
+  /** Rows held. */
+  readonly n: number;
+  /** Appends count rows (count x dim floats). */
+  append(rows: Float32Array, count: number): void;
+  /** Removes row `row`: the last row moves into its place. */
+  removeSwap(row: number): void;
+  /** Exact top-k of q queries against the n rows: indices are row numbers; contract as ExactScorer. */
+  score(queries: Float32Array, q: number, k: number): Promise<TopK>;
+  /** Frees what the rows hold (no call may follow). */
+  dispose(): Promise<void>;
+}
+
+/** Makes the rows of one gallery: dim floats per row, room for capacity rows to start with. */
+export type ExactRowsFactory = (dim: number, capacity: number) => Promise<ExactRows>;
+
+/**
+ * Rows in a plain growing array, every scan a call of `scorer` over it. The floats live in a
+ * SharedArrayBuffer, so a scorer whose workers read shared memory reads them in place.
+ */
+export function arrayRows(scorer: ExactScorer): ExactRowsFactory {
+  return async (dim, capacity) => {
+    let data = new Float32Array(new SharedArrayBuffer(Math.max(1, capacity) * dim * 4));
+    let n = 0;
+    return {
+      get n() {
+        return n;
+      },
+      append(rows, count) {
+        if ((n + count) * dim > data.length) {
+          const grown = new Float32Array(new SharedArrayBuffer(Math.max(n + count, Math.ceil((data.length / dim) * 1.5)) * dim * 4));
+          grown.set(data.subarray(0, n * dim));
+          data = grown;
+        }
+        data.set(rows.subarray(0, count * dim), n * dim);
+        n += count;
+      },
+      removeSwap(row) {
+        const last = n - 1;
+        if (row !== last) data.copyWithin(row * dim, last * dim, (last + 1) * dim);
+        n = last;
+      },
+      score: (queries, q, k) => scorer(queries, q, data.subarray(0, n * dim), n, dim, Math.min(k, n)),
+      dispose: async () => undefined,
+    };
+  };
+}

@@ -31,5 +31,5 @@ export { openStore, storeLocation, parseLocation, storeMayExist, describeLocatio
 export type { MetaStore } from './meta.js';
 export type { VectorIndex, VectorSearch, VectorSearchOptions, VectorIndexStats } from './vector-index.js';
 export { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair, type FarThreshold, type UnsupportedFar } from './thresholds.js';
-export { scoreExactTs, type ExactScorer } from './exact-scorer.js';
-export { defaultScorer } from './default-scorer.js';
+export { arrayRows, scoreExactTs, type ExactRows, type ExactRowsFactory, type ExactScorer } from './exact-scorer.js';
+export { defaultScorer, wasmExactRows } from './default-scorer.js';

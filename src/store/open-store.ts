@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { openDatabase } from '../db/open-db.js';
 import { CosfaceError } from '../errors.js';
 import { defaultScorer } from './default-scorer.js';
-import type { ExactScorer } from './exact-scorer.js';
+import { arrayRows, type ExactRowsFactory, type ExactScorer } from './exact-scorer.js';
 import { HnswVectorIndex } from './sqlite/hnsw-vector-index.js';
 import { SqliteMeta, type SyncSqliteDb } from './sqlite/sqlite-meta.js';
 import { Store, type StoreOptions } from './store.js';
@@ -46,8 +46,9 @@ export function redact(location: string): string {
   return location.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
 }
 
-async function scorerFor(opts: StoreOptions): Promise<{ scorer: ExactScorer; name: string }> {
-  return opts.scorer ? { scorer: opts.scorer, name: 'custom' } : defaultScorer();
+async function scorerFor(opts: StoreOptions): Promise<{ scorer: ExactScorer; name: string; rows: ExactRowsFactory }> {
+  const chosen = opts.scorer ? { scorer: opts.scorer, name: 'custom', rows: arrayRows(opts.scorer) } : await defaultScorer();
+  return opts.exactRows ? { ...chosen, rows: opts.exactRows } : chosen;
 }
 
 /**
@@ -69,11 +70,11 @@ export async function openStore(location: string, opts: StoreOptions = {}): Prom
   if (abs) mkdirSync(dirname(abs), { recursive: true });
   const opened = openDatabase(abs ?? ':memory:', { synchronous: opts.synchronous ?? 'full' });
   const indexDir = opts.indexDir === undefined ? (abs ? abs + '.index' : null) : opts.indexDir && resolve(opts.indexDir);
-  const { scorer, name } = await scorerFor(opts);
+  const { scorer, name, rows } = await scorerFor(opts);
   const index = new HnswVectorIndex(opened.sqlite, {
     dbPath: abs,
     indexDir,
-    scorer,
+    rows,
     checkpointEvery: opts.checkpointEvery ?? 10_000,
     rebuildDeletedFraction: opts.rebuildDeletedFraction ?? 0.25,
     rebuildMinDeleted: opts.rebuildMinDeleted ?? 64,

@@ -5,7 +5,7 @@
 // same for every backend; open-store.ts picks the backend from a location.
 import { CosfaceError } from '../errors.js';
 import { toUnitVector } from './embedding.js';
-import type { ExactScorer } from './exact-scorer.js';
+import type { ExactRowsFactory, ExactScorer } from './exact-scorer.js';
 import { MIGRATION_LEASE_MS, migratingError, migrationActive, type CandidateRecord, type FaceToStage, type GalleryRecord, type IdentityRecord, type MetaStore, type MigrationClaim, type ThresholdRecord } from './meta.js';
 import { checkExternalId, checkGalleryName } from './names.js';
 import { calibrate, DEFAULT_FARS, type Calibration, type ScoredPair } from './thresholds.js';
@@ -68,6 +68,12 @@ export interface StoreOptions {
    * TypeScript loop for small ones, and everywhere when the WASM module cannot start).
    */
   scorer?: ExactScorer;
+  /**
+   * Where a gallery's vectors live for its exact scans (SQLite stores); default: resident in a
+   * shared WASM memory that the WASM scorer's workers scan in place (wasmExactRows), or a plain
+   * array scanned by `scorer` when one is given or WASM cannot start.
+   */
+  exactRows?: ExactRowsFactory;
   /** Galleries with at most this many live faces are always searched exactly. Default 2000. */
   exactBelow?: number;
   /** Write an index snapshot after this many adds/deletes since the last one. Default 10000. */

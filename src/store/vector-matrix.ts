@@ -1,63 +1,161 @@
-// A gallery's live vectors as one contiguous row-major matrix, for exact scans on the scorer.
-// Loaded from the database on first use and kept in step with adds and deletes after that. The
-// floats live in a SharedArrayBuffer so the WASM scorer's workers read them in place, uncopied.
+// A gallery's live vectors for exact scans: the rows (ExactRows: resident where the scorer scans
+// them, e.g. the WASM backend's shared memory) and the face id of each row. Loaded from the
+// database on first use and kept in step with adds and deletes after that. A change waits for the
+// scans in flight and scans wait for a change under way (a read-write lock), so a scan never sees
+// a row move under it and its row numbers map to the right faces.
+import type { ExactRows, ExactRowsFactory } from './exact-scorer.js';
+
+export interface MatrixHit {
+  faceId: number;
+  score: number;
+}
 
 export class VectorMatrix {
-  data: Float32Array;
   /** Face id of each row. */
-  faceIds: Float64Array;
-  n = 0;
-  private rowOf = new Map<number, number>();
+  private faceIds: Float64Array;
+  private readonly rowOf = new Map<number, number>();
+  private readonly lock = new ReadWriteLock();
+  private disposed = false;
 
-  constructor(readonly dim: number, capacity = 256) {
-    this.data = sharedFloats(Math.max(1, capacity) * dim);
+  private constructor(
+    private readonly rows: ExactRows,
+    readonly dim: number,
+    capacity: number,
+  ) {
     this.faceIds = new Float64Array(Math.max(1, capacity));
   }
 
-  add(faceId: number, v: Float32Array): void {
-    if (this.rowOf.has(faceId)) return;
-    if (this.n === this.faceIds.length) this.grow(this.n * 2);
-    this.data.set(v, this.n * this.dim);
-    this.faceIds[this.n] = faceId;
-    this.rowOf.set(faceId, this.n);
-    this.n++;
+  static async create(factory: ExactRowsFactory, dim: number, capacity = 256): Promise<VectorMatrix> {
+    return new VectorMatrix(await factory(dim, Math.max(1, capacity)), dim, capacity);
   }
 
-  /** Removes a face by moving the last row into its place (row order carries no meaning). */
-  remove(faceId: number): void {
-    const row = this.rowOf.get(faceId);
-    if (row === undefined) return;
-    const last = this.n - 1;
-    if (row !== last) {
-      this.data.copyWithin(row * this.dim, last * this.dim, (last + 1) * this.dim);
-      const moved = this.faceIds[last]!;
-      this.faceIds[row] = moved;
-      this.rowOf.set(moved, row);
+  /** Rows held (live faces). */
+  get n(): number {
+    return this.rows.n;
+  }
+
+  has(faceId: number): boolean {
+    return this.rowOf.has(faceId);
+  }
+
+  /** Adds faces not held yet (ids already held are skipped), after the scans in flight. */
+  add(faces: readonly { id: number; v: Float32Array }[]): Promise<void> {
+    return this.lock.write(() => this.addNow(faces));
+  }
+
+  /** Removes faces (the last row moves into each hole), after the scans in flight. */
+  remove(faceIds: readonly number[]): Promise<void> {
+    return this.lock.write(() => {
+      for (const id of faceIds) {
+        const row = this.rowOf.get(id);
+        if (row === undefined) continue;
+        const last = this.rows.n - 1;
+        this.rows.removeSwap(row);
+        if (row !== last) {
+          const moved = this.faceIds[last]!;
+          this.faceIds[row] = moved;
+          this.rowOf.set(moved, row);
+        }
+        this.rowOf.delete(id);
+      }
+    });
+  }
+
+  /** The k best faces for a unit probe by inner product, best first (fewer when fewer are held). */
+  search(probe: Float32Array, k: number): Promise<MatrixHit[]> {
+    return this.lock.read(async () => {
+      const n = this.rows.n;
+      if (n === 0) return [];
+      const top = await this.rows.score(probe, 1, Math.min(k, n));
+      const hits: MatrixHit[] = [];
+      for (let i = 0; i < top.k; i++) {
+        const r = top.indices[i]!;
+        if (r >= 0) hits.push({ faceId: this.faceIds[r]!, score: top.scores[i]! });
+      }
+      return hits;
+    });
+  }
+
+  /** Frees the rows once the scans in flight are done; the matrix is not used after this. */
+  dispose(): Promise<void> {
+    return this.lock.write(async () => {
+      if (this.disposed) return;
+      this.disposed = true;
+      await this.rows.dispose();
+    });
+  }
+
+  private addNow(faces: readonly { id: number; v: Float32Array }[]): void {
+    const seen = new Set<number>();
+    const fresh = faces.filter((f) => !this.rowOf.has(f.id) && !seen.has(f.id) && seen.add(f.id));
+    if (fresh.length === 0) return;
+    const dim = this.dim;
+    const block = new Float32Array(fresh.length * dim);
+    fresh.forEach((f, i) => block.set(f.v, i * dim));
+    const start = this.rows.n;
+    this.rows.append(block, fresh.length);
+    if (start + fresh.length > this.faceIds.length) {
+      const ids = new Float64Array(Math.max(start + fresh.length, Math.ceil(this.faceIds.length * 1.5)));
+      ids.set(this.faceIds.subarray(0, start));
+      this.faceIds = ids;
     }
-    this.rowOf.delete(faceId);
-    this.n = last;
-  }
-
-  /** The n live rows (a view, no copy). */
-  rows(): Float32Array {
-    return this.data.subarray(0, this.n * this.dim);
-  }
-
-  row(faceId: number): Float32Array | null {
-    const r = this.rowOf.get(faceId);
-    return r === undefined ? null : this.data.subarray(r * this.dim, (r + 1) * this.dim);
-  }
-
-  private grow(capacity: number): void {
-    const data = sharedFloats(capacity * this.dim);
-    data.set(this.data.subarray(0, this.n * this.dim));
-    const ids = new Float64Array(capacity);
-    ids.set(this.faceIds.subarray(0, this.n));
-    this.data = data;
-    this.faceIds = ids;
+    fresh.forEach((f, i) => {
+      this.faceIds[start + i] = f.id;
+      this.rowOf.set(f.id, start + i);
+    });
   }
 }
 
-function sharedFloats(n: number): Float32Array {
-  return new Float32Array(new SharedArrayBuffer(n * 4));
+/**
+ * Many readers or one writer at a time; a waiting writer goes before readers that arrive after it
+ * (so a stream of scans cannot starve a change).
+ */
+export class ReadWriteLock {
+  private readers = 0;
+  private writing = false;
+  private readonly queue: { write: boolean; go: () => void }[] = [];
+
+  async read<T>(fn: () => Promise<T> | T): Promise<T> {
+    await this.enter(false);
+    try {
+      return await fn();
+    } finally {
+      this.readers--;
+      this.pump();
+    }
+  }
+
+  async write<T>(fn: () => Promise<T> | T): Promise<T> {
+    await this.enter(true);
+    try {
+      return await fn();
+    } finally {
+      this.writing = false;
+      this.pump();
+    }
+  }
+
+  private enter(write: boolean): Promise<void> {
+    return new Promise<void>((go) => {
+      this.queue.push({ write, go });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!;
+      if (this.writing) return;
+      if (head.write) {
+        if (this.readers > 0) return;
+        this.queue.shift();
+        this.writing = true;
+        head.go();
+        return;
+      }
+      this.queue.shift();
+      this.readers++;
+      head.go();
+    }
+  }
 }

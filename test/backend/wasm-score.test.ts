@@ -179,3 +179,98 @@ describe('WasmGallery (resident in linear memory)', () => {
     expect(() => g.score(randomTensor(8, 42), 1, 3)).toThrow(expect.objectContaining({ code: 'WASM_ERROR' }));
   });
 });
+
+function concat(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+describe('WasmGallery changed in place (append, set, removeSwap)', () => {
+  it('scores the rows as they are after appends past its room, overwrites and removals (checked against brute force)', () => {
+    const dim = 20;
+    let mirror = randomTensor(300 * dim, 51);
+    const g = WasmGallery.create(mirror, 300, dim, { capacity: 310 });
+    const more = randomTensor(500 * dim, 52);
+    g.append(more.subarray(0, 5 * dim));
+    g.append(more.subarray(5 * dim), 495); // past the room of 310: the memory grows
+    expect(g.capacity).toBeGreaterThanOrEqual(800);
+    mirror = concat(mirror, more);
+    const rows = () => mirror.length / dim;
+    // Overwrite row 7, remove rows 0, 450 and the last one (the last row moves into the hole).
+    const v = randomTensor(dim, 53);
+    g.set(7, v);
+    mirror.set(v, 7 * dim);
+    for (const at of [0, 450, -1]) {
+      const r = at < 0 ? rows() - 1 : at;
+      g.removeSwap(r);
+      const last = rows() - 1;
+      mirror.copyWithin(r * dim, last * dim, (last + 1) * dim);
+      mirror = mirror.slice(0, last * dim);
+    }
+    expect(g.n).toBe(rows());
+    expect([...g.row(7)]).toEqual([...mirror.subarray(7 * dim, 8 * dim)]);
+    for (const q of [1, 9]) {
+      const queries = randomTensor(q * dim, 54 + q);
+      expectMatchesBruteForce(g.score(queries, q, 10), queries, q, mirror, rows(), dim, 10);
+    }
+    expect(() => g.removeSwap(rows())).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }));
+    expect(() => g.set(0, new Float32Array(dim + 1))).toThrow(expect.objectContaining({ code: 'DIMENSION_MISMATCH' }));
+  });
+});
+
+describe('WasmPoolGallery (resident in a shared memory, scanned by every worker)', () => {
+  let scorer: WasmScorer;
+  beforeAll(async () => {
+    scorer = await WasmScorer.create({ workers: 2 });
+  });
+  afterAll(() => scorer?.dispose());
+
+  it('splits Q = 1 and Q = 9 (matrix multiply) over 2 workers with the brute-force answer, before and after changes', async () => {
+    // 70001 x 64 = 4.5M multiply-adds per query: above the size that goes to the workers.
+    const [n, dim, k] = [70001, 64, 10];
+    let mirror = randomTensor(n * dim, 61);
+    const g = scorer.upload(mirror, n, dim);
+    expect(g.workers).toBe(2);
+    const check = async () => {
+      for (const q of [1, 9]) {
+        const queries = randomTensor(q * dim, 62 + q);
+        expectMatchesBruteForce(await g.score(queries, q, k), queries, q, mirror, mirror.length / dim, dim, k);
+      }
+    };
+    await check();
+    // Changes made on the calling thread are what the workers read next.
+    const added = randomTensor(3000 * dim, 63);
+    g.append(added);
+    mirror = concat(mirror, added);
+    for (const r of [5, 40000]) {
+      g.removeSwap(r);
+      const last = mirror.length / dim - 1;
+      mirror.copyWithin(r * dim, last * dim, (last + 1) * dim);
+      mirror = mirror.slice(0, last * dim);
+    }
+    await check();
+    let sum = 0;
+    for (const v of mirror) sum += v;
+    expect(Math.abs((await g.sumAll()) - sum)).toBeLessThan(1e-1);
+    await g.dispose();
+    await expectCode(g.score(randomTensor(dim, 1), 1, 1), 'WASM_ERROR');
+  });
+
+  it('orders equal scores by the lower index across the workers\' parts, names a NaN row by its number, and refuses changes while a scan is in flight', async () => {
+    const [n, dim] = [1_100_000, 4];
+    const rows = new Float32Array(n * dim);
+    for (const row of [1_099_999, 600_001, 17]) rows.set([1, 0, 0, 0], row * dim);
+    const g = scorer.upload(rows, n, dim);
+    const pending = g.score(Float32Array.of(1, 0, 0, 0), 1, 3);
+    expect(() => g.removeSwap(0)).toThrow(expect.objectContaining({ code: 'WASM_ERROR' }));
+    const got = await pending;
+    expect([...got.indices]).toEqual([17, 600_001, 1_099_999]);
+    expect([...got.scores]).toEqual([1, 1, 1]);
+    g.set(900_000, Float32Array.of(Number.NaN, 0, 0, 0));
+    await expectCode(g.score(Float32Array.of(1, 0, 0, 0), 1, 3), 'BAD_INPUT', 'gallery row 900000');
+    await expectCode(g.score(new Float32Array(3), 1, 3), 'DIMENSION_MISMATCH');
+    await g.dispose();
+  });
+});

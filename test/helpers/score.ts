@@ -3,17 +3,26 @@ import { expect } from 'vitest';
 import type { TopK } from '../../src/backend/backend.js';
 import { isCosfaceError, type ErrorCode } from '../../src/errors.js';
 
-/** Brute force in float64: all scores, sorted best first, ties to the lower index. */
+/** Brute force in float64: every score, the k best kept best first, ties to the lower index. */
 export function bruteForce(queries: Float32Array, q: number, gallery: Float32Array, n: number, dim: number, k: number) {
   const rows: { index: number; score: number }[][] = [];
+  const kOut = Math.min(k, n);
   for (let i = 0; i < q; i++) {
-    const all = Array.from({ length: n }, (_, j) => {
+    const best: { index: number; score: number }[] = [];
+    for (let j = 0; j < n; j++) {
       let s = 0;
       for (let d = 0; d < dim; d++) s += queries[i * dim + d]! * gallery[j * dim + d]!;
-      return { index: j, score: s };
-    });
-    all.sort((a, b) => b.score - a.score || a.index - b.index);
-    rows.push(all.slice(0, Math.min(k, n)));
+      // Rows come in index order, so a later row displaces an equal score only when strictly better.
+      if (best.length === kOut && !(s > best[kOut - 1]!.score)) continue;
+      let pos = best.length === kOut ? kOut - 1 : best.length;
+      if (best.length < kOut) best.push({ index: j, score: s });
+      while (pos > 0 && best[pos - 1]!.score < s) {
+        best[pos] = best[pos - 1]!;
+        pos--;
+      }
+      best[pos] = { index: j, score: s };
+    }
+    rows.push(best);
   }
   return rows;
 }

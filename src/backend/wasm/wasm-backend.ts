@@ -4,7 +4,7 @@ import type { TopK } from '../backend.js';
 import { wasmBackendOnWorkers, type WasmBackendCore } from './wasm-backend-core.js';
 import type { WasmSimdChoice } from './wasm-kernels.js';
 import { defaultWorkerCount, WorkerPool } from './wasm-pool.js';
-import { scoreOnPool } from './wasm-score.js';
+import { scoreOnPool, uploadToPool, type PoolGalleryOptions, type WasmPoolGallery } from './wasm-score.js';
 
 export interface WasmBackendOptions {
   /** Worker threads, each with its own WASM instance (default: os.availableParallelism()). */
@@ -20,6 +20,8 @@ export interface WasmBackendOptions {
 export interface WasmBackend extends WasmBackendCore {
   /** Exact top-k by inner product on this backend's workers; contract as in wasm-score.ts. */
   score(queries: Float32Array, q: number, gallery: Float32Array, n: number, dim: number, k: number): Promise<TopK>;
+  /** A gallery resident in a memory this backend's workers scan in place (see WasmPoolGallery). */
+  upload(gallery: Float32Array, n: number, dim: number, opts?: PoolGalleryOptions): WasmPoolGallery;
 }
 
 /** Starts the worker pool and returns the backend; fails with WASM_ERROR if the kernels cannot load. */
@@ -28,5 +30,6 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   return {
     ...wasmBackendOnWorkers(pool),
     score: (queries, q, gallery, n, dim, k) => scoreOnPool(pool, queries, q, gallery, n, dim, k),
+    upload: (gallery, n, dim, o) => uploadToPool(pool, gallery, n, dim, o),
   };
 }

@@ -5,7 +5,7 @@ import { isCosfaceError } from '../../errors.js';
 import { WasmKernels, type WasmSimd } from './wasm-instance.js';
 import type { WasmPlan } from './wasm-plan.js';
 import { WasmGraphRunner } from './wasm-runner.js';
-import { scoreOnInstance } from './wasm-topk.js';
+import { scoreOnInstance, scoreResidentClaimed, type PartialTopK } from './wasm-topk.js';
 import { warpOnInstance, type WarpJob } from './wasm-warp.js';
 
 export type WorkerRequest =
@@ -15,12 +15,34 @@ export type WorkerRequest =
   | { id: number; type: 'runSplit'; graphId: number; input: Float32Array | null }
   | { id: number; type: 'release'; graphId: number }
   | { id: number; type: 'score'; queries: Float32Array; q: number; gallery: Float32Array; count: number; dim: number; k: number; base: number }
-  | { id: number; type: 'warp'; job: WarpJob };
+  | { id: number; type: 'warp'; job: WarpJob }
+  /**
+   * A worker's share of a resident gallery's scan (wasm-score.ts, WasmPoolGallery): the rows at
+   * byte offset `rows` of the gallery's shared memory, n of them, in chunks of chunkRows that the
+   * workers claim one at a time from control[0] (an Int32 counter shared by the scan) until none
+   * is left, with this worker's scratch from byte offset `scratch`. setup (the shared-memory build
+   * and the memory) comes with a worker's first request for the gallery `key`. op 'sum' runs the
+   * plain read loop instead. Answers a GalleryShare.
+   */
+  | {
+      id: number; type: 'galleryScan'; key: number; setup: { module: WebAssembly.Module; memory: WebAssembly.Memory } | null;
+      op: 'score' | 'sum'; rows: number; n: number; dim: number; chunkRows: number; control: SharedArrayBuffer;
+      queries: Float32Array | null; q: number; k: number; scratch: number;
+    }
+  /** Forget the instance over gallery `key`'s memory. */
+  | { id: number; type: 'galleryRelease'; key: number };
 
 export type WorkerResponse =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; code: string; message: string }
   | { id: -1; ok: true; value: 'ready' };
+
+/** What a worker scanned of a resident gallery: how many chunks, their top-k (null if it got none) or sum. */
+export interface GalleryShare {
+  chunks: number;
+  part: PartialTopK | null;
+  sum: number;
+}
 
 type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
 export type RequestBody = Body<WorkerRequest>;
@@ -102,6 +124,8 @@ export function createWorkerHandler(module: WebAssembly.Module, split?: SplitSet
   // Graphs in allocation order: memory is a stack, so a graph's memory is reclaimed once it and
   // every graph compiled after it are released.
   const graphs: { id: number; runner: WasmGraphRunner; splitRunner: WasmGraphRunner | null; released: boolean }[] = [];
+  /** An instance of the shared-memory build over each resident gallery's memory, by key. */
+  const galleries = new Map<number, WasmKernels>();
 
   function handle(req: WorkerRequest): { value: unknown; transfer: ArrayBuffer[] } {
     switch (req.type) {
@@ -144,6 +168,37 @@ export function createWorkerHandler(module: WebAssembly.Module, split?: SplitSet
       case 'score': {
         const r = scoreOnInstance(kernels, req.queries, req.q, req.gallery, req.count, req.dim, req.k, req.base);
         return { value: r, transfer: [r.scores.buffer as ArrayBuffer, r.indices.buffer as ArrayBuffer] };
+      }
+      case 'galleryScan': {
+        let g = galleries.get(req.key);
+        if (!g) {
+          if (!req.setup) throw new Error(`gallery ${req.key} is not set up on this worker`);
+          g = new WasmKernels(req.setup.module, req.setup.memory);
+          galleries.set(req.key, g);
+        }
+        const control = new Int32Array(req.control);
+        const chunks = Math.ceil(req.n / req.chunkRows);
+        // Claim chunks until none is left: a worker that starts late (its core busy) takes fewer.
+        const claim = (): { r0: number; rows: number } | null => {
+          const c = Atomics.add(control, 0, 1);
+          return c < chunks ? { r0: c * req.chunkRows, rows: Math.min(req.chunkRows, req.n - c * req.chunkRows) } : null;
+        };
+        if (req.op === 'sum') {
+          const share: GalleryShare = { chunks: 0, part: null, sum: 0 };
+          for (let c = claim(); c; c = claim()) {
+            share.sum += g.k.sumFloats(req.rows + c.r0 * req.dim * 4, c.rows * req.dim);
+            share.chunks++;
+          }
+          return { value: share, transfer: [] };
+        }
+        g.reset(req.scratch);
+        const { part, claimed } = scoreResidentClaimed(g, req.queries!, req.q, req.rows, req.dim, req.k, req.chunkRows, claim);
+        const share: GalleryShare = { chunks: claimed, part, sum: 0 };
+        return { value: share, transfer: part ? [part.scores.buffer as ArrayBuffer, part.indices.buffer as ArrayBuffer] : [] };
+      }
+      case 'galleryRelease': {
+        galleries.delete(req.key);
+        return { value: null, transfer: [] };
       }
       case 'warp': {
         const out = warpOnInstance(kernels, req.job);

@@ -83,7 +83,7 @@ export function scoreOnInstance(
   try {
     const chunkRows = Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4)));
     const gPtr = kernels.alloc(Math.min(chunkRows, Math.max(count, 1)) * dim * 4);
-    return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, (r0, rows) => {
+    return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, evenRanges(count, chunkRows), (r0, rows) => {
       kernels.f32.set(gallery.subarray(r0 * dim, (r0 + rows) * dim), gPtr >> 2);
       return gPtr;
     });
@@ -94,59 +94,129 @@ export function scoreOnInstance(
 
 /**
  * The same as scoreOnInstance for a gallery already in this instance's linear memory (count rows
- * of dim floats at byte offset gPtr): the kernels read it in place, with no copy per call.
+ * of dim floats at byte offset gPtr, numbered from base): the kernels read it in place, with no
+ * copy per call. Its buffers are allocated from the kernels' allocator (residentScanBytes of them).
  */
-export function scoreResident(kernels: WasmKernels, queries: Float32Array, q: number, gPtr: number, count: number, dim: number, k: number): PartialTopK {
+export function scoreResident(kernels: WasmKernels, queries: Float32Array, q: number, gPtr: number, count: number, dim: number, k: number, base = 0): PartialTopK {
   const mark = kernels.mark();
   try {
-    // Few queries: one kernel call over the whole gallery (it is read once, in order). Many: chunks
-    // that packRows turns into GEMM weights, as for a copied gallery.
-    const chunkRows = q >= GEMM_MIN_QUERIES ? Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4))) : Math.max(count, 1);
-    return scanChunks(kernels, queries, q, count, dim, k, 0, chunkRows, (r0) => gPtr + r0 * dim * 4);
+    const chunkRows = residentChunkRows(q, count, dim);
+    return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, evenRanges(count, chunkRows), (r0) => gPtr + r0 * dim * 4);
   } finally {
     kernels.reset(mark);
   }
 }
 
 /**
- * The chunked scan behind scoreOnInstance and scoreResident: chunk(r0, rows) returns the byte
+ * scoreResident over the row ranges that claim() hands out (each at most claimRows rows, in
+ * increasing order; null when none is left) rather than one fixed range: one running top-k in
+ * linear memory across all of them, indices being row numbers. Allocates residentScanBytes(q,
+ * claimRows, dim, k). Returns null when claim() gave nothing.
+ */
+export function scoreResidentClaimed(
+  kernels: WasmKernels, queries: Float32Array, q: number, gPtr: number, dim: number, k: number, claimRows: number,
+  claim: () => { r0: number; rows: number } | null,
+): { part: PartialTopK | null; claimed: number } {
+  let first = claim();
+  if (!first) return { part: null, claimed: 0 };
+  let claimed = 0;
+  const chunkRows = residentChunkRows(q, claimRows, dim);
+  function* ranges(): Generator<{ r0: number; rows: number }> {
+    for (let c = first; c; c = claim()) {
+      claimed++;
+      for (let r = 0; r < c.rows; r += chunkRows) yield { r0: c.r0 + r, rows: Math.min(chunkRows, c.rows - r) };
+      first = null;
+    }
+  }
+  const mark = kernels.mark();
+  try {
+    const part = scanChunks(kernels, queries, q, claimRows, dim, k, 0, chunkRows, ranges(), (r0) => gPtr + r0 * dim * 4);
+    return { part, claimed };
+  } finally {
+    kernels.reset(mark);
+  }
+}
+
+/** [0, count) in ranges of `size` rows. */
+function* evenRanges(count: number, size: number): Generator<{ r0: number; rows: number }> {
+  for (let r0 = 0; r0 < count; r0 += size) yield { r0, rows: Math.min(size, count - r0) };
+}
+
+/**
+ * Few queries: one kernel call over the whole gallery (it is read once, in order). Many: chunks
+ * that the GEMM reads as its input, as for a copied gallery.
+ */
+function residentChunkRows(q: number, count: number, dim: number): number {
+  return q >= GEMM_MIN_QUERIES ? Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4))) : Math.max(count, 1);
+}
+
+/**
+ * Bytes of linear memory scoreResident allocates for these arguments (its queries, top-k lists,
+ * packed queries and score matrix), so that several threads scanning one shared memory can each
+ * be given a region of their own.
+ */
+export function residentScanBytes(q: number, count: number, dim: number, k: number): number {
+  let top = 0;
+  const counter = (bytes: number): number => {
+    const p = top;
+    top = alignUp(top + Math.max(bytes, 0));
+    return p;
+  };
+  allocScan(counter, q, count, dim, k, residentChunkRows(q, count, dim));
+  return top;
+}
+
+function alignUp(n: number): number {
+  return Math.ceil(n / 64) * 64;
+}
+
+/** The buffers of one scan, allocated in this order by scanChunks (and counted by residentScanBytes). */
+function allocScan(alloc: (bytes: number) => number, q: number, count: number, dim: number, k: number, chunkRows: number) {
+  const qPtr = alloc(q * dim * 4);
+  const sPtr = alloc(q * k * 4);
+  const iPtr = alloc(q * k * 4);
+  const rowsCap = Math.min(chunkRows, Math.max(count, 1));
+  const viaGemm = q >= GEMM_MIN_QUERIES;
+  const qBlocks: { q0: number; qn: number; packed: number }[] = [];
+  let zeros = 0, scoreMatrix = 0, scratch = 0, thresholds = 0, widest = 0;
+  if (viaGemm) {
+    for (let q0 = 0; q0 < q; q0 += GEMM_QUERY_BLOCK) {
+      const qn = Math.min(GEMM_QUERY_BLOCK, q - q0);
+      qBlocks.push({ q0, qn, packed: alloc(Math.ceil(qn / 8) * 8 * dim * 4) });
+    }
+    widest = Math.ceil(Math.min(q, GEMM_QUERY_BLOCK) / 8) * 8;
+    zeros = alloc(widest * 4);
+    scoreMatrix = alloc(widest * rowsCap * 4);
+    scratch = alloc(dim * 16);
+    thresholds = alloc(widest * 4);
+  }
+  return { qPtr, sPtr, iPtr, viaGemm, qBlocks, zeros, scoreMatrix, scratch, thresholds, widest };
+}
+
+/**
+ * The chunked scan behind scoreOnInstance and scoreResident(Claimed): chunk(r0, rows) returns the byte
  * offset of gallery rows [r0, r0 + rows) in linear memory (copying them there if need be).
  * Allocates from kernels; the caller resets the allocator.
  */
 function scanChunks(
   kernels: WasmKernels, queries: Float32Array, q: number, count: number, dim: number, k: number, base: number,
-  chunkRows: number, chunk: (r0: number, rows: number) => number,
+  chunkRows: number, ranges: Iterable<{ r0: number; rows: number }>, chunk: (r0: number, rows: number) => number,
 ): PartialTopK {
-  const qPtr = kernels.allocF32(queries);
-  const sPtr = kernels.alloc(q * k * 4);
-  const iPtr = kernels.alloc(q * k * 4);
-  const rowsCap = Math.min(chunkRows, Math.max(count, 1));
-  const viaGemm = q >= GEMM_MIN_QUERIES;
-  const wasm = kernels.k;
   // Many queries: each block of queries packed once as GEMM weights (it stays in L1), the
   // gallery rows are the GEMM's pixels, read where they lie, and the [rows, queries] score
   // matrix goes through topKFromScoresT.
-  const qBlocks: { q0: number; qn: number; packed: number }[] = [];
-  let zeros = 0, scoreMatrix = 0, scratch = 0, thresholds = 0;
+  const { qPtr, sPtr, iPtr, viaGemm, qBlocks, zeros, scoreMatrix, scratch, thresholds, widest } = allocScan((b) => kernels.alloc(b), q, count, dim, k, chunkRows);
+  const wasm = kernels.k;
+  kernels.f32.set(queries, qPtr >> 2);
   if (viaGemm) {
-    for (let q0 = 0; q0 < q; q0 += GEMM_QUERY_BLOCK) {
-      const qn = Math.min(GEMM_QUERY_BLOCK, q - q0);
-      const packed = kernels.alloc(Math.ceil(qn / 8) * 8 * dim * 4);
-      wasm.packRows(packed, qPtr + q0 * dim * 4, qn, dim);
-      qBlocks.push({ q0, qn, packed });
-    }
-    const widest = Math.ceil(Math.min(q, GEMM_QUERY_BLOCK) / 8) * 8;
-    zeros = kernels.alloc(widest * 4);
+    for (const { q0, qn, packed } of qBlocks) wasm.packRows(packed, qPtr + q0 * dim * 4, qn, dim);
     kernels.f32.fill(0, zeros >> 2, (zeros >> 2) + widest);
-    scoreMatrix = kernels.alloc(widest * rowsCap * 4);
-    scratch = kernels.alloc(dim * 16);
-    thresholds = kernels.alloc(widest * 4);
   }
   kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + q * k);
   kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + q * k);
   let badRow = -1;
-  for (let r0 = 0; r0 < count; r0 += chunkRows) {
-    const rows = Math.min(chunkRows, count - r0);
+  // count bounds the buffers (allocScan); ranges give the rows, each at most chunkRows, in increasing order.
+  for (const { r0, rows } of ranges) {
     const gPtr = chunk(r0, rows);
     if (viaGemm) {
       for (const { q0, qn, packed } of qBlocks) {
@@ -166,6 +236,13 @@ function scanChunks(
   };
 }
 
+/** The lowest bad row of several parts (-1 when every score was finite). */
+export function firstBadRow(parts: readonly PartialTopK[]): number {
+  let bad = -1;
+  for (const p of parts) if (p.badRow >= 0 && (bad < 0 || p.badRow < bad)) bad = p.badRow;
+  return bad;
+}
+
 /** Merges per-slice top-k lists (each q x k, best first) into q x kOut, ties to the lower index. */
 export function mergeTopK(parts: PartialTopK[], q: number, k: number, kOut: number): TopK {
   const scores = new Float32Array(q * kOut);
@@ -181,19 +258,21 @@ export function mergeTopK(parts: PartialTopK[], q: number, k: number, kOut: numb
   for (let i = 0; i < q; i++) {
     cursor.fill(0);
     for (let j = 0; j < kOut; j++) {
-      // The best head among the lists; slices cover increasing row ranges, so on equal scores
-      // the earlier list holds the lower index.
+      // The best head among the lists; on equal scores the lower index (lists may cover
+      // interleaved row ranges: chunks claimed by whichever worker was free).
       let best = -1;
       let bestScore = -Infinity;
+      let bestIdx = 0;
       for (let p = 0; p < parts.length; p++) {
         const c = cursor[p]!;
         if (c >= k) continue;
         const idx = parts[p]!.indices[i * k + c]!;
         if (idx < 0) continue;
         const s = parts[p]!.scores[i * k + c]!;
-        if (best < 0 || s > bestScore) {
+        if (best < 0 || s > bestScore || (s === bestScore && idx < bestIdx)) {
           best = p;
           bestScore = s;
+          bestIdx = idx;
         }
       }
       if (best < 0) throw new CosfaceError('WASM_ERROR', 'top-k merge ran out of candidates');

@@ -1,8 +1,9 @@
 // VectorIndex for the SQLite backend: one hnswlib graph per gallery, derived from the faces table
-// (snapshot + replay, or rebuild, on first use; gallery-index.ts), an exact scan on the scorer over
-// the gallery's vectors kept as one matrix, background rebuilds once many entries are deleted.
+// (snapshot + replay, or rebuild, on first use; gallery-index.ts), an exact scan over the gallery's
+// vectors kept resident where the scorer scans them (VectorMatrix over ExactRows: by default a
+// shared WASM memory every worker scans in place), background rebuilds once many entries are deleted.
 import type Database from 'better-sqlite3';
-import type { ExactScorer } from '../exact-scorer.js';
+import type { ExactRowsFactory } from '../exact-scorer.js';
 import { blobToEmbedding } from '../embedding.js';
 import {
   adoptRebuiltSnapshot,
@@ -33,7 +34,8 @@ export interface HnswIndexOptions {
   dbPath: string | null;
   /** Folder for index snapshots, or null to keep indexes in memory only. */
   indexDir: string | null;
-  scorer: ExactScorer;
+  /** Where a gallery's vectors live for exact scans (made on the first exact scan, then kept in step). */
+  rows: ExactRowsFactory;
   checkpointEvery: number;
   rebuildDeletedFraction: number;
   rebuildMinDeleted: number;
@@ -49,7 +51,8 @@ interface LoadedGallery {
   syncedId: number;
   /** The gallery's generation (model switches) the index was built for. */
   generation: number;
-  matrix: VectorMatrix | null;
+  /** The gallery's vectors for exact scans, loading or loaded (null until the first one). */
+  matrix: Promise<VectorMatrix> | null;
   rebuild: { job: BackgroundRebuild; done: Promise<void> } | null;
 }
 
@@ -90,16 +93,8 @@ export class HnswVectorIndex implements VectorIndex {
       }
       return { faces: found.faceIds.map((faceId, i) => ({ faceId, score: found.scores[i]! })), exactScores: false };
     }
-    const m = this.matrix(g, l);
-    const faces = [];
-    if (m.n > 0) {
-      const top = await this.o.scorer(probe, 1, m.rows(), m.n, g.dimension, Math.min(k, m.n));
-      for (let i = 0; i < top.k; i++) {
-        const r = top.indices[i]!;
-        if (r >= 0) faces.push({ faceId: m.faceIds[r]!, score: top.scores[i]! });
-      }
-    }
-    return { faces, exactScores: true };
+    const m = await this.matrix(g, l);
+    return { faces: await m.search(probe, k), exactScores: true };
   }
 
   async added(g: GalleryRecord, faces: readonly { id: number; v: Float32Array }[]): Promise<void> {
@@ -107,7 +102,7 @@ export class HnswVectorIndex implements VectorIndex {
     try {
       // A sharded index adds to its shards at once, each on its own thread.
       l.index.addMany(faces);
-      for (const f of faces) l.matrix?.add(f.id, f.v);
+      if (l.matrix) await (await l.matrix).add(faces);
       this.maybeCheckpoint(l, g.id);
       // A gallery that grew past the shard threshold one face at a time is rebuilt as parallel
       // shards in the background (adds and searches go on against the single graph meanwhile; a
@@ -123,10 +118,8 @@ export class HnswVectorIndex implements VectorIndex {
   async deleted(g: GalleryRecord, faceIds: readonly number[]): Promise<void> {
     const l = await this.load(g);
     try {
-      for (const id of faceIds) {
-        l.index.markDeleted(id);
-        l.matrix?.remove(id);
-      }
+      for (const id of faceIds) l.index.markDeleted(id);
+      if (l.matrix) await (await l.matrix).remove(faceIds);
       l.index.deleteSeq = Math.max(l.index.deleteSeq, this.deleteSeq(g.id));
       this.maybeCheckpoint(l, g.id);
     } catch (e) {
@@ -189,6 +182,7 @@ export class HnswVectorIndex implements VectorIndex {
     await this.loading.get(g.id)?.catch(() => undefined);
     const l = this.loaded.get(g.id);
     if (l?.rebuild) await l.rebuild.job.cancel().catch(() => undefined);
+    if (l) dropMatrix(l);
     this.loaded.delete(g.id);
     l?.index.close();
     if (this.o.indexDir) removeIndexFiles(this.o.indexDir, g.id);
@@ -286,6 +280,7 @@ export class HnswVectorIndex implements VectorIndex {
     for (const l of this.loaded.values()) if (l.rebuild) await l.rebuild.done;
     this.checkpointSync();
     this.closed = true;
+    await Promise.allSettled([...this.loaded.values()].map((l) => dropMatrix(l)));
     for (const l of this.loaded.values()) l.index.close();
     this.loaded.clear();
     for (const p of this.pending.values()) p.index.close();
@@ -335,13 +330,14 @@ export class HnswVectorIndex implements VectorIndex {
       }
       const r = catchUpExternal(this.sqlite, { id: row.id, dimension: row.dimension, m: row.m, efConstruction: row.efc, ef: row.ef, generation: row.generation }, l.index, l.syncedId);
       l.syncedId = r.sinceId;
-      if (r.added > 0 || r.deleted > 0) l.matrix = null;
+      if (r.added > 0 || r.deleted > 0) dropMatrix(l);
     }
   }
 
   /** Forgets a gallery's loaded index (its background rebuild, if any, is cancelled). */
   private discard(id: number, l: LoadedGallery): void {
     this.loaded.delete(id);
+    dropMatrix(l);
     if (l.rebuild) void l.rebuild.job.cancel().catch(() => undefined);
     l.index.close();
   }
@@ -384,17 +380,28 @@ export class HnswVectorIndex implements VectorIndex {
     return pending;
   }
 
-  /** The gallery's live vectors as one matrix, loaded from the database on first exact scan. */
-  private matrix(g: GalleryRecord, l: LoadedGallery): VectorMatrix {
+  /**
+   * The gallery's live vectors as one matrix, loaded from the database on the first exact scan
+   * (concurrent first scans share the load) and kept in step by added/deleted after that.
+   */
+  private matrix(g: GalleryRecord, l: LoadedGallery): Promise<VectorMatrix> {
     if (!l.matrix) {
-      const n = (this.sqlite.prepare('SELECT COUNT(*) AS n FROM faces WHERE gallery_id = ? AND deleted = 0').get(g.id) as { n: number }).n;
-      const m = new VectorMatrix(g.dimension, n + 16);
-      const v = new Float32Array(g.dimension);
-      const stmt = this.sqlite.prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND deleted = 0 ORDER BY id');
-      for (const r of stmt.iterate(g.id) as IterableIterator<{ id: number; embedding: Buffer }>) {
-        m.add(r.id, blobToEmbedding(r.embedding, v));
-      }
-      l.matrix = m;
+      const loading = (async () => {
+        const n = (this.sqlite.prepare('SELECT COUNT(*) AS n FROM faces WHERE gallery_id = ? AND deleted = 0').get(g.id) as { n: number }).n;
+        const m = await VectorMatrix.create(this.o.rows, g.dimension, n + 16);
+        // Read in one synchronous pass (no await): the rows match the database at one moment,
+        // and every later commit reaches the matrix through added/deleted.
+        const faces: { id: number; v: Float32Array }[] = [];
+        const stmt = this.sqlite.prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND deleted = 0 ORDER BY id');
+        for (const r of stmt.iterate(g.id) as IterableIterator<{ id: number; embedding: Buffer }>) faces.push({ id: r.id, v: blobToEmbedding(r.embedding) });
+        await m.add(faces);
+        return m;
+      })();
+      l.matrix = loading;
+      // A failed load is not kept: the next exact scan tries again.
+      loading.catch(() => {
+        if (l.matrix === loading) l.matrix = null;
+      });
     }
     return l.matrix;
   }
@@ -409,6 +416,13 @@ export class HnswVectorIndex implements VectorIndex {
     const meta = l.index.save(this.o.indexDir, galleryId);
     this.emit({ kind: 'checkpoint', gallery: l.name, lastFaceId: meta.lastFaceId, bytes: meta.bytes });
   }
+}
+
+/** Forgets a gallery's matrix and frees its rows once its scans in flight are done. */
+function dropMatrix(l: LoadedGallery): Promise<void> {
+  const m = l.matrix;
+  l.matrix = null;
+  return m ? m.then((x) => x.dispose()).catch(() => undefined) : Promise.resolve();
 }
 
 function indexedGallery(g: GalleryRecord): IndexedGallery {
