@@ -127,3 +127,25 @@ describe('quietTicks', () => {
     expect(globalThis.setImmediate).toBe(original);
   });
 });
+
+describe('GpuWait.settle', () => {
+  const setImmediateDuring = async (w: GpuWait, units: number) => {
+    let seen: unknown;
+    await w.settle(units, performance.now(), async () => {
+      seen = globalThis.setImmediate;
+    });
+    return seen;
+  };
+
+  it('throttles Dawn\'s polling for work long enough to sleep through, not for short or unmeasured work', async () => {
+    const original = globalThis.setImmediate;
+    const w = new GpuWait();
+    expect(await setImmediateDuring(w, 4)).toBe(original); // nothing measured yet
+    w.record(2, 10); // 8 ms of sleep would be under the 20 ms floor
+    expect(await setImmediateDuring(w, 2)).toBe(original);
+    const long = new GpuWait();
+    long.record(3, 30); // sleeps 24 ms, then polls throttled
+    expect(await setImmediateDuring(long, 3)).not.toBe(original);
+    expect(globalThis.setImmediate).toBe(original);
+  });
+});
