@@ -3,6 +3,9 @@
 // throughput, and a subgroup broadcast. On lavapipe every storage load costs about as much as
 // a dozen FMAs, whatever the address pattern; BENCHMARKS.md explains what the kernels do about it.
 // Usage: node scripts/webgpu-probe.mjs   (needs the `webgpu` package and an adapter)
+// To see what llvmpipe makes of a kernel: MESA_SHADER_CACHE_DISABLE=true GALLIVM_DEBUG=asm (or ir)
+// prints the x86 code of every compute shader compiled (the cs_co_variant function; with the shader
+// cache on, a shader compiled before is not recompiled and prints nothing). BENCHMARKS.md reads the GEMM's.
 import { create, globals } from 'webgpu';
 
 Object.assign(globalThis, globals);

@@ -1,6 +1,6 @@
 // GpuWait: the sleep before asking Dawn for GPU results (see src/backend/webgpu/gpu-wait.ts).
 import { describe, expect, it } from 'vitest';
-import { GpuWait } from '../../src/backend/webgpu/gpu-wait.js';
+import { GpuWait, quietTicks } from '../../src/backend/webgpu/gpu-wait.js';
 
 const timed = async (fn: () => Promise<void>) => {
   const t0 = performance.now();
@@ -76,5 +76,76 @@ describe('GpuWait', () => {
     w.record(0, 500);
     w.record(3, Number.NaN);
     expect(await timed(() => w.before(1000))).toBeLessThan(20);
+  });
+});
+
+// quietTicks against a poller built like Dawn's binding (AsyncRunner): it re-arms itself through
+// the global setImmediate, looked up on every tick, until its work is done.
+describe('quietTicks', () => {
+  const poller = (ms: number) => {
+    let ticks = 0;
+    const until = performance.now() + ms;
+    const done = new Promise<void>((resolve) => {
+      const tick = () => {
+        ticks++;
+        if (performance.now() >= until) resolve();
+        else globalThis.setImmediate(tick);
+      };
+      globalThis.setImmediate(tick);
+    });
+    return { done, ticks: () => ticks };
+  };
+
+  it('turns the spin into about one tick per millisecond and puts setImmediate back', async () => {
+    const original = globalThis.setImmediate;
+    const p = await quietTicks(async () => {
+      const p = poller(60);
+      await p.done;
+      return p;
+    });
+    // Spinning, 60 ms are tens of thousands of ticks; throttled, about 60 (timers may be late, not early).
+    expect(p.ticks()).toBeLessThanOrEqual(70);
+    expect(p.ticks()).toBeGreaterThanOrEqual(5);
+    expect(globalThis.setImmediate).toBe(original);
+  });
+
+  it('keeps the throttle until the last of overlapping waits ends, also when one fails', async () => {
+    const original = globalThis.setImmediate;
+    const failing = quietTicks(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      throw new Error('lost device');
+    });
+    const inner = quietTicks(async () => {
+      await failing.catch(() => undefined);
+      expect(globalThis.setImmediate).not.toBe(original); // the other wait is still pending
+      const p = poller(20);
+      await p.done;
+      return p.ticks();
+    });
+    await expect(failing).rejects.toThrow('lost device');
+    expect(await inner).toBeLessThanOrEqual(30);
+    expect(globalThis.setImmediate).toBe(original);
+  });
+});
+
+describe('GpuWait.settle', () => {
+  const setImmediateDuring = async (w: GpuWait, units: number) => {
+    let seen: unknown;
+    await w.settle(units, performance.now(), async () => {
+      seen = globalThis.setImmediate;
+    });
+    return seen;
+  };
+
+  it('throttles Dawn\'s polling for work long enough to sleep through, not for short or unmeasured work', async () => {
+    const original = globalThis.setImmediate;
+    const w = new GpuWait();
+    expect(await setImmediateDuring(w, 4)).toBe(original); // nothing measured yet
+    w.record(2, 10); // 8 ms of sleep would be under the 20 ms floor
+    expect(await setImmediateDuring(w, 2)).toBe(original);
+    const long = new GpuWait();
+    long.record(3, 30); // sleeps 24 ms, then polls throttled
+    expect(await setImmediateDuring(long, 3)).not.toBe(original);
+    expect(globalThis.setImmediate).toBe(original);
   });
 });

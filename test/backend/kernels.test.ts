@@ -3,7 +3,7 @@
 // every backend. Tolerance: |got - want| <= 1e-4 * max(1, |want|) (float32 sums in another order).
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../../src/backend/backend.js';
-import { createWebGpuBackend } from '../../src/backend/webgpu/webgpu-backend.js';
+import { createWebGpuBackend, type WebGpuBackend } from '../../src/backend/webgpu/webgpu-backend.js';
 import { createWasmBackend } from '../../src/backend/wasm/index.js';
 import { numel, type Graph } from '../../src/graph/ir.js';
 import { runReference } from '../../src/graph/reference.js';
@@ -66,25 +66,28 @@ const backends: BackendUnderTest[] = [
   { name: 'wasm', skip: false, create: () => createWasmBackend({ workers: 2 }) },
 ];
 
+/** Scalar-reference check of one graph at batch n on a backend (the tolerance above). */
+async function checkOn(backend: Backend, graph: Graph, n: number, seed: number) {
+  const input = randomTensor(n * numel(graph.input.shape), seed, 2);
+  const want = runReference(graph, input, n);
+  const compiled = await backend.compile(graph);
+  try {
+    const got = await compiled.run(input, n);
+    expect(got.length).toBe(want.length);
+    const { worst, at } = close(got, want);
+    expect(worst, `worst relative error at ${at}: got ${got[at]}, want ${want[at]}`).toBeLessThanOrEqual(1e-4);
+  } finally {
+    compiled.dispose();
+  }
+}
+
 for (const b of backends) {
   describe.skipIf(b.skip)(`${b.name} kernels vs scalar reference`, () => {
     let backend: Backend | null = null;
     const get = async () => (backend ??= await b.create());
     afterAll(async () => backend?.dispose());
 
-    async function check(graph: Graph, n: number, seed: number) {
-      const input = randomTensor(n * numel(graph.input.shape), seed, 2);
-      const want = runReference(graph, input, n);
-      const compiled = await (await get()).compile(graph);
-      try {
-        const got = await compiled.run(input, n);
-        expect(got.length).toBe(want.length);
-        const { worst, at } = close(got, want);
-        expect(worst, `worst relative error at ${at}: got ${got[at]}, want ${want[at]}`).toBeLessThanOrEqual(1e-4);
-      } finally {
-        compiled.dispose();
-      }
-    }
+    const check = async (graph: Graph, n: number, seed: number) => checkOn(await get(), graph, n, seed);
 
     for (const c of convCases) it(`conv2d ${c.name}, batch 3`, () => check(convGraph(c), 3, 1));
     for (const c of depthwiseCases) it(`depthwise ${c.name}, batch 2`, () => check(depthwiseGraph(c), 2, 2));
@@ -96,3 +99,25 @@ for (const b of backends) {
     it('large batch crosses the 65535-workgroup grid limit in y', () => check(convGraph({ name: 'tall', h: 40, w: 40, inC: 4, outC: 4, k: [1, 1], stride: [1, 1], pads: pads(0, 0, 0, 0), activation: 'relu' }), 1700, 6));
   });
 }
+
+// A non-default subgroup GEMM tile (the subgroupGemm option, used to compare tiles): 24 rows per
+// subgroup (partial row tiles) and two vec4 columns per lane (partial column blocks), on the
+// 1x1-convolution and fully connected cases that take the GEMM.
+describe.skipIf(skipWebGpu)('webgpu subgroup GEMM tile 24x2 vs scalar reference', () => {
+  let backend: Backend | null = null;
+  const get = async () => (backend ??= await createWebGpuBackend({ subgroups: true, subgroupGemm: { rows: 24, cols: 2 } }));
+  afterAll(async () => backend?.dispose());
+  for (const c of convCases.filter((c) => c.name.includes('matmul path'))) it(`conv2d ${c.name}, batch 3`, async () => checkOn(await get(), convGraph(c), 3, 1));
+  it('fully connected 512->128 (matmul) prelu, batch 5', async () => checkOn(await get(), fcGraph(512, 128, 'prelu'), 5, 3));
+  it('the GEMM runs with the requested tile', async () => {
+    const b = (await get()) as WebGpuBackend;
+    if (b.gpu.subgroupSize === null || !b.gpu.features.has('timestamp-query')) return; // no subgroup kernels / no profile on this adapter
+    const compiled = await b.compile(fcGraph(64, 32, 'none'));
+    try {
+      const timings = await compiled.profile(randomTensor(2 * 64, 9, 1), 2);
+      expect(timings.map((t) => t.shader)).toContainEqual(expect.stringMatching(/^matmul-subgroup-sg\d+-24x2#/));
+    } finally {
+      compiled.dispose();
+    }
+  });
+});

@@ -7,7 +7,7 @@ import type { Backend, CompiledGraph } from '../backend.js';
 import { BufferPool } from './buffer-pool.js';
 import { getGpu, type GpuContext } from './device.js';
 import { GpuWait } from './gpu-wait.js';
-import type { KernelPlan } from './ops/kernel.js';
+import type { KernelPlan, PlanContext } from './ops/kernel.js';
 import { ALIAS_OPS, planNode } from './ops/registry.js';
 import { PipelineCache } from './pipeline-cache.js';
 import { createWebGpuWarp } from './webgpu-warp.js';
@@ -63,6 +63,8 @@ export interface WebGpuBackendOptions {
    * small one to exercise splitting a call into several dispatches and the CPU fallback).
    */
   maxWarpBindingBytes?: number;
+  /** Tile of the subgroup GEMM (rows per subgroup, vec4 columns per lane) instead of the planner's default, to compare tiles in one process. */
+  subgroupGemm?: { rows: number; cols: number } | null;
 }
 
 export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
@@ -77,7 +79,7 @@ export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Prom
     pipelines,
     pool,
     describe: () => `webgpu (${gpu.adapterName}${subgroupSize ? `, subgroups of ${subgroupSize}` : ''})`,
-    compile: (graph) => compileGraph(gpu, pipelines, pool, graph, subgroupSize),
+    compile: (graph) => compileGraph(gpu, pipelines, pool, graph, { subgroupSize, subgroupGemm: opts.subgroupGemm ?? null }),
     warp: createWebGpuWarp(gpu, pipelines, pool, opts.maxWarpBindingBytes),
     dispose: async () => {
       pool.destroy();
@@ -127,13 +129,13 @@ function planSlots(graph: Graph, alias: Map<string, string>): { slotOf: Map<stri
   return { slotOf, slotFloats };
 }
 
-async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: BufferPool, graph: Graph, subgroupSize: number | null): Promise<WebGpuCompiledGraph> {
+async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: BufferPool, graph: Graph, ctx: PlanContext): Promise<WebGpuCompiledGraph> {
   const device = gpu.device;
   const alias = new Map<string, string>();
   const plans: KernelPlan[] = [];
   for (const node of graph.nodes) {
     if (ALIAS_OPS.has(node.op)) alias.set(node.output, node.inputs[0]!);
-    else plans.push(...planNode(node, graph.shapes, { subgroupSize })); // throws UNSUPPORTED_OP at load time
+    else plans.push(...planNode(node, graph.shapes, ctx)); // throws UNSUPPORTED_OP at load time
   }
   const { slotOf, slotFloats } = planSlots(graph, alias);
 

@@ -14,6 +14,8 @@ export type BindingRef = { kind: 'tensor'; name: string } | { kind: 'const'; dat
 export interface PlanContext {
   /** Fixed subgroup size with the 'subgroups' feature on, else null (no subgroup variants). */
   subgroupSize: number | null;
+  /** Tile of the subgroup GEMM (rows per subgroup, vec4 columns per lane) instead of the default (for A/B measurements). */
+  subgroupGemm?: { rows: number; cols: number } | null;
 }
 
 /** Subgroup sizes the subgroup kernels (kernels/matmul.ts, kernels/conv2d.ts) are generated for. */

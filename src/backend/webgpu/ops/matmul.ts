@@ -47,11 +47,12 @@ export function planMatmul(node: Conv2DNode | FullyConnectedNode, shapes: Map<st
   const N4 = N / 4;
   const sg = ctx.subgroupSize;
   if (sg !== null && SUBGROUP_ENTRY_SIZES.has(sg)) {
-    const colBlocks = Math.ceil(N4 / (sg * SUBGROUP_TILE_COLS));
-    const tiles = (n: number) => colBlocks * Math.ceil((n * rowsPerSample) / SUBGROUP_TILE_ROWS);
+    const tile = ctx.subgroupGemm ?? { rows: SUBGROUP_TILE_ROWS, cols: SUBGROUP_TILE_COLS };
+    const colBlocks = Math.ceil(N4 / (sg * tile.cols));
+    const tiles = (n: number) => colBlocks * Math.ceil((n * rowsPerSample) / tile.rows);
     return {
       node,
-      shader: matmulSubgroupWgsl({ sg, rows: SUBGROUP_TILE_ROWS, cols: SUBGROUP_TILE_COLS }),
+      shader: matmulSubgroupWgsl({ sg, ...tile }),
       bindings,
       params: (n) => params([n * rowsPerSample, K / 4, N4, ACT_CODE[node.activation], hasResidual ? 1 : 0, colBlocks, tiles(n)]),
       dispatch: (n) => grid1d(Math.ceil((tiles(n) * sg) / 64)),
