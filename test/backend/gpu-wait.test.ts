@@ -137,15 +137,19 @@ describe('GpuWait.settle', () => {
     return seen;
   };
 
-  it('throttles Dawn\'s polling for work long enough to sleep through, not for short or unmeasured work', async () => {
+  it('throttles Dawn\'s polling (software adapters only) for work long enough to sleep through, not for short or unmeasured work', async () => {
     const original = globalThis.setImmediate;
-    const w = new GpuWait();
+    const w = new GpuWait(true);
     expect(await setImmediateDuring(w, 4)).toBe(original); // nothing measured yet
     w.record(2, 10); // 8 ms of sleep would be under the 20 ms floor
     expect(await setImmediateDuring(w, 2)).toBe(original);
-    const long = new GpuWait();
+    const long = new GpuWait(true);
     long.record(3, 30); // sleeps 24 ms, then polls throttled
     expect(await setImmediateDuring(long, 3)).not.toBe(original);
     expect(globalThis.setImmediate).toBe(original);
+    // A hardware adapter's wait leaves the process's setImmediate alone.
+    const hardware = new GpuWait(false);
+    hardware.record(3, 30);
+    expect(await setImmediateDuring(hardware, 3)).toBe(original);
   });
 });

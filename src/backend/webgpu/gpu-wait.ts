@@ -66,6 +66,13 @@ function spinRequested(): boolean {
 export class GpuWait {
   private readonly ms = new Map<number, number>();
 
+  /**
+   * quiet: throttle Dawn's polling while awaiting long work (quietTicks). Only for software
+   * adapters (lavapipe, SwiftShader), where the spinning poller takes a core from the "GPU" itself;
+   * on a real GPU it would only delay the process's other setImmediate callbacks.
+   */
+  constructor(private readonly quiet = false) {}
+
   /** Sleeps through most of the time `units` of work are expected to take (nothing until measured). */
   async before(units: number): Promise<void> {
     if (spinRequested()) return;
@@ -81,7 +88,7 @@ export class GpuWait {
   async settle<T>(units: number, submittedAt: number, result: () => Promise<T>): Promise<T> {
     // Work expected to be short (the same threshold as the sleep, or not measured yet) is
     // awaited unthrottled: there the millisecond of polling granularity would be a large share.
-    const quiet = !spinRequested() && this.expected(units) * FRACTION >= MIN_SLEEP_MS;
+    const quiet = this.quiet && !spinRequested() && this.expected(units) * FRACTION >= MIN_SLEEP_MS;
     await this.before(units);
     const out = quiet ? await quietTicks(result) : await result();
     this.record(units, performance.now() - submittedAt);

@@ -228,8 +228,8 @@ async function compileGraph(gpu: GpuContext, pipelines: PipelineCache, pool: Buf
     });
   };
 
-  const runWait = new GpuWait();
-  const profileWait = new GpuWait(); // a profiled batch (one pass per kernel) takes longer than a run
+  const runWait = new GpuWait(gpu.software);
+  const profileWait = new GpuWait(gpu.software); // a profiled batch (one pass per kernel) takes longer than a run
   /** units: samples in the submission, for the wait estimate of `wait` (see gpu-wait.ts). */
   const submitAndRead = async (encoder: GPUCommandEncoder, readback: GPUBuffer, bytes: number, units: number, gpuWait: GpuWait): Promise<Float32Array> => {
     device.pushErrorScope('validation');
