@@ -134,12 +134,16 @@ async function timeRuns(runs: number, fn: () => Promise<unknown> | unknown): Pro
   return ms;
 }
 
-/** One warm-up of each, then runs rounds of one timed run of each in turn; returns each one's times. */
+/**
+ * runs rounds of each function in turn, each timed run right after an untimed one of the same
+ * function (so every timing finds the workers awake and the same data as warm as it can be, as
+ * consecutive runs of one cell would); returns each one's times.
+ */
 async function timeRoundRobin(runs: number, fns: (() => Promise<unknown> | unknown)[]): Promise<number[][]> {
-  for (const fn of fns) await fn();
   const ms = fns.map(() => [] as number[]);
   for (let r = 0; r < runs; r++) {
     for (let i = 0; i < fns.length; i++) {
+      await fns[i]!();
       const t = performance.now();
       await fns[i]!();
       ms[i]!.push(performance.now() - t);
@@ -331,7 +335,8 @@ export function formatScoreBench(r: ScoreBenchResult): string {
   lines.push('');
   lines.push(
     `WASM: ${r.env.wasm}; WebGPU: ${r.env.adapter ?? 'not run'}. Median of ${r.runs} runs after one warm-up (WASM: the read loops and ` +
-      `cells of one gallery timed round-robin, one run of each in turn, so that they share the load). GB/s = gallery bytes ` +
+      `cells of one gallery timed round-robin, one run of each in turn, each right after an untimed run of the same, so that they share ` +
+      `the load and each finds its workers awake). GB/s = gallery bytes ` +
       `(N x dim x 4) per second; read limit = the fastest plain read loop over the same gallery in the same runtime ` +
       `(WASM rows: a JS loop over the Float32Array, a WASM SIMD loop over the resident copy in linear memory, and the same loop split ` +
       `over the pool's workers; WebGPU rows: a WGSL pass summing the resident buffers). Gallery 'array': score() on a plain ` +

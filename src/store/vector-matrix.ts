@@ -43,6 +43,14 @@ export class VectorMatrix {
     return this.lock.write(() => this.addNow(faces));
   }
 
+  /**
+   * Fills a new matrix synchronously, without the lock: for its loader only, before anyone else
+   * holds it (no scan can be in flight). rows: count x dim floats; ids: their face ids, not held yet.
+   */
+  load(ids: ArrayLike<number>, rows: Float32Array, count: number): void {
+    this.appendRows(ids, rows, count);
+  }
+
   /** Removes faces (the last row moves into each hole), after the scans in flight. */
   remove(faceIds: readonly number[]): Promise<void> {
     return this.lock.write(() => {
@@ -89,20 +97,24 @@ export class VectorMatrix {
     const seen = new Set<number>();
     const fresh = faces.filter((f) => !this.rowOf.has(f.id) && !seen.has(f.id) && seen.add(f.id));
     if (fresh.length === 0) return;
-    const dim = this.dim;
-    const block = new Float32Array(fresh.length * dim);
-    fresh.forEach((f, i) => block.set(f.v, i * dim));
+    const block = new Float32Array(fresh.length * this.dim);
+    fresh.forEach((f, i) => block.set(f.v, i * this.dim));
+    this.appendRows(fresh.map((f) => f.id), block, fresh.length);
+  }
+
+  private appendRows(ids: ArrayLike<number>, rows: Float32Array, count: number): void {
+    if (count === 0) return;
     const start = this.rows.n;
-    this.rows.append(block, fresh.length);
-    if (start + fresh.length > this.faceIds.length) {
-      const ids = new Float64Array(Math.max(start + fresh.length, Math.ceil(this.faceIds.length * 1.5)));
-      ids.set(this.faceIds.subarray(0, start));
-      this.faceIds = ids;
+    this.rows.append(rows.subarray(0, count * this.dim), count);
+    if (start + count > this.faceIds.length) {
+      const grown = new Float64Array(Math.max(start + count, Math.ceil(this.faceIds.length * 1.5)));
+      grown.set(this.faceIds.subarray(0, start));
+      this.faceIds = grown;
     }
-    fresh.forEach((f, i) => {
-      this.faceIds[start + i] = f.id;
-      this.rowOf.set(f.id, start + i);
-    });
+    for (let i = 0; i < count; i++) {
+      this.faceIds[start + i] = ids[i]!;
+      this.rowOf.set(ids[i]!, start + i);
+    }
   }
 }
 

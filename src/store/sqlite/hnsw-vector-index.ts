@@ -4,7 +4,7 @@
 // shared WASM memory every worker scans in place), background rebuilds once many entries are deleted.
 import type Database from 'better-sqlite3';
 import type { ExactRowsFactory } from '../exact-scorer.js';
-import { blobToEmbedding } from '../embedding.js';
+import { blobBytes, blobToEmbedding } from '../embedding.js';
 import {
   adoptRebuiltSnapshot,
   buildFromDatabase,
@@ -390,11 +390,24 @@ export class HnswVectorIndex implements VectorIndex {
         const n = (this.sqlite.prepare('SELECT COUNT(*) AS n FROM faces WHERE gallery_id = ? AND deleted = 0').get(g.id) as { n: number }).n;
         const m = await VectorMatrix.create(this.o.rows, g.dimension, n + 16);
         // Read in one synchronous pass (no await): the rows match the database at one moment,
-        // and every later commit reaches the matrix through added/deleted.
-        const faces: { id: number; v: Float32Array }[] = [];
+        // and every later commit reaches the matrix through added/deleted. Blocks of rows go in
+        // as they are read, so a large gallery is not held twice.
+        const dim = g.dimension;
+        const block = new Float32Array(LOAD_BLOCK * dim);
+        const ids = new Float64Array(LOAD_BLOCK);
+        let count = 0;
         const stmt = this.sqlite.prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND deleted = 0 ORDER BY id');
-        for (const r of stmt.iterate(g.id) as IterableIterator<{ id: number; embedding: Buffer }>) faces.push({ id: r.id, v: blobToEmbedding(r.embedding) });
-        await m.add(faces);
+        for (const r of stmt.iterate(g.id) as IterableIterator<{ id: number; embedding: Buffer }>) {
+          // A vector of another length belongs to another model (a switch under way elsewhere).
+          if (blobBytes(r.embedding).byteLength !== dim * 4) continue;
+          blobToEmbedding(r.embedding, block, count * dim);
+          ids[count++] = r.id;
+          if (count === LOAD_BLOCK) {
+            m.load(ids, block, count);
+            count = 0;
+          }
+        }
+        m.load(ids, block, count);
         return m;
       })();
       l.matrix = loading;
@@ -417,6 +430,9 @@ export class HnswVectorIndex implements VectorIndex {
     this.emit({ kind: 'checkpoint', gallery: l.name, lastFaceId: meta.lastFaceId, bytes: meta.bytes });
   }
 }
+
+/** Rows read from the database per append when a gallery's matrix is loaded. */
+const LOAD_BLOCK = 4096;
 
 /** Forgets a gallery's matrix and frees its rows once its scans in flight are done. */
 function dropMatrix(l: LoadedGallery): Promise<void> {
