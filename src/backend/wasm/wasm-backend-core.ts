@@ -53,14 +53,18 @@ interface Job {
  */
 /**
  * Per graph: recent times of a lone sample run split over all workers and run on one worker
- * (exponentially weighted), and which way to run the next one. The first lone sample runs split;
- * then the faster way, except every EXPLORE_EVERY-th, which runs the other way to refresh its time.
+ * (exponentially weighted), and which way to run the next one. The first run each way is a
+ * warm-up (compilation, first touch of the memory: several times the steady time) and is not
+ * counted; until both ways have a time the way without one runs; then the faster way, except
+ * every EXPLORE_EVERY-th sample, which runs the other way to refresh its time.
  */
 export class LoneSampleChoice {
   static readonly EXPLORE_EVERY = 16;
-  private static readonly WEIGHT = 0.25;
+  private static readonly WEIGHT = 0.5;
   private split: number | undefined;
   private solo: number | undefined;
+  private splitWarm = false;
+  private soloWarm = false;
   private lone = 0;
 
   /** Whether the next lone sample should run split. */
@@ -73,6 +77,11 @@ export class LoneSampleChoice {
   }
 
   record(split: boolean, ms: number): void {
+    if (split ? !this.splitWarm : !this.soloWarm) {
+      if (split) this.splitWarm = true;
+      else this.soloWarm = true;
+      return;
+    }
     const old = split ? this.split : this.solo;
     const est = old === undefined ? ms : old + LoneSampleChoice.WEIGHT * (ms - old);
     if (split) this.split = est;
