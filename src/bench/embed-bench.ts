@@ -13,7 +13,7 @@ import { exportOnnx } from '../export/onnx-export.js';
 import { createOrtNodeReference, createOrtWebReference, type OrtReference, type TimedRuns } from './ort-references.js';
 
 /** Untimed calls of an engine before each of its timed calls in the round-robin (see benchEmbed). */
-const SETTLE_MS = 100;
+const SETTLE_MS = 250;
 
 /** Per-kernel medians of PROFILE_RUNS profiled batches (the first ones also settle the backend's GPU wait). */
 const PROFILE_RUNS = 5;
@@ -256,8 +256,10 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
       // the ratios stay meaningful even when the absolute numbers move. In each round an engine
       // makes untimed calls for SETTLE_MS before its timed one: the engine before it leaves threads
       // busy (after an onnxruntime run, our 2-worker face took 13-15 ms instead of 6 for the next
-      // 50-60 ms, 2026-12-06) and its own workers have gone to sleep, neither of which a program
-      // calling one engine face after face pays; the timed call measures that steady state.
+      // 50-60 ms, 2026-12-06), its own workers have gone to sleep and its adaptive choices (the WASM
+      // pool's split of a lone face, re-tried every 16th face) follow the load of the moment;
+      // a program calling one engine face after face pays none of that, and the timed call
+      // measures that steady state.
       const runners: { label: string; kind: EmbedBenchKind; threads: number | null; measure: (warm: number, timed: number) => Promise<TimedRuns> }[] = [
         ...engines.map((e) => ({ label: e.label, kind: 'engine' as const, threads: e.threads ?? null, measure: (w: number, t: number) => timeEngine(e, input, n, w, t) })),
         ...refs.map((r) => ({ label: r.label, kind: r.kind, threads: r.threads, measure: (w: number, t: number) => r.measure(input, n, inputShape, w, t) })),

@@ -56,7 +56,7 @@ interface Job {
  * (exponentially weighted), and which way to run the next one. The first run each way is a
  * warm-up (compilation, first touch of the memory: several times the steady time) and is not
  * counted; until both ways have a time the way without one runs; then the faster way, except
- * every EXPLORE_EVERY-th sample, which runs the other way to refresh its time.
+ * every EXPLORE_EVERY-th sample, which runs the other way and replaces its time.
  */
 export class LoneSampleChoice {
   static readonly EXPLORE_EVERY = 16;
@@ -83,7 +83,11 @@ export class LoneSampleChoice {
       return;
     }
     const old = split ? this.split : this.solo;
-    const est = old === undefined ? ms : old + LoneSampleChoice.WEIGHT * (ms - old);
+    const other = split ? this.solo : this.split;
+    // The slower way is only run to explore: its new time replaces the old one (which may date
+    // from a moment when other threads held the cores), so a change of load flips the choice at once.
+    const slower = old !== undefined && other !== undefined && old >= other;
+    const est = old === undefined || slower ? ms : old + LoneSampleChoice.WEIGHT * (ms - old);
     if (split) this.split = est;
     else this.solo = est;
   }
