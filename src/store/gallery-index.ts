@@ -420,6 +420,26 @@ class FaceRows {
 const REPLAY_BATCH = 1000;
 
 /**
+ * Adds the live faces above index.lastFaceId a batch at a time, yielding to the event loop between
+ * batches, until less than a batch is left; catchUp then replays the rest (and the deletes) in one
+ * short read transaction. For a background rebuild's swap: while the rebuild ran, a server kept
+ * adding faces to the old index (41,000 during the 2-shard build at 200k faces over the HTTP batch
+ * route), and replaying them all in one synchronous catchUp blocked the server long enough for a
+ * client's request to fail (2026-12-06, `bench enroll-http --faces 1000000`).
+ */
+export async function catchUpAddsYielding(sqlite: Database.Database, g: IndexedGallery, index: GalleryIndex): Promise<number> {
+  const stmt = sqlite.prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND id > ? AND deleted = 0 ORDER BY id LIMIT ?');
+  let added = 0;
+  for (;;) {
+    const rows = stmt.all(g.id, index.lastFaceId, REPLAY_BATCH) as { id: number; embedding: Buffer }[];
+    if (rows.length < REPLAY_BATCH) return added;
+    index.addMany(rows.map((r) => ({ id: r.id, v: blobToEmbedding(r.embedding) })));
+    added += rows.length;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/**
  * Brings `index` up to date with the database: adds live faces above index.lastFaceId and applies
  * deletes newer than index.deleteSeq.
  */

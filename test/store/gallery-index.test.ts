@@ -3,7 +3,9 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { openStore, type IndexEvent } from '../../src/store/index.js';
+import { buildFromDatabase, catchUp, catchUpAddsYielding } from '../../src/store/gallery-index.js';
 import { makeClusteredGallery } from '../../src/bench/search-bench.js';
 import { tempDir } from './helpers.js';
 
@@ -84,4 +86,42 @@ describe('gallery index snapshots', () => {
   it('leaves no stray index files behind', async () => {
     expect(readdirSync(indexDir).sort()).toEqual(['g1.json', sidecar().file].sort());
   });
+});
+
+describe('catching up a rebuilt index', () => {
+  it('replays the faces added meanwhile a batch at a time (yielding between batches), then the rest in one transaction', async () => {
+    const dir = tempDir('catchup');
+    const dbPath = join(dir, 'c.db');
+    try {
+      const store = await openStore(dbPath, { exactBelow: 0 });
+      await store.createGallery('c', { modelId: 'm', dimension: DIM, m: 12, efConstruction: 60, ef: 48 });
+      const enroll = async (from: number, to: number) => {
+        for (let r = from; r < to; r++) {
+          await store.addIdentity('c', { externalId: `id${r}` });
+          await store.addFace('c', `id${r}`, { embedding: face(r % 1500) });
+        }
+      };
+      await enroll(0, 300);
+      const sqlite = new Database(dbPath, { readonly: true });
+      const row = sqlite.prepare('SELECT id, dimension, hnsw_m AS m, hnsw_ef_construction AS efc, hnsw_ef AS ef, generation FROM galleries WHERE name = ?').get('c') as { id: number; dimension: number; m: number; efc: number; ef: number; generation: number };
+      const g = { id: row.id, dimension: row.dimension, m: row.m, efConstruction: row.efc, ef: row.ef, generation: row.generation };
+      const index = await buildFromDatabase(sqlite, g, dbPath, null);
+      expect(index.liveCount).toBe(300);
+      await enroll(300, 2800); // 2,500 faces land after the build, as during a background rebuild
+      let turns = 0;
+      const ticker = setInterval(() => turns++, 0);
+      const yielded = await catchUpAddsYielding(sqlite, g, index);
+      clearInterval(ticker);
+      expect(yielded).toBe(2000); // two whole batches...
+      expect(turns).toBeGreaterThan(0); // ...between which other work (this timer) ran
+      expect(catchUp(sqlite, g, index).replayed).toBe(500);
+      expect(index.liveCount).toBe(2800);
+      expect(index.lastFaceId).toBe(2800);
+      index.close();
+      sqlite.close();
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -9,6 +9,7 @@ import {
   adoptRebuiltSnapshot,
   buildFromDatabase,
   catchUp,
+  catchUpAddsYielding,
   catchUpExternal,
   GalleryIndex,
   openGalleryIndex,
@@ -245,20 +246,30 @@ export class HnswVectorIndex implements VectorIndex {
     const job = rebuildInBackground(this.o.dbPath, this.sqlite, indexedGallery(g), dir, this.o.shardFrom);
     this.emit({ kind: 'rebuild-started', gallery: g.name, deletedFraction: l.index.deletedFraction });
     const done = job.promise.then(
-      (fresh) => {
-        l.rebuild = null;
-        if (this.closed || this.loaded.get(g.id) !== l) {
+      async (fresh) => {
+        const stale = () => this.closed || this.loaded.get(g.id) !== l;
+        if (stale()) {
+          l.rebuild = null;
           fresh.close();
           return;
         }
-        // Whatever was added or deleted while the worker ran is in the database: replay it.
+        // Whatever was added or deleted while the worker ran is in the database: replay it, the
+        // bulk of the adds a batch at a time between other work, the rest and the deletes at once.
         let replayed: number;
         try {
-          replayed = catchUp(this.sqlite, indexedGallery(g), fresh).replayed;
+          replayed = await catchUpAddsYielding(this.sqlite, indexedGallery(g), fresh);
+          if (stale()) {
+            l.rebuild = null;
+            fresh.close();
+            return;
+          }
+          replayed += catchUp(this.sqlite, indexedGallery(g), fresh).replayed;
         } catch (e) {
+          l.rebuild = null;
           fresh.close();
           throw e;
         }
+        l.rebuild = null;
         const old = l.index;
         l.index = fresh;
         old.close();
