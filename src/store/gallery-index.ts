@@ -408,6 +408,12 @@ class FaceRows {
     );
     yield* stmt.iterate(galleryId, afterId) as IterableIterator<{ id: number; embedding: Buffer }>;
   }
+  /** At most `limit` live faces above afterId, in id order. */
+  liveAfterPage(galleryId: number, afterId: number, limit: number): { id: number; embedding: Buffer }[] {
+    return this.sqlite
+      .prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND id > ? AND deleted = 0 ORDER BY id LIMIT ?')
+      .all(galleryId, afterId, limit) as { id: number; embedding: Buffer }[];
+  }
   deletedSince(galleryId: number, deleteSeq: number, uptoId: number): number[] {
     return (
       this.sqlite
@@ -428,10 +434,10 @@ const REPLAY_BATCH = 1000;
  * client's request to fail (2026-12-06, `bench enroll-http --faces 1000000`).
  */
 export async function catchUpAddsYielding(sqlite: Database.Database, g: IndexedGallery, index: GalleryIndex): Promise<number> {
-  const stmt = sqlite.prepare('SELECT id, embedding FROM faces WHERE gallery_id = ? AND id > ? AND deleted = 0 ORDER BY id LIMIT ?');
+  const faceRows = new FaceRows(sqlite);
   let added = 0;
   for (;;) {
-    const rows = stmt.all(g.id, index.lastFaceId, REPLAY_BATCH) as { id: number; embedding: Buffer }[];
+    const rows = faceRows.liveAfterPage(g.id, index.lastFaceId, REPLAY_BATCH);
     if (rows.length < REPLAY_BATCH) return added;
     index.addMany(rows.map((r) => ({ id: r.id, v: blobToEmbedding(r.embedding) })));
     added += rows.length;

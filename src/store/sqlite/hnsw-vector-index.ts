@@ -248,33 +248,26 @@ export class HnswVectorIndex implements VectorIndex {
     const done = job.promise.then(
       async (fresh) => {
         const stale = () => this.closed || this.loaded.get(g.id) !== l;
-        if (stale()) {
-          l.rebuild = null;
-          fresh.close();
-          return;
-        }
-        // Whatever was added or deleted while the worker ran is in the database: replay it, the
-        // bulk of the adds a batch at a time between other work, the rest and the deletes at once.
-        let replayed: number;
         try {
-          replayed = await catchUpAddsYielding(this.sqlite, indexedGallery(g), fresh);
+          // Whatever was added or deleted while the worker ran is in the database: replay it, the
+          // bulk of the adds a batch at a time between other work, the rest and the deletes at once.
+          let replayed = stale() ? 0 : await catchUpAddsYielding(this.sqlite, indexedGallery(g), fresh);
           if (stale()) {
-            l.rebuild = null;
             fresh.close();
             return;
           }
           replayed += catchUp(this.sqlite, indexedGallery(g), fresh).replayed;
+          const old = l.index;
+          l.index = fresh;
+          old.close();
+          adoptRebuiltSnapshot(dir, g.id, fresh);
+          this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: fresh.size, replayed });
         } catch (e) {
-          l.rebuild = null;
-          fresh.close();
+          if (l.index !== fresh) fresh.close();
           throw e;
+        } finally {
+          l.rebuild = null;
         }
-        l.rebuild = null;
-        const old = l.index;
-        l.index = fresh;
-        old.close();
-        adoptRebuiltSnapshot(dir, g.id, fresh);
-        this.emit({ kind: 'rebuild-swapped', gallery: g.name, size: fresh.size, replayed });
       },
       (e: unknown) => {
         l.rebuild = null;
