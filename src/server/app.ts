@@ -146,7 +146,7 @@ export function createApp(opts: CreateAppOptions): CosfaceApp {
       err = new CosfaceError('INTERNAL', `internal error (request ${c.get('requestId')})`);
     }
     c.set('error' as never, { code: err.code, message: err.message } as never);
-    if (err.code === 'OVERLOADED' || err.code === 'BUSY') c.header('Retry-After', '1');
+    if (err.code === 'OVERLOADED' || err.code === 'BUSY' || err.code === 'INDEX_UNAVAILABLE') c.header('Retry-After', '1');
     return c.json(errorBody(err, c.get('requestId')), httpStatus(err.code) as 400);
   });
   app.notFound((c) => {

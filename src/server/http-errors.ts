@@ -27,6 +27,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_CALIBRATED: 422,
   OVERLOADED: 503,
   BUSY: 503,
+  INDEX_UNAVAILABLE: 503,
   PHOTOS_UNAVAILABLE: 501,
 };
 

@@ -148,6 +148,14 @@ export class GalleryIndex {
     return index;
   }
 
+  /**
+   * True once a shard's worker thread has died or stopped answering (hnsw-shards.ts): the index
+   * cannot answer any more and is to be dropped and reopened (snapshot + replay from the database).
+   */
+  get lost(): boolean {
+    return this.shards.some((s) => s.lost);
+  }
+
   /** Graphs this index is made of (1, or the shard count of a large gallery). */
   get shardCount(): number {
     return this.shards.length;

@@ -5,6 +5,18 @@
 // (replay inside one read transaction, snapshots, deletes, no interleaving with other requests),
 // while a search, a batch of adds or a snapshot runs on every shard at once: the caller starts the
 // call on each shard, then waits for each (`ShardCall.wait`).
+//
+// A worker can die under a blocked caller: an uncaught exception, an out-of-memory abort (Node then
+// terminates the thread without running any of its JavaScript), a terminate(). The caller cannot see
+// the Worker's 'exit' event while it sits in Atomics.wait (events need its event loop), and the dying
+// thread cannot be relied on to say so itself. So each graph thread is started by a small supervisor
+// thread whose event loop does nothing else: it sees the graph thread's 'exit' and sets a status
+// word in shared memory (ctl[6]) and wakes the caller, who waits in slices and reads that word. A
+// caller also gives up on a thread that neither answers nor dies within a deadline scaled to the
+// work (callDeadlineMs), and terminates it. Either way the call throws INDEX_UNAVAILABLE and the
+// shard is lost for good (`lost`): the store drops the index and reloads it from its snapshot and
+// the database, exactly as a restart does. (A native crash, such as a segfault in hnswlib, ends the
+// whole process: the next start recovers the same way.)
 import hnswlib from 'hnswlib-node';
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readSync, statSync } from 'node:fs';
@@ -17,6 +29,8 @@ type Hnsw = InstanceType<typeof hnswlib.HierarchicalNSW>;
 export const MIN_CAPACITY = 1024;
 // hnswlib's fixed seed, so two builds over the same faces give the same graph.
 export const RANDOM_SEED = 100;
+/** Faults a test can inject into a shard worker's next call (ctl[7]; injectShardFaultForTest). */
+const FAULT = { terminate: 1, throw: 2, hang: 3 } as const;
 
 /** A call started on a shard; wait() returns its result (or throws its error). Every call must be waited for. */
 export interface ShardCall<T> {
@@ -53,6 +67,8 @@ export interface Shard {
   write(path: string): ShardCall<WrittenShard>;
   /** Frees the graph (a worker's thread ends). */
   close(): void;
+  /** True once the graph's thread has died or stopped answering: every call then throws INDEX_UNAVAILABLE. */
+  readonly lost: boolean;
 }
 
 const done = <T>(value: T): ShardCall<T> => ({ wait: () => value });
@@ -169,6 +185,10 @@ export class LocalShard implements Shard {
   close(): void {
     // The graph is freed with this object.
   }
+
+  get lost(): boolean {
+    return false;
+  }
 }
 
 // The shard worker is plain JavaScript evaluated in a worker thread, so it runs the same way under
@@ -178,7 +198,8 @@ export class LocalShard implements Shard {
 // 'load': read from `path`; 'create': empty), reports it, and with `serve` then answers calls: it
 // waits on ctl[0] (the request number), takes a search's probe from shared memory (ctl[2] === 1) or
 // any other request from its port, answers in shared memory or on the port, and stores the request
-// number in ctl[1]. ctl[6] is set when the thread ends, so a caller never waits on a dead worker.
+// number in ctl[1]. ctl[6] is set by its supervisor (SUPERVISOR_SOURCE) when the thread ends.
+// ctl[7] carries a fault injected by a test (injectShardFaultForTest), read with each request.
 const SHARD_WORKER_SOURCE = `
 const { parentPort, workerData: w, receiveMessageOnPort } = require('node:worker_threads');
 const hnswlib = require(w.hnswModule);
@@ -186,7 +207,6 @@ const fs = require('node:fs');
 const crypto = require('node:crypto');
 const index = new hnswlib.HierarchicalNSW('ip', w.dimension);
 const ctl = w.ctl ? new Int32Array(w.ctl) : null;
-if (ctl) process.on('exit', () => { Atomics.store(ctl, 6, 1); Atomics.notify(ctl, 1); });
 const init = (live) => index.initIndex(Math.max(${MIN_CAPACITY}, Math.ceil(live * 1.25)), w.m, w.efConstruction, ${RANDOM_SEED});
 const v = new Array(w.dimension);
 function addRow(vec, offset, id) {
@@ -277,6 +297,11 @@ if (w.serve) {
     const seq = Atomics.load(ctl, 0);
     if (seq === seen) continue;
     seen = seq;
+    const fault = Atomics.exchange(ctl, 7, 0);
+    if (fault === ${FAULT.throw}) throw new Error('shard worker: fault injected by a test');
+    if (fault === ${FAULT.terminate}) parentPort.postMessage({ terminateMe: true });
+    // Stuck until terminated (by the supervisor, or by the caller's deadline).
+    if (fault !== 0) for (;;) Atomics.wait(ctl, 7, 0);
     let stop = false;
     if (ctl[2] === 1) {
       try {
@@ -303,6 +328,62 @@ if (w.serve) {
   port.close();
 }
 `;
+
+// Starts the graph thread (SHARD_WORKER_SOURCE) as its own child and relays its messages. Its event
+// loop is free while the caller blocks in Atomics.wait, so it sees the child's 'exit' at once, sets
+// ctl[6] and wakes the caller. The child's error is relayed as a message ('failed'): the caller
+// listens for it before the graph is ready. It ends when its child ends, with the child's exit code;
+// terminating it terminates the child.
+const SUPERVISOR_SOURCE = `
+const { parentPort, workerData, Worker } = require('node:worker_threads');
+const ctl = workerData.child.ctl ? new Int32Array(workerData.child.ctl) : null;
+const child = new Worker(workerData.source, { eval: true, workerData: workerData.child, transferList: workerData.child.port ? [workerData.child.port] : [] });
+child.on('message', (m) => {
+  if (m && m.terminateMe) void child.terminate();
+  else parentPort.postMessage(m);
+});
+child.on('error', (e) => parentPort.postMessage({ failed: String((e && e.message) || e) }));
+child.on('exit', (code) => {
+  if (ctl) {
+    Atomics.store(ctl, 6, 1);
+    Atomics.notify(ctl, 1);
+  }
+  process.exitCode = code;
+});
+`;
+
+export type ShardFault = keyof typeof FAULT;
+export type ShardOp = 'add' | 'search' | 'write' | 'markDelete' | 'point' | 'entries';
+let injected: { op: ShardOp; fault: ShardFault } | null = null;
+let deadlineScale = 1;
+
+/**
+ * Test only (no production code or input reaches it): the next call `op` on any worker shard meets
+ * `fault`: 'terminate' (its supervisor terminates the thread mid-call, as Node does on an
+ * out-of-memory abort), 'throw' (an uncaught exception ends the thread), 'hang' (the thread stops
+ * answering, until the caller's deadline).
+ */
+export function injectShardFaultForTest(op: ShardOp, fault: ShardFault): void {
+  injected = { op, fault };
+}
+
+/** Test only: multiplies every shard call deadline (callDeadlineMs); 1 restores them. */
+export function scaleShardDeadlinesForTest(scale: number): void {
+  deadlineScale = scale;
+}
+
+/**
+ * How long a shard call may go unanswered before its thread is taken for stuck and terminated. A
+ * thread that dies is seen at once (its supervisor sets ctl[6]); this bounds only a thread that is
+ * alive but never answers. The base (10 s) is 2000x a search at 1M faces (5 ms p50, BENCHMARKS.md);
+ * an add allows 50 ms per face (14x the 3.5 ms an insert takes into a 1M graph, 288/s); a snapshot
+ * 1 ms per entry (10x writing 512 floats and links at 20 MB/s, plus its checksum); listing the
+ * entries 0.05 ms each. A false alarm costs a reload, never data.
+ */
+export function callDeadlineMs(op: ShardOp | 'close', units: number): number {
+  const perUnit = op === 'add' ? 50 : op === 'write' ? 1 : op === 'entries' ? 0.05 : 0;
+  return (10_000 + perUnit * units) * deadlineScale;
+}
 
 /** Largest k a search answers through shared memory (the store asks for at most 4 x MAX_K faces). */
 const MAX_SHARED_K = 4096;
@@ -337,26 +418,41 @@ export function startShardWorker(
   const outIds = new Float64Array(new SharedArrayBuffer(MAX_SHARED_K * 8));
   const outScores = new Float64Array(new SharedArrayBuffer(MAX_SHARED_K * 8));
   const channel = o.serve ? new MessageChannel() : null;
-  const worker = new Worker(SHARD_WORKER_SOURCE, {
+  const child = {
+    hnswModule: require.resolve('hnswlib-node'),
+    sqliteModule: require.resolve('better-sqlite3'),
+    ...init,
+    dimension: params.dimension,
+    m: params.m,
+    efConstruction: params.efConstruction,
+    serve: o.serve,
+    ...(channel ? { port: channel.port2, ctl: ctl.buffer, probe: probe.buffer, outIds: outIds.buffer, outScores: outScores.buffer } : {}),
+  };
+  // `worker` is the supervisor; the graph thread is its child (see SUPERVISOR_SOURCE).
+  const worker = new Worker(SUPERVISOR_SOURCE, {
     eval: true,
-    workerData: {
-      hnswModule: require.resolve('hnswlib-node'),
-      sqliteModule: require.resolve('better-sqlite3'),
-      ...init,
-      dimension: params.dimension,
-      m: params.m,
-      efConstruction: params.efConstruction,
-      serve: o.serve,
-      ...(channel ? { port: channel.port2, ctl: ctl.buffer, probe: probe.buffer, outIds: outIds.buffer, outScores: outScores.buffer } : {}),
-    },
+    workerData: { source: SHARD_WORKER_SOURCE, child },
     transferList: channel ? [channel.port2] : [],
   });
   if (o.background) worker.unref();
+  // Seen whenever this thread's event loop runs (not while blocked in a call: ctl[6] covers that).
+  worker.on('exit', () => {
+    Atomics.store(ctl, 6, 1);
+  });
+  worker.on('error', () => {
+    // Only the supervisor's own failure reaches here (its child's are relayed as messages); the
+    // exit that follows marks the shard lost.
+  });
   const ready = new Promise<{ shard: WorkerShard | null; part: WrittenShard | null }>((resolve, reject) => {
     let settled = false;
-    worker.on('message', (m: { progress: number } | { ready: { part: WrittenShard | null; count: number; max: number; dimension: number } }) => {
+    worker.on('message', (m: { progress: number } | { failed: string } | { ready: { part: WrittenShard | null; count: number; max: number; dimension: number } }) => {
       if ('progress' in m) {
         o.onProgress?.(m.progress);
+        return;
+      }
+      if ('failed' in m) {
+        if (!settled) reject(new Error(m.failed));
+        settled = true;
         return;
       }
       settled = true;
@@ -372,6 +468,7 @@ export function startShardWorker(
     });
     worker.once('error', (e) => {
       if (!settled) reject(e);
+      settled = true;
     });
     worker.once('exit', (code) => {
       if (!settled) reject(new Error(`shard worker exited with ${code}`));
@@ -385,6 +482,10 @@ export class WorkerShard implements Shard {
   private seq = 0;
   private closed = false;
   private pendingSeq = 0;
+  /** The call waited for now: what it is (for messages) and when the thread is taken for stuck. */
+  private pending = { op: 'search' as ShardOp | 'close', deadline: 0, budgetMs: 0 };
+  /** Why the thread is gone, once it is (a lost shard stays lost). */
+  private lostWhy: string | null = null;
 
   constructor(
     private readonly worker: Worker,
@@ -399,8 +500,12 @@ export class WorkerShard implements Shard {
     port.unref();
   }
 
+  get lost(): boolean {
+    return this.lostWhy !== null || (!this.closed && Atomics.load(this.ctl, 6) !== 0);
+  }
+
   add(ids: readonly number[], vectors: Float32Array): ShardCall<void> {
-    const seq = this.request({ op: 'add', ids: [...ids], vectors });
+    const seq = this.request({ op: 'add', ids: [...ids], vectors }, ids.length);
     return {
       wait: () => {
         const r = this.reply<{ count: number; max: number }>(seq);
@@ -419,7 +524,7 @@ export class WorkerShard implements Shard {
     this.probe.set(probe);
     this.ctl[3] = k;
     this.ctl[4] = ef;
-    const seq = this.start(1);
+    const seq = this.start(1, 'search', 0);
     return {
       wait: () => {
         this.waitFor(seq);
@@ -441,19 +546,19 @@ export class WorkerShard implements Shard {
   }
 
   entries(): { faceId: number; live: boolean }[] {
-    const r = this.reply<{ ids: number[]; live: boolean[] }>(this.request({ op: 'entries' }));
+    const r = this.reply<{ ids: number[]; live: boolean[] }>(this.request({ op: 'entries' }, this.count));
     return r.ids.map((faceId, i) => ({ faceId, live: r.live[i]! }));
   }
 
   write(path: string): ShardCall<WrittenShard> {
-    const seq = this.request({ op: 'write', path });
+    const seq = this.request({ op: 'write', path }, this.count);
     return { wait: () => this.reply<WrittenShard>(seq) };
   }
 
   close(): void {
     if (this.closed) return;
     try {
-      if (Atomics.load(this.ctl, 6) === 0) this.reply(this.request({ op: 'close' }));
+      if (!this.lost) this.reply(this.request({ op: 'close' }));
     } catch {
       // A thread that already ended has nothing to free.
     }
@@ -461,35 +566,65 @@ export class WorkerShard implements Shard {
     void this.worker.terminate();
   }
 
-  private request(m: object): number {
-    if (this.closed) throw new CosfaceError('INDEX_ERROR', 'index shard already closed');
+  private request(m: { op: ShardOp | 'close'; [field: string]: unknown }, units = 0): number {
+    this.usable();
     this.port.postMessage(m);
-    return this.start(2);
+    return this.start(2, m.op, units);
   }
 
-  private start(op: number): number {
-    if (this.closed) throw new CosfaceError('INDEX_ERROR', 'index shard already closed');
+  private start(kind: number, op: ShardOp | 'close', units: number): number {
+    this.usable();
     if (this.pendingSeq !== 0) throw new Error('a shard call is still running');
-    this.ctl[2] = op;
+    this.ctl[2] = kind;
+    if (injected && injected.op === op) {
+      this.ctl[7] = FAULT[injected.fault];
+      injected = null;
+    }
     const seq = ++this.seq;
     this.pendingSeq = seq;
+    const budgetMs = callDeadlineMs(op, units);
+    this.pending = { op, deadline: performance.now() + budgetMs, budgetMs };
     Atomics.store(this.ctl, 0, seq);
     Atomics.notify(this.ctl, 0);
     return seq;
   }
 
+  /** Throws unless the shard can take a call. */
+  private usable(): void {
+    if (this.lostWhy !== null) throw this.lostError(this.lostWhy);
+    if (this.closed) throw new CosfaceError('INDEX_ERROR', 'index shard already closed');
+    if (Atomics.load(this.ctl, 6) !== 0) this.lose('stopped');
+  }
+
+  /**
+   * Blocks until the worker answers call `seq`, in slices of at most 100 ms: the supervisor's
+   * notify wakes this at once when the thread dies, the slice bounds the one race (the thread dying
+   * between the check and the wait), and between slices the deadline is checked.
+   */
   private waitFor(seq: number): void {
     for (;;) {
       const at = Atomics.load(this.ctl, 1);
       if (at === seq) break;
-      if (Atomics.load(this.ctl, 6) !== 0) {
-        this.pendingSeq = 0;
-        this.closed = true;
-        throw new CosfaceError('INDEX_ERROR', 'index shard worker stopped');
+      if (Atomics.load(this.ctl, 6) !== 0) this.lose(`stopped during a ${this.pending.op} call`);
+      const left = this.pending.deadline - performance.now();
+      if (left <= 0) {
+        // Alive but not answering: stop it, so it can never answer a later call with this one's reply.
+        void this.worker.terminate();
+        this.lose(`did not answer a ${this.pending.op} call within ${(this.pending.budgetMs / 1000).toFixed(1)} s`);
       }
-      Atomics.wait(this.ctl, 1, at, 1000);
+      Atomics.wait(this.ctl, 1, at, Math.min(100, Math.max(1, left)));
     }
     this.pendingSeq = 0;
+  }
+
+  private lose(why: string): never {
+    this.lostWhy = why;
+    this.pendingSeq = 0;
+    throw this.lostError(why);
+  }
+
+  private lostError(why: string): CosfaceError {
+    return new CosfaceError('INDEX_UNAVAILABLE', `an index shard's worker thread ${why}; the index is reloaded from its snapshot and the database: try again`);
   }
 
   private reply<T>(seq: number): T {

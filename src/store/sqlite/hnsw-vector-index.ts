@@ -28,7 +28,9 @@ export type IndexEvent =
   | { kind: 'checkpoint'; gallery: string; lastFaceId: number; bytes: number }
   | { kind: 'rebuild-started'; gallery: string; deletedFraction: number }
   | { kind: 'rebuild-swapped'; gallery: string; size: number; replayed: number }
-  | { kind: 'rebuild-failed'; gallery: string; error: string };
+  | { kind: 'rebuild-failed'; gallery: string; error: string }
+  /** A shard's worker thread died or stopped answering: the index was dropped and is reopened (snapshot + replay). */
+  | { kind: 'shard-lost'; gallery: string; error: string };
 
 export interface HnswIndexOptions {
   /** Absolute database path, or null for an in-memory database (rebuilds then run in this thread). */
@@ -88,8 +90,9 @@ export class HnswVectorIndex implements VectorIndex {
       try {
         found = l.index.search(probe, k, o.ef);
       } catch (e) {
-        // A shard's thread failed: drop the index; the next use reloads the snapshot and replays.
-        this.discard(g.id, l);
+        // A shard's thread failed: drop the index; it reloads from the snapshot and replays.
+        if (l.index.lost) this.dropLost(g, l, e);
+        else this.discard(g.id, l);
         throw e;
       }
       return { faces: found.faceIds.map((faceId, i) => ({ faceId, score: found.scores[i]! })), exactScores: false };
@@ -110,7 +113,8 @@ export class HnswVectorIndex implements VectorIndex {
       // database without a file has no background rebuild, and keeps its graph until reopened).
       if (this.o.dbPath && this.o.indexDir && !l.rebuild && l.index.shardCount < shardCount(l.index.liveCount, this.o.shardFrom)) void this.rebuild(g);
     } catch (e) {
-      // Drop the in-memory index; the next use reloads the snapshot and replays from the database.
+      // Drop the in-memory index; it reloads the snapshot and replays from the database (these faces included).
+      if (l.index.lost) return this.dropLost(g, l, e);
       this.discard(g.id, l);
       this.emit({ kind: 'rebuild-failed', gallery: g.name, error: `index update failed: ${(e as Error).message}` });
     }
@@ -125,6 +129,7 @@ export class HnswVectorIndex implements VectorIndex {
       this.maybeCheckpoint(l, g.id);
     } catch (e) {
       // As in added(): the deletes are in the database, the next use reloads and replays them.
+      if (l.index.lost) return this.dropLost(g, l, e);
       this.discard(g.id, l);
       this.emit({ kind: 'rebuild-failed', gallery: g.name, error: `index update failed: ${(e as Error).message}` });
       return;
@@ -306,7 +311,15 @@ export class HnswVectorIndex implements VectorIndex {
     if (!this.o.indexDir) return;
     for (const [id, l] of this.loaded) {
       if (ids && !ids.includes(id)) continue;
-      if (l.index.unsavedChanges > 0 || !l.index.snapshot) this.save(l, id);
+      if (!l.index.lost && (l.index.unsavedChanges > 0 || !l.index.snapshot)) {
+        try {
+          this.save(l, id);
+        } catch (e) {
+          if (!l.index.lost) throw e;
+        }
+      }
+      // A lost index is not saved: its last snapshot stays, and the database has every change since.
+      if (l.index.lost) this.dropLost({ id, name: l.name }, l, null);
     }
   }
 
@@ -332,10 +345,28 @@ export class HnswVectorIndex implements VectorIndex {
         this.discard(id, l);
         continue;
       }
-      const r = catchUpExternal(this.sqlite, { id: row.id, dimension: row.dimension, m: row.m, efConstruction: row.efc, ef: row.ef, generation: row.generation }, l.index, l.syncedId);
-      l.syncedId = r.sinceId;
-      if (r.added > 0 || r.deleted > 0) dropMatrix(l);
+      try {
+        const r = catchUpExternal(this.sqlite, { id: row.id, dimension: row.dimension, m: row.m, efConstruction: row.efc, ef: row.ef, generation: row.generation }, l.index, l.syncedId);
+        l.syncedId = r.sinceId;
+        if (r.added > 0 || r.deleted > 0) dropMatrix(l);
+      } catch (e) {
+        // The index missed these commits: drop it (reopened from the snapshot and the database on next use).
+        if (l.index.lost) this.dropLost({ id, name: l.name }, l, e);
+        else this.discard(id, l);
+      }
     }
+  }
+
+  /**
+   * Drops an index that lost a shard's worker thread (GalleryIndex.lost) and, given the gallery,
+   * starts reopening it at once: snapshot + replay from the database, exactly as a restart does, so
+   * every face written before the loss is found again. A call that arrives first shares that open.
+   */
+  private dropLost(g: GalleryRecord | { id: number; name: string }, l: LoadedGallery, e: unknown): void {
+    if (this.loaded.get(g.id) !== l) return;
+    this.discard(g.id, l);
+    this.emit({ kind: 'shard-lost', gallery: g.name, error: e instanceof Error ? e.message : 'an index shard worker thread stopped' });
+    if ('generation' in g && !this.closed) void this.load(g).catch(() => undefined);
   }
 
   /** Forgets a gallery's loaded index (its background rebuild, if any, is cancelled). */
@@ -352,7 +383,12 @@ export class HnswVectorIndex implements VectorIndex {
    */
   private async load(g: GalleryRecord): Promise<LoadedGallery> {
     this.syncWithOtherWriters();
-    const l = this.loaded.get(g.id);
+    let l = this.loaded.get(g.id);
+    // A shard's thread died since the last call: reopen the index instead of failing this one.
+    if (l && l.index.lost) {
+      this.dropLost({ id: g.id, name: g.name }, l, null);
+      l = undefined;
+    }
     // A request that read the gallery before a model switch must not meet the new vectors.
     if (l && l.generation > g.generation) throw modelChangedError(g.name);
     if (l && l.generation < g.generation) this.discard(g.id, l);

@@ -1,0 +1,143 @@
+// A shard worker of a large gallery dies mid-call (terminated as Node does on an out-of-memory
+// abort, or ended by an uncaught exception) or stops answering: the call fails with
+// INDEX_UNAVAILABLE in bounded time instead of blocking the thread forever, and the store reloads the
+// index from its snapshot and the database, so searches answer as before and no acknowledged face is
+// lost. Real worker threads, real hnswlib, a real SQLite file; sharding forced by a low threshold.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { makeClusteredGallery, makeProbes } from '../../src/bench/search-bench.js';
+import { isCosfaceError } from '../../src/errors.js';
+import { createApp } from '../../src/server/app.js';
+import { buildShards } from '../../src/store/gallery-index.js';
+import { injectShardFaultForTest, scaleShardDeadlinesForTest, type ShardFault } from '../../src/store/hnsw-shards.js';
+import { openStore, type IndexEvent } from '../../src/store/index.js';
+import { tempDir } from './helpers.js';
+
+const dir = tempDir('shard-failure');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => scaleShardDeadlinesForTest(1));
+
+/** Runs fn, expecting INDEX_UNAVAILABLE; returns the milliseconds it took to fail. */
+async function failsUnavailable(fn: () => unknown): Promise<number> {
+  const t0 = performance.now();
+  let error: unknown = null;
+  try {
+    await fn();
+  } catch (e) {
+    error = e;
+  }
+  const ms = performance.now() - t0;
+  expect(isCosfaceError(error, 'INDEX_UNAVAILABLE'), String(error)).toBe(true);
+  return ms;
+}
+
+describe('a shard worker that dies or hangs', () => {
+  it('fails the call in flight with INDEX_UNAVAILABLE in bounded time; the lost index refuses every later call at once', async () => {
+    const n = 1200;
+    const g = makeClusteredGallery(n, { seed: 3 });
+    const ids = new Float64Array(new SharedArrayBuffer(n * 8));
+    for (let r = 0; r < n; r++) ids[r] = r + 1;
+    const vectors = new Float32Array(new SharedArrayBuffer(n * g.dim * 4));
+    vectors.set(g.vectors);
+    const row = (r: number) => g.vectors.subarray(r * g.dim, (r + 1) * g.dim);
+    const params = { id: 1, dimension: g.dim, m: 16, efConstruction: 100, ef: 64 };
+    const cases: { op: 'search' | 'add'; fault: ShardFault; boundMs: number }[] = [
+      { op: 'search', fault: 'terminate', boundMs: 2000 },
+      { op: 'search', fault: 'throw', boundMs: 2000 },
+      { op: 'add', fault: 'terminate', boundMs: 2000 },
+      // A thread that neither answers nor dies: the caller's deadline (10 s scaled down to 0.5 s here) ends it.
+      { op: 'search', fault: 'hang', boundMs: 2500 },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const index = await buildShards(params, { ids, vectors }, { lastFaceId: n, deleteSeq: 0 }, 2, join(dir, `index-${i}`)).promise;
+      expect(index.search(row(5), 1, 64).faceIds).toEqual([6]);
+      if (c.fault === 'hang') scaleShardDeadlinesForTest(0.05);
+      injectShardFaultForTest(c.op, c.fault);
+      const ms = await failsUnavailable(() => (c.op === 'search' ? index.search(row(5), 10, 64) : index.addMany([{ id: n + 1, v: row(0) }, { id: n + 2, v: row(1) }])));
+      expect(ms, `${c.op} ${c.fault}`).toBeLessThan(c.boundMs);
+      if (c.fault === 'hang') expect(ms).toBeGreaterThanOrEqual(450);
+      scaleShardDeadlinesForTest(1);
+      expect(index.lost).toBe(true);
+      // Later calls fail at once, whichever shard they reach.
+      expect(await failsUnavailable(() => index.search(row(7), 1, 64))).toBeLessThan(200);
+      index.close();
+    }
+  });
+
+  it('the store reloads the gallery after a shard dies: the same answers as before, and every face acknowledged before or during the failure is found', async () => {
+    const n = 1300;
+    const extra = 60;
+    const g = makeClusteredGallery(n + extra, { seed: 21 });
+    const { probes } = makeProbes(g, 40);
+    const vec = (r: number) => g.vectors.subarray(r * g.dim, (r + 1) * g.dim);
+    const probe = (i: number) => probes.subarray(i * g.dim, (i + 1) * g.dim);
+    const dbPath = join(dir, 'g.db');
+    const events: IndexEvent[] = [];
+    const store = await openStore(dbPath, { exactBelow: 0, shardFrom: 1000, synchronous: 'normal', onIndexEvent: (e) => events.push(e) });
+    await store.createGallery('g', { modelId: 'synthetic', dimension: g.dim });
+    for (let id = 0; id < g.identities; id++) await store.addIdentity('g', { externalId: `p${id}` });
+    const add = async (r0: number, r1: number) => {
+      const batch = [];
+      for (let r = r0; r < r1; r++) batch.push({ identity: `p${g.identityOf[r]}`, face: { embedding: vec(r) } });
+      return (await store.addFaces('g', batch)).map((f) => f.id);
+    };
+    // 1200 faces in one batch: the index opens on them as 2 shards (built in parallel) and is saved.
+    const faceIds = await add(0, 1200);
+    expect(events.find((e) => e.kind === 'opened')).toMatchObject({ how: 'rebuilt' });
+    // 100 more, acknowledged but in no snapshot yet (checkpoints come every 10,000 changes).
+    faceIds.push(...(await add(1200, n)));
+    const answers = async () => {
+      const out = [];
+      for (let i = 0; i < 40; i++) {
+        const r = await store.identify('g', probe(i), { k: 5, ef: 200 });
+        expect(r.method).toBe('hnsw');
+        out.push(r.candidates.map((c) => ({ identity: c.identity, faceId: c.faceId, score: c.score })));
+      }
+      return out;
+    };
+    const before = await answers();
+    // The index answers as an exact scan does (the reference for "the same answers").
+    for (let i = 0; i < 40; i++) expect((await store.identify('g', probe(i), { k: 1, exact: true })).candidates[0]!.faceId).toBe(before[i]![0]!.faceId);
+
+    // A shard's thread is terminated during a search: the search fails in bounded time.
+    injectShardFaultForTest('search', 'terminate');
+    expect(await failsUnavailable(() => store.identify('g', probe(0), { k: 5, ef: 200 }))).toBeLessThan(2000);
+    expect(events.some((e) => e.kind === 'shard-lost')).toBe(true);
+    events.length = 0;
+    // The next searches answer exactly as before: the index was reopened from its shard files and
+    // the 100 faces past the snapshot replayed from the database.
+    expect(await answers()).toEqual(before);
+    expect(events.find((e) => e.kind === 'opened')).toMatchObject({ how: 'snapshot', replayed: 100 });
+
+    // Over HTTP: 503 INDEX_UNAVAILABLE with Retry-After, then the retry answers as before.
+    const app = createApp({ store, pipeline: () => Promise.reject(new Error('no photos in this test')), auth: 'disabled', log: false });
+    const identify = () => app.request('/v1/galleries/g/identify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ embedding: Array.from(probe(0)), k: 5 }) });
+    injectShardFaultForTest('search', 'terminate');
+    const refused = await identify();
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('INDEX_UNAVAILABLE');
+    const retried = await identify();
+    expect(retried.status).toBe(200);
+    expect(((await retried.json()) as { candidates: { faceId: number }[] }).candidates.map((c) => c.faceId)).toEqual(before[0]!.map((c) => c.faceId));
+    await app.close();
+
+    // A shard's thread ends with an uncaught exception while 60 faces are added: the add is
+    // acknowledged (the database has them), and after the reload each is its own nearest face.
+    injectShardFaultForTest('add', 'throw');
+    const late = await add(n, n + extra);
+    expect(events.some((e) => e.kind === 'shard-lost')).toBe(true);
+    for (let j = 0; j < extra; j++) {
+      const r = await store.identify('g', vec(n + j), { k: 1 });
+      expect(r.method).toBe('hnsw');
+      expect(r.candidates[0]!.faceId).toBe(late[j]);
+    }
+    expect(await store.checkConsistency('g')).toMatchObject({ dbLive: n + extra, indexLive: n + extra, missingFromIndex: [], extraInIndex: [], vectorMismatches: [] });
+    for (let i = 0; i < 40; i++) {
+      const h = await store.identify('g', probe(i), { k: 1, ef: 200 });
+      expect(h.candidates[0]!.faceId).toBe((await store.identify('g', probe(i), { k: 1, exact: true })).candidates[0]!.faceId);
+    }
+    await store.close();
+  });
+});
