@@ -123,6 +123,12 @@ describe('a shard worker that dies or hangs', () => {
     expect(((await retried.json()) as { candidates: { faceId: number }[] }).candidates.map((c) => c.faceId)).toEqual(before[0]!.map((c) => c.faceId));
     await app.close();
 
+    // A shard's thread dies while the snapshot is written: the checkpoint fails with the code, the
+    // old snapshot stays, and the next search answers as before.
+    injectShardFaultForTest('write', 'terminate');
+    expect(await failsUnavailable(() => store.checkpoint('g'))).toBeLessThan(2000);
+    expect((await store.identify('g', probe(0), { k: 5, ef: 200 })).candidates.map((c) => c.faceId)).toEqual(before[0]!.map((c) => c.faceId));
+
     // A shard's thread ends with an uncaught exception while 60 faces are added: the add is
     // acknowledged (the database has them), and after the reload each is its own nearest face.
     injectShardFaultForTest('add', 'throw');

@@ -234,7 +234,9 @@ export class HnswVectorIndex implements VectorIndex {
   }
 
   async checkpoint(galleries?: readonly GalleryRecord[]): Promise<void> {
-    this.checkpointSync(galleries?.map((g) => g.id));
+    const lost = this.checkpointSync(galleries?.map((g) => g.id));
+    // Asked for a snapshot that could not be written: say so (the data is safe in the database).
+    if (lost) throw lost;
   }
 
   async rebuild(g: GalleryRecord): Promise<void> {
@@ -307,20 +309,25 @@ export class HnswVectorIndex implements VectorIndex {
     return row?.s ?? 0;
   }
 
-  private checkpointSync(ids?: readonly number[]): void {
-    if (!this.o.indexDir) return;
+  /** Saves the indexes with unsaved changes; returns the error of one that lost a shard meanwhile (dropped, not saved). */
+  private checkpointSync(ids?: readonly number[]): unknown {
+    if (!this.o.indexDir) return null;
+    let lostError: unknown = null;
     for (const [id, l] of this.loaded) {
       if (ids && !ids.includes(id)) continue;
+      let failed: unknown = null;
       if (!l.index.lost && (l.index.unsavedChanges > 0 || !l.index.snapshot)) {
         try {
           this.save(l, id);
         } catch (e) {
           if (!l.index.lost) throw e;
+          failed = lostError = e;
         }
       }
       // A lost index is not saved: its last snapshot stays, and the database has every change since.
-      if (l.index.lost) this.dropLost({ id, name: l.name }, l, null);
+      if (l.index.lost) this.dropLost({ id, name: l.name }, l, failed);
     }
+    return lostError;
   }
 
   /**
