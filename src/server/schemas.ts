@@ -184,6 +184,28 @@ export const galleryResponse = z
   })
   .meta({ id: 'Gallery' });
 
+export const migrationResponse = z
+  .object({
+    gallery: z.string(),
+    modelId: z.string().describe("The gallery's model now (it changes when the migration switches)"),
+    dimension: z.number().int(),
+    faces: z.number().int().describe('Live faces'),
+    migration: z
+      .object({
+        modelId: z.string(),
+        modelVersion: z.string(),
+        dimension: z.number().int(),
+        owner: z.string().describe('The process holding the claim (host:pid:random)'),
+        startedAt: z.string(),
+        heartbeatAt: z.string().describe('Its last sign of life'),
+        active: z.boolean().describe('The claim is held (renewed within 30 s): adding faces answers 409 MIGRATING. False: the migration stopped; a rerun resumes'),
+        staged: z.number().int().describe('Faces re-embedded with the new model so far (of `faces`)'),
+      })
+      .nullable()
+      .describe('null when no migration is in progress or stopped'),
+  })
+  .meta({ id: 'GalleryMigration' });
+
 export const identityResponse = z
   .object({
     externalId: z.string(),

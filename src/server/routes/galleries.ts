@@ -83,6 +83,45 @@ export function galleryRoutes(deps: ServerDeps): Hono<AppEnv> {
     async (c) => c.json(galleryJson(await store.getGallery(c.req.param('g')))),
   );
 
+  app.get(
+    '/:g/migration',
+    route(
+      {
+        tag: 'galleries',
+        summary: "Progress of the gallery's migration to another model",
+        description:
+          'A migration runs outside the server (`cosface gallery migrate`, or migrateGallery in a Node process) against the same database: this reads its claim and how many faces it has re-embedded. See docs/migration.md.',
+        access: 'admin',
+        response: { status: 200, description: 'The migration in progress or stopped, or null', schema: s.migrationResponse },
+        errors: ['GALLERY_NOT_FOUND'],
+      },
+      limits,
+    ),
+    async (c) => {
+      const g = await store.getGallery(c.req.param('g'));
+      const m = await store.migrationStatus(g.name);
+      const claim = m.claim;
+      return c.json({
+        gallery: g.name,
+        modelId: g.modelId,
+        dimension: g.dimension,
+        faces: g.faces,
+        migration: claim
+          ? {
+              modelId: claim.modelId,
+              modelVersion: claim.modelVersion,
+              dimension: claim.dimension,
+              owner: claim.owner,
+              startedAt: new Date(claim.startedAt).toISOString(),
+              heartbeatAt: new Date(claim.heartbeatAt).toISOString(),
+              active: m.active,
+              staged: m.staged,
+            }
+          : null,
+      });
+    },
+  );
+
   app.delete(
     '/:g',
     route(
