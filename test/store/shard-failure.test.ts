@@ -69,7 +69,7 @@ describe('a shard worker that dies or hangs', () => {
     const n = 1300;
     const extra = 60;
     const g = makeClusteredGallery(n + extra, { seed: 21 });
-    const { probes } = makeProbes(g, 40);
+    const { probes } = makeProbes(g, 20);
     const vec = (r: number) => g.vectors.subarray(r * g.dim, (r + 1) * g.dim);
     const probe = (i: number) => probes.subarray(i * g.dim, (i + 1) * g.dim);
     const dbPath = join(dir, 'g.db');
@@ -89,7 +89,7 @@ describe('a shard worker that dies or hangs', () => {
     faceIds.push(...(await add(1200, n)));
     const answers = async () => {
       const out = [];
-      for (let i = 0; i < 40; i++) {
+      for (let i = 0; i < 20; i++) {
         const r = await store.identify('g', probe(i), { k: 5, ef: 200 });
         expect(r.method).toBe('hnsw');
         out.push(r.candidates.map((c) => ({ identity: c.identity, faceId: c.faceId, score: c.score })));
@@ -98,7 +98,7 @@ describe('a shard worker that dies or hangs', () => {
     };
     const before = await answers();
     // The index answers as an exact scan does (the reference for "the same answers").
-    for (let i = 0; i < 40; i++) expect((await store.identify('g', probe(i), { k: 1, exact: true })).candidates[0]!.faceId).toBe(before[i]![0]!.faceId);
+    for (let i = 0; i < 20; i++) expect((await store.identify('g', probe(i), { k: 1, exact: true })).candidates[0]!.faceId).toBe(before[i]![0]!.faceId);
 
     // A shard's thread is terminated during a search: the search fails in bounded time.
     injectShardFaultForTest('search', 'terminate');
@@ -109,6 +109,8 @@ describe('a shard worker that dies or hangs', () => {
     // the 100 faces past the snapshot replayed from the database.
     expect(await answers()).toEqual(before);
     expect(events.find((e) => e.kind === 'opened')).toMatchObject({ how: 'snapshot', replayed: 100 });
+    // Each of them is found again (every 10th asked: the database-backed check below covers all).
+    for (let r = 1200; r < n; r += 10) expect((await store.identify('g', vec(r), { k: 1 })).candidates[0]!.faceId).toBe(faceIds[r]);
 
     // Over HTTP: 503 INDEX_UNAVAILABLE with Retry-After, then the retry answers as before.
     const app = createApp({ store, pipeline: () => Promise.reject(new Error('no photos in this test')), auth: 'disabled', log: false });
@@ -130,17 +132,18 @@ describe('a shard worker that dies or hangs', () => {
     expect((await store.identify('g', probe(0), { k: 5, ef: 200 })).candidates.map((c) => c.faceId)).toEqual(before[0]!.map((c) => c.faceId));
 
     // A shard's thread ends with an uncaught exception while 60 faces are added: the add is
-    // acknowledged (the database has them), and after the reload each is its own nearest face.
+    // acknowledged (the database has them), and after the reload they are found (every third asked;
+    // the consistency check covers all).
     injectShardFaultForTest('add', 'throw');
     const late = await add(n, n + extra);
     expect(events.some((e) => e.kind === 'shard-lost')).toBe(true);
-    for (let j = 0; j < extra; j++) {
+    for (let j = 0; j < extra; j += 3) {
       const r = await store.identify('g', vec(n + j), { k: 1 });
       expect(r.method).toBe('hnsw');
       expect(r.candidates[0]!.faceId).toBe(late[j]);
     }
     expect(await store.checkConsistency('g')).toMatchObject({ dbLive: n + extra, indexLive: n + extra, missingFromIndex: [], extraInIndex: [], vectorMismatches: [] });
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 20; i++) {
       const h = await store.identify('g', probe(i), { k: 1, ef: 200 });
       expect(h.candidates[0]!.faceId).toBe((await store.identify('g', probe(i), { k: 1, exact: true })).candidates[0]!.faceId);
     }
