@@ -30,7 +30,7 @@ export const MIN_CAPACITY = 1024;
 // hnswlib's fixed seed, so two builds over the same faces give the same graph.
 export const RANDOM_SEED = 100;
 /** Faults a test can inject into a shard worker's next call (ctl[7]; injectShardFaultForTest). */
-const FAULT = { terminate: 1, throw: 2, hang: 3 } as const;
+const FAULT = { terminate: 1, throw: 2, hang: 3, 'exit-after': 4 } as const;
 
 /** A call started on a shard; wait() returns its result (or throws its error). Every call must be waited for. */
 export interface ShardCall<T> {
@@ -301,7 +301,7 @@ if (w.serve) {
     if (fault === ${FAULT.throw}) throw new Error('shard worker: fault injected by a test');
     if (fault === ${FAULT.terminate}) parentPort.postMessage({ terminateMe: true });
     // Stuck until terminated (by the supervisor, or by the caller's deadline).
-    if (fault !== 0) for (;;) Atomics.wait(ctl, 7, 0);
+    if (fault !== 0 && fault !== ${FAULT['exit-after']}) for (;;) Atomics.wait(ctl, 7, 0);
     let stop = false;
     if (ctl[2] === 1) {
       try {
@@ -323,6 +323,7 @@ if (w.serve) {
     }
     Atomics.store(ctl, 1, seq);
     Atomics.notify(ctl, 1);
+    if (fault === ${FAULT['exit-after']}) process.exit(1);
     if (stop) break;
   }
   port.close();
@@ -361,7 +362,8 @@ let deadlineScale = 1;
  * Test only (no production code or input reaches it): the next call `op` on any worker shard meets
  * `fault`: 'terminate' (its supervisor terminates the thread mid-call, as Node does on an
  * out-of-memory abort), 'throw' (an uncaught exception ends the thread), 'hang' (the thread stops
- * answering, until the caller's deadline).
+ * answering, until the caller's deadline), 'exit-after' (the thread answers, then ends: it is found
+ * dead by the next call).
  */
 export function injectShardFaultForTest(op: ShardOp, fault: ShardFault): void {
   injected = { op, fault };

@@ -89,13 +89,14 @@ describe('a shard worker that dies or hangs', () => {
     expect(events.find((e) => e.kind === 'opened')).toMatchObject({ how: 'rebuilt' });
     // 100 more, acknowledged but in no snapshot yet (checkpoints come every 10,000 changes).
     faceIds.push(...(await add(1200, n)));
+    const top5 = async (i: number) => {
+      const r = await store.identify('g', probe(i), { k: 5, ef: 200 });
+      expect(r.method).toBe('hnsw');
+      return r.candidates.map((c) => ({ identity: c.identity, faceId: c.faceId, score: c.score }));
+    };
     const answers = async () => {
       const out = [];
-      for (let i = 0; i < 20; i++) {
-        const r = await store.identify('g', probe(i), { k: 5, ef: 200 });
-        expect(r.method).toBe('hnsw');
-        out.push(r.candidates.map((c) => ({ identity: c.identity, faceId: c.faceId, score: c.score })));
-      }
+      for (let i = 0; i < 20; i++) out.push(await top5(i));
       return out;
     };
     const before = await answers();
@@ -113,6 +114,19 @@ describe('a shard worker that dies or hangs', () => {
     expect(events.find((e) => e.kind === 'opened')).toMatchObject({ how: 'snapshot', replayed: 100 });
     // Each of them is found again (every 10th asked: the database-backed check below covers all).
     for (let r = 1200; r < n; r += 10) expect((await store.identify('g', vec(r), { k: 1 })).candidates[0]!.faceId).toBe(faceIds[r]);
+
+    // A shard's thread ends between two calls (after answering): the next call finds it dead and,
+    // instead of failing, reopens the index. galleryStats makes no call to the shard threads, so it
+    // can only meet the death that way (a search could start on the thread before it is seen dead).
+    injectShardFaultForTest('search', 'exit-after');
+    expect(await top5(1)).toEqual(before[1]);
+    events.length = 0;
+    for (const t0 = Date.now(); !events.some((e) => e.kind === 'shard-lost') && Date.now() - t0 < 10_000; ) {
+      await store.galleryStats('g');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(events.map((e) => e.kind)).toEqual(['shard-lost', 'opened']);
+    expect(await top5(2)).toEqual(before[2]);
 
     // Over HTTP: 503 INDEX_UNAVAILABLE with Retry-After, then the retry answers as before.
     const app = createApp({ store, pipeline: () => Promise.reject(new Error('no photos in this test')), auth: 'disabled', log: false });
