@@ -12,6 +12,7 @@ import type { ExactScorer } from '../store/exact-scorer.js';
 import { buildShards, GalleryIndex, shardCount, snapshotParts, type SnapshotMeta } from '../store/gallery-index.js';
 import { rerankRows, SignCodes } from './sign-codes.js';
 import { DEFAULT_HNSW } from '../store/store.js';
+import { describeHnswlibBuild } from '../store/hnswlib-build.js';
 import type { PgSearchRow } from './pg-search-bench.js';
 import { mulberry32 } from '../random.js';
 
@@ -584,7 +585,7 @@ async function benchCentroids(
 export function formatSearchBench(r: SearchBenchResult): string {
   const f = (x: number, d = 2) => x.toFixed(d);
   const lines: string[] = [];
-  lines.push(`### Search: HNSW (hnswlib-node, M=${r.m}, efConstruction=${r.efConstruction}) vs exact (${r.scorer} scorer)`);
+  lines.push(`### Search: HNSW (${describeHnswlibBuild()}, M=${r.m}, efConstruction=${r.efConstruction}) vs exact (${r.scorer} scorer)`);
   lines.push('');
   lines.push(
     `Gallery: ${r.dim}-d unit vectors in identity clusters, ${r.facesPerIdentity} faces per identity. Each identity has a random ` +
