@@ -207,9 +207,11 @@ async function cmdInfo(args: string[]): Promise<void> {
   const backend = await createBackend(parseBackendChoice(String(values.backend ?? 'auto')), { workers: intOption(values.workers, 'workers', undefined) });
   try {
     const { version } = JSON.parse(await readFile(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
-    const info = { version, backend: backend.name, description: backend.describe() };
+    const { hnswlibBuild, describeHnswlibBuild } = await import('./store/hnswlib-build.js');
+    const hnsw = hnswlibBuild();
+    const info = { version, backend: backend.name, description: backend.describe(), hnswlib: hnsw };
     if (values.json) process.stdout.write(`${JSON.stringify(info)}\n`);
-    else process.stdout.write(`cosface ${info.version}\nbackend: ${info.description}\n`);
+    else process.stdout.write(`cosface ${info.version}\nbackend: ${info.description}\nindex: ${describeHnswlibBuild(hnsw)}\n`);
   } finally {
     await backend.dispose();
   }

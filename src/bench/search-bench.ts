@@ -9,9 +9,10 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultScorer } from '../store/default-scorer.js';
 import type { ExactScorer } from '../store/exact-scorer.js';
-import { buildShards, GalleryIndex, shardCount, snapshotParts, type SnapshotMeta } from '../store/gallery-index.js';
+import { buildShards, GalleryIndex, graphParams, SHARDED_MIN_M, shardCount, snapshotParts, type SnapshotMeta } from '../store/gallery-index.js';
 import { rerankRows, SignCodes } from './sign-codes.js';
 import { DEFAULT_HNSW } from '../store/store.js';
+import { describeHnswlibBuild } from '../store/hnswlib-build.js';
 import type { PgSearchRow } from './pg-search-bench.js';
 import { mulberry32 } from '../random.js';
 
@@ -209,6 +210,8 @@ export interface LatencyStats {
 }
 
 export interface SearchBenchRow {
+  /** The graphs' degree: the gallery's M, at least SHARDED_MIN_M when sharded. */
+  m: number;
   n: number;
   /** Graphs the index is made of (built in parallel, searched one after another, results merged). */
   shards: number;
@@ -315,9 +318,9 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       const g = makeClusteredGallery(n, { facesPerIdentity: per, seed: (o.seed ?? 1) + n });
       const { probes } = makeProbes(g, queries);
       const dim = g.dim;
-      const params = { dimension: dim, m, efConstruction, ef: efs[0]! };
-
       const shards = o.shards ?? shardCount(n);
+      // The store's graphs: a sharded gallery's degree is at least SHARDED_MIN_M (graphParams).
+      const params = graphParams({ dimension: dim, m, efConstruction, ef: efs[0]! }, shards);
       // The gallery in shared memory: what the build workers read, and the exact scorer's workers too.
       const shared = new Float32Array(new SharedArrayBuffer(g.vectors.byteLength));
       shared.set(g.vectors);
@@ -327,7 +330,7 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       let index: GalleryIndex | null = null;
       let build: { buildSeconds: number; measuredBytesPerVector: number } = { buildSeconds: NaN, measuredBytesPerVector: NaN };
       // One folder per configuration: a build keeps a single snapshot per folder and gallery id.
-      const cacheDir = o.cacheDir ? join(o.cacheDir, `search-n${n}-d${dim}-m${m}-efc${efConstruction}-s${o.seed ?? 1}-f${per}-sh${shards}`) : null;
+      const cacheDir = o.cacheDir ? join(o.cacheDir, `search-n${n}-d${dim}-m${params.m}-efc${efConstruction}-s${o.seed ?? 1}-f${per}-sh${shards}`) : null;
       if (!faces) {
         // only the centroid design or the sign codes below
       } else if (cacheDir && existsSync(join(cacheDir, 'build.json'))) {
@@ -469,12 +472,13 @@ export async function benchSearch(o: SearchBenchOptions = {}): Promise<SearchBen
       rows.push({
         n,
         shards,
+        m: params.m,
         identities: g.identities,
         buildSeconds,
         buildPerSecond: n / buildSeconds,
         measuredBytesPerVector,
-        readmeBytesPerVector: 4 * dim + 8 * m,
-        layoutBytesPerVector: hnswLayoutBytes(dim, m),
+        readmeBytesPerVector: 4 * dim + 8 * params.m,
+        layoutBytesPerVector: hnswLayoutBytes(dim, params.m),
         fileBytesPerVector,
         exact,
         hnsw,
@@ -584,7 +588,7 @@ async function benchCentroids(
 export function formatSearchBench(r: SearchBenchResult): string {
   const f = (x: number, d = 2) => x.toFixed(d);
   const lines: string[] = [];
-  lines.push(`### Search: HNSW (hnswlib-node, M=${r.m}, efConstruction=${r.efConstruction}) vs exact (${r.scorer} scorer)`);
+  lines.push(`### Search: HNSW (${describeHnswlibBuild()}, M=${r.m} (sharded galleries: at least ${SHARDED_MIN_M}), efConstruction=${r.efConstruction}) vs exact (${r.scorer} scorer)`);
   lines.push('');
   lines.push(
     `Gallery: ${r.dim}-d unit vectors in identity clusters, ${r.facesPerIdentity} faces per identity. Each identity has a random ` +
@@ -599,7 +603,7 @@ export function formatSearchBench(r: SearchBenchResult): string {
   lines.push('|---|---|---|---|---|');
   for (const row of r.rows) {
     lines.push(
-      `| ${row.n.toLocaleString('en-US')}${row.shards > 1 ? ` (${row.shards} shards)` : ''} | ${Math.round(row.buildPerSecond)} (${f(row.buildSeconds, 1)} s) | ${Math.round(row.measuredBytesPerVector)} / ${Math.round(
+      `| ${row.n.toLocaleString('en-US')}${row.shards > 1 ? ` (${row.shards} shards, M=${row.m})` : ''} | ${Math.round(row.buildPerSecond)} (${f(row.buildSeconds, 1)} s) | ${Math.round(row.measuredBytesPerVector)} / ${Math.round(
         row.layoutBytesPerVector,
       )} / ${row.readmeBytesPerVector} / ${Math.round(row.fileBytesPerVector)} | ${f(row.exact.p50Ms)} / ${f(row.exact.p99Ms)} | ${Math.round(row.exact.qps)} |`,
     );

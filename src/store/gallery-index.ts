@@ -68,6 +68,18 @@ const SNAPSHOT_FORMAT = 1;
  */
 export const SHARD_FROM = 200_000;
 
+/**
+ * The least graph degree (hnswlib's M) of a sharded gallery's graphs. At 1M faces (BENCHMARKS.md
+ * "Search", 2026-12-06) M = 48 reaches recall@1 0.99 with half the beam M = 32 needs (ef 256 against
+ * 512): 2.0 against 2.4 ms a query, for 16% more memory per face and a 1.2x slower build.
+ */
+export const SHARDED_MIN_M = 48;
+
+/** The HNSW parameters a gallery's graphs are built with when it is `shards` graphs. */
+export function graphParams<T extends { m: number }>(g: T, shards: number): T {
+  return shards > 1 && g.m < SHARDED_MIN_M ? { ...g, m: SHARDED_MIN_M } : g;
+}
+
 /** How many graphs a gallery of `liveFaces` faces is built as. Depends on the size only, not on the machine. */
 export function shardCount(liveFaces: number, shardFrom = SHARD_FROM): number {
   return liveFaces >= shardFrom ? 2 : 1;
@@ -364,7 +376,8 @@ function readSnapshotMeta(dir: string, g: IndexedGallery): { meta: SnapshotMeta 
     return { reason: `sidecar unreadable: ${(e as Error).message}` };
   }
   if (meta.format !== SNAPSHOT_FORMAT || meta.galleryId !== g.id) return { reason: 'sidecar format or gallery differs' };
-  if (meta.dimension !== g.dimension || meta.m !== g.m || meta.efConstruction !== g.efConstruction) {
+  const graphs = Array.isArray(meta.parts) ? meta.parts.length : 1;
+  if (meta.dimension !== g.dimension || meta.m !== graphParams(g, graphs).m || meta.efConstruction !== g.efConstruction) {
     return { reason: 'index parameters changed' };
   }
   if ((meta.generation ?? 0) !== (g.generation ?? 0)) return { reason: 'the gallery switched to another model' };
@@ -549,7 +562,7 @@ export async function buildFromDatabase(sqlite: Database.Database, g: IndexedGal
   }
   const target = dir ?? mkdtempSync(join(tmpdir(), 'cosface-index-'));
   try {
-    const index = await buildShards(g, source, { lastFaceId: state.maxId, deleteSeq: state.deleteSeq }, shards, target).promise;
+    const index = await buildShards(graphParams(g, shards), source, { lastFaceId: state.maxId, deleteSeq: state.deleteSeq }, shards, target).promise;
     try {
       catchUp(sqlite, g, index);
     } catch (e) {
@@ -584,7 +597,7 @@ export async function openGalleryIndex(sqlite: Database.Database, g: IndexedGall
       } else {
         let index: GalleryIndex | null = null;
         try {
-          index = await GalleryIndex.fromFile(g, dir, found.meta);
+          index = await GalleryIndex.fromFile(graphParams(g, snapshotParts(found.meta).length), dir, found.meta);
           removeStaleFiles(dir, g.id, snapshotParts(found.meta).map((p) => p.file));
           const { replayed, deletesApplied } = catchUp(sqlite, g, index);
           const dbLive = new FaceRows(sqlite).liveCount(g.id);
@@ -700,7 +713,8 @@ export function rebuildInBackground(dbPath: string, sqlite: Database.Database, g
     maxId: (sqlite.prepare('SELECT COALESCE(MAX(id), 0) AS m FROM faces WHERE gallery_id = ?').get(g.id) as { m: number }).m,
     live: rows.liveCount(g.id),
   }))();
-  return buildShards(g, { dbPath, galleryId: g.id, maxId: state.maxId }, { lastFaceId: state.maxId, deleteSeq: state.deleteSeq }, shardCount(state.live, shardFrom), dir, {
+  const shards = shardCount(state.live, shardFrom);
+  return buildShards(graphParams(g, shards), { dbPath, galleryId: g.id, maxId: state.maxId }, { lastFaceId: state.maxId, deleteSeq: state.deleteSeq }, shards, dir, {
     background: true,
   });
 }

@@ -52,6 +52,8 @@ export const DEFAULT_HNSW = { m: 32, efConstruction: 200, ef: 128 } as const;
  * above 100k the floor is 128 * 4^log10(n / 100k) (512 at 1M, 2048 at 10M), capped at 4096. A
  * gallery of 200k faces or more is 2 shards (gallery-index.ts), each searched with this beam, both
  * at once on their worker threads: at 1M recall@1 0.992 at 512 (0.966 at 256) in 4.6 ms p50 (2026-12-06).
+ * Sharded graphs are now built with M >= 48 (gallery-index.ts SHARDED_MIN_M), which reaches 0.99 at
+ * ef 256 and ~0.999 at this floor's 512; the floor is kept, as a beam that favours recall.
  */
 export function effectiveEf(galleryEf: number, liveFaces: number): number {
   const floor = liveFaces > 100_000 ? Math.min(4096, Math.round(128 * 4 ** Math.log10(liveFaces / 100_000))) : 0;

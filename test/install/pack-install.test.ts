@@ -39,7 +39,7 @@ describe('npm pack, install the tarball offline, run the bin', () => {
   it('ships what the installed command needs, and no tests or sources', () => {
     for (const f of ['dist/src/cli.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/backend/wasm/wasm-worker.js', 'build/cosface.wasm', 'build/cosface-relaxed.wasm',
       'models/mobilefacenet-arcface.tflite', 'models/blazeface-back.json', 'models/facemesh.bin', 'migrations/sqlite/0000_init.sql', 'migrations/sqlite/meta/_journal.json', 'migrations/pg/0001_init.sql',
-      'examples/probes/kit_with_rose.jpg', 'README.md', 'package.json',
+      'examples/probes/kit_with_rose.jpg', 'README.md', 'package.json', 'scripts/hnswlib-avx2.mjs', 'scripts/hnswlib-patches.mjs',
       'dist/web/index.html', 'dist/web/app.js', 'dist/web/cosface.js', 'dist/web/wasm-worker.js', 'dist/web/style.css']) {
       expect(files).toContain(f);
     }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeClusteredGallery, makeProbes } from '../../src/bench/search-bench.js';
 import { CosfaceError } from '../../src/errors.js';
-import { buildShards, GalleryIndex, shardCount, SHARD_FROM, type SnapshotMeta } from '../../src/store/gallery-index.js';
+import { buildShards, GalleryIndex, SHARDED_MIN_M, shardCount, SHARD_FROM, type SnapshotMeta } from '../../src/store/gallery-index.js';
 import { openStore, type IndexEvent } from '../../src/store/index.js';
 import { tempDir } from './helpers.js';
 
@@ -140,6 +140,8 @@ describe('sharded HNSW index', () => {
     expect(events.some((e) => e.kind === 'rebuild-swapped')).toBe(true);
     const sidecar = () => JSON.parse(readFileSync(join(indexDir, 'g1.json'), 'utf8')) as SnapshotMeta;
     expect(sidecar().parts?.length).toBe(2);
+    // The gallery's M is the default 32; its sharded graphs are built with at least SHARDED_MIN_M.
+    expect(sidecar().m).toBe(SHARDED_MIN_M);
 
     const probe = (i: number) => probes.subarray(i * g.dim, (i + 1) * g.dim);
     const answers = async (s: Awaited<ReturnType<typeof openStore>>) => {
@@ -175,6 +177,7 @@ describe('sharded HNSW index', () => {
     const again = await answers(rebuilt);
     expect(events[0]).toMatchObject({ kind: 'opened', how: 'rebuilt' });
     expect(sidecar().parts?.length).toBe(2);
+    expect(sidecar().m).toBe(SHARDED_MIN_M);
     for (const p of sidecar().parts!) expect(existsSync(join(indexDir, p.file))).toBe(true);
     expect(again.top).not.toContain(gone);
     expect(again.recall1).toBeGreaterThanOrEqual(0.99);
