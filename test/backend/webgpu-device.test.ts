@@ -1,6 +1,7 @@
-// The WebGPU layer: pipelines keyed by shader variant, WGSL errors that name the shader.
+// The WebGPU layer: pipelines keyed by shader variant, WGSL errors that name the shader, Dawn's
+// toggles on software adapters.
 import { describe, expect, it } from 'vitest';
-import { getGpu } from '../../src/backend/webgpu/device.js';
+import { createGpuContext, getGpu, SOFTWARE_DAWN_TOGGLES, webgpuSafe, type GpuContext } from '../../src/backend/webgpu/device.js';
 import { PipelineCache } from '../../src/backend/webgpu/pipeline-cache.js';
 import { L2NORMALIZE_WGSL } from '../../src/backend/webgpu/kernels/elementwise.js';
 import { matmulWgsl } from '../../src/backend/webgpu/kernels/matmul.js';
@@ -37,5 +38,62 @@ describe.skipIf(skipWebGpu)('WebGPU device layer', () => {
     // Even under one name, different WGSL is never served the other's pipeline.
     const renamed = await cache.get({ ...matmulWgsl({ rows: 2, cols4: 1 }), name: matmulWgsl({ rows: 8, cols4: 4 }).name });
     expect(renamed).not.toBe(t84);
+  });
+});
+
+/**
+ * subgroupBroadcast from a lane that does not exist (a workgroup of 4 on subgroups of 8): WGSL
+ * leaves the value undefined. Dawn's robustness makes it 0 (Tint adds a check that the lane is
+ * within the subgroup); without it llvmpipe hands over what that lane computed (it runs all 8
+ * lanes of its SIMD vector whatever the workgroup size), here 10 + 6.
+ */
+async function broadcastFromMissingLane(gpu: GpuContext): Promise<number> {
+  const { device } = gpu;
+  const code = `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> o: array<f32>;
+@compute @workgroup_size(4)
+fn main(@builtin(subgroup_invocation_id) sl: u32) {
+  o[sl] = subgroupBroadcast(f32(sl) + 10.0, 6u);
+}`;
+  const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+  const out = device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const read = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out } }] });
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup);
+  pass.dispatchWorkgroups(1);
+  pass.end();
+  encoder.copyBufferToBuffer(out, 0, read, 0, 16);
+  device.queue.submit([encoder.finish()]);
+  await read.mapAsync(GPUMapMode.READ);
+  const v = new Float32Array(read.getMappedRange().slice(0))[0]!;
+  read.unmap();
+  out.destroy();
+  read.destroy();
+  return v;
+}
+
+describe.skipIf(skipWebGpu)("Dawn's toggles (Node)", () => {
+  it('on a software adapter the shared device runs without robustness, unless COSFACE_WEBGPU_SAFE is set', async () => {
+    const gpu = await getGpu();
+    const expected = gpu.software && !webgpuSafe() ? [`enable-dawn-features=${SOFTWARE_DAWN_TOGGLES.join(',')}`] : [];
+    expect(gpu.dawnFlags).toEqual(expected);
+  });
+
+  // Shows that the toggle reaches the device (Dawn has no API to list a device's toggles): the
+  // kernel tests, which use the shared device, then run the kernels as production does.
+  it.skipIf(process.env.COSFACE_WEBGPU_SAFE)('on lavapipe the shared device has no subgroup lane check; a device with Dawn defaults has', async () => {
+    const gpu = await getGpu();
+    if (!gpu.software || gpu.subgroupSize !== 8 || !/llvmpipe/i.test(gpu.adapterName)) return; // the probe relies on llvmpipe's 8-wide SIMD
+    const safe = await createGpuContext({ dawnFlags: [] });
+    try {
+      expect(safe.dawnFlags).toEqual([]);
+      expect(await broadcastFromMissingLane(safe)).toBe(0);
+      expect(await broadcastFromMissingLane(gpu)).toBe(16);
+    } finally {
+      safe.device.destroy();
+    }
   });
 });

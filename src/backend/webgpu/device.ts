@@ -17,12 +17,15 @@ export interface GpuContext {
   software: boolean;
   /** Device lost or uncaptured errors are reported here; the device is unusable after loss. */
   lost: Promise<GPUDeviceLostInfo>;
+  /** The options dawn.node's create() was given (Dawn toggles); empty where WebGPU is navigator.gpu. */
+  dawnFlags: readonly string[];
 }
 
 let shared: Promise<GpuContext> | null = null;
-// Dawn's GPU object must stay referenced for the life of every device made from it: if it is
-// garbage-collected, Dawn crashes the process within a few dispatches. Module scope keeps it.
-let dawnGpu: GPU | null = null;
+// Dawn's GPU objects must stay referenced for the life of every device made from them: if one is
+// garbage-collected, Dawn crashes the process within a few dispatches. Module scope keeps them,
+// one per set of Dawn flags.
+const dawnGpus = new Map<string, GPU>();
 
 /** True when the user switched WebGPU off (COSFACE_WEBGPU=off|0|false), e.g. to test the fallback. */
 export function webgpuDisabled(): boolean {
@@ -36,8 +39,41 @@ function subgroupsDisabled(): boolean {
   return v !== undefined && ['off', '0', 'false', 'no'].includes(v.toLowerCase());
 }
 
-async function nodeGpu(): Promise<GPU | null> {
-  if (dawnGpu) return dawnGpu;
+/**
+ * Dawn device toggles turned on in Node (dawn.node) on software adapters (lavapipe), where every
+ * shader the device runs is one of ours (generated in kernels/ and train/loss-wgsl.ts), never a
+ * user's. `disable_robustness` drops what Tint adds for untrusted shaders: a 64-bit iteration
+ * counter in every loop (so that an endless loop cannot hang the device) and a check that a
+ * subgroupBroadcast's lane exists, one compare and select per broadcast (32 per K step in the
+ * subgroup GEMM). Buffer accesses are not affected on lavapipe: Dawn requires Vulkan's
+ * robustBufferAccess and llvmpipe bounds-checks every storage access either way (same machine
+ * code), so an index past a binding still reads zero and writes nothing there; every kernel also
+ * clamps its indices and guards its stores itself (see the kernels' comments). Measured at batch
+ * 16, alternating in one process (scripts/webgpu-toggles-ab.mjs): 3.5-4% more faces/s; the other
+ * toggles tried (skip_validation, disable_workgroup_init,
+ * disable_lazy_clear_for_mapped_at_creation_buffer) measured no difference and are not set.
+ * onnxruntime's native WebGPU execution provider sets disable_robustness on every device. Not set
+ * on GPUs, where it has not been measured, nor in browsers, which take no toggles.
+ * COSFACE_WEBGPU_SAFE=1 keeps Dawn's defaults everywhere.
+ */
+export const SOFTWARE_DAWN_TOGGLES: readonly string[] = ['disable_robustness'];
+
+/** COSFACE_WEBGPU_SAFE=1 keeps Dawn's defaults (no SOFTWARE_DAWN_TOGGLES). */
+export function webgpuSafe(): boolean {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.COSFACE_WEBGPU_SAFE;
+  return v !== undefined && !['', '0', 'off', 'false', 'no'].includes(v.toLowerCase());
+}
+
+/** The options getGpu() gives dawn.node's create() for an adapter of this kind. */
+export function defaultDawnFlags(software: boolean): string[] {
+  if (!software || webgpuSafe() || SOFTWARE_DAWN_TOGGLES.length === 0) return [];
+  return [`enable-dawn-features=${SOFTWARE_DAWN_TOGGLES.join(',')}`];
+}
+
+async function nodeGpu(flags: readonly string[]): Promise<GPU | null> {
+  const key = flags.join(' ');
+  const known = dawnGpus.get(key);
+  if (known) return known;
   const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
   if (!isNode) return null;
   let mod: { create(options: string[]): GPU; globals: object };
@@ -50,8 +86,9 @@ async function nodeGpu(): Promise<GPU | null> {
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  dawnGpu = mod.create([]);
-  return dawnGpu;
+  const gpu = mod.create([...flags]);
+  dawnGpus.set(key, gpu);
+  return gpu;
 }
 
 function describeAdapter(adapter: GPUAdapter): string {
@@ -132,12 +169,41 @@ process.exit(0);`;
   return { adapterName, software: isSoftwareAdapter(adapterName, info) };
 }
 
-async function acquire(): Promise<GpuContext> {
+export interface GpuContextOptions {
+  /**
+   * Dawn's options for dawn.node's create(), e.g. ['enable-dawn-features=disable_robustness'].
+   * Default: defaultDawnFlags() for the adapter found. Ignored where WebGPU comes from
+   * navigator.gpu (browsers, Deno).
+   */
+  dawnFlags?: readonly string[];
+}
+
+/**
+ * A new WebGPU device, not the shared one: for comparing Dawn settings in one process (two
+ * devices side by side) and for tests. getGpu() is the one to use otherwise.
+ */
+export function createGpuContext(opts: GpuContextOptions = {}): Promise<GpuContext> {
+  return acquire(opts.dawnFlags ?? null);
+}
+
+/** flags: dawn.node's options, or null for defaultDawnFlags() of the adapter found. */
+async function acquire(flags: readonly string[] | null): Promise<GpuContext> {
   if (webgpuDisabled()) throw new CosfaceError('NO_ADAPTER', 'WebGPU is switched off (COSFACE_WEBGPU=off)');
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  const gpu = nav?.gpu ?? (await nodeGpu());
+  let dawnFlags: string[] = nav?.gpu ? [] : [...(flags ?? [])];
+  let gpu = nav?.gpu ?? (await nodeGpu(dawnFlags));
   if (!gpu) throw new CosfaceError('NO_ADAPTER', 'WebGPU is not available in this runtime (no navigator.gpu)');
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  let adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (adapter && !nav?.gpu && flags === null) {
+    // Toggles are options of Dawn's instance (create()), and whether to set them depends on the
+    // adapter: on a software adapter, ask again through an instance with them (~0.1 s, once).
+    const want = defaultDawnFlags(isSoftwareAdapter(describeAdapter(adapter), adapter.info));
+    if (want.length > 0) {
+      dawnFlags = want;
+      gpu = (await nodeGpu(want))!;
+      adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    }
+  }
   if (!adapter) {
     throw new CosfaceError(
       'NO_ADAPTER',
@@ -165,21 +231,25 @@ async function acquire(): Promise<GpuContext> {
     },
   });
   const lost = device.lost;
-  lost.then(() => {
-    shared = null;
-  });
   const name = describeAdapter(adapter);
   const software = isSoftwareAdapter(name, info);
-  return { device, adapter, adapterName: name, features: new Set(features), subgroupSize, software, lost };
+  return { device, adapter, adapterName: name, features: new Set(features), subgroupSize, software, lost, dawnFlags };
 }
 
 /** The process-wide WebGPU device (created on first use). Rejects with NO_ADAPTER when there is none. */
 export function getGpu(): Promise<GpuContext> {
   if (!shared) {
-    shared = acquire();
-    shared.catch(() => {
-      shared = null;
-    });
+    const p = acquire(null);
+    shared = p;
+    p.then(
+      (gpu) =>
+        gpu.lost.then(() => {
+          if (shared === p) shared = null;
+        }),
+      () => {
+        if (shared === p) shared = null;
+      },
+    );
   }
   return shared;
 }

@@ -65,10 +65,12 @@ export interface WebGpuBackendOptions {
   maxWarpBindingBytes?: number;
   /** Tile of the subgroup GEMM (rows per subgroup, vec4 columns per lane) instead of the planner's default, to compare tiles in one process. */
   subgroupGemm?: { rows: number; cols: number } | null;
+  /** The device to use instead of the shared one (getGpu()), e.g. one with other Dawn toggles from createGpuContext(). */
+  gpu?: GpuContext;
 }
 
 export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
-  const gpu = await getGpu();
+  const gpu = opts.gpu ?? (await getGpu());
   const useSubgroups = opts.subgroups ?? gpu.software;
   const subgroupSize = useSubgroups ? gpu.subgroupSize : null;
   const pipelines = new PipelineCache(gpu.device);
