@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CosfaceError } from '../errors.js';
+import { CosfaceError, isCosfaceError } from '../errors.js';
 import { blobToEmbedding } from './embedding.js';
 import { fsyncFile, LocalShard, sha256File, startShardWorker, waitAll, type Shard, type WorkerShard, type WrittenShard } from './hnsw-shards.js';
 
@@ -133,13 +133,12 @@ export class GalleryIndex {
     if (parts.length === 1) shards = [LocalShard.read(params.dimension, join(dir, parts[0]!.file))];
     else {
       const started = parts.map((p) => startShardWorker(params, { mode: 'load', path: join(dir, p.file) }, { serve: true }));
-      const loaded = await Promise.allSettled(started.map((s) => s.ready));
-      shards = loaded.flatMap((r) => (r.status === 'fulfilled' && r.value.shard ? [r.value.shard] : []));
-      const failed = loaded.find((r) => r.status === 'rejected');
-      if (failed) {
-        for (const s of shards) s.close();
+      try {
+        // The first failure ends the load: the other threads are stopped, not waited for.
+        shards = (await Promise.all(started.map((s) => s.ready))).map((r) => r.shard!);
+      } catch (e) {
         for (const s of started) void s.worker.terminate();
-        throw (failed as PromiseRejectedResult).reason;
+        throw e;
       }
     }
     parts.forEach((p, i) => {
@@ -604,6 +603,13 @@ export async function openGalleryIndex(sqlite: Database.Database, g: IndexedGall
           if (index.liveCount === dbLive) return { index, how: 'snapshot', replayed, deletesApplied };
           reason = `snapshot disagrees with the database (${index.liveCount} live in index, ${dbLive} in database)`;
         } catch (e) {
+          // A shard's thread that ended or hung while loading (or replaying) says nothing about the
+          // files, which passed their checksums: the call fails and the next one loads them again,
+          // rather than rebuilding a large gallery (minutes) for what may be a passing fault.
+          if (isCosfaceError(e, 'INDEX_UNAVAILABLE')) {
+            index?.close();
+            throw e;
+          }
           reason = `index file unreadable: ${(e as Error).message}`;
         }
         index?.close();
@@ -664,18 +670,26 @@ export function buildShards(
   const removeFiles = () => {
     for (const f of files) for (const p of [join(dir, f), join(dir, f + '.tmp')]) if (existsSync(p)) unlinkSync(p);
   };
-  const stopAll = () => Promise.all(started.map((s) => s.worker.terminate()));
+  // Bounded: a thread stuck in native code ends only once it returns to JavaScript (its files are
+  // removed meanwhile; terminated, it never renames one into place).
+  const stopAll = () => Promise.race([Promise.all(started.map((s) => s.worker.terminate())), new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
   const promise = (async () => {
-    const results = await Promise.allSettled(started.map((s) => s.ready));
-    const failure = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    // The first failure ends the build: a thread that dies early does not wait for the others' minutes.
+    let built: { shard: WorkerShard | null; part: WrittenShard | null }[] = [];
+    let failure: { reason: unknown } | null = null;
+    try {
+      built = await Promise.all(started.map((s) => s.ready));
+    } catch (reason) {
+      failure = { reason };
+    }
     if (failure || cancelled) {
       await stopAll();
       removeFiles();
       if (cancelled) throw new CosfaceError('INDEX_ERROR', 'index build cancelled');
       const e = failure!.reason as Error;
-      throw new CosfaceError('INDEX_ERROR', `index build failed: ${e.message}`, { cause: e });
+      // A thread that ended or hung (INDEX_UNAVAILABLE) may well build the next time; an exception is the build's own error.
+      throw new CosfaceError(isCosfaceError(e, 'INDEX_UNAVAILABLE') ? 'INDEX_UNAVAILABLE' : 'INDEX_ERROR', `index build failed: ${e.message}`, { cause: e });
     }
-    const built = results.map((r) => (r as PromiseFulfilledResult<{ shard: WorkerShard | null; part: WrittenShard | null }>).value);
     const parts = built.map((b, i) => ({ file: files[i]!, ...b.part! }));
     const meta = snapshotMeta(g.id, g, parts, state.lastFaceId, state.deleteSeq, 0);
     made = true;

@@ -17,6 +17,14 @@
 // shard is lost for good (`lost`): the store drops the index and reloads it from its snapshot and
 // the database, exactly as a restart does. (A native crash, such as a segfault in hnswlib, ends the
 // whole process: the next start recovers the same way.)
+//
+// Before its graph is ready (startShardWorker: building or loading it, which takes minutes at 500k
+// faces a shard) a thread may also end or hang. Its end is seen through its supervisor's exit; a
+// hang by a watchdog on silence, not on the total time: the thread counts a heartbeat in shared
+// memory (ctl[8]) every BEAT_ROWS faces it adds and at each change of phase (ctl[9]), and is taken
+// for stuck when the count stands still for longer than its phase allows (startDeadlineMs, scaled
+// to that phase's work). Either way the start fails with INDEX_UNAVAILABLE and the thread is
+// terminated; the store then fails the call that opens the index, and the next call opens it again.
 import hnswlib from 'hnswlib-node';
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readSync, statSync } from 'node:fs';
@@ -30,7 +38,11 @@ export const MIN_CAPACITY = 1024;
 // hnswlib's fixed seed, so two builds over the same faces give the same graph.
 export const RANDOM_SEED = 100;
 /** Faults a test can inject into a shard worker's next call (ctl[7]; injectShardFaultForTest). */
-const FAULT = { terminate: 1, throw: 2, hang: 3, 'exit-after': 4 } as const;
+const FAULT = { terminate: 1, throw: 2, hang: 3, 'exit-after': 4, exit: 5 } as const;
+/** Faces a building shard worker adds between two heartbeats (ctl[8]). */
+const BEAT_ROWS = 100;
+/** What a starting shard worker is doing (ctl[9]), for the watchdog's budget (startDeadlineMs). */
+const PHASE = { open: 0, rows: 1, write: 2, ready: 3 } as const;
 
 /** A call started on a shard; wait() returns its result (or throws its error). Every call must be waited for. */
 export interface ShardCall<T> {
@@ -199,14 +211,38 @@ export class LocalShard implements Shard {
 // waits on ctl[0] (the request number), takes a search's probe from shared memory (ctl[2] === 1) or
 // any other request from its port, answers in shared memory or on the port, and stores the request
 // number in ctl[1]. ctl[6] is set by its supervisor (SUPERVISOR_SOURCE) when the thread ends.
-// ctl[7] carries a fault injected by a test (injectShardFaultForTest), read with each request.
+// ctl[7] carries a fault injected by a test (injectShardFaultForTest), read with each request;
+// w.fault one injected before the graph is ready. While it makes its graph it counts heartbeats in
+// ctl[8] (every ${BEAT_ROWS} faces added, and at each change of phase, ctl[9], with its units in ctl[10]).
 const SHARD_WORKER_SOURCE = `
 const { parentPort, workerData: w, receiveMessageOnPort } = require('node:worker_threads');
 const hnswlib = require(w.hnswModule);
 const fs = require('node:fs');
 const crypto = require('node:crypto');
 const index = new hnswlib.HierarchicalNSW('ip', w.dimension);
-const ctl = w.ctl ? new Int32Array(w.ctl) : null;
+const ctl = new Int32Array(w.ctl);
+const phase = (p, units) => {
+  Atomics.store(ctl, 10, units);
+  Atomics.store(ctl, 9, p);
+  Atomics.add(ctl, 8, 1);
+};
+// A fault injected by a test before the graph is ready (injectShardFaultForTest with 'build' or 'load').
+function startFault() {
+  if (w.fault === 'throw') throw new Error('shard worker: fault injected by a test');
+  if (w.fault === 'exit') process.exit(1);
+  if (w.fault === 'terminate') parentPort.postMessage({ terminateMe: true });
+  // Stuck until terminated (by the supervisor, or by the watchdog of the thread that started it).
+  const stuck = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) Atomics.wait(stuck, 0, 0);
+}
+let faultAt = -1;
+function added(count) {
+  if (count % ${BEAT_ROWS} === 0) {
+    Atomics.add(ctl, 8, 1);
+    if (count % 50000 === 0) parentPort.postMessage({ progress: count });
+  }
+  if (count === faultAt) startFault();
+}
 const init = (live) => index.initIndex(Math.max(${MIN_CAPACITY}, Math.ceil(live * 1.25)), w.m, w.efConstruction, ${RANDOM_SEED});
 const v = new Array(w.dimension);
 function addRow(vec, offset, id) {
@@ -235,13 +271,16 @@ if (w.mode === 'build') {
     db.exec('BEGIN');
     const where = 'gallery_id = ? AND deleted = 0 AND id <= ? AND id % ? = ?';
     const args = [w.galleryId, w.maxId, w.shards, w.shard];
-    init(db.prepare('SELECT COUNT(*) AS n FROM faces WHERE ' + where).get(...args).n);
+    const live = db.prepare('SELECT COUNT(*) AS n FROM faces WHERE ' + where).get(...args).n;
+    init(live);
+    if (w.fault) faultAt = Math.max(1, Math.floor(live / 2));
+    phase(${PHASE.rows}, 0);
     const f = new Float32Array(w.dimension);
     for (const row of db.prepare('SELECT id, embedding FROM faces WHERE ' + where + ' ORDER BY id').iterate(...args)) {
       const b = row.embedding;
       for (let i = 0; i < w.dimension; i++) f[i] = b.readFloatLE(i * 4);
       addRow(f, 0, row.id);
-      if (++count % 50000 === 0) parentPort.postMessage({ progress: count });
+      added(++count);
     }
     db.exec('COMMIT');
     db.close();
@@ -250,20 +289,26 @@ if (w.mode === 'build') {
     let live = 0;
     for (let r = 0; r < ids.length; r++) if (ids[r] % w.shards === w.shard) live++;
     init(live);
+    if (w.fault) faultAt = Math.max(1, Math.floor(live / 2));
+    phase(${PHASE.rows}, 0);
     for (let r = 0; r < ids.length; r++) {
       if (ids[r] % w.shards !== w.shard) continue;
       addRow(w.vectors, r * w.dimension, ids[r]);
-      if (++count % 50000 === 0) parentPort.postMessage({ progress: count });
+      added(++count);
     }
   }
+  if (w.fault && count < faultAt) startFault();
+  phase(${PHASE.write}, index.getCurrentCount());
   const tmp = w.path + '.tmp';
   part = writeFile(tmp);
   fs.renameSync(tmp, w.path);
 } else if (w.mode === 'load') {
   index.readIndexSync(w.path);
+  if (w.fault) startFault();
 } else {
   init(w.capacity);
 }
+phase(${PHASE.ready}, 0);
 parentPort.postMessage({ ready: { part, count: index.getCurrentCount(), max: index.getMaxElements(), dimension: index.getNumDimensions() } });
 if (w.serve) {
   const port = w.port;
@@ -299,6 +344,7 @@ if (w.serve) {
     seen = seq;
     const fault = Atomics.exchange(ctl, 7, 0);
     if (fault === ${FAULT.throw}) throw new Error('shard worker: fault injected by a test');
+    if (fault === ${FAULT.exit}) process.exit(1);
     if (fault === ${FAULT.terminate}) parentPort.postMessage({ terminateMe: true });
     // Stuck until terminated (by the supervisor, or by the caller's deadline).
     if (fault !== 0 && fault !== ${FAULT['exit-after']}) for (;;) Atomics.wait(ctl, 7, 0);
@@ -355,21 +401,27 @@ child.on('exit', (code) => {
 
 export type ShardFault = keyof typeof FAULT;
 export type ShardOp = 'add' | 'search' | 'write' | 'markDelete' | 'point' | 'entries';
+/** How a shard worker makes its graph before it is ready (ShardWorkerInit's mode, 'create' aside). */
+export type ShardStart = 'build' | 'load';
 let injected: { op: ShardOp; fault: ShardFault } | null = null;
+let injectedStart: { op: ShardStart; fault: ShardFault } | null = null;
 let deadlineScale = 1;
 
 /**
  * Test only (no production code or input reaches it): the next call `op` on any worker shard meets
  * `fault`: 'terminate' (its supervisor terminates the thread mid-call, as Node does on an
  * out-of-memory abort), 'throw' (an uncaught exception ends the thread), 'hang' (the thread stops
- * answering, until the caller's deadline), 'exit-after' (the thread answers, then ends: it is found
- * dead by the next call).
+ * answering, until the caller's deadline), 'exit' (the thread calls process.exit), 'exit-after' (the
+ * thread answers, then ends: it is found dead by the next call). With `op` 'build' or 'load', the
+ * next shard worker started to build its graph (halfway through its faces) or to load it (once
+ * read) meets the fault before it is ready; 'hang' then lasts until the watchdog (startDeadlineMs).
  */
-export function injectShardFaultForTest(op: ShardOp, fault: ShardFault): void {
-  injected = { op, fault };
+export function injectShardFaultForTest(op: ShardOp | ShardStart, fault: ShardFault): void {
+  if (op === 'build' || op === 'load') injectedStart = { op, fault };
+  else injected = { op, fault };
 }
 
-/** Test only: multiplies every shard call deadline (callDeadlineMs); 1 restores them. */
+/** Test only: multiplies every shard call deadline and start watchdog (callDeadlineMs, startDeadlineMs); 1 restores them. */
 export function scaleShardDeadlinesForTest(scale: number): void {
   deadlineScale = scale;
 }
@@ -385,6 +437,26 @@ export function scaleShardDeadlinesForTest(scale: number): void {
 export function callDeadlineMs(op: ShardOp | 'close', units: number): number {
   const perUnit = op === 'add' ? 50 : op === 'write' ? 1 : op === 'entries' ? 0.05 : 0;
   return (10_000 + perUnit * units) * deadlineScale;
+}
+
+/**
+ * How long a shard worker that is making its graph may give no sign of progress (its heartbeat,
+ * ctl[8]) before it is taken for stuck and terminated, by what it is doing. Never a bound on the
+ * whole build, which takes minutes at 500k faces a shard (BENCHMARKS.md, "Search"):
+ * - 'open': starting the thread, opening its source and counting its faces (units: the rows it may
+ *   scan), 10 s + 0.05 ms a row, as listing entries;
+ * - 'rows': between two heartbeats of a build, every BEAT_ROWS (100) faces added: as an add of
+ *   that many (15 s, 14x the time 100 inserts into a 1M graph take);
+ * - 'write': writing, fsyncing and checksumming the built graph (units: its entries), as a snapshot;
+ * - 'load': reading a snapshot file (units: its bytes), 10 s + 1 ms per 10 KB (10 MB/s: the file
+ *   was just read for its checksum, so mostly from the page cache; a cold disk reads it 10x faster).
+ * A false alarm costs a failed open that the next call retries, never data.
+ */
+export function startDeadlineMs(phase: 'open' | 'rows' | 'write' | 'load', units: number): number {
+  if (phase === 'rows') return callDeadlineMs('add', BEAT_ROWS);
+  if (phase === 'write') return callDeadlineMs('write', units);
+  if (phase === 'open') return callDeadlineMs('entries', units);
+  return (10_000 + units / 10_000) * deadlineScale;
 }
 
 /** Largest k a search answers through shared memory (the store asks for at most 4 x MAX_K faces). */
@@ -415,11 +487,16 @@ export function startShardWorker(
   o: { serve: boolean; background?: boolean; onProgress?: (added: number) => void },
 ): StartedShardWorker {
   const require = createRequire(import.meta.url);
-  const ctl = new Int32Array(new SharedArrayBuffer(8 * 4));
+  const ctl = new Int32Array(new SharedArrayBuffer(11 * 4));
   const probe = new Float32Array(new SharedArrayBuffer(params.dimension * 4));
   const outIds = new Float64Array(new SharedArrayBuffer(MAX_SHARED_K * 8));
   const outScores = new Float64Array(new SharedArrayBuffer(MAX_SHARED_K * 8));
   const channel = o.serve ? new MessageChannel() : null;
+  let fault: ShardFault | null = null;
+  if (injectedStart && injectedStart.op === init.mode) {
+    fault = injectedStart.fault;
+    injectedStart = null;
+  }
   const child = {
     hnswModule: require.resolve('hnswlib-node'),
     sqliteModule: require.resolve('better-sqlite3'),
@@ -428,7 +505,9 @@ export function startShardWorker(
     m: params.m,
     efConstruction: params.efConstruction,
     serve: o.serve,
-    ...(channel ? { port: channel.port2, ctl: ctl.buffer, probe: probe.buffer, outIds: outIds.buffer, outScores: outScores.buffer } : {}),
+    ctl: ctl.buffer,
+    ...(fault ? { fault } : {}),
+    ...(channel ? { port: channel.port2, probe: probe.buffer, outIds: outIds.buffer, outScores: outScores.buffer } : {}),
   };
   // `worker` is the supervisor; the graph thread is its child (see SUPERVISOR_SOURCE).
   const worker = new Worker(SUPERVISOR_SOURCE, {
@@ -445,19 +524,56 @@ export function startShardWorker(
     // Only the supervisor's own failure reaches here (its child's are relayed as messages); the
     // exit that follows marks the shard lost.
   });
+  // What the thread may spend without a heartbeat, by its phase (ctl[9]).
+  const firstPhase: { phase: 'open' | 'load'; units: number } =
+    init.mode === 'load' ? { phase: 'load', units: fileBytes(init.path) } : { phase: 'open', units: init.mode === 'build' ? ('ids' in init ? init.ids.length : init.maxId) : 0 };
+  const silence = (): { ms: number; doing: string } => {
+    const phase = Atomics.load(ctl, 9);
+    if (phase === PHASE.rows) return { ms: startDeadlineMs('rows', 0), doing: 'adding faces to its graph' };
+    if (phase === PHASE.write) return { ms: startDeadlineMs('write', Atomics.load(ctl, 10)), doing: 'writing its graph' };
+    if (firstPhase.phase === 'load') return { ms: startDeadlineMs('load', firstPhase.units), doing: `loading ${firstPhase.units} bytes of index file` };
+    return { ms: startDeadlineMs('open', firstPhase.units), doing: 'starting' };
+  };
   const ready = new Promise<{ shard: WorkerShard | null; part: WrittenShard | null }>((resolve, reject) => {
     let settled = false;
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      clearInterval(watchdog);
+      return true;
+    };
+    // The watchdog reads the heartbeat in shared memory, not the thread's messages: a caller that
+    // blocked this thread's event loop for a while finds the beats the thread counted meanwhile.
+    let beats = 0;
+    let since = performance.now();
+    const watchdog = setInterval(() => {
+      const now = performance.now();
+      const at = Atomics.load(ctl, 8);
+      // A thread that is ready, or has ended, says so in a message this thread has yet to read.
+      if (Atomics.load(ctl, 9) === PHASE.ready || Atomics.load(ctl, 6) !== 0) return;
+      if (at !== beats) {
+        beats = at;
+        since = now;
+        return;
+      }
+      const { ms, doing } = silence();
+      if (now - since < ms || !settle()) return;
+      // Terminated, not awaited: a thread stuck in native code ends only when it returns to JavaScript.
+      void worker.terminate();
+      reject(notReady(`gave no sign of progress for ${((now - since) / 1000).toFixed(1)} s while ${doing} (allowed ${(ms / 1000).toFixed(1)} s); it was stopped`));
+    }, Math.min(1000, Math.max(10, callDeadlineMs('search', 0) / 20)));
+    watchdog.unref();
     worker.on('message', (m: { progress: number } | { failed: string } | { ready: { part: WrittenShard | null; count: number; max: number; dimension: number } }) => {
       if ('progress' in m) {
         o.onProgress?.(m.progress);
         return;
       }
       if ('failed' in m) {
-        if (!settled) reject(new Error(m.failed));
-        settled = true;
+        // An exception in the thread (hnswlib rejecting a file among them): the thread ends by itself.
+        if (settle()) reject(new Error(m.failed));
         return;
       }
-      settled = true;
+      if (!settle()) return;
       worker.removeAllListeners('message');
       if (m.ready.dimension !== params.dimension) {
         void worker.terminate();
@@ -469,14 +585,26 @@ export function startShardWorker(
       resolve({ shard: channel ? new WorkerShard(worker, channel.port1, ctl, probe, outIds, outScores, m.ready.count, m.ready.max) : null, part: m.ready.part });
     });
     worker.once('error', (e) => {
-      if (!settled) reject(e);
-      settled = true;
+      if (settle()) reject(e);
     });
     worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`shard worker exited with ${code}`));
+      if (settle()) reject(notReady(`ended (exit code ${code})`));
     });
   });
   return { worker, ready };
+}
+
+/** A shard worker that ended or hung before its graph was ready (an exception in it is its own error). */
+function notReady(why: string): CosfaceError {
+  return new CosfaceError('INDEX_UNAVAILABLE', `an index shard's worker thread ${why} before its graph was ready; the index is opened again on the next call: try again`);
+}
+
+function fileBytes(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0; // the thread fails to read it, and says why
+  }
 }
 
 /** A graph owned by a worker thread (startShardWorker with serve), called synchronously. */

@@ -3,23 +3,23 @@
 // INDEX_UNAVAILABLE in bounded time instead of blocking the thread forever, and the store reloads the
 // index from its snapshot and the database, so searches answer as before and no acknowledged face is
 // lost. Real worker threads, real hnswlib, a real SQLite file; sharding forced by a low threshold.
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { makeClusteredGallery, makeProbes } from '../../src/bench/search-bench.js';
 import { isCosfaceError } from '../../src/errors.js';
 import { createApp } from '../../src/server/app.js';
 import { buildShards } from '../../src/store/gallery-index.js';
-import { injectShardFaultForTest, scaleShardDeadlinesForTest, type ShardFault } from '../../src/store/hnsw-shards.js';
-import { openStore, type IndexEvent } from '../../src/store/index.js';
+import { injectShardFaultForTest, scaleShardDeadlinesForTest, startDeadlineMs, type ShardFault } from '../../src/store/hnsw-shards.js';
+import { openStore, type IndexEvent, type Store } from '../../src/store/index.js';
 import { tempDir } from './helpers.js';
 
 const dir = tempDir('shard-failure');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => scaleShardDeadlinesForTest(1));
 
-/** Runs fn, expecting INDEX_UNAVAILABLE; returns the milliseconds it took to fail. */
-async function failsUnavailable(fn: () => unknown): Promise<number> {
+/** Runs fn, expecting INDEX_UNAVAILABLE (and `message`, if given); returns the milliseconds it took to fail. */
+async function failsUnavailable(fn: () => unknown, message?: RegExp): Promise<number> {
   const t0 = performance.now();
   let error: unknown = null;
   try {
@@ -29,6 +29,7 @@ async function failsUnavailable(fn: () => unknown): Promise<number> {
   }
   const ms = performance.now() - t0;
   expect(isCosfaceError(error, 'INDEX_UNAVAILABLE'), String(error)).toBe(true);
+  if (message) expect((error as Error).message).toMatch(message);
   return ms;
 }
 
@@ -163,6 +164,110 @@ describe('a shard worker that dies or hangs', () => {
       const h = await store.identify('g', probe(i), { k: 1, ef: 200 });
       expect(h.candidates[0]!.faceId).toBe((await store.identify('g', probe(i), { k: 1, exact: true })).candidates[0]!.faceId);
     }
+    await store.close();
+  });
+});
+
+describe('a shard worker that ends or hangs before its graph is ready', () => {
+  it('the call that opens the gallery fails in bounded time with INDEX_UNAVAILABLE; nothing is lost, and the next call answers the exact top-1', async () => {
+    const n = 1200;
+    const g = makeClusteredGallery(n, { seed: 5 });
+    const { probes } = makeProbes(g, 10);
+    const probe = (i: number) => probes.subarray(i * g.dim, (i + 1) * g.dim);
+    const dbPath = join(dir, 'before-ready.db');
+    const indexDir = dbPath + '.index';
+    const events: IndexEvent[] = [];
+    const open = () => openStore(dbPath, { exactBelow: 0, shardFrom: 1000, synchronous: 'normal', onIndexEvent: (e) => events.push(e) });
+    let store: Store = await open();
+    await store.createGallery('g', { modelId: 'synthetic', dimension: g.dim });
+    for (let id = 0; id < g.identities; id++) await store.addIdentity('g', { externalId: `p${id}` });
+    const batch = [];
+    for (let r = 0; r < n; r++) batch.push({ identity: `p${g.identityOf[r]}`, face: { embedding: g.vectors.subarray(r * g.dim, (r + 1) * g.dim) } });
+    await store.addFaces('g', batch);
+    // The first open built 2 shards in parallel and saved them as the snapshot.
+    expect(events.find((e) => e.kind === 'opened')).toMatchObject({ how: 'rebuilt' });
+    const exact: number[] = [];
+    for (let i = 0; i < 10; i++) exact.push((await store.identify('g', probe(i), { k: 1, exact: true })).candidates[0]!.faceId);
+    /** Every probe's top-1 from the index equals the exact scan's. */
+    const answersExactly = async () => {
+      for (let i = 0; i < 10; i++) {
+        const r = await store.identify('g', probe(i), { k: 1, ef: 200 });
+        expect(r.method).toBe('hnsw');
+        expect(r.candidates[0]!.faceId, `probe ${i}`).toBe(exact[i]);
+      }
+    };
+    await answersExactly();
+    const reopen = async (o: { dropSnapshot?: boolean } = {}) => {
+      await store.close();
+      if (o.dropSnapshot) rmSync(join(indexDir, 'g1.json'));
+      store = await open();
+      events.length = 0;
+    };
+    const files = () => readdirSync(indexDir).sort();
+    const identify = () => store.identify('g', probe(0), { k: 1, ef: 200 });
+    // Scaled so a hang is found in about a second (the open of 2 x 600 faces takes 0.1-0.3 s here).
+    const scale = 0.1;
+
+    // A thread hangs while it loads its snapshot file: the open fails once its phase's allowance
+    // passes without a heartbeat; the files are intact, so the next call loads them again.
+    await reopen();
+    scaleShardDeadlinesForTest(scale);
+    injectShardFaultForTest('load', 'hang');
+    const loadMs = await failsUnavailable(identify, /no sign of progress .* while loading/);
+    expect(loadMs).toBeGreaterThanOrEqual(startDeadlineMs('load', 0) * 0.95);
+    expect(loadMs).toBeLessThan(startDeadlineMs('load', 0) + 4000);
+    expect(events.some((e) => e.kind === 'opened')).toBe(false);
+    scaleShardDeadlinesForTest(1);
+    await answersExactly();
+    expect(events.filter((e) => e.kind === 'opened')).toMatchObject([{ how: 'snapshot', replayed: 0 }]);
+
+    // A thread throws while it loads (as hnswlib does on a file it cannot read): the snapshot is
+    // taken for unreadable and the index rebuilt from the database within the same call.
+    await reopen();
+    injectShardFaultForTest('load', 'throw');
+    await answersExactly();
+    expect(events.filter((e) => e.kind === 'opened')).toMatchObject([{ how: 'rebuilt', reason: expect.stringMatching(/index file unreadable: .*fault injected/) }]);
+
+    // A thread hangs halfway through building its graph (no snapshot to load): the build fails
+    // after the allowance between two heartbeats, its files are removed, and the next call builds again.
+    await reopen({ dropSnapshot: true });
+    let before = files();
+    scaleShardDeadlinesForTest(scale);
+    injectShardFaultForTest('build', 'hang');
+    const buildMs = await failsUnavailable(identify, /index build failed: .*no sign of progress .* while adding faces/);
+    expect(buildMs).toBeGreaterThanOrEqual(startDeadlineMs('rows', 0) * 0.95);
+    expect(buildMs).toBeLessThan(startDeadlineMs('rows', 0) + 4000);
+    expect(files()).toEqual(before);
+    scaleShardDeadlinesForTest(1);
+    await answersExactly();
+    expect(events.filter((e) => e.kind === 'opened')).toMatchObject([{ how: 'rebuilt', reason: 'no index snapshot' }]);
+
+    // A thread exits halfway through its build: seen at once, not after an allowance.
+    await reopen({ dropSnapshot: true });
+    before = files();
+    injectShardFaultForTest('build', 'exit');
+    expect(await failsUnavailable(identify, /ended \(exit code 1\) before its graph was ready/)).toBeLessThan(5000);
+    expect(files()).toEqual(before);
+    await answersExactly();
+
+    // A background rebuild whose thread hangs: it fails (an event), the index in use keeps answering,
+    // and close() is not held up by it.
+    before = files();
+    scaleShardDeadlinesForTest(scale);
+    injectShardFaultForTest('build', 'hang');
+    events.length = 0;
+    await store.rebuildIndex('g');
+    expect(events.map((e) => e.kind)).toEqual(['rebuild-started', 'rebuild-failed']);
+    scaleShardDeadlinesForTest(1);
+    await answersExactly();
+    expect(files()).toEqual(before);
+
+    // Nothing is lost or corrupted: the index matches the database, and the snapshot on disk loads.
+    expect(await store.checkConsistency('g')).toMatchObject({ dbLive: n, indexLive: n, missingFromIndex: [], extraInIndex: [], vectorMismatches: [] });
+    await reopen();
+    await answersExactly();
+    expect(events.filter((e) => e.kind === 'opened')).toMatchObject([{ how: 'snapshot' }]);
+    expect(existsSync(join(indexDir, 'g1.json'))).toBe(true);
     await store.close();
   });
 });
