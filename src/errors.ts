@@ -21,7 +21,7 @@ export type ErrorCode =
   | 'FACE_NOT_FOUND'
   | 'NOT_CALIBRATED' // a FAR was asked for but no threshold is calibrated for it for this model
   | 'INDEX_ERROR' // the HNSW index failed in a way the database could not repair
-  | 'INDEX_UNAVAILABLE' // a worker thread holding part of a gallery's index died or stopped answering mid-call: the index reloads from its snapshot and the database, try again
+  | 'INDEX_UNAVAILABLE' // a worker thread holding part of a gallery's index died or stopped answering mid-call, or before it was ready (while the index opens): the index reloads from its snapshot and the database, try again
   | 'BAD_JSON' // a request body that is not valid JSON
   | 'UNSUPPORTED_MEDIA_TYPE' // a request body in a content type the route does not take
   | 'PAYLOAD_TOO_LARGE' // a request body over the route's size limit

@@ -30,7 +30,9 @@ export type IndexEvent =
   | { kind: 'rebuild-swapped'; gallery: string; size: number; replayed: number }
   | { kind: 'rebuild-failed'; gallery: string; error: string }
   /** A shard's worker thread died or stopped answering: the index was dropped and is reopened (snapshot + replay). */
-  | { kind: 'shard-lost'; gallery: string; error: string };
+  | { kind: 'shard-lost'; gallery: string; error: string }
+  /** The index could not be opened (a shard's thread ended or hung before it was ready: INDEX_UNAVAILABLE); the next call tries again. */
+  | { kind: 'open-failed'; gallery: string; error: string };
 
 export interface HnswIndexOptions {
   /** Absolute database path, or null for an in-memory database (rebuilds then run in this thread). */
@@ -418,6 +420,9 @@ export class HnswVectorIndex implements VectorIndex {
           const fresh: LoadedGallery = { name: g.name, index: opened.index, syncedId: opened.index.lastFaceId, generation: g.generation, matrix: null, rebuild: null };
           this.loaded.set(g.id, fresh);
           return fresh;
+        } catch (e) {
+          this.emit({ kind: 'open-failed', gallery: g.name, error: e instanceof Error ? e.message : String(e) });
+          throw e;
         } finally {
           this.loading.delete(g.id);
         }
