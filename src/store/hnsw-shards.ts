@@ -229,7 +229,7 @@ const phase = (p, units) => {
 // A fault injected by a test before the graph is ready (injectShardFaultForTest with 'build' or 'load').
 function startFault() {
   if (w.fault === 'throw') throw new Error('shard worker: fault injected by a test');
-  if (w.fault === 'exit') process.exit(1);
+  if (w.fault === 'exit' || w.fault === 'exit-after') process.exit(1);
   if (w.fault === 'terminate') parentPort.postMessage({ terminateMe: true });
   // Stuck until terminated (by the supervisor, or by the watchdog of the thread that started it).
   const stuck = new Int32Array(new SharedArrayBuffer(4));
