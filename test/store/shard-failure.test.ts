@@ -224,6 +224,13 @@ describe('a shard worker that ends or hangs before its graph is ready', () => {
     await answersExactly();
     expect(events.filter((e) => e.kind === 'opened')).toMatchObject([{ how: 'snapshot', replayed: 0 }]);
 
+    // A thread is terminated while it loads (as Node does on an out-of-memory abort): seen at once.
+    await reopen();
+    injectShardFaultForTest('load', 'terminate');
+    expect(await failsUnavailable(identify, /ended \(exit code 1\) before its graph was ready/)).toBeLessThan(5000);
+    await answersExactly();
+    expect(events.filter((e) => e.kind === 'opened' || e.kind === 'open-failed')).toMatchObject([{ kind: 'open-failed' }, { kind: 'opened', how: 'snapshot' }]);
+
     // A thread throws while it loads (as hnswlib does on a file it cannot read): the snapshot is
     // taken for unreadable and the index rebuilt from the database within the same call.
     await reopen();
