@@ -404,7 +404,7 @@ export type ShardOp = 'add' | 'search' | 'write' | 'markDelete' | 'point' | 'ent
 /** How a shard worker makes its graph before it is ready (ShardWorkerInit's mode, 'create' aside). */
 export type ShardStart = 'build' | 'load';
 let injected: { op: ShardOp; fault: ShardFault } | null = null;
-let injectedStart: { op: ShardStart; fault: ShardFault } | null = null;
+let injectedStart: { op: ShardStart; fault: ShardFault; watchdogScale: number } | null = null;
 let deadlineScale = 1;
 
 /**
@@ -414,10 +414,12 @@ let deadlineScale = 1;
  * answering, until the caller's deadline), 'exit' (the thread calls process.exit), 'exit-after' (the
  * thread answers, then ends: it is found dead by the next call). With `op` 'build' or 'load', the
  * next shard worker started to build its graph (halfway through its faces) or to load it (once
- * read) meets the fault before it is ready; 'hang' then lasts until the watchdog (startDeadlineMs).
+ * read) meets the fault before it is ready; 'hang' then lasts until the watchdog (startDeadlineMs),
+ * whose allowances for that thread alone are multiplied by `o.watchdogScale` (the other threads'
+ * stay as they are, so that a slow machine cannot make one of them fail instead).
  */
-export function injectShardFaultForTest(op: ShardOp | ShardStart, fault: ShardFault): void {
-  if (op === 'build' || op === 'load') injectedStart = { op, fault };
+export function injectShardFaultForTest(op: ShardOp | ShardStart, fault: ShardFault, o: { watchdogScale?: number } = {}): void {
+  if (op === 'build' || op === 'load') injectedStart = { op, fault, watchdogScale: o.watchdogScale ?? 1 };
   else injected = { op, fault };
 }
 
@@ -493,8 +495,10 @@ export function startShardWorker(
   const outScores = new Float64Array(new SharedArrayBuffer(MAX_SHARED_K * 8));
   const channel = o.serve ? new MessageChannel() : null;
   let fault: ShardFault | null = null;
+  let scale = 1;
   if (injectedStart && injectedStart.op === init.mode) {
     fault = injectedStart.fault;
+    scale = injectedStart.watchdogScale;
     injectedStart = null;
   }
   const child = {
@@ -529,10 +533,10 @@ export function startShardWorker(
     init.mode === 'load' ? { phase: 'load', units: fileBytes(init.path) } : { phase: 'open', units: init.mode === 'build' ? ('ids' in init ? init.ids.length : init.maxId) : 0 };
   const silence = (): { ms: number; doing: string } => {
     const phase = Atomics.load(ctl, 9);
-    if (phase === PHASE.rows) return { ms: startDeadlineMs('rows', 0), doing: 'adding faces to its graph' };
-    if (phase === PHASE.write) return { ms: startDeadlineMs('write', Atomics.load(ctl, 10)), doing: 'writing its graph' };
-    if (firstPhase.phase === 'load') return { ms: startDeadlineMs('load', firstPhase.units), doing: `loading ${firstPhase.units} bytes of index file` };
-    return { ms: startDeadlineMs('open', firstPhase.units), doing: 'starting' };
+    if (phase === PHASE.rows) return { ms: scale * startDeadlineMs('rows', 0), doing: 'adding faces to its graph' };
+    if (phase === PHASE.write) return { ms: scale * startDeadlineMs('write', Atomics.load(ctl, 10)), doing: 'writing its graph' };
+    if (firstPhase.phase === 'load') return { ms: scale * startDeadlineMs('load', firstPhase.units), doing: `loading ${firstPhase.units} bytes of index file` };
+    return { ms: scale * startDeadlineMs('open', firstPhase.units), doing: 'starting' };
   };
   const ready = new Promise<{ shard: WorkerShard | null; part: WrittenShard | null }>((resolve, reject) => {
     let settled = false;
@@ -561,7 +565,7 @@ export function startShardWorker(
       // Terminated, not awaited: a thread stuck in native code ends only when it returns to JavaScript.
       void worker.terminate();
       reject(notReady(`gave no sign of progress for ${((now - since) / 1000).toFixed(1)} s while ${doing} (allowed ${(ms / 1000).toFixed(1)} s); it was stopped`));
-    }, Math.min(1000, Math.max(10, callDeadlineMs('search', 0) / 20)));
+    }, Math.min(1000, Math.max(10, (scale * callDeadlineMs('search', 0)) / 20)));
     watchdog.unref();
     worker.on('message', (m: { progress: number } | { failed: string } | { ready: { part: WrittenShard | null; count: number; max: number; dimension: number } }) => {
       if ('progress' in m) {
