@@ -31,7 +31,7 @@ export type IndexEvent =
   | { kind: 'rebuild-failed'; gallery: string; error: string }
   /** A shard's worker thread died or stopped answering: the index was dropped and is reopened (snapshot + replay). */
   | { kind: 'shard-lost'; gallery: string; error: string }
-  /** The index could not be opened (a shard's thread ended or hung before it was ready: INDEX_UNAVAILABLE); the next call tries again. */
+  /** The index could not be opened (e.g. a shard's thread ended or hung before it was ready: INDEX_UNAVAILABLE); the call failed, the next one tries again. */
   | { kind: 'open-failed'; gallery: string; error: string };
 
 export interface HnswIndexOptions {
