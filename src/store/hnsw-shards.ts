@@ -451,7 +451,8 @@ export function callDeadlineMs(op: ShardOp | 'close', units: number): number {
  *   that many (15 s, 14x the time 100 inserts into a 1M graph take);
  * - 'write': writing, fsyncing and checksumming the built graph (units: its entries), as a snapshot;
  * - 'load': reading a snapshot file (units: its bytes), 10 s + 1 ms per 10 KB (10 MB/s: the file
- *   was just read for its checksum, so mostly from the page cache; a cold disk reads it 10x faster).
+ *   was just read for its checksum, so mostly from the page cache, where two 45 MB shards load in
+ *   0.1 s, BENCHMARKS.md "Shard start watchdog"; a cold disk reads it 10x faster).
  * A false alarm costs a failed open that the next call retries, never data.
  */
 export function startDeadlineMs(phase: 'open' | 'rows' | 'write' | 'load', units: number): number {
@@ -564,7 +565,7 @@ export function startShardWorker(
       if (now - since < ms || !settle()) return;
       // Terminated, not awaited: a thread stuck in native code ends only when it returns to JavaScript.
       void worker.terminate();
-      reject(notReady(`gave no sign of progress for ${((now - since) / 1000).toFixed(1)} s while ${doing} (allowed ${(ms / 1000).toFixed(1)} s); it was stopped`));
+      reject(notReady(`gave no sign of progress for ${((now - since) / 1000).toFixed(1)} s while ${doing} (allowed ${(ms / 1000).toFixed(1)} s) and was stopped`));
     }, Math.min(1000, Math.max(10, (scale * callDeadlineMs('search', 0)) / 20)));
     watchdog.unref();
     worker.on('message', (m: { progress: number } | { failed: string } | { ready: { part: WrittenShard | null; count: number; max: number; dimension: number } }) => {
@@ -600,7 +601,7 @@ export function startShardWorker(
 
 /** A shard worker that ended or hung before its graph was ready (an exception in it is its own error). */
 function notReady(why: string): CosfaceError {
-  return new CosfaceError('INDEX_UNAVAILABLE', `an index shard's worker thread ${why} before its graph was ready; the index is opened again on the next call: try again`);
+  return new CosfaceError('INDEX_UNAVAILABLE', `an index shard's worker thread ${why} before its graph was ready (tried again on the next use of the index)`);
 }
 
 function fileBytes(path: string): number {
