@@ -448,11 +448,11 @@ export function callDeadlineMs(op: ShardOp | 'close', units: number): number {
  * - 'open': starting the thread, opening its source and counting its faces (units: the rows it may
  *   scan), 10 s + 0.05 ms a row, as listing entries;
  * - 'rows': between two heartbeats of a build, every BEAT_ROWS (100) faces added: as an add of
- *   that many (15 s, 14x the time 100 inserts into a 1M graph take);
+ *   that many (15 s; 100 inserts into a 1M graph take 0.35 s);
  * - 'write': writing, fsyncing and checksumming the built graph (units: its entries), as a snapshot;
  * - 'load': reading a snapshot file (units: its bytes), 10 s + 1 ms per 10 KB (10 MB/s: the file
- *   was just read for its checksum, so mostly from the page cache, where two 46 MB shards (917 bytes a face) load in
- *   0.1 s, BENCHMARKS.md "Shard start watchdog"; a cold disk reads it 10x faster).
+ *   was just read for its checksum, so mostly from the page cache, where two 46 MB shards load
+ *   in 0.1 s, BENCHMARKS.md "Shard start watchdog"; a cold disk reads it 10x faster).
  * A false alarm costs a failed open that the next call retries, never data.
  */
 export function startDeadlineMs(phase: 'open' | 'rows' | 'write' | 'load', units: number): number {
