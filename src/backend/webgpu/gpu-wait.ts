@@ -10,16 +10,19 @@
 // sleeps through most of the expected time on a plain timer before asking Dawn for the result,
 // so the loop only runs for the last stretch. A size not seen yet borrows the time of the largest
 // smaller size seen (more work never takes less time), so the first guess is short, not long.
-// The estimate falls at once to any shorter time measured (after an oversleep the measurement is
-// the sleep, FRACTION of the estimate, so it converges from above within a few calls; a smoothed
-// average would creep down by a few percent a call) and rises halfway to a longer one.
+// The estimate falls at once to any shorter time measured and rises halfway to a longer one. A call
+// that overslept (the result was there as soon as the sleep ended) measured only its own sleep, an
+// upper bound: the estimate is then forgotten, so the next call does not sleep and measures the real
+// time (throttled, see settle). (Before, the estimate fell to the sleep, FRACTION of itself, per call:
+// after a first batch that included the driver's shader compile, seconds on lavapipe, the following
+// ~20 batches slept through most of those seconds: 0.2 faces/s measured at batch 1, 2026-12-06.)
 // COSFACE_GPU_WAIT=spin turns it off (to measure the difference).
 //
 // The loop that is left, from waking to the result, is throttled too (quietTicks): Dawn's binding
 // looks up the global setImmediate for every tick, so while a GpuWait awaits Dawn's promises the
 // global setImmediate is swapped for one that runs its callback on a 1 ms timer. Dawn then polls
 // a thousand times a second instead of spinning, and the result arrives at most a millisecond late
-// (only for work long enough to sleep through, MIN_SLEEP_MS; shorter work is awaited as before).
+// (on software adapters only, for every wait: see settle).
 // Measured on lavapipe (2 cores, batch 16, alternating, 2026-12-06): 50.9 / 53.7 / 66.5 faces/s
 // spinning against 67.1 / 69.8 / 75.0 throttled. Other code that calls setImmediate during a wait
 // gets the same millisecond's delay; the original is back as soon as no GpuWait is waiting.
@@ -29,6 +32,9 @@ const FRACTION = 0.8; // of the expected time spent asleep
 // batch of a few ms would get slower). From 20 ms up the margin is 4 ms or more.
 const MIN_SLEEP_MS = 20;
 const RISE = 0.5;
+// A result that arrives sooner than this after the sleep was already there (the throttled poll ticks
+// once a millisecond; an overslept batch on lavapipe was seen 1.3-1.8 ms after waking): see settle.
+const OVERSLEPT_MS = 3;
 
 const MAX_SIZES = 64;
 
@@ -67,31 +73,41 @@ export class GpuWait {
   private readonly ms = new Map<number, number>();
 
   /**
-   * quiet: throttle Dawn's polling while awaiting long work (quietTicks). Only for software
+   * quiet: throttle Dawn's polling while awaiting results (quietTicks). Only for software
    * adapters (lavapipe, SwiftShader), where the spinning poller takes a core from the "GPU" itself;
    * on a real GPU it would only delay the process's other setImmediate callbacks.
    */
   constructor(private readonly quiet = false) {}
 
-  /** Sleeps through most of the time `units` of work are expected to take (nothing until measured). */
-  async before(units: number): Promise<void> {
-    if (spinRequested()) return;
+  /** Sleeps through most of the time `units` of work are expected to take (nothing until measured); true when it slept. */
+  async before(units: number): Promise<boolean> {
+    if (spinRequested()) return false;
     const ms = this.expected(units) * FRACTION;
-    if (ms >= MIN_SLEEP_MS) await new Promise((resolve) => setTimeout(resolve, ms));
+    if (ms < MIN_SLEEP_MS) return false;
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return true;
   }
 
   /**
    * The whole wait for one submission made at `submittedAt` (performance.now()): sleeps, then
    * awaits `result` (the Dawn promises: error scopes, mapAsync) with Dawn's ticks throttled
-   * (quietTicks) when the work is long enough to sleep through, and learns the time taken.
+   * (quietTicks) on software adapters, and learns the time taken.
    */
   async settle<T>(units: number, submittedAt: number, result: () => Promise<T>): Promise<T> {
-    // Work expected to be short (the same threshold as the sleep, or not measured yet) is
-    // awaited unthrottled: there the millisecond of polling granularity would be a large share.
-    const quiet = this.quiet && !spinRequested() && this.expected(units) * FRACTION >= MIN_SLEEP_MS;
-    await this.before(units);
+    // On a software adapter every wait is throttled, short work too: Dawn's spinning poller takes one
+    // of the cores the shaders run on, which made a 16-20 ms batch of 1 on lavapipe take 30-76 ms
+    // (2026-12-06), against which a millisecond of polling granularity is small; and a time learned
+    // while spinning is too long, so the sleeps after it overshoot.
+    const expected = this.expected(units);
+    const quiet = this.quiet && !spinRequested();
+    const slept = await this.before(units);
+    const woke = performance.now();
     const out = quiet ? await quietTicks(result) : await result();
-    this.record(units, performance.now() - submittedAt);
+    const done = performance.now();
+    // Overslept: the result was ready on waking (within a quarter of the margin the sleep meant to
+    // leave, and at least OVERSLEPT_MS).
+    if (slept && done - woke < Math.max(OVERSLEPT_MS, 0.25 * (1 - FRACTION) * expected)) this.ms.delete(units);
+    else this.record(units, done - submittedAt);
     return out;
   }
 
