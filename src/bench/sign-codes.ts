@@ -5,6 +5,7 @@
 // exactly. The scan is a small WebAssembly kernel generated here (i64.popcnt over the codes, a
 // histogram of the distances, then the rows within the distance that keeps the N best);
 // `hammingReference` is the independent loop the tests check it against.
+import { dotAt } from '../store/exact-scorer.js';
 
 /** Bytes of one code: the dimension rounded up to 64 bits. */
 export function codeBytes(dim: number): number {
@@ -274,20 +275,7 @@ export function rerankRows(rows: ArrayLike<number>, probe: Float32Array, matrix:
   const scores: number[] = [];
   for (let i = 0; i < rows.length; i++) {
     const r = rows[i]!;
-    const o = r * dim;
-    let s0 = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let s3 = 0;
-    let d = 0;
-    for (; d + 4 <= dim; d += 4) {
-      s0 += probe[d]! * matrix[o + d]!;
-      s1 += probe[d + 1]! * matrix[o + d + 1]!;
-      s2 += probe[d + 2]! * matrix[o + d + 2]!;
-      s3 += probe[d + 3]! * matrix[o + d + 3]!;
-    }
-    for (; d < dim; d++) s0 += probe[d]! * matrix[o + d]!;
-    const s = Math.fround(s0 + s1 + s2 + s3);
+    const s = dotAt(probe, 0, matrix, r * dim, dim);
     if (top.length === k && (s < scores[k - 1]! || (s === scores[k - 1]! && r > top[k - 1]!))) continue;
     let pos = top.length < k ? top.length : k - 1;
     if (top.length < k) {

@@ -9,6 +9,27 @@ import type { TopK } from '../backend/backend.js';
  * the k best rows by inner product, best first. Rows beyond n are padded with index -1 and
  * score -Infinity when k > n.
  */
+/**
+ * The inner product of a[ao, ao + dim) and b[bo, bo + dim), rounded to float32, as every exact
+ * scan in TypeScript computes it (the same summation order, so equal inputs give equal scores).
+ * Four accumulators break the add dependency chain (about 2x faster in V8).
+ */
+export function dotAt(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let d = 0;
+  for (; d + 4 <= dim; d += 4) {
+    s0 += a[ao + d]! * b[bo + d]!;
+    s1 += a[ao + d + 1]! * b[bo + d + 1]!;
+    s2 += a[ao + d + 2]! * b[bo + d + 2]!;
+    s3 += a[ao + d + 3]! * b[bo + d + 3]!;
+  }
+  for (; d < dim; d++) s0 += a[ao + d]! * b[bo + d]!;
+  return Math.fround(s0 + s1 + s2 + s3);
+}
+
 export type ExactScorer = (
   queries: Float32Array,
   q: number,
@@ -28,21 +49,7 @@ export const scoreExactTs: ExactScorer = async (queries, q, gallery, n, dim, k) 
     let worst = -Infinity; // score of the k-th entry once the list is full
     let filled = 0;
     for (let r = 0; r < n; r++) {
-      const go = r * dim;
-      // Four accumulators break the add dependency chain (about 2x faster in V8).
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let d = 0;
-      for (; d + 4 <= dim; d += 4) {
-        s0 += queries[qo + d]! * gallery[go + d]!;
-        s1 += queries[qo + d + 1]! * gallery[go + d + 1]!;
-        s2 += queries[qo + d + 2]! * gallery[go + d + 2]!;
-        s3 += queries[qo + d + 3]! * gallery[go + d + 3]!;
-      }
-      for (; d < dim; d++) s0 += queries[qo + d]! * gallery[go + d]!;
-      const s = Math.fround(s0 + s1 + s2 + s3);
+      const s = dotAt(queries, qo, gallery, r * dim, dim);
       if (filled === k && s <= worst) continue;
       // Insert keeping the list sorted best first; ties keep the earlier row first.
       let pos = filled < k ? filled : k - 1;
