@@ -4,9 +4,15 @@
 // per row): 100,000 128-d faces take 51 MB, 26 MB or 13 MB. With f16/int8 the scan's scores are
 // approximate, so callers re-score the candidates it returns with the stored float32 vectors (the
 // store does, as it does for HNSW candidates); candidates are over-fetched for that.
+//
+// Float32 rows live in the kernel instance's linear memory (a block of its WasmArena, shared by
+// every index on that instance) and are scanned in place (scoreResident): no copy per search.
+// Float16/int8 rows stay in JS arrays and are decoded straight into linear memory a chunk at a time
+// (scoreFilled). dispose() gives the block back for the next gallery to reuse.
 import { CosfaceError } from '../errors.js';
+import { WasmArena } from '../backend/wasm/wasm-arena.js';
 import type { WasmKernels } from '../backend/wasm/wasm-instance.js';
-import { badRowError, mergeTopK, scoreOnInstance, type PartialTopK } from '../backend/wasm/wasm-topk.js';
+import { badRowError, mergeTopK, scoreFilled, scoreResident } from '../backend/wasm/wasm-topk.js';
 
 export type VectorStorage = 'f32' | 'f16' | 'int8';
 export const VECTOR_STORAGES: readonly VectorStorage[] = ['f32', 'f16', 'int8'];
@@ -15,7 +21,7 @@ export interface ExactVectorIndexOptions {
   dimension: number;
   /** Element storage (default 'f32'). */
   storage?: VectorStorage;
-  /** Rows reserved up front (default 1024); the arrays double when full. */
+  /** Rows reserved up front (default 1024); the room grows by half when full. */
   capacity?: number;
 }
 
@@ -26,8 +32,6 @@ export interface ExactSearchResult {
   scores: number[];
 }
 
-/** Rows decoded to float32 per kernel call for f16/int8 storage (256 KiB at 128-d). */
-const DECODE_ROWS = 512;
 /** V8's Map costs about this much per number -> number entry (hash table plus entry slots). */
 const MAP_ENTRY_BYTES = 40;
 
@@ -35,13 +39,15 @@ export class ExactVectorIndex {
   readonly dimension: number;
   readonly storage: VectorStorage;
   private idsArray: Float64Array;
-  private f32: Float32Array | null = null;
+  /** f32: the rows' block in the arena (byte offset), -1 for other storage or once disposed. */
+  private ptr = -1;
+  private readonly arena: WasmArena | null;
+  private disposed = false;
   private f16: Uint16Array | null = null;
   private i8: Int8Array | null = null;
   private scales: Float32Array | null = null;
   private rowOf = new Map<number, number>();
   private n = 0;
-  private readonly decoded: Float32Array;
 
   constructor(
     private readonly kernels: WasmKernels,
@@ -53,9 +59,9 @@ export class ExactVectorIndex {
     this.dimension = o.dimension;
     this.storage = storage;
     const cap = Math.max(16, o.capacity ?? 1024);
-    this.idsArray = new Float64Array(cap);
-    this.allocate(cap);
-    this.decoded = storage === 'f32' ? new Float32Array(0) : new Float32Array(DECODE_ROWS * this.dimension);
+    this.idsArray = new Float64Array(0);
+    this.arena = storage === 'f32' ? WasmArena.of(kernels) : null;
+    this.grow(cap);
   }
 
   /** Live vectors. */
@@ -70,7 +76,7 @@ export class ExactVectorIndex {
   get bytes(): number {
     const cap = this.idsArray.length;
     const per = this.storage === 'f32' ? 4 * this.dimension : this.storage === 'f16' ? 2 * this.dimension : this.dimension + 4;
-    return cap * (per + 8) + this.rowOf.size * MAP_ENTRY_BYTES + this.decoded.byteLength;
+    return cap * (per + 8) + this.rowOf.size * MAP_ENTRY_BYTES;
   }
 
   /** The face ids held, in row order. */
@@ -84,10 +90,11 @@ export class ExactVectorIndex {
 
   /** Adds (or replaces) the vector of face `id`. The vector should be unit length. */
   add(id: number, v: Float32Array): void {
+    this.checkLive();
     if (v.length !== this.dimension) throw new CosfaceError('DIMENSION_MISMATCH', `vector has ${v.length} values, the index holds ${this.dimension}`);
     let row = this.rowOf.get(id);
     if (row === undefined) {
-      if (this.n === this.idsArray.length) this.grow(this.n * 2);
+      if (this.n === this.idsArray.length) this.grow(Math.ceil(this.n * 1.5));
       row = this.n++;
       this.rowOf.set(id, row);
       this.idsArray[row] = id;
@@ -97,6 +104,7 @@ export class ExactVectorIndex {
 
   /** Removes face `id` (the last row moves into its place); false when it was not there. */
   remove(id: number): boolean {
+    this.checkLive();
     const row = this.rowOf.get(id);
     if (row === undefined) return false;
     const last = this.n - 1;
@@ -105,7 +113,10 @@ export class ExactVectorIndex {
       const lastId = this.idsArray[last]!;
       this.idsArray[row] = lastId;
       this.rowOf.set(lastId, row);
-      if (this.f32) this.f32.copyWithin(row * d, last * d, last * d + d);
+      if (this.ptr >= 0) {
+        const base = this.ptr >> 2;
+        this.kernels.f32.copyWithin(base + row * d, base + last * d, base + last * d + d);
+      }
       if (this.f16) this.f16.copyWithin(row * d, last * d, last * d + d);
       if (this.i8) {
         this.i8.copyWithin(row * d, last * d, last * d + d);
@@ -119,43 +130,39 @@ export class ExactVectorIndex {
 
   /** The stored vector of face `id` as float32 (decoded for f16/int8), or undefined. */
   vector(id: number): Float32Array | undefined {
+    this.checkLive();
     const row = this.rowOf.get(id);
     if (row === undefined) return undefined;
     const out = new Float32Array(this.dimension);
-    this.decodeRows(row, 1, out);
+    this.decodeRows(row, 1, out, 0);
     return out;
+  }
+
+  /** Gives the rows' linear memory back to the arena (for the next gallery); the index is unusable after. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.ptr >= 0) this.arena!.release(this.ptr, this.idsArray.length * this.dimension * 4);
+    this.ptr = -1;
+    this.f16 = this.i8 = this.scales = null;
+    this.rowOf.clear();
+    this.n = 0;
   }
 
   /** The k best faces for a (unit) query by inner product, best first. */
   search(query: Float32Array, k: number): ExactSearchResult {
+    this.checkLive();
     const d = this.dimension;
     if (query.length !== d) throw new CosfaceError('DIMENSION_MISMATCH', `probe has ${query.length} values, the index holds ${d}`);
     if (!Number.isInteger(k) || k < 1) throw new CosfaceError('BAD_INPUT', `k must be an integer >= 1, got ${String(k)}`);
     const kOut = Math.min(k, this.n);
     if (kOut === 0) return { ids: [], scores: [] };
-    let top;
-    if (this.f32) {
-      const part = scoreOnInstance(this.kernels, query, 1, this.f32.subarray(0, this.n * d), this.n, d, kOut, 0);
-      if (part.badRow >= 0) throw badRowError(part.badRow);
-      top = mergeTopK([part], 1, kOut, kOut);
-    } else {
-      const parts: PartialTopK[] = [];
-      for (let r0 = 0; r0 < this.n; r0 += DECODE_ROWS) {
-        const rows = Math.min(DECODE_ROWS, this.n - r0);
-        this.decodeRows(r0, rows, this.decoded);
-        const part = scoreOnInstance(this.kernels, query, 1, this.decoded.subarray(0, rows * d), rows, d, Math.min(kOut, rows), r0);
-        if (part.badRow >= 0) throw badRowError(part.badRow);
-        // Pad to kOut entries so every part has the same stride for the merge.
-        if (rows < kOut) {
-          const s = new Float32Array(kOut).fill(-Infinity);
-          const ix = new Int32Array(kOut).fill(-1);
-          s.set(part.scores);
-          ix.set(part.indices);
-          parts.push({ scores: s, indices: ix, badRow: -1 });
-        } else parts.push(part);
-      }
-      top = mergeTopK(parts, 1, kOut, kOut);
-    }
+    const part =
+      this.ptr >= 0
+        ? scoreResident(this.kernels, query, 1, this.ptr, this.n, d, kOut)
+        : scoreFilled(this.kernels, query, 1, this.n, d, kOut, 0, (r0, rows, memory, at) => this.decodeRows(r0, rows, memory, at));
+    if (part.badRow >= 0) throw badRowError(part.badRow);
+    const top = mergeTopK([part], 1, kOut, kOut);
     const ids: number[] = [];
     const scores: number[] = [];
     for (let i = 0; i < top.k; i++) {
@@ -167,34 +174,38 @@ export class ExactVectorIndex {
     return { ids, scores };
   }
 
-  private allocate(cap: number): void {
-    const d = this.dimension;
-    if (this.storage === 'f32') this.f32 = new Float32Array(cap * d);
-    else if (this.storage === 'f16') this.f16 = new Uint16Array(cap * d);
-    else {
-      this.i8 = new Int8Array(cap * d);
-      this.scales = new Float32Array(cap);
-    }
-  }
-
   private grow(cap: number): void {
+    const d = this.dimension;
+    const old = this.idsArray.length;
     const ids = new Float64Array(cap);
     ids.set(this.idsArray);
     this.idsArray = ids;
-    const { f32, f16, i8, scales } = this;
-    this.allocate(cap);
-    if (f32) this.f32!.set(f32);
-    if (f16) this.f16!.set(f16);
-    if (i8) {
-      this.i8!.set(i8);
-      this.scales!.set(scales!);
+    if (this.storage === 'f32') {
+      this.ptr = old === 0 ? this.arena!.alloc(cap * d * 4) : this.arena!.resize(this.ptr, old * d * 4, cap * d * 4, this.n * d * 4);
+    } else if (this.storage === 'f16') {
+      const f16 = new Uint16Array(cap * d);
+      if (this.f16) f16.set(this.f16);
+      this.f16 = f16;
+    } else {
+      const i8 = new Int8Array(cap * d);
+      const scales = new Float32Array(cap);
+      if (this.i8) {
+        i8.set(this.i8);
+        scales.set(this.scales!);
+      }
+      this.i8 = i8;
+      this.scales = scales;
     }
+  }
+
+  private checkLive(): void {
+    if (this.disposed) throw new CosfaceError('WASM_ERROR', 'this exact-scan index has been disposed');
   }
 
   private write(row: number, v: Float32Array): void {
     const d = this.dimension;
     const o = row * d;
-    if (this.f32) this.f32.set(v, o);
+    if (this.ptr >= 0) this.kernels.f32.set(v, (this.ptr >> 2) + o);
     else if (this.f16) for (let i = 0; i < d; i++) this.f16[o + i] = toHalf(v[i]!);
     else {
       let max = 0;
@@ -205,21 +216,23 @@ export class ExactVectorIndex {
     }
   }
 
-  private decodeRows(r0: number, rows: number, out: Float32Array): void {
+  /** Rows [r0, r0 + rows) as floats into out from index at. */
+  private decodeRows(r0: number, rows: number, out: Float32Array, at: number): void {
     const d = this.dimension;
-    if (this.f32) {
-      out.set(this.f32.subarray(r0 * d, (r0 + rows) * d));
+    if (this.ptr >= 0) {
+      const base = this.ptr >> 2;
+      out.set(this.kernels.f32.subarray(base + r0 * d, base + (r0 + rows) * d), at);
       return;
     }
     if (this.f16) {
       const src = this.f16;
-      for (let i = 0, j = r0 * d, end = rows * d; i < end; i++, j++) out[i] = HALF_TO_FLOAT[src[j]!]!;
+      for (let i = at, j = r0 * d, end = at + rows * d; i < end; i++, j++) out[i] = HALF_TO_FLOAT[src[j]!]!;
       return;
     }
     const src = this.i8!;
     for (let r = 0; r < rows; r++) {
       const s = this.scales![r0 + r]!;
-      const o = r * d;
+      const o = at + r * d;
       const so = (r0 + r) * d;
       for (let i = 0; i < d; i++) out[o + i] = src[so + i]! * s;
     }

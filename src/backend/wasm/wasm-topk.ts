@@ -79,17 +79,39 @@ export function badRowError(row: number): CosfaceError {
 export function scoreOnInstance(
   kernels: WasmKernels, queries: Float32Array, q: number, gallery: Float32Array, count: number, dim: number, k: number, base: number,
 ): PartialTopK {
+  return scoreFilled(kernels, queries, q, count, dim, k, base, (r0, rows, memory, at) => memory.set(gallery.subarray(r0 * dim, (r0 + rows) * dim), at));
+}
+
+/**
+ * scoreOnInstance for rows that are not float32 arrays (float16 or int8 storage): fill(r0, rows,
+ * memory, at) writes rows [r0, r0 + rows) as floats into `memory` (the instance's float view) from
+ * float index `at`, a chunk of at most copyChunkRows(dim) rows at a time, and the scan reads them
+ * there: one pass per chunk, no float copy of the gallery outside linear memory.
+ */
+export function scoreFilled(
+  kernels: WasmKernels, queries: Float32Array, q: number, count: number, dim: number, k: number, base: number,
+  fill: (r0: number, rows: number, memory: Float32Array, at: number) => void,
+): PartialTopK {
   const mark = kernels.mark();
   try {
-    const chunkRows = Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4)));
+    const chunkRows = copyChunkRows(dim);
     const gPtr = kernels.alloc(Math.min(chunkRows, Math.max(count, 1)) * dim * 4);
     return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, evenRanges(count, chunkRows), (r0, rows) => {
-      kernels.f32.set(gallery.subarray(r0 * dim, (r0 + rows) * dim), gPtr >> 2);
+      fill(r0, rows, kernels.f32, gPtr >> 2);
       return gPtr;
     });
   } finally {
     kernels.reset(mark);
   }
+}
+
+/**
+ * Rows per chunk of a copied (or decoded) gallery: CHUNK_BYTES of them, a multiple of 4 so that the
+ * kernel groups rows by four from the same rows as in one call over the whole gallery (a resident
+ * scan): every row's score is then the same bits whichever way the rows reached memory.
+ */
+function copyChunkRows(dim: number): number {
+  return Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4)) & ~3);
 }
 
 /**
@@ -147,7 +169,7 @@ function* evenRanges(count: number, size: number): Generator<{ r0: number; rows:
  * that the GEMM reads as its input, as for a copied gallery.
  */
 function residentChunkRows(q: number, count: number, dim: number): number {
-  return q >= GEMM_MIN_QUERIES ? Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4))) : Math.max(count, 1);
+  return q >= GEMM_MIN_QUERIES ? copyChunkRows(dim) : Math.max(count, 1);
 }
 
 /**
