@@ -5,14 +5,14 @@
 // approximate, so callers re-score the candidates it returns with the stored float32 vectors (the
 // store does, as it does for HNSW candidates); candidates are over-fetched for that.
 //
-// Float32 rows live in the kernel instance's linear memory (a block of its WasmArena, shared by
-// every index on that instance) and are scanned in place (scoreResident): no copy per search.
-// Float16/int8 rows stay in JS arrays and are decoded straight into linear memory a chunk at a time
-// (scoreFilled). dispose() gives the block back for the next gallery to reuse.
+// Float32 and int8 rows live in the kernel instance's linear memory (blocks of its WasmArena, shared
+// by every index on that instance) and are scanned in place (scoreResident, scoreResidentI8): no
+// copy per search. Float16 rows stay in a JS array and are decoded straight into linear memory a
+// chunk at a time (scoreFilled). dispose() gives the blocks back for the next gallery to reuse.
 import { CosfaceError } from '../errors.js';
 import { WasmArena } from '../backend/wasm/wasm-arena.js';
 import type { WasmKernels } from '../backend/wasm/wasm-instance.js';
-import { badRowError, mergeTopK, scoreFilled, scoreResident } from '../backend/wasm/wasm-topk.js';
+import { badRowError, mergeTopK, scoreFilled, scoreResident, scoreResidentI8 } from '../backend/wasm/wasm-topk.js';
 
 export type VectorStorage = 'f32' | 'f16' | 'int8';
 export const VECTOR_STORAGES: readonly VectorStorage[] = ['f32', 'f16', 'int8'];
@@ -39,13 +39,15 @@ export class ExactVectorIndex {
   readonly dimension: number;
   readonly storage: VectorStorage;
   private idsArray: Float64Array;
-  /** f32: the rows' block in the arena (byte offset), -1 for other storage or once disposed. */
+  /** f32, int8: the rows' block in the arena (byte offset), -1 for f16 or once disposed. */
   private ptr = -1;
+  /** int8: the block of the rows' scales (a float each). */
+  private scalesPtr = -1;
   private readonly arena: WasmArena | null;
   private disposed = false;
   private f16: Uint16Array | null = null;
-  private i8: Int8Array | null = null;
-  private scales: Float32Array | null = null;
+  /** int8: a view of the rows' block, remade when memory grows (ArrayBuffer replaced). */
+  private i8View: Int8Array | null = null;
   private rowOf = new Map<number, number>();
   private n = 0;
 
@@ -60,7 +62,7 @@ export class ExactVectorIndex {
     this.storage = storage;
     const cap = Math.max(16, o.capacity ?? 1024);
     this.idsArray = new Float64Array(0);
-    this.arena = storage === 'f32' ? WasmArena.of(kernels) : null;
+    this.arena = storage === 'f16' ? null : WasmArena.of(kernels);
     this.grow(cap);
   }
 
@@ -113,14 +115,14 @@ export class ExactVectorIndex {
       const lastId = this.idsArray[last]!;
       this.idsArray[row] = lastId;
       this.rowOf.set(lastId, row);
-      if (this.ptr >= 0) {
+      if (this.storage === 'f32') {
         const base = this.ptr >> 2;
         this.kernels.f32.copyWithin(base + row * d, base + last * d, base + last * d + d);
-      }
-      if (this.f16) this.f16.copyWithin(row * d, last * d, last * d + d);
-      if (this.i8) {
-        this.i8.copyWithin(row * d, last * d, last * d + d);
-        this.scales![row] = this.scales![last]!;
+      } else if (this.f16) this.f16.copyWithin(row * d, last * d, last * d + d);
+      else {
+        this.i8().copyWithin(row * d, last * d, last * d + d);
+        const f = this.kernels.f32;
+        f[(this.scalesPtr >> 2) + row] = f[(this.scalesPtr >> 2) + last]!;
       }
     }
     this.rowOf.delete(id);
@@ -142,9 +144,11 @@ export class ExactVectorIndex {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    if (this.ptr >= 0) this.arena!.release(this.ptr, this.idsArray.length * this.dimension * 4);
-    this.ptr = -1;
-    this.f16 = this.i8 = this.scales = null;
+    const cap = this.idsArray.length;
+    if (this.ptr >= 0) this.arena!.release(this.ptr, cap * this.dimension * (this.storage === 'f32' ? 4 : 1));
+    if (this.scalesPtr >= 0) this.arena!.release(this.scalesPtr, cap * 4);
+    this.ptr = this.scalesPtr = -1;
+    this.f16 = this.i8View = null;
     this.rowOf.clear();
     this.n = 0;
   }
@@ -158,9 +162,11 @@ export class ExactVectorIndex {
     const kOut = Math.min(k, this.n);
     if (kOut === 0) return { ids: [], scores: [] };
     const part =
-      this.ptr >= 0
+      this.storage === 'f32'
         ? scoreResident(this.kernels, query, 1, this.ptr, this.n, d, kOut)
-        : scoreFilled(this.kernels, query, 1, this.n, d, kOut, 0, (r0, rows, memory, at) => this.decodeRows(r0, rows, memory, at));
+        : this.storage === 'int8'
+          ? scoreResidentI8(this.kernels, query, this.ptr, this.scalesPtr, this.n, d, kOut)
+          : scoreFilled(this.kernels, query, 1, this.n, d, kOut, 0, (r0, rows, memory, at) => this.decodeRows(r0, rows, memory, at));
     if (part.badRow >= 0) throw badRowError(part.badRow);
     const top = mergeTopK([part], 1, kOut, kOut);
     const ids: number[] = [];
@@ -180,22 +186,25 @@ export class ExactVectorIndex {
     const ids = new Float64Array(cap);
     ids.set(this.idsArray);
     this.idsArray = ids;
-    if (this.storage === 'f32') {
-      this.ptr = old === 0 ? this.arena!.alloc(cap * d * 4) : this.arena!.resize(this.ptr, old * d * 4, cap * d * 4, this.n * d * 4);
-    } else if (this.storage === 'f16') {
+    const arena = this.arena;
+    const block = (at: number, rowBytes: number) => (old === 0 ? arena!.alloc(cap * rowBytes) : arena!.resize(at, old * rowBytes, cap * rowBytes, this.n * rowBytes));
+    if (this.storage === 'f32') this.ptr = block(this.ptr, d * 4);
+    else if (this.storage === 'int8') {
+      this.ptr = block(this.ptr, d);
+      this.scalesPtr = block(this.scalesPtr, 4);
+      this.i8View = null;
+    } else {
       const f16 = new Uint16Array(cap * d);
       if (this.f16) f16.set(this.f16);
       this.f16 = f16;
-    } else {
-      const i8 = new Int8Array(cap * d);
-      const scales = new Float32Array(cap);
-      if (this.i8) {
-        i8.set(this.i8);
-        scales.set(this.scales!);
-      }
-      this.i8 = i8;
-      this.scales = scales;
     }
+  }
+
+  /** The int8 rows' block as a view (remade after memory growth or a move). */
+  private i8(): Int8Array {
+    const buffer = this.kernels.k.memory.buffer;
+    if (!this.i8View || this.i8View.buffer !== buffer) this.i8View = new Int8Array(buffer, this.ptr, this.idsArray.length * this.dimension);
+    return this.i8View;
   }
 
   private checkLive(): void {
@@ -205,21 +214,22 @@ export class ExactVectorIndex {
   private write(row: number, v: Float32Array): void {
     const d = this.dimension;
     const o = row * d;
-    if (this.ptr >= 0) this.kernels.f32.set(v, (this.ptr >> 2) + o);
+    if (this.storage === 'f32') this.kernels.f32.set(v, (this.ptr >> 2) + o);
     else if (this.f16) for (let i = 0; i < d; i++) this.f16[o + i] = toHalf(v[i]!);
     else {
       let max = 0;
       for (let i = 0; i < d; i++) max = Math.max(max, Math.abs(v[i]!));
       const scale = max > 0 ? max / 127 : 1;
-      for (let i = 0; i < d; i++) this.i8![o + i] = Math.round(v[i]! / scale);
-      this.scales![row] = scale;
+      const i8 = this.i8();
+      for (let i = 0; i < d; i++) i8[o + i] = Math.round(v[i]! / scale);
+      this.kernels.f32[(this.scalesPtr >> 2) + row] = scale;
     }
   }
 
   /** Rows [r0, r0 + rows) as floats into out from index at. */
   private decodeRows(r0: number, rows: number, out: Float32Array, at: number): void {
     const d = this.dimension;
-    if (this.ptr >= 0) {
+    if (this.storage === 'f32') {
       const base = this.ptr >> 2;
       out.set(this.kernels.f32.subarray(base + r0 * d, base + (r0 + rows) * d), at);
       return;
@@ -229,9 +239,10 @@ export class ExactVectorIndex {
       for (let i = at, j = r0 * d, end = at + rows * d; i < end; i++, j++) out[i] = HALF_TO_FLOAT[src[j]!]!;
       return;
     }
-    const src = this.i8!;
+    const src = this.i8();
+    const scales = this.kernels.f32;
     for (let r = 0; r < rows; r++) {
-      const s = this.scales![r0 + r]!;
+      const s = scales[(this.scalesPtr >> 2) + r0 + r]!;
       const o = at + r * d;
       const so = (r0 + r) * d;
       for (let i = 0; i < d; i++) out[o + i] = src[so + i]! * s;

@@ -1,8 +1,9 @@
-// The edge exact scan with its float32 rows resident in WASM linear memory (blocks of a WasmArena,
-// several galleries in one kernel instance, scanned in place): the arena's blocks never overlap and
-// freed room is reused; answers equal an independent brute-force scan after adds, replacements and
-// deletes, for several galleries side by side; they are the same bits as the copy-per-call path the
-// index used before (the rows copied into linear memory on every call); and through the edge store
+// The edge exact scan with its float32 and int8 rows resident in WASM linear memory (blocks of a
+// WasmArena, several galleries in one kernel instance, scanned in place): the arena's blocks never
+// overlap and freed room is reused; f32 answers equal an independent brute-force scan after adds,
+// replacements and deletes, for several galleries side by side; f32 and int8 answers are the same
+// bits as the copy-per-call path the index used before (the rows, decoded for int8, copied into
+// linear memory on every call); and through the edge store
 // (real SQLite file, real WASM module) several galleries stay right while faces come and go and a
 // gallery is dropped.
 import Database from 'better-sqlite3';
@@ -103,7 +104,7 @@ describe('WasmArena', () => {
   });
 });
 
-describe('ExactVectorIndex, f32 rows resident in linear memory', () => {
+describe('ExactVectorIndex, rows resident in linear memory', () => {
   it('equals an independent brute-force scan after adds, replacements and deletes, for three galleries side by side on one instance', () => {
     const rnd = mulberry32(17);
     const kernels = new WasmKernels(module);
@@ -141,14 +142,17 @@ describe('ExactVectorIndex, f32 rows resident in linear memory', () => {
   });
 
   for (const storage of ['f32', 'int8'] as VectorStorage[]) {
-    it(`${storage}: the same ids and score bits as copying the rows into linear memory per call (the path before), ties included, at 128-d and 100-d`, () => {
+    it(`${storage}: the same ids and score bits as copying the rows into linear memory per call (the path before), ties included, at 128, 100 and 130-d side by side`, () => {
       const rnd = mulberry32(5);
       const kernels = new WasmKernels(module);
       const copyKernels = new WasmKernels(module);
-      for (const dim of [128, 100]) {
-        const idx = new ExactVectorIndex(kernels, { dimension: dim, storage });
-        for (let i = 0; i < 3000; i++) idx.add(i, i % 7 === 3 ? idx.vector(i - 1)! : randomUnit(rnd, dim));
-        for (let i = 0; i < 300; i++) idx.remove(Math.floor(rnd() * 3000));
+      const dims = [128, 100, 130];
+      const indexes = dims.map((dimension) => new ExactVectorIndex(kernels, { dimension, storage, capacity: 16 }));
+      // Interleaved adds: each index grows past the others' blocks, which then move.
+      for (let i = 0; i < 2000; i++) indexes.forEach((idx, j) => idx.add(i, i % 7 === 3 ? idx.vector(i - 1)! : randomUnit(rnd, dims[j]!)));
+      for (const idx of indexes) for (let i = 0; i < 200; i++) idx.remove(Math.floor(rnd() * 2000));
+      for (const [j, idx] of indexes.entries()) {
+        const dim = dims[j]!;
         // The rows as the old path held them (decoded, for int8), in row order.
         const ids = idx.ids();
         const rows = new Float32Array(ids.length * dim);
@@ -160,6 +164,10 @@ describe('ExactVectorIndex, f32 rows resident in linear memory', () => {
           const got = idx.search(q, 10);
           expect(got.ids).toEqual(Array.from(top.indices, (r) => ids[r]!));
           expect(got.scores).toEqual(Array.from(top.scores));
+          // And the independent brute force over the same (decoded) rows.
+          const want = bruteForce(ids.map((id, r) => ({ id, v: rows.subarray(r * dim, (r + 1) * dim) })), q, 10);
+          expect(got.ids).toEqual(want.ids);
+          got.scores.forEach((x, i) => expect(Math.abs(x - want.scores[i]!)).toBeLessThanOrEqual(1e-5));
         }
       }
     });

@@ -130,6 +130,27 @@ export function scoreResident(kernels: WasmKernels, queries: Float32Array, q: nu
 }
 
 /**
+ * scoreResident for one query against count rows stored as int8 in linear memory (dim bytes per
+ * row at byte offset gPtr, row r's values times the float at scalesPtr + 4r), read in place by
+ * the scoreTopKI8 kernel: the same top-k, score bits included, as scoreResident on the rows
+ * decoded to float32 (f32(value) * scale), at a quarter of the bytes.
+ */
+export function scoreResidentI8(kernels: WasmKernels, query: Float32Array, gPtr: number, scalesPtr: number, count: number, dim: number, k: number): PartialTopK {
+  const mark = kernels.mark();
+  try {
+    const qPtr = kernels.allocF32(query);
+    const sPtr = kernels.alloc(k * 4);
+    const iPtr = kernels.alloc(k * 4);
+    kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + k);
+    kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + k);
+    const badRow = kernels.k.scoreTopKI8(qPtr, gPtr, scalesPtr, count, dim, k, 0, sPtr, iPtr);
+    return { scores: kernels.f32.slice(sPtr >> 2, (sPtr >> 2) + k), indices: kernels.i32.slice(iPtr >> 2, (iPtr >> 2) + k), badRow };
+  } finally {
+    kernels.reset(mark);
+  }
+}
+
+/**
  * scoreResident over the row ranges that claim() hands out (each at most claimRows rows, in
  * increasing order; null when none is left) rather than one fixed range: one running top-k in
  * linear memory across all of them, indices being row numbers. Allocates residentScanBytes(q,
