@@ -41,7 +41,7 @@ export class ExactVectorIndex {
   private idsArray: Float64Array;
   /** f32, int8: the rows' block in the arena (byte offset), -1 for f16 or once disposed. */
   private ptr = -1;
-  /** int8: the block of the rows' scales (a float each). */
+  /** int8: where the rows' scales (a float each) start, in the rows' block. */
   private scalesPtr = -1;
   private readonly arena: WasmArena | null;
   private disposed = false;
@@ -145,8 +145,8 @@ export class ExactVectorIndex {
     if (this.disposed) return;
     this.disposed = true;
     const cap = this.idsArray.length;
-    if (this.ptr >= 0) this.arena!.release(this.ptr, cap * this.dimension * (this.storage === 'f32' ? 4 : 1));
-    if (this.scalesPtr >= 0) this.arena!.release(this.scalesPtr, cap * 4);
+    const d = this.dimension;
+    if (this.ptr >= 0) this.arena!.release(this.ptr, this.storage === 'f32' ? cap * d * 4 : Math.ceil((cap * d) / 64) * 64 + cap * 4);
     this.ptr = this.scalesPtr = -1;
     this.f16 = this.i8View = null;
     this.rowOf.clear();
@@ -180,24 +180,46 @@ export class ExactVectorIndex {
     return { ids, scores };
   }
 
+  /** Sets the room to cap rows (>= n): grows it, or gives back what is above it. */
   private grow(cap: number): void {
     const d = this.dimension;
     const old = this.idsArray.length;
     const ids = new Float64Array(cap);
-    ids.set(this.idsArray);
+    ids.set(this.idsArray.subarray(0, Math.min(old, cap)));
     this.idsArray = ids;
     const arena = this.arena;
-    const block = (at: number, rowBytes: number) => (old === 0 ? arena!.alloc(cap * rowBytes) : arena!.resize(at, old * rowBytes, cap * rowBytes, this.n * rowBytes));
-    if (this.storage === 'f32') this.ptr = block(this.ptr, d * 4);
-    else if (this.storage === 'int8') {
-      this.ptr = block(this.ptr, d);
-      this.scalesPtr = block(this.scalesPtr, 4);
+    if (this.storage === 'f32') {
+      this.ptr = old === 0 ? arena!.alloc(cap * d * 4) : arena!.resize(this.ptr, old * d * 4, cap * d * 4, this.n * d * 4);
+    } else if (this.storage === 'int8') {
+      // One block: the rows (dim bytes each), then their scales (a float each) from a 64-byte boundary.
+      const rowsEnd = (c: number) => Math.ceil((c * d) / 64) * 64;
+      const size = (c: number) => rowsEnd(c) + c * 4;
+      const moveScales = () => new Uint8Array(this.kernels.k.memory.buffer).copyWithin(this.ptr + rowsEnd(cap), this.ptr + rowsEnd(old), this.ptr + rowsEnd(old) + this.n * 4);
+      if (old === 0) this.ptr = arena!.alloc(size(cap));
+      else if (cap > old) {
+        this.ptr = arena!.resize(this.ptr, size(old), size(cap), size(old));
+        moveScales();
+      } else {
+        moveScales();
+        this.ptr = arena!.resize(this.ptr, size(old), size(cap), size(cap));
+      }
+      this.scalesPtr = this.ptr + rowsEnd(cap);
       this.i8View = null;
     } else {
       const f16 = new Uint16Array(cap * d);
-      if (this.f16) f16.set(this.f16);
+      if (this.f16) f16.set(this.f16.subarray(0, Math.min(old, cap) * d));
       this.f16 = f16;
     }
+  }
+
+  /**
+   * Gives back the room above n rows plus an eighth (the store calls it once a gallery is loaded:
+   * the room grows by half while rows are added one by one, which would otherwise stay reserved).
+   */
+  trim(): void {
+    this.checkLive();
+    const cap = Math.max(16, this.n + Math.ceil(this.n / 8));
+    if (cap < this.idsArray.length) this.grow(cap);
   }
 
   /** The int8 rows' block as a view (remade after memory growth or a move). */

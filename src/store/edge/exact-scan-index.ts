@@ -146,6 +146,7 @@ export class ExactScanIndex implements VectorIndex {
       idx = new ExactVectorIndex(this.kernels, { dimension: g.dimension, storage: this.storage });
       try {
         for (const r of this.source(g.id)) idx.add(r.id, r.embedding);
+        idx.trim();
       } catch (e) {
         idx.dispose();
         throw e;
