@@ -1,8 +1,8 @@
 // The edge store's exact scan (ExactVectorIndex, one thread, the WASM `score` kernel) per query,
 // in one run: the path it had before (the rows in JS arrays, copied into linear memory on every
 // call: f32 copied whole, f16/int8 decoded in JS 512 rows at a time, then copied), the index as it
-// is now (f32 and int8 rows resident in linear memory and scanned in place, int8 by the
-// scoreTopKI8 kernel; f16 decoded straight into linear memory), and the bare scan of resident f32
+// is now (the rows resident in linear memory and scanned in place: f32 by scoreTopK, f16 and int8
+// by scoreTopKF16 / scoreTopKI8, which decode as they read), and the bare scan of resident f32
 // rows (scoreResident: what an f32 query costs with no copy and no id lookup). Answers of the old and the new path are compared on every probe (ids and
 // scores must be identical). Medians of several rounds, each round timing every path on the same
 // probes in turn.

@@ -1,18 +1,18 @@
 // An exact-scan vector index for runtimes where no native HNSW loads (workerd, Deno, Bun): the
 // gallery's unit vectors in one growing array, every search a full scan by inner product on the
-// WASM `score` kernel on the calling thread. Storage is float32 (exact), float16 or int8 (a scale
+// WASM `score` kernels on the calling thread. Storage is float32 (exact), float16 or int8 (a scale
 // per row): 100,000 128-d faces take 51 MB, 26 MB or 13 MB. With f16/int8 the scan's scores are
 // approximate, so callers re-score the candidates it returns with the stored float32 vectors (the
 // store does, as it does for HNSW candidates); candidates are over-fetched for that.
 //
-// Float32 and int8 rows live in the kernel instance's linear memory (blocks of its WasmArena, shared
-// by every index on that instance) and are scanned in place (scoreResident, scoreResidentI8): no
-// copy per search. Float16 rows stay in a JS array and are decoded straight into linear memory a
-// chunk at a time (scoreFilled). dispose() gives the blocks back for the next gallery to reuse.
+// The rows live in the kernel instance's linear memory, one block of its WasmArena per index (every
+// index on that instance shares its memory), and are scanned in place: float32 by scoreResident,
+// float16 and int8 by scoreResidentCompact (the same score bits as scanning the rows decoded to
+// float32). No copy per search. dispose() gives the block back for the next gallery to reuse.
 import { CosfaceError } from '../errors.js';
 import { WasmArena } from '../backend/wasm/wasm-arena.js';
 import type { WasmKernels } from '../backend/wasm/wasm-instance.js';
-import { badRowError, mergeTopK, scoreFilled, scoreResident, scoreResidentI8 } from '../backend/wasm/wasm-topk.js';
+import { badRowError, mergeTopK, scoreResident, scoreResidentCompact } from '../backend/wasm/wasm-topk.js';
 
 export type VectorStorage = 'f32' | 'f16' | 'int8';
 export const VECTOR_STORAGES: readonly VectorStorage[] = ['f32', 'f16', 'int8'];
@@ -35,19 +35,21 @@ export interface ExactSearchResult {
 /** V8's Map costs about this much per number -> number entry (hash table plus entry slots). */
 const MAP_ENTRY_BYTES = 40;
 
+const ELEMENT_BYTES: Record<VectorStorage, number> = { f32: 4, f16: 2, int8: 1 };
+
 export class ExactVectorIndex {
   readonly dimension: number;
   readonly storage: VectorStorage;
   private idsArray: Float64Array;
-  /** f32, int8: the rows' block in the arena (byte offset), -1 for f16 or once disposed. */
+  /**
+   * The rows' block in the arena (byte offset; -1 once disposed): cap rows of dimension elements,
+   * then for int8 their scales (a float each) from the next 64-byte boundary.
+   */
   private ptr = -1;
-  /** int8: where the rows' scales (a float each) start, in the rows' block. */
-  private scalesPtr = -1;
-  private readonly arena: WasmArena | null;
+  private readonly arena: WasmArena;
   private disposed = false;
-  private f16: Uint16Array | null = null;
-  /** int8: a view of the rows' block, remade when memory grows (ArrayBuffer replaced). */
-  private i8View: Int8Array | null = null;
+  /** A view of the rows, remade when memory grows (its ArrayBuffer is replaced) or the block moves. */
+  private rowsView: Float32Array | Uint16Array | Int8Array | null = null;
   private rowOf = new Map<number, number>();
   private n = 0;
 
@@ -60,10 +62,9 @@ export class ExactVectorIndex {
     if (!VECTOR_STORAGES.includes(storage)) throw new CosfaceError('BAD_INPUT', `storage must be one of ${VECTOR_STORAGES.join(', ')}, got '${String(storage)}'`);
     this.dimension = o.dimension;
     this.storage = storage;
-    const cap = Math.max(16, o.capacity ?? 1024);
     this.idsArray = new Float64Array(0);
-    this.arena = storage === 'f16' ? null : WasmArena.of(kernels);
-    this.grow(cap);
+    this.arena = WasmArena.of(kernels);
+    this.setCapacity(Math.max(16, o.capacity ?? 1024));
   }
 
   /** Live vectors. */
@@ -72,13 +73,12 @@ export class ExactVectorIndex {
   }
 
   /**
-   * Bytes held by the vectors and their ids (what grows with the gallery): the typed arrays exactly,
-   * plus an estimate of 40 bytes per entry for the id -> row map.
+   * Bytes held by the vectors and their ids (what grows with the gallery): the room in linear
+   * memory and the ids exactly, plus an estimate of 40 bytes per entry for the id -> row map.
    */
   get bytes(): number {
     const cap = this.idsArray.length;
-    const per = this.storage === 'f32' ? 4 * this.dimension : this.storage === 'f16' ? 2 * this.dimension : this.dimension + 4;
-    return cap * (per + 8) + this.rowOf.size * MAP_ENTRY_BYTES;
+    return this.blockBytes(cap) + cap * 8 + this.rowOf.size * MAP_ENTRY_BYTES;
   }
 
   /** The face ids held, in row order. */
@@ -96,7 +96,7 @@ export class ExactVectorIndex {
     if (v.length !== this.dimension) throw new CosfaceError('DIMENSION_MISMATCH', `vector has ${v.length} values, the index holds ${this.dimension}`);
     let row = this.rowOf.get(id);
     if (row === undefined) {
-      if (this.n === this.idsArray.length) this.grow(Math.ceil(this.n * 1.5));
+      if (this.n === this.idsArray.length) this.setCapacity(Math.ceil(this.n * 1.5));
       row = this.n++;
       this.rowOf.set(id, row);
       this.idsArray[row] = id;
@@ -115,14 +115,11 @@ export class ExactVectorIndex {
       const lastId = this.idsArray[last]!;
       this.idsArray[row] = lastId;
       this.rowOf.set(lastId, row);
-      if (this.storage === 'f32') {
-        const base = this.ptr >> 2;
-        this.kernels.f32.copyWithin(base + row * d, base + last * d, base + last * d + d);
-      } else if (this.f16) this.f16.copyWithin(row * d, last * d, last * d + d);
-      else {
-        this.i8().copyWithin(row * d, last * d, last * d + d);
+      this.rows().copyWithin(row * d, last * d, last * d + d);
+      if (this.storage === 'int8') {
         const f = this.kernels.f32;
-        f[(this.scalesPtr >> 2) + row] = f[(this.scalesPtr >> 2) + last]!;
+        const s = this.scalesAt(this.idsArray.length) >> 2;
+        f[s + row] = f[s + last]!;
       }
     }
     this.rowOf.delete(id);
@@ -135,20 +132,21 @@ export class ExactVectorIndex {
     this.checkLive();
     const row = this.rowOf.get(id);
     if (row === undefined) return undefined;
-    const out = new Float32Array(this.dimension);
-    this.decodeRows(row, 1, out, 0);
-    return out;
+    const d = this.dimension;
+    const src = this.rows().subarray(row * d, row * d + d);
+    if (this.storage === 'f32') return Float32Array.from(src);
+    if (this.storage === 'f16') return Float32Array.from(src, (h) => HALF_TO_FLOAT[h]!);
+    const scale = this.kernels.f32[(this.scalesAt(this.idsArray.length) >> 2) + row]!;
+    return Float32Array.from(src, (x) => x * scale);
   }
 
   /** Gives the rows' linear memory back to the arena (for the next gallery); the index is unusable after. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    const cap = this.idsArray.length;
-    const d = this.dimension;
-    if (this.ptr >= 0) this.arena!.release(this.ptr, this.storage === 'f32' ? cap * d * 4 : Math.ceil((cap * d) / 64) * 64 + cap * 4);
-    this.ptr = this.scalesPtr = -1;
-    this.f16 = this.i8View = null;
+    this.arena.release(this.ptr, this.blockBytes(this.idsArray.length));
+    this.ptr = -1;
+    this.rowsView = null;
     this.rowOf.clear();
     this.n = 0;
   }
@@ -164,9 +162,7 @@ export class ExactVectorIndex {
     const part =
       this.storage === 'f32'
         ? scoreResident(this.kernels, query, 1, this.ptr, this.n, d, kOut)
-        : this.storage === 'int8'
-          ? scoreResidentI8(this.kernels, query, this.ptr, this.scalesPtr, this.n, d, kOut)
-          : scoreFilled(this.kernels, query, 1, this.n, d, kOut, 0, (r0, rows, memory, at) => this.decodeRows(r0, rows, memory, at));
+        : scoreResidentCompact(this.kernels, this.storage, query, this.ptr, this.scalesAt(this.idsArray.length), this.n, d, kOut);
     if (part.badRow >= 0) throw badRowError(part.badRow);
     const top = mergeTopK([part], 1, kOut, kOut);
     const ids: number[] = [];
@@ -180,38 +176,6 @@ export class ExactVectorIndex {
     return { ids, scores };
   }
 
-  /** Sets the room to cap rows (>= n): grows it, or gives back what is above it. */
-  private grow(cap: number): void {
-    const d = this.dimension;
-    const old = this.idsArray.length;
-    const ids = new Float64Array(cap);
-    ids.set(this.idsArray.subarray(0, Math.min(old, cap)));
-    this.idsArray = ids;
-    const arena = this.arena;
-    if (this.storage === 'f32') {
-      this.ptr = old === 0 ? arena!.alloc(cap * d * 4) : arena!.resize(this.ptr, old * d * 4, cap * d * 4, this.n * d * 4);
-    } else if (this.storage === 'int8') {
-      // One block: the rows (dim bytes each), then their scales (a float each) from a 64-byte boundary.
-      const rowsEnd = (c: number) => Math.ceil((c * d) / 64) * 64;
-      const size = (c: number) => rowsEnd(c) + c * 4;
-      const moveScales = () => new Uint8Array(this.kernels.k.memory.buffer).copyWithin(this.ptr + rowsEnd(cap), this.ptr + rowsEnd(old), this.ptr + rowsEnd(old) + this.n * 4);
-      if (old === 0) this.ptr = arena!.alloc(size(cap));
-      else if (cap > old) {
-        this.ptr = arena!.resize(this.ptr, size(old), size(cap), size(old));
-        moveScales();
-      } else {
-        moveScales();
-        this.ptr = arena!.resize(this.ptr, size(old), size(cap), size(cap));
-      }
-      this.scalesPtr = this.ptr + rowsEnd(cap);
-      this.i8View = null;
-    } else {
-      const f16 = new Uint16Array(cap * d);
-      if (this.f16) f16.set(this.f16.subarray(0, Math.min(old, cap) * d));
-      this.f16 = f16;
-    }
-  }
-
   /**
    * Gives back the room above n rows plus an eighth (the store calls it once a gallery is loaded:
    * the room grows by half while rows are added one by one, which would otherwise stay reserved).
@@ -219,14 +183,55 @@ export class ExactVectorIndex {
   trim(): void {
     this.checkLive();
     const cap = Math.max(16, this.n + Math.ceil(this.n / 8));
-    if (cap < this.idsArray.length) this.grow(cap);
+    if (cap < this.idsArray.length) this.setCapacity(cap);
   }
 
-  /** The int8 rows' block as a view (remade after memory growth or a move). */
-  private i8(): Int8Array {
+  /** Bytes of the block for cap rows. */
+  private blockBytes(cap: number): number {
+    return this.storage === 'int8' ? this.scalesAt(cap) - Math.max(this.ptr, 0) + cap * 4 : cap * this.dimension * ELEMENT_BYTES[this.storage];
+  }
+
+  /** int8: byte offset of the scales in a block of cap rows at ptr. */
+  private scalesAt(cap: number): number {
+    return Math.max(this.ptr, 0) + Math.ceil((cap * this.dimension) / 64) * 64;
+  }
+
+  /** Sets the room to cap rows (>= n): grows the block (in place when it is on top), or gives back what is above. */
+  private setCapacity(cap: number): void {
+    const old = this.idsArray.length;
+    const ids = new Float64Array(cap);
+    ids.set(this.idsArray.subarray(0, Math.min(old, cap)));
+    this.idsArray = ids;
+    this.rowsView = null;
+    if (old === 0) {
+      this.ptr = this.arena.alloc(this.blockBytes(cap));
+      return;
+    }
+    const rowBytes = this.dimension * ELEMENT_BYTES[this.storage];
+    if (this.storage !== 'int8') {
+      this.ptr = this.arena.resize(this.ptr, this.blockBytes(old), this.blockBytes(cap), this.n * rowBytes);
+      return;
+    }
+    // int8: the scales follow the rows, so they move when the room changes.
+    const moveScales = () => new Uint8Array(this.kernels.k.memory.buffer).copyWithin(this.scalesAt(cap), this.scalesAt(old), this.scalesAt(old) + this.n * 4);
+    const oldBytes = this.blockBytes(old);
+    if (cap > old) {
+      this.ptr = this.arena.resize(this.ptr, oldBytes, this.blockBytes(cap), oldBytes);
+      moveScales();
+    } else {
+      moveScales();
+      this.ptr = this.arena.resize(this.ptr, oldBytes, this.blockBytes(cap), this.blockBytes(cap));
+    }
+  }
+
+  /** The rows as a view of linear memory (elements of the storage type). */
+  private rows(): Float32Array | Uint16Array | Int8Array {
     const buffer = this.kernels.k.memory.buffer;
-    if (!this.i8View || this.i8View.buffer !== buffer) this.i8View = new Int8Array(buffer, this.ptr, this.idsArray.length * this.dimension);
-    return this.i8View;
+    if (!this.rowsView || this.rowsView.buffer !== buffer) {
+      const count = this.idsArray.length * this.dimension;
+      this.rowsView = this.storage === 'f32' ? new Float32Array(buffer, this.ptr, count) : this.storage === 'f16' ? new Uint16Array(buffer, this.ptr, count) : new Int8Array(buffer, this.ptr, count);
+    }
+    return this.rowsView;
   }
 
   private checkLive(): void {
@@ -236,38 +241,15 @@ export class ExactVectorIndex {
   private write(row: number, v: Float32Array): void {
     const d = this.dimension;
     const o = row * d;
-    if (this.storage === 'f32') this.kernels.f32.set(v, (this.ptr >> 2) + o);
-    else if (this.f16) for (let i = 0; i < d; i++) this.f16[o + i] = toHalf(v[i]!);
+    const rows = this.rows();
+    if (this.storage === 'f32') rows.set(v, o);
+    else if (this.storage === 'f16') for (let i = 0; i < d; i++) rows[o + i] = toHalf(v[i]!);
     else {
       let max = 0;
       for (let i = 0; i < d; i++) max = Math.max(max, Math.abs(v[i]!));
       const scale = max > 0 ? max / 127 : 1;
-      const i8 = this.i8();
-      for (let i = 0; i < d; i++) i8[o + i] = Math.round(v[i]! / scale);
-      this.kernels.f32[(this.scalesPtr >> 2) + row] = scale;
-    }
-  }
-
-  /** Rows [r0, r0 + rows) as floats into out from index at. */
-  private decodeRows(r0: number, rows: number, out: Float32Array, at: number): void {
-    const d = this.dimension;
-    if (this.storage === 'f32') {
-      const base = this.ptr >> 2;
-      out.set(this.kernels.f32.subarray(base + r0 * d, base + (r0 + rows) * d), at);
-      return;
-    }
-    if (this.f16) {
-      const src = this.f16;
-      for (let i = at, j = r0 * d, end = at + rows * d; i < end; i++, j++) out[i] = HALF_TO_FLOAT[src[j]!]!;
-      return;
-    }
-    const src = this.i8();
-    const scales = this.kernels.f32;
-    for (let r = 0; r < rows; r++) {
-      const s = scales[(this.scalesPtr >> 2) + r0 + r]!;
-      const o = at + r * d;
-      const so = (r0 + r) * d;
-      for (let i = 0; i < d; i++) out[o + i] = src[so + i]! * s;
+      for (let i = 0; i < d; i++) rows[o + i] = Math.round(v[i]! / scale);
+      this.kernels.f32[(this.scalesAt(this.idsArray.length) >> 2) + row] = scale;
     }
   }
 }

@@ -1,9 +1,9 @@
-// The edge exact scan with its float32 and int8 rows resident in WASM linear memory (blocks of a
-// WasmArena, several galleries in one kernel instance, scanned in place): the arena's blocks never
-// overlap and freed room is reused; f32 answers equal an independent brute-force scan after adds,
-// replacements and deletes, for several galleries side by side; f32 and int8 answers are the same
-// bits as the copy-per-call path the index used before (the rows, decoded for int8, copied into
-// linear memory on every call); and through the edge store
+// The edge exact scan with its rows (float32, float16, int8) resident in WASM linear memory (blocks
+// of a WasmArena, several galleries in one kernel instance, scanned in place): the arena's blocks
+// never overlap and freed room is reused; f32 answers equal an independent brute-force scan after
+// adds, replacements and deletes, for several galleries side by side; every storage gives the same
+// score bits as the copy-per-call path the index used before (the rows, decoded in JS for f16 and
+// int8, copied into linear memory on every call); and through the edge store
 // (real SQLite file, real WASM module) several galleries stay right while faces come and go and a
 // gallery is dropped.
 import Database from 'better-sqlite3';
@@ -142,7 +142,7 @@ describe('ExactVectorIndex, rows resident in linear memory', () => {
     expect(() => dropped.idx.search(rows[0]!.v, 1)).toThrow(/disposed/);
   });
 
-  for (const storage of ['f32', 'int8'] as VectorStorage[]) {
+  for (const storage of ['f32', 'f16', 'int8'] as VectorStorage[]) {
     it(`${storage}: the same ids and score bits as copying the rows into linear memory per call (the path before), ties included, at 128, 100 and 130-d side by side`, () => {
       const rnd = mulberry32(5);
       const kernels = new WasmKernels(module);
@@ -155,6 +155,12 @@ describe('ExactVectorIndex, rows resident in linear memory', () => {
       // Trimmed room, then more rows (the room grows again, the int8 scales move with it).
       for (const idx of indexes) idx.trim();
       for (let i = 2000; i < 2400; i++) indexes.forEach((idx, j) => idx.add(i, randomUnit(rnd, dims[j]!)));
+      // Tiny values (subnormal halves, int8 zeros) and negative zero in one row.
+      indexes.forEach((idx, j) => {
+        const v = randomUnit(rnd, dims[j]!);
+        v.set([3e-7, -2e-6, 5e-5, -0], 0);
+        idx.add(5000, v);
+      });
       indexes[1]!.trim();
       for (const [j, idx] of indexes.entries()) {
         const dim = dims[j]!;

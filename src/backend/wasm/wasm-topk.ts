@@ -79,25 +79,12 @@ export function badRowError(row: number): CosfaceError {
 export function scoreOnInstance(
   kernels: WasmKernels, queries: Float32Array, q: number, gallery: Float32Array, count: number, dim: number, k: number, base: number,
 ): PartialTopK {
-  return scoreFilled(kernels, queries, q, count, dim, k, base, (r0, rows, memory, at) => memory.set(gallery.subarray(r0 * dim, (r0 + rows) * dim), at));
-}
-
-/**
- * scoreOnInstance for rows that are not float32 arrays (float16 or int8 storage): fill(r0, rows,
- * memory, at) writes rows [r0, r0 + rows) as floats into `memory` (the instance's float view) from
- * float index `at`, a chunk of at most copyChunkRows(dim) rows at a time, and the scan reads them
- * there: one pass per chunk, no float copy of the gallery outside linear memory.
- */
-export function scoreFilled(
-  kernels: WasmKernels, queries: Float32Array, q: number, count: number, dim: number, k: number, base: number,
-  fill: (r0: number, rows: number, memory: Float32Array, at: number) => void,
-): PartialTopK {
   const mark = kernels.mark();
   try {
     const chunkRows = copyChunkRows(dim);
     const gPtr = kernels.alloc(Math.min(chunkRows, Math.max(count, 1)) * dim * 4);
     return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, evenRanges(count, chunkRows), (r0, rows) => {
-      fill(r0, rows, kernels.f32, gPtr >> 2);
+      kernels.f32.set(gallery.subarray(r0 * dim, (r0 + rows) * dim), gPtr >> 2);
       return gPtr;
     });
   } finally {
@@ -106,7 +93,7 @@ export function scoreFilled(
 }
 
 /**
- * Rows per chunk of a copied (or decoded) gallery: CHUNK_BYTES of them, a multiple of 4 so that the
+ * Rows per chunk of a copied gallery: CHUNK_BYTES of them, a multiple of 4 so that the
  * kernel groups rows by four from the same rows as in one call over the whole gallery (a resident
  * scan): every row's score is then the same bits whichever way the rows reached memory.
  */
@@ -130,12 +117,15 @@ export function scoreResident(kernels: WasmKernels, queries: Float32Array, q: nu
 }
 
 /**
- * scoreResident for one query against count rows stored as int8 in linear memory (dim bytes per
- * row at byte offset gPtr, row r's values times the float at scalesPtr + 4r), read in place by
- * the scoreTopKI8 kernel: the same top-k, score bits included, as scoreResident on the rows
- * decoded to float32 (f32(value) * scale), at a quarter of the bytes.
+ * scoreResident for one query against count rows stored compactly in linear memory at byte offset
+ * gPtr, read in place: 'int8', dim bytes per row, row r's values times the float at scalesPtr +
+ * 4r (scoreTopKI8); 'f16', IEEE halves, 2 x dim bytes per row, scalesPtr unused (scoreTopKF16).
+ * The same top-k, score bits included, as scoreResident on the rows decoded to float32
+ * (f32(value) * scale, or the half's value), at a quarter (a half) of the bytes.
  */
-export function scoreResidentI8(kernels: WasmKernels, query: Float32Array, gPtr: number, scalesPtr: number, count: number, dim: number, k: number): PartialTopK {
+export function scoreResidentCompact(
+  kernels: WasmKernels, storage: 'int8' | 'f16', query: Float32Array, gPtr: number, scalesPtr: number, count: number, dim: number, k: number,
+): PartialTopK {
   const mark = kernels.mark();
   try {
     const qPtr = kernels.allocF32(query);
@@ -143,7 +133,8 @@ export function scoreResidentI8(kernels: WasmKernels, query: Float32Array, gPtr:
     const iPtr = kernels.alloc(k * 4);
     kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + k);
     kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + k);
-    const badRow = kernels.k.scoreTopKI8(qPtr, gPtr, scalesPtr, count, dim, k, 0, sPtr, iPtr);
+    const badRow =
+      storage === 'int8' ? kernels.k.scoreTopKI8(qPtr, gPtr, scalesPtr, count, dim, k, 0, sPtr, iPtr) : kernels.k.scoreTopKF16(qPtr, gPtr, count, dim, k, 0, sPtr, iPtr);
     return { scores: kernels.f32.slice(sPtr >> 2, (sPtr >> 2) + k), indices: kernels.i32.slice(iPtr >> 2, (iPtr >> 2) + k), badRow };
   } finally {
     kernels.reset(mark);
