@@ -21,7 +21,7 @@ export interface ExactVectorIndexOptions {
   dimension: number;
   /** Element storage (default 'f32'). */
   storage?: VectorStorage;
-  /** Rows reserved up front (default 1024); the room grows by half when full. */
+  /** Rows reserved up front (default 1024); the room grows when full (see grownCapacity). */
   capacity?: number;
 }
 
@@ -96,7 +96,7 @@ export class ExactVectorIndex {
     if (v.length !== this.dimension) throw new CosfaceError('DIMENSION_MISMATCH', `vector has ${v.length} values, the index holds ${this.dimension}`);
     let row = this.rowOf.get(id);
     if (row === undefined) {
-      if (this.n === this.idsArray.length) this.setCapacity(Math.ceil(this.n * 1.5));
+      if (this.n === this.idsArray.length) this.setCapacity(this.grownCapacity());
       row = this.n++;
       this.rowOf.set(id, row);
       this.idsArray[row] = id;
@@ -184,6 +184,16 @@ export class ExactVectorIndex {
     this.checkLive();
     const cap = Math.max(16, this.n + Math.ceil(this.n / 8));
     if (cap < this.idsArray.length) this.setCapacity(cap);
+  }
+
+  /**
+   * The room after a growth: an eighth more when the block is on top of the arena (it grows in
+   * place: memory is only extended, so small steps cost little and keep the memory, which never
+   * shrinks, close to the rows), half more when it must move (a copy of every row).
+   */
+  private grownCapacity(): number {
+    const cap = this.idsArray.length;
+    return this.arena.onTop(this.ptr, this.blockBytes(cap)) ? cap + Math.max(16, Math.ceil(cap / 8)) : Math.ceil(cap * 1.5);
   }
 
   /** Bytes of the block for cap rows. */

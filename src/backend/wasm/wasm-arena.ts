@@ -48,6 +48,11 @@ export class WasmArena {
     return this.kernels.k.memory.buffer.byteLength;
   }
 
+  /** Whether the block of `bytes` bytes at `at` is the top one (it then grows in place, with no copy). */
+  onTop(at: number, bytes: number): boolean {
+    return at + align(Math.max(bytes, ALIGN)) === this.kernels.mark();
+  }
+
   /** A block of at least `bytes` bytes (64-byte aligned); returns its byte offset. WASM_ERROR when memory cannot grow. */
   alloc(bytes: number): number {
     const size = align(Math.max(bytes, ALIGN));
