@@ -208,30 +208,27 @@ export class ExactVectorIndex {
 
   /** Sets the room to cap rows (>= n): grows the block (in place when it is on top), or gives back what is above. */
   private setCapacity(cap: number): void {
+    // The block first: when memory cannot grow (WASM_ERROR) nothing has changed.
     const old = this.idsArray.length;
+    const rowBytes = this.dimension * ELEMENT_BYTES[this.storage];
+    if (old === 0) this.ptr = this.arena.alloc(this.blockBytes(cap));
+    else if (this.storage !== 'int8') this.ptr = this.arena.resize(this.ptr, this.blockBytes(old), this.blockBytes(cap), this.n * rowBytes);
+    else {
+      // int8: the scales follow the rows, so they move when the room changes.
+      const moveScales = () => new Uint8Array(this.kernels.k.memory.buffer).copyWithin(this.scalesAt(cap), this.scalesAt(old), this.scalesAt(old) + this.n * 4);
+      const oldBytes = this.blockBytes(old);
+      if (cap > old) {
+        this.ptr = this.arena.resize(this.ptr, oldBytes, this.blockBytes(cap), oldBytes);
+        moveScales();
+      } else {
+        moveScales();
+        this.ptr = this.arena.resize(this.ptr, oldBytes, this.blockBytes(cap), this.blockBytes(cap));
+      }
+    }
     const ids = new Float64Array(cap);
     ids.set(this.idsArray.subarray(0, Math.min(old, cap)));
     this.idsArray = ids;
     this.rowsView = null;
-    if (old === 0) {
-      this.ptr = this.arena.alloc(this.blockBytes(cap));
-      return;
-    }
-    const rowBytes = this.dimension * ELEMENT_BYTES[this.storage];
-    if (this.storage !== 'int8') {
-      this.ptr = this.arena.resize(this.ptr, this.blockBytes(old), this.blockBytes(cap), this.n * rowBytes);
-      return;
-    }
-    // int8: the scales follow the rows, so they move when the room changes.
-    const moveScales = () => new Uint8Array(this.kernels.k.memory.buffer).copyWithin(this.scalesAt(cap), this.scalesAt(old), this.scalesAt(old) + this.n * 4);
-    const oldBytes = this.blockBytes(old);
-    if (cap > old) {
-      this.ptr = this.arena.resize(this.ptr, oldBytes, this.blockBytes(cap), oldBytes);
-      moveScales();
-    } else {
-      moveScales();
-      this.ptr = this.arena.resize(this.ptr, oldBytes, this.blockBytes(cap), this.blockBytes(cap));
-    }
   }
 
   /** The rows as a view of linear memory (elements of the storage type). */
