@@ -17,7 +17,7 @@ const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 const arenas = new WeakMap<WasmKernels, WasmArena>();
 
 export class WasmArena {
-  /** Free blocks below the allocator's top: byte offset -> bytes, kept sorted by offset. */
+  /** Free blocks below the allocator's top (byte offset and size), sorted by offset, never adjacent. */
   private readonly free: { at: number; bytes: number }[] = [];
   private used = 0;
 
