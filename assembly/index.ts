@@ -4,6 +4,6 @@ export { heapBase } from './common';
 export { gemm } from './gemm';
 export { im2col, depthwise } from './conv';
 export { add, affine, activation, pad, l2normalize } from './elementwise';
-export { scoreTopK, packRows, topKFromScoresT, sumFloats } from './score';
+export { scoreTopK, scoreTopKI8, scoreTopKF16, packRows, topKFromScoresT, sumFloats } from './score';
 export { maxPool2d, padChannels, sigmoid, copyBlocks } from './detector';
 export { warp } from './warp';

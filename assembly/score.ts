@@ -184,6 +184,157 @@ export function scoreTopK(
   return bad;
 }
 
+/** Four int8 lanes of a v128 (the low four bytes) as floats times scale: the decoded row values. */
+// @ts-ignore: decorator
+@inline function decodeI8x4(b: v128, scale: v128): v128 {
+  return f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(b))), scale);
+}
+
+/**
+ * Four IEEE halves (one in the low 16 bits of each i32 lane) as floats, exactly: the exponent and
+ * mantissa moved into float position and scaled by 2^112 (which also makes subnormal halves
+ * normal floats), then the sign. Infinite and NaN halves would come out finite: the index never
+ * stores them (its vectors are finite unit vectors).
+ */
+// @ts-ignore: decorator
+@inline function decodeF16x4(h: v128): v128 {
+  const mag = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(5.192296858534828e33));
+  return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
+
+// @ts-ignore: decorator
+@inline function halfToFloat(h: u32): f32 {
+  const mag = reinterpret<f32>((h & 0x7fff) << 13) * <f32>5.192296858534828e33;
+  return reinterpret<f32>(reinterpret<u32>(mag) | ((h & 0x8000) << 16));
+}
+
+/** Element i of a stored row (T: i8 with a scale per row, or u16 for IEEE halves), as a float. */
+// @ts-ignore: decorator
+@inline function decodeOne<T>(g: usize, i: i32, scale: f32): f32 {
+  if (sizeof<T>() == 1) return <f32>load<i8>(g + <usize>i) * scale;
+  return halfToFloat(<u32>load<u16>(g + ((<usize>i) << 1)));
+}
+
+/** Elements [i, i + 4) of a stored row, as floats. */
+// @ts-ignore: decorator
+@inline function decode4<T>(g: usize, i: i32, scale: v128): v128 {
+  if (sizeof<T>() == 1) return decodeI8x4(v128.load32_zero(g + <usize>i), scale);
+  return decodeF16x4(i32x4.extend_low_i16x8_u(v128.load64_zero(g + ((<usize>i) << 1))));
+}
+
+/**
+ * dotRow16 for a stored row of int8 values with a scale, or of IEEE halves: each value is decoded
+ * to the float a float32 array of the decoded row would hold (f32(value) * scale rounded once, or
+ * the half's exact value) and enters the same accumulators in the same order, so the sums are the
+ * bits dotRow16 gives on the decoded row.
+ */
+// @ts-ignore: decorator
+@inline function dotRowQ<T>(qp: usize, g: usize, scale: v128, d16: i32, d4: i32): v128 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let i = 0;
+  for (; i < d16; i += 16) {
+    let e0 = f32x4.splat(0), e1 = f32x4.splat(0), e2 = f32x4.splat(0), e3 = f32x4.splat(0);
+    if (sizeof<T>() == 1) {
+      const b = v128.load(g + <usize>i);
+      const lo = i16x8.extend_low_i8x16_s(b);
+      const hi = i16x8.extend_high_i8x16_s(b);
+      e0 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(lo)), scale);
+      e1 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(lo)), scale);
+      e2 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(hi)), scale);
+      e3 = f32x4.mul(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(hi)), scale);
+    } else {
+      const b0 = v128.load(g + ((<usize>i) << 1));
+      const b1 = v128.load(g + ((<usize>i) << 1), 16);
+      e0 = decodeF16x4(i32x4.extend_low_i16x8_u(b0));
+      e1 = decodeF16x4(i32x4.extend_high_i16x8_u(b0));
+      e2 = decodeF16x4(i32x4.extend_low_i16x8_u(b1));
+      e3 = decodeF16x4(i32x4.extend_high_i16x8_u(b1));
+    }
+    const o = qp + ((<usize>i) << 2);
+    a0 = madd(v128.load(o), e0, a0);
+    a1 = madd(v128.load(o, 16), e1, a1);
+    a2 = madd(v128.load(o, 32), e2, a2);
+    a3 = madd(v128.load(o, 48), e3, a3);
+  }
+  for (; i < d4; i += 4) a0 = madd(v128.load(qp + ((<usize>i) << 2)), decode4<T>(g, i, scale), a0);
+  return f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+}
+
+// @ts-ignore: decorator
+@inline function dotScalarQ<T>(qp: usize, g: usize, scale: f32, from: i32, dim: i32): f32 {
+  let s: f32 = 0;
+  for (let i = from; i < dim; i++) s += load<f32>(qp + ((<usize>i) << 2)) * decodeOne<T>(g, i, scale);
+  return s;
+}
+
+/**
+ * scoreTopK for one query against n stored rows, scanned in place (T: i8, dim bytes per row, row
+ * r's values times the float scales[r]; or u16, IEEE halves, scales unused): the same scores,
+ * bits included, and the same top-k as scoreTopK on the rows decoded to float32, reading a
+ * quarter (a half) of the bytes.
+ */
+// @ts-ignore: decorator
+@inline function scoreTopKQ<T>(query: usize, gallery: usize, scales: usize, n: i32, dim: i32, k: i32, base: i32, topScores: usize, topIdx: usize): i32 {
+  const rowBytes = (<usize>dim) * sizeof<T>();
+  const d4 = dim & ~3;
+  const d16 = dim & ~15;
+  const scaled = sizeof<T>() == 1;
+  let bad = -1;
+  let r = 0;
+  for (; r + 4 <= n; r += 4) {
+    const g0 = gallery + (<usize>r) * rowBytes;
+    const sc = scales + ((<usize>r) << 2);
+    const c0: f32 = scaled ? load<f32>(sc) : 1, c1: f32 = scaled ? load<f32>(sc, 4) : 1;
+    const c2: f32 = scaled ? load<f32>(sc, 8) : 1, c3: f32 = scaled ? load<f32>(sc, 12) : 1;
+    const sums = hsum4(
+      dotRowQ<T>(query, g0, f32x4.splat(c0), d16, d4),
+      dotRowQ<T>(query, g0 + rowBytes, f32x4.splat(c1), d16, d4),
+      dotRowQ<T>(query, g0 + 2 * rowBytes, f32x4.splat(c2), d16, d4),
+      dotRowQ<T>(query, g0 + 3 * rowBytes, f32x4.splat(c3), d16, d4),
+    );
+    let s0 = f32x4.extract_lane(sums, 0);
+    let s1 = f32x4.extract_lane(sums, 1);
+    let s2 = f32x4.extract_lane(sums, 2);
+    let s3 = f32x4.extract_lane(sums, 3);
+    if (d4 < dim) {
+      s0 += dotScalarQ<T>(query, g0, c0, d4, dim);
+      s1 += dotScalarQ<T>(query, g0 + rowBytes, c1, d4, dim);
+      s2 += dotScalarQ<T>(query, g0 + 2 * rowBytes, c2, d4, dim);
+      s3 += dotScalarQ<T>(query, g0 + 3 * rowBytes, c3, d4, dim);
+    }
+    if (bad < 0 && !(s0 - s0 == 0 && s1 - s1 == 0 && s2 - s2 == 0 && s3 - s3 == 0)) {
+      bad = !(s0 - s0 == 0) ? r : !(s1 - s1 == 0) ? r + 1 : !(s2 - s2 == 0) ? r + 2 : r + 3;
+    }
+    offer(topScores, topIdx, k, s0, base + r);
+    offer(topScores, topIdx, k, s1, base + r + 1);
+    offer(topScores, topIdx, k, s2, base + r + 2);
+    offer(topScores, topIdx, k, s3, base + r + 3);
+  }
+  // The last rows one at a time, as scoreTopK's tail: one accumulator, lanes summed in order.
+  for (; r < n; r++) {
+    const g = gallery + (<usize>r) * rowBytes;
+    const c: f32 = scaled ? load<f32>(scales + ((<usize>r) << 2)) : 1;
+    const scale = f32x4.splat(c);
+    let a = f32x4.splat(0);
+    for (let i = 0; i < d4; i += 4) a = madd(v128.load(query + ((<usize>i) << 2)), decode4<T>(g, i, scale), a);
+    let s: f32 = f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3);
+    if (d4 < dim) s += dotScalarQ<T>(query, g, c, d4, dim);
+    if (bad < 0 && !(s - s == 0)) bad = r;
+    offer(topScores, topIdx, k, s, base + r);
+  }
+  return bad;
+}
+
+/** scoreTopKQ over int8 rows with a scale per row (see there). */
+export function scoreTopKI8(query: usize, gallery: usize, scales: usize, n: i32, dim: i32, k: i32, base: i32, topScores: usize, topIdx: usize): i32 {
+  return scoreTopKQ<i8>(query, gallery, scales, n, dim, k, base, topScores, topIdx);
+}
+
+/** scoreTopKQ over rows of IEEE halves (see there; no scales). */
+export function scoreTopKF16(query: usize, gallery: usize, n: i32, dim: i32, k: i32, base: i32, topScores: usize, topIdx: usize): i32 {
+  return scoreTopKQ<u16>(query, gallery, 0, n, dim, k, base, topScores, topIdx);
+}
+
 /**
  * Packs rows [rows, dim] (the queries of a scan with many queries) as GEMM weights (see gemm.ts):
  * dst[(nb * dim + d) * 8 + j] = src[nb * 8 + j, d], zero past the last row. Scoring a chunk of

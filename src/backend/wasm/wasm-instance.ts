@@ -16,6 +16,8 @@ export interface KernelExports {
   pad(out: number, x: number, H: number, W: number, C: number, top: number, left: number, bottom: number, right: number): void;
   l2normalize(out: number, x: number, rows: number, dim: number): void;
   scoreTopK(queries: number, q: number, gallery: number, n: number, dim: number, k: number, base: number, topScores: number, topIdx: number): number;
+  scoreTopKI8(query: number, gallery: number, scales: number, n: number, dim: number, k: number, base: number, topScores: number, topIdx: number): number;
+  scoreTopKF16(query: number, gallery: number, n: number, dim: number, k: number, base: number, topScores: number, topIdx: number): number;
   packRows(dst: number, src: number, rows: number, dim: number): void;
   topKFromScoresT(scores: number, rows: number, q: number, k: number, base: number, topScores: number, topIdx: number, thresholds: number): number;
   maxPool2d(out: number, x: number, H: number, W: number, C: number, kh: number, kw: number, sh: number, sw: number, padT: number, padL: number, OH: number, OW: number): void;

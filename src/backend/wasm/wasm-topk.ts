@@ -81,7 +81,7 @@ export function scoreOnInstance(
 ): PartialTopK {
   const mark = kernels.mark();
   try {
-    const chunkRows = Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4)));
+    const chunkRows = copyChunkRows(dim);
     const gPtr = kernels.alloc(Math.min(chunkRows, Math.max(count, 1)) * dim * 4);
     return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, evenRanges(count, chunkRows), (r0, rows) => {
       kernels.f32.set(gallery.subarray(r0 * dim, (r0 + rows) * dim), gPtr >> 2);
@@ -90,6 +90,15 @@ export function scoreOnInstance(
   } finally {
     kernels.reset(mark);
   }
+}
+
+/**
+ * Rows per chunk of a copied gallery: CHUNK_BYTES of them, a multiple of 4 so that the
+ * kernel groups rows by four from the same rows as in one call over the whole gallery (a resident
+ * scan): every row's score is then the same bits whichever way the rows reached memory.
+ */
+function copyChunkRows(dim: number): number {
+  return Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4)) & ~3);
 }
 
 /**
@@ -102,6 +111,31 @@ export function scoreResident(kernels: WasmKernels, queries: Float32Array, q: nu
   try {
     const chunkRows = residentChunkRows(q, count, dim);
     return scanChunks(kernels, queries, q, count, dim, k, base, chunkRows, evenRanges(count, chunkRows), (r0) => gPtr + r0 * dim * 4);
+  } finally {
+    kernels.reset(mark);
+  }
+}
+
+/**
+ * scoreResident for one query against count rows stored compactly in linear memory at byte offset
+ * gPtr, read in place: 'int8', dim bytes per row, row r's values times the float at scalesPtr +
+ * 4r (scoreTopKI8); 'f16', IEEE halves, 2 x dim bytes per row, scalesPtr unused (scoreTopKF16).
+ * The same top-k, score bits included, as scoreResident on the rows decoded to float32
+ * (f32(value) * scale, or the half's value), at a quarter (a half) of the bytes.
+ */
+export function scoreResidentCompact(
+  kernels: WasmKernels, storage: 'int8' | 'f16', query: Float32Array, gPtr: number, scalesPtr: number, count: number, dim: number, k: number,
+): PartialTopK {
+  const mark = kernels.mark();
+  try {
+    const qPtr = kernels.allocF32(query);
+    const sPtr = kernels.alloc(k * 4);
+    const iPtr = kernels.alloc(k * 4);
+    kernels.f32.fill(-Infinity, sPtr >> 2, (sPtr >> 2) + k);
+    kernels.i32.fill(-1, iPtr >> 2, (iPtr >> 2) + k);
+    const badRow =
+      storage === 'int8' ? kernels.k.scoreTopKI8(qPtr, gPtr, scalesPtr, count, dim, k, 0, sPtr, iPtr) : kernels.k.scoreTopKF16(qPtr, gPtr, count, dim, k, 0, sPtr, iPtr);
+    return { scores: kernels.f32.slice(sPtr >> 2, (sPtr >> 2) + k), indices: kernels.i32.slice(iPtr >> 2, (iPtr >> 2) + k), badRow };
   } finally {
     kernels.reset(mark);
   }
@@ -147,7 +181,7 @@ function* evenRanges(count: number, size: number): Generator<{ r0: number; rows:
  * that the GEMM reads as its input, as for a copied gallery.
  */
 function residentChunkRows(q: number, count: number, dim: number): number {
-  return q >= GEMM_MIN_QUERIES ? Math.max(8, Math.floor(CHUNK_BYTES / (dim * 4))) : Math.max(count, 1);
+  return q >= GEMM_MIN_QUERIES ? copyChunkRows(dim) : Math.max(count, 1);
 }
 
 /**

@@ -1,9 +1,12 @@
 // VectorIndex for runtimes where no native HNSW loads: per gallery, an ExactVectorIndex (the WASM
 // score kernel on this thread; float32, float16 or int8 storage) loaded from the database on first
-// use and kept in step by the store's added/deleted calls. Every search scans all live faces, so
+// use and kept in step by the store's added/deleted calls. Every gallery's float32 rows live in the
+// one kernel instance's linear memory (blocks of its WasmArena), scanned in place; a dropped or
+// reloaded gallery gives its block back for the next one. Every search scans all live faces, so
 // answers do not depend on graph recall; with f16/int8 the candidates are over-fetched and the
 // store re-scores them with the stored float32 vectors. Nothing is derived on disk: the database
 // is the only state, and a restart reloads from it.
+import { WasmArena } from '../../backend/wasm/wasm-arena.js';
 import type { WasmKernels } from '../../backend/wasm/wasm-instance.js';
 import { modelChangedError } from '../vector-index.js';
 import { ExactVectorIndex, type VectorStorage } from '../exact-vector-index.js';
@@ -44,6 +47,11 @@ export class ExactScanIndex implements VectorIndex {
     return b;
   }
 
+  /** The kernel instance's linear memory in bytes: the loaded galleries' f32 rows, freed room kept for reuse, and scan scratch. */
+  get wasmMemoryBytes(): number {
+    return WasmArena.of(this.kernels).memoryBytes;
+  }
+
   async liveCount(g: GalleryRecord): Promise<number> {
     return this.load(g).size;
   }
@@ -72,7 +80,7 @@ export class ExactScanIndex implements VectorIndex {
   }
 
   async dropGallery(g: GalleryRecord): Promise<void> {
-    this.galleries.delete(g.id);
+    this.unload(g.id);
   }
 
   async prepareSwitch(): Promise<void> {
@@ -80,7 +88,7 @@ export class ExactScanIndex implements VectorIndex {
   }
 
   async modelSwitched(g: GalleryRecord): Promise<void> {
-    if ((this.generations.get(g.id) ?? -1) < g.generation) this.galleries.delete(g.id);
+    if ((this.generations.get(g.id) ?? -1) < g.generation) this.unload(g.id);
   }
 
   async stats(g: GalleryRecord): Promise<VectorIndexStats> {
@@ -112,23 +120,38 @@ export class ExactScanIndex implements VectorIndex {
 
   /** Reloads the gallery from the database. */
   async rebuild(g: GalleryRecord): Promise<void> {
-    this.galleries.delete(g.id);
+    this.unload(g.id);
     this.load(g);
   }
 
   async close(): Promise<void> {
+    for (const idx of this.galleries.values()) idx.dispose();
     this.galleries.clear();
+  }
+
+  private unload(galleryId: number): void {
+    this.galleries.get(galleryId)?.dispose();
+    this.galleries.delete(galleryId);
   }
 
   private load(g: GalleryRecord): ExactVectorIndex {
     let idx = this.galleries.get(g.id);
     const at = this.generations.get(g.id);
     if (idx && at !== undefined && at > g.generation) throw modelChangedError(g.name);
-    if (idx && at !== g.generation) idx = undefined;
+    if (idx && at !== g.generation) {
+      this.unload(g.id);
+      idx = undefined;
+    }
     if (!idx) {
-      this.generations.set(g.id, g.generation);
       idx = new ExactVectorIndex(this.kernels, { dimension: g.dimension, storage: this.storage });
-      for (const r of this.source(g.id)) idx.add(r.id, r.embedding);
+      try {
+        for (const r of this.source(g.id)) idx.add(r.id, r.embedding);
+        idx.trim();
+      } catch (e) {
+        idx.dispose();
+        throw e;
+      }
+      this.generations.set(g.id, g.generation);
       this.galleries.set(g.id, idx);
     }
     return idx;
