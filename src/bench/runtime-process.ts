@@ -47,31 +47,49 @@ export function startRuntime(name: RuntimeName, o: { adminKey: string; env?: Rec
     },
   });
   let out = '';
+  /** True while any process of the runtime's group (npm, the runtime, wrangler's workerd) is alive. */
+  const groupAlive = () => {
+    try {
+      process.kill(-child.pid!, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   const stop = () =>
     new Promise<void>((resolve) => {
-      const done = () => {
+      const done = async () => {
+        // npm exits on SIGTERM before the runtime it started has finished shutting down (the Node
+        // server writes its index snapshots then): wait for the whole group, so that the folder is
+        // not removed under a process still writing into it (seen once in CI: ENOTEMPTY).
+        // Bounded: an unreaped zombie would count as alive for ever.
+        for (let t = 0; groupAlive() && t < 7000; t += 50) {
+          if (t === 5000) kill();
+          await new Promise((r) => setTimeout(r, 50));
+        }
         // COSFACE_RUNTIME_LOGS=<dir>: keep each runtime's output there (for failures).
         if (process.env.COSFACE_RUNTIME_LOGS) writeFileSync(join(process.env.COSFACE_RUNTIME_LOGS, `${name}.log`), out);
-        rmSync(dir, { recursive: true, force: true });
+        rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
         resolve();
       };
-      if (child.exitCode !== null || child.signalCode !== null) return done();
-      const kill = setTimeout(() => {
+      const kill = () => {
         try {
           process.kill(-child.pid!, 'SIGKILL');
         } catch {
           /* gone */
         }
-      }, 5000);
+      };
+      if (child.exitCode !== null || child.signalCode !== null) return void done();
+      const killTimer = setTimeout(kill, 5000);
       child.once('exit', () => {
-        clearTimeout(kill);
-        done();
+        clearTimeout(killTimer);
+        void done();
       });
       // The process group: npm, the runtime, and wrangler's workerd.
       try {
         process.kill(-child.pid!, 'SIGTERM');
       } catch {
-        done();
+        void done();
       }
     });
   return new Promise((resolve, reject) => {
