@@ -214,13 +214,18 @@ export class LocalShard implements Shard {
 // ctl[7] carries a fault injected by a test (injectShardFaultForTest), read with each request;
 // w.fault one injected before the graph is ready. While it makes its graph it counts heartbeats in
 // ctl[8] (every ${BEAT_ROWS} faces added, and at each change of phase, ctl[9], with its units in ctl[10]).
+// ctl[11] is set once its native addons are loaded: a thread terminated while Node initialises an
+// addon aborts the whole process (napi_throw in the addon's Init is a fatal error, seen in CI), so
+// stopping a thread first waits for it (terminateWhenSafe).
 const SHARD_WORKER_SOURCE = `
 const { parentPort, workerData: w, receiveMessageOnPort } = require('node:worker_threads');
+const ctl = new Int32Array(w.ctl);
 const hnswlib = require(w.hnswModule);
+const Database = w.mode === 'build' && w.dbPath ? require(w.sqliteModule) : null;
+Atomics.store(ctl, 11, 1);
 const fs = require('node:fs');
 const crypto = require('node:crypto');
 const index = new hnswlib.HierarchicalNSW('ip', w.dimension);
-const ctl = new Int32Array(w.ctl);
 const phase = (p, units) => {
   Atomics.store(ctl, 10, units);
   Atomics.store(ctl, 9, p);
@@ -265,7 +270,6 @@ let part = null;
 if (w.mode === 'build') {
   let count = 0;
   if (w.dbPath) {
-    const Database = require(w.sqliteModule);
     const db = new Database(w.dbPath, { readonly: true, fileMustExist: true });
     db.pragma('busy_timeout = 5000');
     db.exec('BEGIN');
@@ -480,6 +484,22 @@ export interface StartedShardWorker {
 }
 
 /**
+ * Makes worker.terminate() wait until the graph thread has loaded its native addons (ctl[11]) or
+ * ended (ctl[6]), at most ADDON_LOAD_WAIT_MS: terminating a thread inside an addon's initialisation
+ * aborts the process. Every caller stops a shard through terminate(), so the rule holds for all.
+ */
+function terminateWhenSafe(worker: Worker, ctl: Int32Array): void {
+  const terminate = worker.terminate.bind(worker);
+  worker.terminate = async () => {
+    for (let t = 0; Atomics.load(ctl, 11) === 0 && Atomics.load(ctl, 6) === 0 && t < ADDON_LOAD_WAIT_MS; t += 5) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return terminate();
+  };
+}
+const ADDON_LOAD_WAIT_MS = 10_000;
+
+/**
  * Starts a worker thread that makes one graph (`init`) and, with `serve`, keeps it and answers calls
  * as a WorkerShard. `background`: the thread never keeps the process alive while it builds; a
  * serving thread never does.
@@ -490,7 +510,7 @@ export function startShardWorker(
   o: { serve: boolean; background?: boolean; onProgress?: (added: number) => void },
 ): StartedShardWorker {
   const require = createRequire(import.meta.url);
-  const ctl = new Int32Array(new SharedArrayBuffer(11 * 4));
+  const ctl = new Int32Array(new SharedArrayBuffer(12 * 4));
   const probe = new Float32Array(new SharedArrayBuffer(params.dimension * 4));
   const outIds = new Float64Array(new SharedArrayBuffer(MAX_SHARED_K * 8));
   const outScores = new Float64Array(new SharedArrayBuffer(MAX_SHARED_K * 8));
@@ -520,6 +540,7 @@ export function startShardWorker(
     workerData: { source: SHARD_WORKER_SOURCE, child },
     transferList: channel ? [channel.port2] : [],
   });
+  terminateWhenSafe(worker, ctl);
   if (o.background) worker.unref();
   // Seen whenever this thread's event loop runs (not while blocked in a call: ctl[6] covers that).
   worker.on('exit', () => {
