@@ -16,3 +16,8 @@ export function centredRandom(seed: number): () => number {
   const u = mulberry32(seed);
   return () => u() - 0.5;
 }
+
+/** Standard normal samples from a uniform generator (Box-Muller, two draws a sample). */
+export function gaussian(rnd: () => number): () => number {
+  return () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+}

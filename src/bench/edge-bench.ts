@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { groupPids, RUNTIMES, startRuntime, type RunningRuntime, type RuntimeName } from './runtime-process.js';
-import { mulberry32 } from '../random.js';
+import { gaussian, mulberry32 } from '../random.js';
 
 const { values: a } = parseArgs({
   options: { faces: { type: 'string', default: '10000' }, probes: { type: 'string', default: '1000' }, runtimes: { type: 'string', default: RUNTIMES.join(',') }, storage: { type: 'string', default: 'f32' } },
@@ -24,7 +24,7 @@ const runtimes = a.runtimes!.split(',') as RuntimeName[];
 /** mulberry32 */
 const rng = mulberry32;
 const rnd = rng(20261206);
-const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+const gauss = gaussian(rnd);
 const round = (x: number) => Math.round(x * 1e5) / 1e5;
 const identities = Math.ceil(FACES / TEMPLATES);
 const centres = Array.from({ length: identities }, () => Array.from({ length: DIM }, gauss));

@@ -10,7 +10,7 @@
 import { parseArgs } from 'node:util';
 import { loadWasmModule, WasmKernels } from '../backend/wasm/wasm-kernels.js';
 import { badRowError, mergeTopK, scoreOnInstance, scoreResident, type PartialTopK } from '../backend/wasm/wasm-topk.js';
-import { mulberry32 } from '../random.js';
+import { gaussian, mulberry32 } from '../random.js';
 import { ExactVectorIndex, toHalf, type VectorStorage } from '../store/exact-vector-index.js';
 
 const { values: a } = parseArgs({
@@ -29,7 +29,7 @@ const ROUNDS = Number(a.rounds);
 const K = Number(a.k);
 
 const rnd = mulberry32(20261206);
-const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+const gauss = gaussian(rnd);
 const unit = (v: Float32Array) => {
   let s = 0;
   for (const x of v) s += x * x;

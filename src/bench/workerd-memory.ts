@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
+import { gaussian } from '../random.js';
 import { groupPids, startRuntime } from './runtime-process.js';
 
 const { values: a } = parseArgs({ options: { faces: { type: 'string', default: '10000' }, probes: { type: 'string', default: '1000' }, storage: { type: 'string', default: 'f32' }, galleries: { type: 'string', default: '1' } } });
@@ -30,7 +31,7 @@ const rnd = () => {
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 };
-const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+const gauss = gaussian(rnd);
 const centre = (i: number) => {
   const s = seed;
   seed = 1000 + i;

@@ -15,6 +15,7 @@ import type { SyncSqliteDb } from '../../src/store/sqlite/sqlite-meta.js';
 import { openStore } from '../../src/store/index.js';
 import type { Store } from '../../src/store/store.js';
 import { mulberry32 } from '../helpers/fixtures.js';
+import { gaussian } from '../../src/random.js';
 import { tempDir } from './helpers.js';
 
 const DIM = 128;
@@ -28,7 +29,7 @@ function openEdge(path: string, storage: 'f32' | 'int8' = 'f32'): EdgeStore {
 /** persons x 2 enrolled templates near a centre each, and one probe per person. */
 function people(persons: number, seed: number) {
   const rnd = mulberry32(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+  const gauss = gaussian(rnd);
   const centres = Array.from({ length: persons }, () => Float32Array.from({ length: DIM }, gauss));
   const near = (c: Float32Array) => Array.from(c, (x) => x + 0.6 * gauss());
   return { templates: centres.map((c) => [near(c), near(c)]), probes: centres.map(near) };

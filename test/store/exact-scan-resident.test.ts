@@ -20,12 +20,13 @@ import { openEdgeStore } from '../../src/store/edge/open-edge-store.js';
 import { ExactVectorIndex, type VectorStorage } from '../../src/store/exact-vector-index.js';
 import type { SyncSqliteDb } from '../../src/store/sqlite/sqlite-meta.js';
 import { mulberry32 } from '../helpers/fixtures.js';
+import { gaussian } from '../../src/random.js';
 import { tempDir } from './helpers.js';
 
 const module = loadWasmModule('simd');
 
 function randomUnit(rnd: () => number, dim: number): Float32Array {
-  const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+  const gauss = gaussian(rnd);
   const v = Float32Array.from({ length: dim }, gauss);
   let s = 0;
   for (const x of v) s += x * x;

@@ -8,13 +8,14 @@ import { isCosfaceError } from '../../src/errors.js';
 import { ExactVectorIndex, toHalf, type VectorStorage } from '../../src/store/exact-vector-index.js';
 import { scoreExactTs } from '../../src/store/exact-scorer.js';
 import { mulberry32 } from '../helpers/fixtures.js';
+import { gaussian } from '../../src/random.js';
 
 const DIM = 128;
 
 /** n unit vectors in clusters of 5 around random centres (templates of one identity), and probes near them. */
 function faceLike(n: number, probes: number, seed: number) {
   const rnd = mulberry32(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
+  const gauss = gaussian(rnd);
   const unit = (v: Float32Array) => {
     let s = 0;
     for (const x of v) s += x * x;
