@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { loadWasmModule, WasmKernels } from '../backend/wasm/wasm-kernels.js';
 import { badRowError, mergeTopK, scoreOnInstance, scoreResident, type PartialTopK } from '../backend/wasm/wasm-topk.js';
 import { gaussian, mulberry32 } from '../random.js';
+import { toUnitVector } from '../store/embedding.js';
 import { ExactVectorIndex, toHalf, type VectorStorage } from '../store/exact-vector-index.js';
 
 const { values: a } = parseArgs({
@@ -30,13 +31,7 @@ const K = Number(a.k);
 
 const rnd = mulberry32(20261206);
 const gauss = gaussian(rnd);
-const unit = (v: Float32Array) => {
-  let s = 0;
-  for (const x of v) s += x * x;
-  const r = 1 / Math.sqrt(s);
-  for (let i = 0; i < v.length; i++) v[i]! *= r;
-  return v;
-};
+const unit = (v: Float32Array) => toUnitVector(v, v.length);
 
 /** The search of ExactVectorIndex before its rows were resident: JS arrays, copied per call. */
 class CopyPerCall {

@@ -9,6 +9,7 @@ import { ExactVectorIndex, toHalf, type VectorStorage } from '../../src/store/ex
 import { scoreExactTs } from '../../src/store/exact-scorer.js';
 import { mulberry32 } from '../helpers/fixtures.js';
 import { gaussian } from '../../src/random.js';
+import { toUnitVector } from '../../src/store/embedding.js';
 
 const DIM = 128;
 
@@ -16,13 +17,7 @@ const DIM = 128;
 function faceLike(n: number, probes: number, seed: number) {
   const rnd = mulberry32(seed);
   const gauss = gaussian(rnd);
-  const unit = (v: Float32Array) => {
-    let s = 0;
-    for (const x of v) s += x * x;
-    const r = 1 / Math.sqrt(s);
-    for (let i = 0; i < v.length; i++) v[i]! *= r;
-    return v;
-  };
+  const unit = (v: Float32Array) => toUnitVector(v, v.length);
   const centres = Array.from({ length: Math.ceil(n / 5) }, () => unit(Float32Array.from({ length: DIM }, gauss)));
   const near = (c: Float32Array, spread: number) => unit(Float32Array.from(c, (x) => x + spread * gauss()));
   const gallery = new Float32Array(n * DIM);
