@@ -24,7 +24,7 @@ Usage:
   cosface embed <image>... --aligned [--model <tflite|onnx>] [--backend ...] [--json]   already aligned face crops
   cosface eval lfw --data <dir> [--pairs <csv>] [--roc <png>] [--json] [--quiet]
   cosface info [--backend webgpu|wasm|auto] [--model <tflite|onnx>] [--json]   with --model: its metadata and op counts
-  cosface bench embed [--model <tflite|onnx>] [--batch 1,16,64] [--runs 5] [--backend ...] [--json] [--no-references] [--profile]
+  cosface bench embed [--model <tflite|onnx>] [--batch 1,16,64] [--runs 5] [--backend ...] [--json] [--no-references | --references web,node] [--reference-threads 1,2] [--profile]
 
 Options:
   --aligned        each image is an already aligned face crop (resized to the model input if needed)
@@ -228,9 +228,19 @@ async function cmdBench(args: string[]): Promise<void> {
       workers: { type: 'string' },
       json: { type: 'boolean' },
       'no-references': { type: 'boolean' },
+      references: { type: 'string' },
+      'reference-threads': { type: 'string' },
       profile: { type: 'boolean' },
       ...MODEL_OPTIONS,
     });
+    const REF_KINDS = { web: 'onnxruntime-web', node: 'onnxruntime-node' } as const;
+    const referenceKinds = values.references
+      ? String(values.references).split(',').map((k) => {
+          const kind = REF_KINDS[k.trim() as keyof typeof REF_KINDS];
+          if (!kind) throw new CosfaceError('BAD_INPUT', `--references takes web, node or web,node, got '${k.trim()}'`);
+          return kind;
+        })
+      : undefined;
     const batches = String(values.batch ?? '1,16,64').split(',').map((s) => intOption(s.trim(), 'batch', 1)!);
     await benchEmbedCommand({
       batches,
@@ -238,6 +248,8 @@ async function cmdBench(args: string[]): Promise<void> {
       backends: values.backend ? [String(values.backend)] : ['webgpu', 'wasm'],
       json: !!values.json,
       references: !values['no-references'],
+      referenceKinds,
+      referenceThreads: values['reference-threads'] ? String(values['reference-threads']).split(',').map((t) => intOption(t.trim(), 'reference-threads', 1)!) : undefined,
       profile: !!values.profile,
       modelPath: values.model ? String(values.model) : undefined,
       metadata: metadataFlags(values),

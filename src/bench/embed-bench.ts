@@ -62,6 +62,11 @@ export interface EmbedBenchOptions {
   referenceModel?: Uint8Array;
   /** Thread counts of the references (default [1, 2]). */
   referenceThreads?: number[];
+  /**
+   * Which references run (default both). One alone keeps the other's threads out of the process,
+   * e.g. onnxruntime-node's intra-op threads, which spin on after each of its runs.
+   */
+  referenceKinds?: ('onnxruntime-web' | 'onnxruntime-node')[];
   /** Per-sample inputs to cycle through; default: the aligned fixture crops (see loadBenchCrops). */
   samples?: Float32Array[];
   /** Progress lines (e.g. console.error); silent by default. */
@@ -106,6 +111,8 @@ export interface EmbedBenchResult {
   engines: { label: string; threads: number | null; description: string | null }[];
   rows: EmbedBenchRow[];
   kernels: { engine: string; batch: number; timings: BenchKernelTiming[] }[];
+  /** The reference whose output the max abs diff column is measured from (null without references). */
+  diffFrom: 'onnxruntime-node' | 'onnxruntime-web' | null;
   notes: string[];
   date: string;
 }
@@ -185,6 +192,10 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
   const warmupRuns = opts.warmupRuns ?? 2;
   const useReferences = opts.references ?? true;
   const refThreadList = opts.referenceThreads ?? [1, 2];
+  const refKinds = new Set(opts.referenceKinds ?? ['onnxruntime-web', 'onnxruntime-node']);
+  if (refKinds.size === 0 || refThreadList.length === 0 || refThreadList.some((t) => !Number.isInteger(t) || t < 1)) {
+    throw new CosfaceError('BAD_INPUT', `benchmark: references need a kind and thread counts >= 1 (got [${[...refKinds].join(', ')}], [${refThreadList.join(', ')}])`);
+  }
   const log = opts.log ?? (() => {});
   if (batches.length === 0 || batches.some((b) => !Number.isInteger(b) || b < 1)) {
     throw new CosfaceError('EMPTY_BATCH', `benchmark: batch sizes must be integers >= 1, got [${batches.join(', ')}]`);
@@ -217,14 +228,14 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
       }
     }
     if (model) {
-      for (const t of refThreadList) {
+      for (const t of refKinds.has('onnxruntime-web') ? refThreadList : []) {
         log(`starting onnxruntime-web wasm with ${t} thread(s)`);
         const ref = await createOrtWebReference(model, t);
         if (ref.threads !== t) notes.push(`onnxruntime-web was asked for ${t} threads and runs with ${ref.threads}`);
         onnxruntimeWeb = ref.version;
         refs.push(ref);
       }
-      for (const t of refThreadList) {
+      for (const t of refKinds.has('onnxruntime-node') ? refThreadList : []) {
         log(`starting onnxruntime-node cpu with ${t} thread(s)`);
         const ref = await createOrtNodeReference(model, t);
         onnxruntimeNode = ref.version;
@@ -233,6 +244,7 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
     }
 
     const rows: EmbedBenchRow[] = [];
+    let diffFrom: EmbedBenchResult['diffFrom'] = null;
     const kernels: EmbedBenchResult['kernels'] = [];
     const largest = Math.max(...batches);
     for (const n of batches) {
@@ -281,7 +293,9 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
 
       const refAt = (kind: EmbedBenchKind, threads: number) => measured.find((m) => m.row.kind === kind && m.row.threads === threads);
       const maxRefThreads = refs.length ? Math.max(...refs.map((r) => r.threads)) : null;
-      const diffBase = refs.length ? measured.find((m) => m.row.kind === 'onnxruntime-node') : undefined;
+      // Differences from onnxruntime-node's output, or onnxruntime-web's when it runs alone.
+      const diffBase = measured.find((m) => m.row.kind === 'onnxruntime-node') ?? measured.find((m) => m.row.kind === 'onnxruntime-web');
+      if (diffBase) diffFrom = diffBase.row.kind === 'onnxruntime-node' ? 'onnxruntime-node' : 'onnxruntime-web';
       for (const m of measured) {
         const refThreads = m.row.threads ?? maxRefThreads;
         const web = refThreads === null ? undefined : refAt('onnxruntime-web', refThreads);
@@ -307,6 +321,7 @@ export async function benchEmbed(opts: EmbedBenchOptions): Promise<EmbedBenchRes
       engines: engines.map((e) => ({ label: e.label, threads: e.threads ?? null, description: e.description ?? null })),
       rows,
       kernels,
+      diffFrom,
       notes,
       date: new Date().toISOString(),
     };
@@ -335,7 +350,7 @@ export function formatEmbedBench(r: EmbedBenchResult): string {
     lines.push(`| ${row.engine} | ${threads} | ${row.batch} | ${fmt(row.facesPerSec)} | ${fmt(row.gflops)} | ${ratio(row.vsOrtWeb)} | ${ratio(row.vsOrtNode)} | ${diff} |`);
   }
   lines.push('');
-  lines.push('Ratios compare faces/s with the reference at the same thread count and batch; GPU engines are compared with the references at their largest thread count. max abs diff: largest element difference from onnxruntime-node\'s output on the same batch.');
+  lines.push(`Ratios compare faces/s with the reference at the same thread count and batch; GPU engines are compared with the references at their largest thread count. max abs diff: largest element difference from ${r.diffFrom ?? 'onnxruntime-node'}\'s output on the same batch.`);
   for (const note of r.notes) lines.push(`Note: ${note}`);
   for (const k of r.kernels) {
     const total = k.timings.reduce((s, t) => s + t.ms, 0);

@@ -20,6 +20,9 @@ export interface BenchEmbedCommandOptions {
   wasmWorkers?: number[];
   json: boolean;
   references: boolean;
+  /** Which references (default both) and their thread counts (default [1, 2]): see EmbedBenchOptions. */
+  referenceKinds?: ('onnxruntime-web' | 'onnxruntime-node')[];
+  referenceThreads?: number[];
   /** Per-kernel timings at the largest batch for engines that can profile (WebGPU). */
   profile: boolean;
   modelPath?: string;
@@ -92,6 +95,8 @@ export async function benchEmbedCommand(opts: BenchEmbedCommandOptions): Promise
       runs: opts.runs,
       warmupRuns: opts.warmupRuns,
       references: opts.references,
+      referenceKinds: opts.referenceKinds,
+      referenceThreads: opts.referenceThreads,
       referenceModel,
       log: progress,
     });

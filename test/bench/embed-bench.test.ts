@@ -87,6 +87,25 @@ describe('benchEmbed', () => {
     expect(table).toContain('| conv_1 | conv2d | conv2d.wgsl | 2.000 | 100.0% | 4.0 |');
   });
 
+  it('runs one reference alone when asked, and measures the differences from it', async () => {
+    const graph = mobileFaceNet();
+    const samples = (await loadBenchCrops(graph.input.shape)).slice(0, 2);
+    const engine: BenchEngine = { label: 'gpu-like', run: async (input, n) => runReference(graph, input, n) };
+    const result = await benchEmbed({ graph, engines: [engine], batches: [1], runs: 1, warmupRuns: 0, samples, referenceKinds: ['onnxruntime-web'], referenceThreads: [2] });
+    expect(result.rows.map((r) => `${r.engine}/${r.threads}`).sort()).toEqual(['gpu-like/null', 'onnxruntime-web wasm/2']);
+    expect(result.env.onnxruntimeNode).toBeNull();
+    expect(result.diffFrom).toBe('onnxruntime-web');
+    const row = result.rows.find((r) => r.engine === 'gpu-like')!;
+    expect(row.vsOrtWeb).toBeGreaterThan(0);
+    expect(row.vsOrtNode).toBeNull();
+    expect(row.maxAbsDiff).toBeLessThan(1e-5); // the scalar reference against onnxruntime-web
+    expect(formatEmbedBench(result)).toContain("difference from onnxruntime-web's output");
+    for (const bad of [{ referenceKinds: [] }, { referenceThreads: [0] }]) {
+      const err = await benchEmbed({ graph, engines: [engine], batches: [1], ...bad }).catch((e: unknown) => e);
+      expect(isCosfaceError(err, 'BAD_INPUT')).toBe(true);
+    }
+  });
+
   it('rejects an empty or zero batch list before doing any work', async () => {
     const graph = mobileFaceNet();
     for (const batches of [[], [0], [2, -1]]) {
