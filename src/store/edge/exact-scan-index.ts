@@ -1,7 +1,7 @@
 // VectorIndex for runtimes where no native HNSW loads: per gallery, an ExactVectorIndex (the WASM
 // score kernel on this thread; float32, float16 or int8 storage) loaded from the database on first
-// use and kept in step by the store's added/deleted calls. Every gallery's float32 rows live in the
-// one kernel instance's linear memory (blocks of its WasmArena), scanned in place; a dropped or
+// use and kept in step by the store's added/deleted calls. Every gallery's rows (f32, f16 or int8) live
+// in the one kernel instance's linear memory (blocks of its WasmArena), scanned in place; a dropped or
 // reloaded gallery gives its block back for the next one. Every search scans all live faces, so
 // answers do not depend on graph recall; with f16/int8 the candidates are over-fetched and the
 // store re-scores them with the stored float32 vectors. Nothing is derived on disk: the database
@@ -47,7 +47,7 @@ export class ExactScanIndex implements VectorIndex {
     return b;
   }
 
-  /** The kernel instance's linear memory in bytes: the loaded galleries' f32 rows, freed room kept for reuse, and scan scratch. */
+  /** The kernel instance's linear memory in bytes: the loaded galleries' rows, freed room kept for reuse, and scan scratch. */
   get wasmMemoryBytes(): number {
     return WasmArena.of(this.kernels).memoryBytes;
   }
