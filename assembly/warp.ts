@@ -10,7 +10,8 @@
 // The image comes as a region of it: rw x rh pixels (RGB, rows back to back) whose top-left pixel
 // is (rx0, ry0) of the image; the caller picks a region holding every tap that lies inside the
 // image (src/backend/warp.ts), so a tap is inside the image exactly when it is inside the region.
-// params: n x 5 f64 (a, b, tx, ty, k) per crop.
+// params: n x 7 f64 per segment: a, b, tx, ty, k, v0, rows: rows v0 .. v0 + rows - 1 of a crop (a
+// whole crop is one segment; the caller splits a crop's rows between workers), written back to back.
 
 // Sub-sample offsets (s + 0.5) / k, s < k <= 8: static data below __heap_base (a heap object would
 // sit where the JS side allocates from heapBase()).
@@ -18,21 +19,23 @@ const subOffsets: usize = memory.data(64, 16);
 
 export function warp(
   out: usize, img: usize, rx0: i32, ry0: i32, rw: i32, rh: i32,
-  params: usize, n: i32, outW: i32, outH: i32, fill: f64, replicate: i32,
+  params: usize, n: i32, outW: i32, fill: f64, replicate: i32,
 ): void {
   const rowBytes = <usize>rw * 3;
   let dst = out;
   for (let c = 0; c < n; c++) {
-    const p = params + (<usize>c) * 40;
+    const p = params + (<usize>c) * 56;
     const a = load<f64>(p);
     const b = load<f64>(p, 8);
     const tx = load<f64>(p, 16);
     const ty = load<f64>(p, 24);
     const k = <i32>load<f64>(p, 32);
+    const v0 = <i32>load<f64>(p, 40);
+    const v1 = v0 + <i32>load<f64>(p, 48);
     const kf = <f64>k;
     for (let s = 0; s < k; s++) store<f64>(subOffsets + (<usize>s << 3), (<f64>s + 0.5) / kf);
     const inv = 1 / <f64>(k * k);
-    for (let v = 0; v < outH; v++) {
+    for (let v = v0; v < v1; v++) {
       for (let u = 0; u < outW; u++) {
         let r: f64 = 0;
         let g: f64 = 0;

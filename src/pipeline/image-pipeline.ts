@@ -134,9 +134,9 @@ export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePip
   }
   const dim = numel(graphs.embedder.output.shape);
   const [detector, mesh, embedder] = await Promise.all([opts.backend.compile(graphs.detector), opts.backend.compile(graphs.mesh), opts.backend.compile(graphs.embedder)]);
-  const detect = (img: RgbImage) => detectFaces(img, (x, n) => detector.run(x, n), opts.detector);
   const backendWarp = opts.backend.warp;
   const warp: BatchWarp | undefined = backendWarp && ((img, transforms, outW, outH, o) => backendWarp.call(opts.backend, img, transforms, outW, outH, o));
+  const detect = (img: RgbImage) => detectFaces(img, (x, n) => detector.run(x, n), opts.detector, warp);
 
   const direct: Record<'detector' | 'mesh' | 'embedder', RunGraph> = {
     detector: (x, n) => detector.run(x, n),
@@ -145,7 +145,7 @@ export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePip
   };
 
   async function facesWith(img: RgbImage, run: typeof direct, timer: StageTimer | undefined): Promise<Face[]> {
-    const found = await timed(timer, 'detect', () => detectFaces(img, run.detector, opts.detector));
+    const found = await timed(timer, 'detect', () => detectFaces(img, run.detector, opts.detector, warp));
     if (found.length === 0) return [];
     const meshesAll = await timed(timer, 'landmarks', () => meshLandmarks(img, found, run.mesh, opts.landmarks, warp));
     const minFallback = opts.fallbackMinScore ?? 0.75;

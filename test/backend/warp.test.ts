@@ -161,6 +161,16 @@ for (const b of backends) {
       for (let i = 0; i < 25; i++) expect([corner[3 * i], corner[3 * i + 1], corner[3 * i + 2]]).toEqual([img.data[0], img.data[1], img.data[2]]);
     });
 
+    it('one detector view: a whole 613x401 photo letterboxed past its edges to 256x256 (k = 4), its rows split between the workers', async () => {
+      const img = randomImage(613, 401, 31);
+      const side = 613 * 1.3;
+      const view = { a: side / 256, b: 0, tx: (613 - side) / 2, ty: (401 - side) / 2 };
+      await check(img, [view], 256, 256);
+      await check(img, [view], 256, 256, { border: 'replicate' });
+      // Three crops of 7 rows over two workers: the split falls inside the second crop.
+      await check(img, randomTransforms(3, img, 9, 7, 32, [0.5, 3]), 9, 7, { fill: 9 });
+    });
+
     it('a 1501x1203 image: crops far from the origin (coordinates in the thousands)', async () => {
       const img = randomImage(1501, 1203, 11);
       await check(img, randomTransforms(4, img, 64, 48, 12, [0.3, 3.2], 0.05), 64, 48, { fill: 100 });

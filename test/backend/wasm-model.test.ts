@@ -130,7 +130,7 @@ describe.each([
     const img = await decodeImage('test/fixtures/photos/obama_small.jpg');
     // The whole-photo view (views[0]): one 256x256 sample for the reference, which takes seconds.
     const view = planDetectorViews(img.width, img.height)[0]!;
-    const detIn = detectorInput(img, [view]);
+    const detIn = await detectorInput(img, [view]);
     const det = await backend.compile(detector);
     const meshGraph = await backend.compile(mesh);
     try {

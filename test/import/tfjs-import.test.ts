@@ -139,7 +139,7 @@ describe('BlazeFace and FaceMesh against tfjs-wasm on a real photo (t1.jpg)', ()
     const img = await decodeImage('test/fixtures/photos/t1.jpg');
     // The whole-photo view only (the reference is slow); it finds all six people at the table.
     const views = planDetectorViews(img.width, img.height, { tiling: 'off' });
-    const input = detectorInput(img, views);
+    const input = await detectorInput(img, views);
     const bf = load('blazeface-back');
     const { graph: det } = readTfjsGraphModel(bf.json, bf.bytes, { outputs: DETECTOR_OUTPUTS });
     optimizeGraph(det);

@@ -7,12 +7,12 @@ import { CosfaceError } from '../../errors.js';
 import type { Graph } from '../../graph/ir.js';
 import { numel } from '../../graph/ir.js';
 import type { Backend, CompiledGraph, TopK } from '../backend.js';
-import { planWarp, regionBytes, unionRegion } from '../warp.js';
+import { planWarp } from '../warp.js';
 import { WasmKernels } from './wasm-instance.js';
 import { planGraph } from './wasm-plan.js';
 import { WasmGraphRunner } from './wasm-runner.js';
 import { badRowError, checkScoreArgs, mergeTopK, scoreOnInstance } from './wasm-topk.js';
-import { warpOnInstance } from './wasm-warp.js';
+import { warpJobs, warpOnInstance } from './wasm-warp.js';
 
 export interface InlineWasmBackend extends Backend {
   readonly name: 'wasm';
@@ -80,12 +80,7 @@ export function createInlineWasmBackend(module: WebAssembly.Module, label = 'SIM
     },
     async warp(img, transforms, outW, outH, opts) {
       alive();
-      const plan = planWarp(img, transforms, outW, outH, opts);
-      const params = new Float64Array(plan.n * 5);
-      transforms.forEach((m, j) => params.set([m.a, m.b, m.tx, m.ty, plan.k[j]!], j * 5));
-      const region = unionRegion(plan.regions);
-      const pixels = regionBytes(img, region);
-      return warpOnInstance(kernels, { pixels, region, params, n: plan.n, outW, outH, fill: plan.fill, replicate: plan.replicate });
+      return warpOnInstance(kernels, warpJobs(img, planWarp(img, transforms, outW, outH, opts), transforms, 1, false)[0]!);
     },
     async dispose() {
       disposed = true;

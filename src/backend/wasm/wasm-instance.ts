@@ -25,7 +25,7 @@ export interface KernelExports {
   sigmoid(out: number, x: number, count: number): void;
   copyBlocks(out: number, outStride: number, x: number, xStride: number, rows: number, count: number): void;
   sumFloats(ptr: number, n: number): number;
-  warp(out: number, img: number, rx0: number, ry0: number, rw: number, rh: number, params: number, n: number, outW: number, outH: number, fill: number, replicate: number): void;
+  warp(out: number, img: number, rx0: number, ry0: number, rw: number, rh: number, params: number, n: number, outW: number, fill: number, replicate: number): void;
 }
 
 /** Activation codes shared with assembly/common.ts. */
