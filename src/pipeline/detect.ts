@@ -4,7 +4,6 @@
 // score-weighted non-maximum suppression. The network itself runs on the injected engine.
 import { warpCrops, type BatchWarp, type Point, type Similarity } from './align.js';
 import type { RgbImage } from './decode.js';
-import { cropSource } from './pyramid.js';
 
 export const DETECTOR_SIZE = 256;
 /** Per anchor: 1 score logit and 16 regressors (box cx, cy, w, h, then 6 keypoints x, y). */
@@ -126,33 +125,12 @@ export function viewToImage(v: DetectorView): Similarity {
 
 /**
  * The detector input for the views (n x 256x256x3): their pixels scaled to x / 127.5 - 1, black
- * outside the photo. Cut by `warp` (a backend's batched warp, off the main thread) when given, else
- * by warpToCrop. A view that shrinks the photo 4x or more is cut from a halved copy of it (pyramid.ts:
- * 2^level times smaller, still 2x2 samples or more per pixel), one warp call per copy used: a
- * 12-megapixel photo's views took 8x8 bilinear samples per pixel from the photo itself.
+ * outside the photo. Cut by `warp` (a backend's batched warp: all views in one call, off the main
+ * thread) when given, else by warpToCrop. A large photo's views downscale with up to 8x8 samples
+ * per pixel, which took the main thread about 0.5 s per 12-megapixel photo in warpToCrop.
  */
 export async function detectorInput(img: RgbImage, views: readonly DetectorView[], warp?: BatchWarp): Promise<Float32Array> {
-  const per = DETECTOR_SIZE * DETECTOR_SIZE * 3;
-  const levels: RgbImage[] = [];
-  const groups = new Map<RgbImage, { at: number[]; transforms: Similarity[] }>();
-  views.forEach((v, i) => {
-    const { image, transform } = cropSource(img, levels, viewToImage(v), v.side / DETECTOR_SIZE);
-    let g = groups.get(image);
-    if (!g) groups.set(image, (g = { at: [], transforms: [] }));
-    g.at.push(i);
-    g.transforms.push(transform);
-  });
-  let out: Float32Array;
-  if (groups.size === 1) out = await warpCrops([...groups.keys()][0]!, [...groups.values()][0]!.transforms, DETECTOR_SIZE, DETECTOR_SIZE, {}, warp);
-  else {
-    out = new Float32Array(views.length * per);
-    await Promise.all(
-      [...groups].map(async ([image, g]) => {
-        const crops = await warpCrops(image, g.transforms, DETECTOR_SIZE, DETECTOR_SIZE, {}, warp);
-        g.at.forEach((i, j) => out.set(crops.subarray(j * per, (j + 1) * per), i * per));
-      }),
-    );
-  }
+  const out = await warpCrops(img, views.map(viewToImage), DETECTOR_SIZE, DETECTOR_SIZE, {}, warp);
   for (let i = 0; i < out.length; i++) out[i] = out[i]! / 127.5 - 1;
   return out;
 }

@@ -15,6 +15,7 @@ import { detectorFourPoints, meshLandmarks, MESH_OUTPUTS, MESH_SIZE, type Landma
 import { faceQuality, type QualityParts } from './quality.js';
 import { timed, type StageTimer } from '../stage-timer.js';
 import { GangBatcher, type RunGraph } from './gang-batch.js';
+import { shrinkingWarp } from './pyramid.js';
 
 /** Anything that compiles a graph for execution: a Backend (webgpu, wasm) or the reference adapter. */
 export interface GraphCompiler {
@@ -136,7 +137,7 @@ export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePip
   const [detector, mesh, embedder] = await Promise.all([opts.backend.compile(graphs.detector), opts.backend.compile(graphs.mesh), opts.backend.compile(graphs.embedder)]);
   const backendWarp = opts.backend.warp;
   const warp: BatchWarp | undefined = backendWarp && ((img, transforms, outW, outH, o) => backendWarp.call(opts.backend, img, transforms, outW, outH, o));
-  const detect = (img: RgbImage) => detectFaces(img, (x, n) => detector.run(x, n), opts.detector, warp);
+  const detect = (img: RgbImage) => detectFaces(img, (x, n) => detector.run(x, n), opts.detector, shrinkingWarp(img, warp));
 
   const direct: Record<'detector' | 'mesh' | 'embedder', RunGraph> = {
     detector: (x, n) => detector.run(x, n),
@@ -145,9 +146,11 @@ export async function createImagePipeline(graphs: PipelineGraphs, opts: ImagePip
   };
 
   async function facesWith(img: RgbImage, run: typeof direct, timer: StageTimer | undefined): Promise<Face[]> {
-    const found = await timed(timer, 'detect', () => detectFaces(img, run.detector, opts.detector, warp));
+    // The detector's views and FaceMesh's crops of a large photo are cut from halved copies of it.
+    const shrink = shrinkingWarp(img, warp);
+    const found = await timed(timer, 'detect', () => detectFaces(img, run.detector, opts.detector, shrink));
     if (found.length === 0) return [];
-    const meshesAll = await timed(timer, 'landmarks', () => meshLandmarks(img, found, run.mesh, opts.landmarks, warp));
+    const meshesAll = await timed(timer, 'landmarks', () => meshLandmarks(img, found, run.mesh, opts.landmarks, shrink));
     const minFallback = opts.fallbackMinScore ?? 0.75;
     const minFlag = opts.meshMinFlag ?? 0.9;
     const keep = found.map((d, i) => meshesAll[i]!.faceFlag >= minFlag || d.score >= minFallback);

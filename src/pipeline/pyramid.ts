@@ -1,10 +1,11 @@
 // Halved copies of a photo (box filter: each pixel the mean of a 2x2 block, partial blocks at odd
-// edges averaged over the pixels they hold), for views that shrink a large photo a lot. The detector
+// edges averaged over the pixels they hold), for crops that shrink a large photo a lot. The detector
 // cuts its 256x256 views of a 12-megapixel photo from a copy 4 or 8 times smaller with 3x3 samples
 // per pixel instead of from the photo itself with 8x8: about a seventh of the bilinear samples, the
 // same anti-aliasing (a box over the pixels a view pixel covers), and for shrink factors over 8
-// better (the warp's supersampling stops at 8x8).
-import type { Similarity } from './align.js';
+// better (the warp's supersampling stops at 8x8). FaceMesh's crops of a large face likewise. The
+// aligned crops the embedder sees are always cut from the photo itself.
+import { similarityScale, warpCrops, type BatchWarp, type Similarity, type WarpOptions } from './align.js';
 import type { RgbImage } from './decode.js';
 
 /** The image at half its size, rounded up: pixel (x, y) is the mean of pixels 2x..2x+1, 2y..2y+1 that exist. */
@@ -58,4 +59,39 @@ export function cropSource(img: RgbImage, levels: RgbImage[], toImage: Similarit
   while (levels.length < level) levels.push(halveImage(levels[levels.length - 1] ?? img));
   const f = 2 ** level;
   return { image: levels[level - 1]!, transform: { a: toImage.a / f, b: toImage.b / f, tx: toImage.tx / f, ty: toImage.ty / f } };
+}
+
+/**
+ * A BatchWarp for the crops of one photo that may shrink it: each crop of `img` is cut from the
+ * halved copy cropSource picks (made on the first crop that needs it and kept for the photo's other
+ * crops), one call of `warp` (or warpToCrop without it) per copy used, the crops back in their
+ * order. Crops of any other image go to `warp` as they are. The pipeline hands it to the detector's
+ * views and FaceMesh's crops; the aligned crops are cut from the photo itself.
+ */
+export function shrinkingWarp(img: RgbImage, warp?: BatchWarp): BatchWarp {
+  const levels: RgbImage[] = [];
+  return async (image, transforms, outW, outH, opts: WarpOptions = {}) => {
+    if (image !== img) return warpCrops(image, transforms, outW, outH, opts, warp);
+    const groups = new Map<RgbImage, { at: number[]; transforms: Similarity[] }>();
+    transforms.forEach((t, i) => {
+      const { image: source, transform } = cropSource(img, levels, t, similarityScale(t));
+      let g = groups.get(source);
+      if (!g) groups.set(source, (g = { at: [], transforms: [] }));
+      g.at.push(i);
+      g.transforms.push(transform);
+    });
+    if (groups.size === 1) {
+      const [source, g] = [...groups][0]!;
+      return warpCrops(source, g.transforms, outW, outH, opts, warp);
+    }
+    const per = outW * outH * 3;
+    const out = new Float32Array(transforms.length * per);
+    await Promise.all(
+      [...groups].map(async ([source, g]) => {
+        const crops = await warpCrops(source, g.transforms, outW, outH, opts, warp);
+        g.at.forEach((i, j) => out.set(crops.subarray(j * per, (j + 1) * per), i * per));
+      }),
+    );
+    return out;
+  };
 }

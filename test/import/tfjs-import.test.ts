@@ -10,10 +10,10 @@ import { numel } from '../../src/graph/ir.js';
 import { optimizeGraph } from '../../src/graph/passes.js';
 import { runReference } from '../../src/graph/reference.js';
 import { readTfjsGraphModel, type TfjsModelJson, type TfjsNodeDef, type TfjsWeightSpec } from '../../src/import/tfjs/read-tfjs.js';
-import { iou, decodeDetections, planDetectorViews, viewToImage, DETECTOR_OUTPUTS, DETECTOR_ANCHORS, weightedNms } from '../../src/pipeline/detect.js';
+import { iou, decodeDetections, detectorInput, planDetectorViews, DETECTOR_OUTPUTS, DETECTOR_ANCHORS, weightedNms } from '../../src/pipeline/detect.js';
 import { decodeImage } from '../../src/pipeline/decode.js';
 import { MESH_OUTPUTS, MESH_SIZE, meshCropTransform } from '../../src/pipeline/landmarks.js';
-import { applySimilarity, warpCrops, warpToCrop } from '../../src/pipeline/align.js';
+import { applySimilarity, warpToCrop } from '../../src/pipeline/align.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const ilist = (v: number[]) => ({ list: { i: v.map(String) } });
@@ -139,9 +139,7 @@ describe('BlazeFace and FaceMesh against tfjs-wasm on a real photo (t1.jpg)', ()
     const img = await decodeImage('test/fixtures/photos/t1.jpg');
     // The whole-photo view only (the reference is slow); it finds all six people at the table.
     const views = planDetectorViews(img.width, img.height, { tiling: 'off' });
-    // The input as the scalar reference cuts it from the full-resolution photo (warpToCrop); the
-    // pipeline cuts a large photo's views from halved copies (pyramid.ts), an input of its own.
-    const input = (await warpCrops(img, views.map(viewToImage), 256, 256)).map((v) => v / 127.5 - 1);
+    const input = await detectorInput(img, views);
     const bf = load('blazeface-back');
     const { graph: det } = readTfjsGraphModel(bf.json, bf.bytes, { outputs: DETECTOR_OUTPUTS });
     optimizeGraph(det);

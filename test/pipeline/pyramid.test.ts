@@ -8,7 +8,8 @@ import { createWasmBackend, type WasmBackend } from '../../src/backend/wasm/inde
 import { decodeImage, type RgbImage } from '../../src/pipeline/decode.js';
 import { iou, planDetectorViews } from '../../src/pipeline/detect.js';
 import { createFacePipeline, type FacePipeline } from '../../src/pipeline/face-pipeline.js';
-import { cropSource, halveImage } from '../../src/pipeline/pyramid.js';
+import { cropSource, halveImage, shrinkingWarp } from '../../src/pipeline/pyramid.js';
+import { warpCrops, warpToCrop, type Similarity } from '../../src/pipeline/align.js';
 import { mulberry32 } from '../helpers/fixtures.js';
 
 function randomImage(width: number, height: number, seed: number): RgbImage {
@@ -74,6 +75,24 @@ describe('cropSource', () => {
   it('stops halving before the image would be smaller than a pixel', () => {
     const tiny = randomImage(3, 2, 4);
     expect(cropSource(tiny, [], m, 64).image.height).toBe(1);
+  });
+});
+
+describe('shrinkingWarp', () => {
+  it('cuts each crop from the copy its shrink factor picks, in order; crops of other images and small factors as warpToCrop does', async () => {
+    const img = randomImage(301, 203, 5);
+    // Shrink factors 1.5 (the photo), 5 (halved once), 1.2, 9 (halved twice): three sources, interleaved.
+    const ts: Similarity[] = [1.5, 5, 1.2, 9].map((s, i) => ({ a: s * Math.cos(i), b: s * Math.sin(i), tx: 100 + 7 * i, ty: 60 - 5 * i }));
+    const got = await shrinkingWarp(img)(img, ts, 24, 16);
+    const half = halveImage(img);
+    const quarter = halveImage(half);
+    const div = (t: Similarity, f: number): Similarity => ({ a: t.a / f, b: t.b / f, tx: t.tx / f, ty: t.ty / f });
+    const want = [warpToCrop(img, ts[0]!, 24, 16), warpToCrop(half, div(ts[1]!, 2), 24, 16), warpToCrop(img, ts[2]!, 24, 16), warpToCrop(quarter, div(ts[3]!, 4), 24, 16)];
+    const per = 24 * 16 * 3;
+    want.forEach((w, i) => expect(Array.from(got.subarray(i * per, (i + 1) * per))).toEqual(Array.from(w)));
+    // Another image's crops are not shrunk.
+    const other = randomImage(301, 203, 6);
+    expect(Array.from(await shrinkingWarp(img)(other, ts.slice(3), 24, 16))).toEqual(Array.from(await warpCrops(other, ts.slice(3), 24, 16)));
   });
 });
 
