@@ -125,9 +125,9 @@ export function viewToImage(v: DetectorView): Similarity {
 
 /**
  * The detector input for the views (n x 256x256x3): their pixels scaled to x / 127.5 - 1, black
- * outside the photo. Cut by `warp` (a backend's batched warp: all views in one call, off the main
- * thread) when given, else by warpToCrop. A large photo's views downscale with up to 8x8 samples
- * per pixel, which took the main thread about 0.5 s per 12-megapixel photo in warpToCrop.
+ * outside the photo. Cut by `warp` when given (the pipeline's: the backend's batched warp, off the
+ * main thread, from halved copies of a large photo, pyramid.ts), else by warpToCrop from the photo
+ * itself, up to 8x8 samples per pixel (about 0.5 s for a 12-megapixel photo's views).
  */
 export async function detectorInput(img: RgbImage, views: readonly DetectorView[], warp?: BatchWarp): Promise<Float32Array> {
   const out = await warpCrops(img, views.map(viewToImage), DETECTOR_SIZE, DETECTOR_SIZE, {}, warp);
