@@ -15,31 +15,33 @@ export function halveImage(img: RgbImage): RgbImage {
   const h = Math.ceil(H / 2);
   const out = new Uint8Array(w * h * 3);
   const row = W * 3;
+  const whole = Math.floor(W / 2) * 6; // bytes of a source row in whole 2x2 blocks
+  let o = 0;
   for (let y = 0; y < h; y++) {
-    const y0 = 2 * y;
-    const twoRows = y0 + 1 < H;
-    const r0 = y0 * row;
-    const r1 = twoRows ? r0 + row : r0;
-    let o = y * w * 3;
-    // Whole 2x2 blocks: the sum of four bytes, rounded half up.
-    const whole = Math.floor(W / 2);
-    for (let x = 0; x < whole; x++) {
-      const i = x * 6;
-      if (twoRows) {
-        out[o] = (data[r0 + i]! + data[r0 + i + 3]! + data[r1 + i]! + data[r1 + i + 3]! + 2) >> 2;
-        out[o + 1] = (data[r0 + i + 1]! + data[r0 + i + 4]! + data[r1 + i + 1]! + data[r1 + i + 4]! + 2) >> 2;
-        out[o + 2] = (data[r0 + i + 2]! + data[r0 + i + 5]! + data[r1 + i + 2]! + data[r1 + i + 5]! + 2) >> 2;
-      } else {
-        out[o] = (data[r0 + i]! + data[r0 + i + 3]! + 1) >> 1;
-        out[o + 1] = (data[r0 + i + 1]! + data[r0 + i + 4]! + 1) >> 1;
-        out[o + 2] = (data[r0 + i + 2]! + data[r0 + i + 5]! + 1) >> 1;
+    const r0 = 2 * y * row;
+    if (2 * y + 1 < H) {
+      // Two source rows: the sum of four bytes, rounded half up.
+      const r1 = r0 + row;
+      for (let i = 0; i < whole; i += 6) {
+        const a = r0 + i;
+        const b = r1 + i;
+        out[o++] = (data[a]! + data[a + 3]! + data[b]! + data[b + 3]! + 2) >> 2;
+        out[o++] = (data[a + 1]! + data[a + 4]! + data[b + 1]! + data[b + 4]! + 2) >> 2;
+        out[o++] = (data[a + 2]! + data[a + 5]! + data[b + 2]! + data[b + 5]! + 2) >> 2;
       }
-      o += 3;
-    }
-    if (whole < w) {
-      // Odd width: the last column's block is one pixel wide.
-      const i = whole * 6;
-      for (let c = 0; c < 3; c++) out[o + c] = twoRows ? (data[r0 + i + c]! + data[r1 + i + c]! + 1) >> 1 : data[r0 + i + c]!;
+      if (whole < row) {
+        // Odd width: the last column's block is one pixel wide.
+        for (let c = 0; c < 3; c++) out[o++] = (data[r0 + whole + c]! + data[r1 + whole + c]! + 1) >> 1;
+      }
+    } else {
+      // Odd height: the last row's blocks are one pixel high.
+      for (let i = 0; i < whole; i += 6) {
+        const a = r0 + i;
+        out[o++] = (data[a]! + data[a + 3]! + 1) >> 1;
+        out[o++] = (data[a + 1]! + data[a + 4]! + 1) >> 1;
+        out[o++] = (data[a + 2]! + data[a + 5]! + 1) >> 1;
+      }
+      if (whole < row) for (let c = 0; c < 3; c++) out[o++] = data[r0 + whole + c]!;
     }
   }
   return { width: w, height: h, data: out };
