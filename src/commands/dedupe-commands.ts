@@ -94,7 +94,7 @@ async function dedupe(args: string[], o: Required<StoreCommandOptions>): Promise
     }
     const lines = [
       `${r.photos} photos, ${r.faces} faces: ${r.people.length} people (${r.people.reduce((s, p) => s + p.faces.length, 0)} faces), ${r.unclustered.length} unclustered faces (threshold ${r.threshold.toFixed(3)})`,
-      `library "${r.library.name}" in ${dbPath}: ${r.library.embedded} photos embedded now, ${r.library.reused} already there${r.library.moved ? ` (${r.library.moved} moved or renamed)` : ''}`,
+      `library "${r.library.name}" in ${dbPath}: ${r.library.embedded} photos embedded now, ${r.library.reused} already there${r.library.moved ? ` (${r.library.moved} moved or renamed)` : ''}${r.library.copies ? `, ${r.library.copies} identical copies of other files` : ''}`,
       `near-duplicate groups: ${r.nearDuplicates.length}${r.nearDuplicates.length ? ` (${r.nearDuplicates.reduce((s, g) => s + g.length, 0)} photos)` : ''}`,
     ];
     for (const p of r.people.slice(0, 10)) lines.push(`  ${p.id}: ${p.faces.length} faces`);

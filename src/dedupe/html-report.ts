@@ -91,7 +91,7 @@ td .face { display: inline-block; vertical-align: middle; margin-right: 6px; } .
 <h1>cosface dedupe</h1>
 <p class="summary">${r.photos} photos, ${r.faces} faces: <b>${r.people.length} people</b> (${clusteredFaces} faces), ${r.unclustered.length} unclustered faces,
 ${r.nearDuplicates.length} near-duplicate group${r.nearDuplicates.length === 1 ? "" : "s"}, ${r.skipped.length} file${r.skipped.length === 1 ? "" : "s"} skipped. Clustering threshold ${r.threshold.toFixed(3)} (cosine);
-library "${esc(r.library.name)}": ${r.library.embedded} photos embedded in this run, ${r.library.reused} already known.</p>
+library "${esc(r.library.name)}": ${r.library.embedded} photos embedded in this run, ${r.library.reused} already known${r.library.copies ? `, ${r.library.copies} identical copies of other files` : ''}.</p>
 <h2 id="people">People <span class="count">${r.people.length}, largest first</span></h2>
 ${people.join('\n') || '<p>none</p>'}
 <h2 id="unclustered">Unclustered faces <span class="count">${r.unclustered.length}${r.unclustered.length > unclusteredShown ? `, ${unclusteredShown} shown` : ''}</span></h2>

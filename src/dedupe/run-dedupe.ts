@@ -77,8 +77,12 @@ export interface DedupeResult {
   unclustered: DedupeFace[];
   nearDuplicates: string[][];
   skipped: { photo: string; reason: string; detail?: string }[];
-  /** What this run did to the library. */
-  library: { name: string; embedded: number; reused: number; moved: number; photos: number; faces: number };
+  /**
+   * What this run did to the library: photos embedded now, photos whose content the library held
+   * before the run (`reused`), files with the same content as one met earlier in this run (`copies`),
+   * library photos found at a new path (`moved`).
+   */
+  library: { name: string; embedded: number; reused: number; copies: number; moved: number; photos: number; faces: number };
   /** The cosine edge threshold the clustering used. */
   threshold: number;
   /**
@@ -111,6 +115,7 @@ export async function runDedupe(o: DedupeOptions): Promise<DedupeResult> {
   const moves: { photoId: number; path: string }[] = [];
   let embedded = 0;
   let reused = 0;
+  let copies = 0;
   const batchSize = o.batchSize ?? DEFAULT_BATCH;
   const total = walk.photos.length;
   let done = 0;
@@ -132,9 +137,10 @@ export async function runDedupe(o: DedupeOptions): Promise<DedupeResult> {
       const contentHash = createHash('sha256').update(bytes).digest('hex');
       const have = known.get(contentHash);
       if (have || pendingHashes.has(contentHash)) {
-        if (have) {
+        if (seenInRun.has(contentHash)) copies++; // the content of a file met earlier in this run
+        else if (have) {
           reused++;
-          if (have.path !== p.path && !seenInRun.has(contentHash)) moves.push({ photoId: have.id, path: p.path });
+          if (have.path !== p.path) moves.push({ photoId: have.id, path: p.path });
         }
         seenInRun.add(contentHash);
         run.push({ walked: p, contentHash });
@@ -244,7 +250,7 @@ export async function runDedupe(o: DedupeOptions): Promise<DedupeResult> {
     unclustered,
     nearDuplicates: details.map((g) => g.map((p) => p.photo)),
     skipped,
-    library: { name: o.library.info.name, embedded, reused, moved: moves.length, photos: counts.photos, faces: counts.faces },
+    library: { name: o.library.info.name, embedded, reused, copies, moved: moves.length, photos: counts.photos, faces: counts.faces },
     threshold,
     duplicatePeople,
     nearDuplicateDetails: details,
@@ -297,7 +303,7 @@ export function clusterUploadedFaces(faces: readonly UploadedFace[], dim: number
     unclustered,
     nearDuplicates: [],
     skipped: [],
-    library: { name: '', embedded: 0, reused: 0, moved: 0, photos: 0, faces: 0 },
+    library: { name: '', embedded: 0, reused: 0, copies: 0, moved: 0, photos: 0, faces: 0 },
     threshold: used,
     duplicatePeople: peoplePairs(listed, dim, used),
     nearDuplicateDetails: [],

@@ -30,7 +30,7 @@ const result: DedupeResult = {
     ],
   ],
   skipped: [{ photo: '/photos/<script>alert(1)</script>.jpg', reason: 'not an image' }],
-  library: { name: 'default', embedded: 6, reused: 0, moved: 0, photos: 6, faces: 5 },
+  library: { name: 'default', embedded: 6, reused: 0, copies: 0, moved: 0, photos: 6, faces: 5 },
   threshold: 0.4,
   duplicatePeople: [{ a: 'person-1', b: 'person-2', score: 0.41 }],
 };

@@ -45,7 +45,7 @@ export const dedupeResult = z
     unclustered: z.array(face),
     nearDuplicates: z.array(z.array(z.string())).describe('Groups of near-identical photos, largest photo first'),
     skipped: z.array(z.object({ photo: z.string(), reason: z.string(), detail: z.string().optional() })),
-    library: z.object({ name: z.string(), embedded: z.number().int(), reused: z.number().int(), moved: z.number().int(), photos: z.number().int(), faces: z.number().int() }).optional().describe('Jobs over paths: what the job did to the photo library'),
+    library: z.object({ name: z.string(), embedded: z.number().int(), reused: z.number().int(), copies: z.number().int(), moved: z.number().int(), photos: z.number().int(), faces: z.number().int() }).optional().describe('Jobs over paths: what the job did to the photo library'),
     threshold: z.number(),
     duplicatePeople: z.array(z.object({ a: z.string(), b: z.string(), score: z.number() })),
   })
